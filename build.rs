@@ -1,0 +1,35 @@
+//! Generates include/veltix.h from the `ffi` module with cbindgen. The
+//! header is committed; the test command fails if a build changes it.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable");
+    // Version macros come from Cargo.toml, so they cannot drift from it.
+    let version = |part: &str| env::var(format!("CARGO_PKG_VERSION_{part}")).expect("set by cargo");
+    config.after_includes = Some(format!(
+        "\n/** Version of this header (the library's runtime version is veltix_version()). */\n\
+         #define VELTIX_VERSION_MAJOR {}\n#define VELTIX_VERSION_MINOR {}\n#define VELTIX_VERSION_PATCH {}\n\
+         /** The library version as a string literal. */\n#define VELTIX_VERSION_STRING \"{}\"\n\
+         /** The Veltix protocol version spoken (\"MAJOR.MINOR\"). */\n#define VELTIX_PROTOCOL_VERSION \"1.0\"\n",
+        version("MAJOR"),
+        version("MINOR"),
+        version("PATCH"),
+        env::var("CARGO_PKG_VERSION").expect("set by cargo"),
+    ));
+
+    // Only the ffi module (which cbindgen follows into its submodules) is
+    // the C API; the rest of the crate stays out of the header.
+    cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"))
+        .generate()
+        .expect("cbindgen could not generate veltix.h")
+        .write_to_file(crate_dir.join("include/veltix.h"));
+}

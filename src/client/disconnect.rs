@@ -1,0 +1,28 @@
+//! What `on_disconnect` receives.
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The server closed the connection cleanly (or the reconnection that
+    /// followed it failed).
+    ServerClosed,
+    /// A network error: reset, refused, timed out, rejected.
+    Error,
+    /// `disconnect()` was called.
+    Manual,
+}
+
+/// The state passed to `on_disconnect`, as in the reference's
+/// `DisconnectState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisconnectState {
+    /// True when the client has given up: no reconnection attempt follows.
+    pub permanent: bool,
+    /// 0 for the disconnection itself, then the number of the failed
+    /// reconnection attempt (1..=retry_max).
+    pub attempt: u32,
+    /// Attempts of the reconnection loop.
+    pub retry_max: u32,
+    /// Why the connection ended.
+    pub reason: DisconnectReason,
+}

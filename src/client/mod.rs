@@ -1,0 +1,575 @@
+//! The Veltix client: a thread-based client built on [`crate::protocol`].
+//!
+//! Threads: one reader per connection (it matches replies to pending
+//! requests, answers PINGs and hands other messages to the pool), a pool of
+//! `max_workers` threads running every callback, and a retry thread while a
+//! background reconnection runs. Every method may be called from any thread,
+//! including from inside a callback; none holds a lock while user code runs.
+
+mod callbacks;
+mod config;
+mod connection;
+mod disconnect;
+mod pending;
+mod reader;
+mod reconnect;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use callbacks::{ConnectHandler, DisconnectHandler, MessageHandler};
+pub use config::{ClientConfig, MAX_BUFFER_SIZE, MAX_WORKERS};
+pub use disconnect::{DisconnectReason, DisconnectState};
+
+use crate::error::{Error, Result};
+use crate::log::log_at;
+use crate::protocol::frame::{HEADER_SIZE, PING};
+use crate::protocol::ids::{IdAllocator, CLIENT_IDS};
+use crate::protocol::Message;
+use crate::workers::WorkerPool;
+use callbacks::Callbacks;
+use connection::Connection;
+use pending::PendingRequests;
+
+/// A Veltix client. Cloning gives another handle to the same client.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+/// The shared state behind every [`Client`] handle.
+pub struct ClientInner {
+    config: ClientConfig,
+    callbacks: RwLock<Callbacks>,
+    pending: PendingRequests,
+    workers: WorkerPool,
+    state: Mutex<State>,
+    /// Signalled on every change of `state` (and by `stop_retry`).
+    state_changed: Condvar,
+    /// Reader and retry threads, joined by `free`.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct State {
+    connection: Option<Arc<Connection>>,
+    /// Bumped on every new connection, so a reader of an old one knows it.
+    generation: u64,
+    /// The connect or retry operation in progress, if any.
+    attempt: Option<Arc<Attempt>>,
+    freed: bool,
+}
+
+/// One connect or retry operation; cancelled by `stop_retry` (which lets it
+/// report its end) or quietly by `disconnect` and `free`.
+#[derive(Default)]
+struct Attempt {
+    cancelled: AtomicBool,
+    quiet: AtomicBool,
+}
+
+impl Attempt {
+    fn cancel(&self, quiet: bool) {
+        if quiet {
+            self.quiet.store(true, Ordering::Release);
+        }
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.quiet.load(Ordering::Acquire)
+    }
+}
+
+impl Client {
+    /// A client for `config`, not yet connected. Starts its worker threads.
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        config.validate()?;
+        let workers = WorkerPool::new("veltix-worker", config.max_workers as usize)
+            .map_err(|e| Error::io("cannot start the worker threads", &e))?;
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                config,
+                callbacks: RwLock::default(),
+                pending: PendingRequests::new(IdAllocator::new(CLIENT_IDS)),
+                workers,
+                state: Mutex::default(),
+                state_changed: Condvar::new(),
+                threads: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The configuration the client was made with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Address of the shared state; stable for the client's life, used as
+    /// the C handle.
+    pub fn as_ptr(&self) -> *const ClientInner {
+        Arc::as_ptr(&self.inner)
+    }
+
+    /// Turns an owning pointer from [`Client::into_raw`] back into a client.
+    ///
+    /// # Safety
+    /// `ptr` must come from `into_raw` and be used this way once.
+    pub unsafe fn from_raw(ptr: *const ClientInner) -> Client {
+        Client {
+            inner: Arc::from_raw(ptr),
+        }
+    }
+
+    /// Gives up this handle for a pointer (see [`Client::from_raw`]).
+    pub fn into_raw(self) -> *const ClientInner {
+        Arc::into_raw(self.inner)
+    }
+
+    // ----- callbacks ---------------------------------------------------
+
+    /// Sets (or with `None` clears) the handler for messages without a route.
+    pub fn on_recv(&self, handler: Option<MessageHandler>) {
+        self.callbacks_mut().on_recv = handler;
+    }
+
+    /// Sets (or clears) the handler run after each successful connection.
+    pub fn on_connect(&self, handler: Option<ConnectHandler>) {
+        self.callbacks_mut().on_connect = handler;
+    }
+
+    /// Sets (or clears) the handler run on each disconnection step.
+    pub fn on_disconnect(&self, handler: Option<DisconnectHandler>) {
+        self.callbacks_mut().on_disconnect = handler;
+    }
+
+    /// Routes messages of `type_code` to `handler` instead of `on_recv`.
+    pub fn route(&self, type_code: u16, handler: MessageHandler) -> Result<()> {
+        let mut callbacks = self.callbacks_mut();
+        if callbacks.routes.contains_key(&type_code) {
+            return Err(Error::AlreadyExists(format!(
+                "type {type_code} already has a route. Fix: veltix_client_unroute() it first"
+            )));
+        }
+        callbacks.routes.insert(type_code, handler);
+        Ok(())
+    }
+
+    /// Removes the route of `type_code`.
+    pub fn unroute(&self, type_code: u16) -> Result<()> {
+        match self.callbacks_mut().routes.remove(&type_code) {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(format!(
+                "type {type_code} has no route. Fix: nothing to remove; check the type code"
+            ))),
+        }
+    }
+
+    // ----- connection lifecycle ------------------------------------------
+
+    /// Connects and completes the handshake; with `retry > 0`, retries on
+    /// failure before giving up (blocking).
+    pub fn connect(&self) -> Result<()> {
+        let attempt = self.begin_attempt().map_err(|busy| match busy {
+            Busy::Freed => freed(),
+            Busy::Connected | Busy::InProgress => Error::AlreadyConnected(
+                "already connected, connecting or reconnecting. Fix: veltix_client_disconnect() first".into(),
+            ),
+        })?;
+        match connection::establish(&self.inner.config) {
+            Ok(established) => self.install(established, &attempt),
+            Err(error) => {
+                let reason = reason_for(&error);
+                log_at!(Error, "{error}");
+                let retry = self.inner.config.retry;
+                if retry == 0 {
+                    self.end_attempt(&attempt);
+                    if !attempt.is_quiet() {
+                        self.emit_disconnect(DisconnectState {
+                            permanent: true,
+                            attempt: 0,
+                            retry_max: 0,
+                            reason,
+                        });
+                    }
+                    return Err(error);
+                }
+                if !attempt.is_quiet() {
+                    self.emit_disconnect(DisconnectState {
+                        permanent: false,
+                        attempt: 0,
+                        retry_max: retry,
+                        reason,
+                    });
+                }
+                self.retry_loop(&attempt, retry, reason, error)
+            }
+        }
+    }
+
+    /// Closes the connection (or cancels a reconnection) and reports
+    /// `on_disconnect` with reason MANUAL. Never blocks on other threads.
+    pub fn disconnect(&self) -> Result<()> {
+        let (connection, attempt) = {
+            let mut state = self.state();
+            let taken = (state.connection.take(), state.attempt.take());
+            self.inner.state_changed.notify_all();
+            taken
+        };
+        if connection.is_none() && attempt.is_none() {
+            return Err(Error::NotConnected);
+        }
+        if let Some(attempt) = &attempt {
+            attempt.cancel(true);
+        }
+        if let Some(connection) = &connection {
+            connection.shutdown();
+        }
+        self.inner.pending.fail_all(&Error::Closed(
+            "the client was disconnected while waiting for the reply".into(),
+        ));
+        log_at!(
+            Info,
+            "disconnected from {}:{}",
+            self.inner.config.server_addr,
+            self.inner.config.port
+        );
+        self.emit_disconnect(DisconnectState {
+            permanent: true,
+            attempt: 0,
+            retry_max: self.inner.config.retry,
+            reason: DisconnectReason::Manual,
+        });
+        Ok(())
+    }
+
+    /// Starts a reconnection loop in the background (`max_attempts`, or
+    /// `config.retry` when `None`).
+    pub fn retry(&self, max_attempts: Option<u32>) -> Result<()> {
+        let max = max_attempts.unwrap_or(self.inner.config.retry);
+        if max == 0 {
+            return Err(Error::InvalidArgument(
+                "nothing to retry: config.retry is 0 and no attempt count was given. Fix: pass max_attempts > 0".into(),
+            ));
+        }
+        let attempt = match self.begin_attempt() {
+            Ok(attempt) => attempt,
+            Err(Busy::InProgress) => {
+                log_at!(
+                    Warn,
+                    "retry() ignored: a connect or retry is already in progress"
+                );
+                return Ok(());
+            }
+            Err(Busy::Connected) => {
+                return Err(Error::AlreadyConnected(
+                    "already connected. Fix: nothing to retry".into(),
+                ))
+            }
+            Err(Busy::Freed) => return Err(freed()),
+        };
+        let client = self.clone();
+        let spawned = self.spawn_thread("veltix-retry", move || {
+            let error = Error::Closed("no reconnection attempt was made".into());
+            let _ = client.retry_loop(&attempt, max, DisconnectReason::ServerClosed, error);
+        });
+        if let Err(error) = spawned {
+            self.end_attempt_now();
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Cancels a running reconnection loop at once, even during its delay.
+    pub fn stop_retry(&self) {
+        let state = self.state();
+        if let Some(attempt) = &state.attempt {
+            attempt.cancel(false);
+        }
+        self.inner.state_changed.notify_all();
+    }
+
+    /// Waits until the client is neither connected nor reconnecting, at most
+    /// `timeout` (`None` = forever).
+    pub fn wait_until_closed(&self, timeout: Option<Duration>) -> Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.state();
+        while state.connection.is_some() || state.attempt.is_some() {
+            state = match deadline {
+                None => self
+                    .inner
+                    .state_changed
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Timeout(
+                            "the client is still connected or reconnecting. Fix: wait longer, or veltix_client_disconnect() it".into(),
+                        ));
+                    }
+                    self.inner
+                        .state_changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Whether the handshake has completed and the connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.state().connection.is_some()
+    }
+
+    /// Shuts the client down for good: closes the connection, cancels any
+    /// reconnection, fails pending requests, drops queued callbacks and joins
+    /// the library's threads, except the calling one when called from a
+    /// callback. No callback starts after this returns. Idempotent.
+    pub fn close(&self) {
+        let (connection, attempt) = {
+            let mut state = self.state();
+            state.freed = true;
+            let taken = (state.connection.take(), state.attempt.take());
+            self.inner.state_changed.notify_all();
+            taken
+        };
+        if let Some(attempt) = attempt {
+            attempt.cancel(true);
+        }
+        if let Some(connection) = connection {
+            connection.shutdown();
+        }
+        self.inner.pending.fail_all(&freed());
+        let in_callback = self.inner.workers.is_worker_thread();
+        self.inner.workers.shutdown(!in_callback);
+        let me = std::thread::current().id();
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in threads {
+            if handle.thread().id() != me && !in_callback {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    // ----- messaging ----------------------------------------------------
+
+    /// Sends a message with a fresh request id.
+    pub fn send(&self, type_code: u16, payload: &[u8]) -> Result<()> {
+        self.check_size(payload)?;
+        let connection = self.connection()?;
+        let id = self.inner.pending.allocate_id()?;
+        connection.send(type_code, id, payload)
+    }
+
+    /// Sends a reply to `to`: a message carrying `to`'s request id.
+    pub fn reply(&self, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
+        self.check_size(payload)?;
+        self.connection()?.send(type_code, to.request_id(), payload)
+    }
+
+    /// Sends a request and waits for the message carrying its id.
+    pub fn send_and_wait(
+        &self,
+        type_code: u16,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Message> {
+        self.check_size(payload)?;
+        let request = self.inner.pending.register()?;
+        let sent = self
+            .connection()
+            .and_then(|connection| connection.send(type_code, request.id, payload));
+        if let Err(error) = sent {
+            self.inner.pending.cancel(&request);
+            return Err(error);
+        }
+        self.inner.pending.wait(request, timeout)
+    }
+
+    /// Pings the server; the round trip in milliseconds.
+    pub fn ping(&self, timeout: Duration) -> Result<f64> {
+        let start = Instant::now();
+        self.send_and_wait(PING, &[], timeout)?;
+        Ok(start.elapsed().as_secs_f64() * 1000.0)
+    }
+
+    // ----- internals ------------------------------------------------------
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Callbacks> {
+        self.inner
+            .callbacks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn callbacks(&self) -> Callbacks {
+        self.inner
+            .callbacks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn connection(&self) -> Result<Arc<Connection>> {
+        let state = self.state();
+        if state.freed {
+            return Err(freed());
+        }
+        state.connection.clone().ok_or(Error::NotConnected)
+    }
+
+    fn check_size(&self, payload: &[u8]) -> Result<()> {
+        let size = (HEADER_SIZE + payload.len()) as u64;
+        let max = self.inner.config.max_message_size;
+        if size > u64::from(max) {
+            return Err(Error::MessageTooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// Registers a new connect/retry operation if the client is idle.
+    fn begin_attempt(&self) -> std::result::Result<Arc<Attempt>, Busy> {
+        let mut state = self.state();
+        if state.freed {
+            return Err(Busy::Freed);
+        }
+        if state.connection.is_some() {
+            return Err(Busy::Connected);
+        }
+        if state.attempt.is_some() {
+            return Err(Busy::InProgress);
+        }
+        let attempt = Arc::new(Attempt::default());
+        state.attempt = Some(attempt.clone());
+        Ok(attempt)
+    }
+
+    /// Ends `attempt` if it is still the current operation.
+    fn end_attempt(&self, attempt: &Arc<Attempt>) {
+        let mut state = self.state();
+        if state
+            .attempt
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, attempt))
+        {
+            state.attempt = None;
+            self.inner.state_changed.notify_all();
+        }
+    }
+
+    fn end_attempt_now(&self) {
+        self.state().attempt = None;
+        self.inner.state_changed.notify_all();
+    }
+
+    /// Makes an established connection the client's, unless `attempt` was
+    /// cancelled meanwhile; starts its reader and reports `on_connect`.
+    fn install(&self, established: connection::Established, attempt: &Arc<Attempt>) -> Result<()> {
+        let connection = Arc::new(Connection::new(established.stream)?);
+        let generation = {
+            let mut state = self.state();
+            let current = state
+                .attempt
+                .as_ref()
+                .is_some_and(|a| Arc::ptr_eq(a, attempt));
+            if attempt.is_cancelled() || !current || state.freed {
+                connection.shutdown();
+                if current {
+                    state.attempt = None;
+                    self.inner.state_changed.notify_all();
+                }
+                return Err(Error::Closed(
+                    "the connection attempt was cancelled (stop_retry, disconnect or free)".into(),
+                ));
+            }
+            state.attempt = None;
+            state.connection = Some(connection.clone());
+            state.generation += 1;
+            self.inner.state_changed.notify_all();
+            state.generation
+        };
+        let client = self.clone();
+        let reader_connection = connection.clone();
+        let spawned = self.spawn_thread("veltix-reader", move || {
+            client.run_reader(
+                generation,
+                reader_connection,
+                established.decoder,
+                established.early_frames,
+            )
+        });
+        if let Err(error) = spawned {
+            connection.shutdown();
+            let mut state = self.state();
+            state.connection = None;
+            self.inner.state_changed.notify_all();
+            return Err(error);
+        }
+        log_at!(
+            Info,
+            "connected to {}:{}",
+            self.inner.config.server_addr,
+            self.inner.config.port
+        );
+        let client = self.clone();
+        self.inner.workers.submit_ordered(Box::new(move || {
+            if let Some(handler) = client.callbacks().on_connect {
+                handler(&client);
+            }
+        }));
+        Ok(())
+    }
+
+    fn emit_disconnect(&self, disconnect: DisconnectState) {
+        let client = self.clone();
+        self.inner.workers.submit_ordered(Box::new(move || {
+            if let Some(handler) = client.callbacks().on_disconnect {
+                handler(&client, &disconnect);
+            }
+        }));
+    }
+
+    fn spawn_thread(&self, name: &str, body: impl FnOnce() + Send + 'static) -> Result<()> {
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || crate::workers::run_guarded(Box::new(body)))
+            .map_err(|e| Error::io("cannot start a thread", &e))?;
+        let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.retain(|t| !t.is_finished());
+        threads.push(handle);
+        Ok(())
+    }
+}
+
+/// Why a new connect/retry operation cannot start.
+enum Busy {
+    Freed,
+    Connected,
+    InProgress,
+}
+
+fn freed() -> Error {
+    Error::Closed("the client was freed".into())
+}
+
+/// The disconnect reason reported for a failed connection attempt.
+fn reason_for(error: &Error) -> DisconnectReason {
+    match error {
+        Error::ServerFull => DisconnectReason::ServerClosed,
+        _ => DisconnectReason::Error,
+    }
+}

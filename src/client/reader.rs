@@ -1,0 +1,118 @@
+//! The reader thread of a connection: decodes frames, answers PINGs,
+//! completes pending requests, hands the rest to the worker pool, and
+//! reports the connection's end.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use super::connection::Connection;
+use super::{Client, DisconnectReason, DisconnectState};
+use crate::error::Error;
+use crate::log::log_at;
+use crate::protocol::frame::{PING, PONG};
+use crate::protocol::{Decoded, FrameDecoder, Message};
+
+impl Client {
+    /// Body of the reader thread of connection `generation`.
+    pub(super) fn run_reader(
+        &self,
+        generation: u64,
+        connection: Arc<Connection>,
+        mut decoder: FrameDecoder,
+        early_frames: Vec<Message>,
+    ) {
+        for message in early_frames {
+            self.on_frame(&connection, message);
+        }
+        let reason = loop {
+            while let Some(decoded) = decoder.next_frame() {
+                match decoded {
+                    Decoded::Frame(message) => self.on_frame(&connection, message),
+                    Decoded::Dropped(reason) => log_at!(Warn, "from the server: {reason}"),
+                }
+            }
+            match decoder.fill_with(|buf| (&mut connection.stream()).read(buf)) {
+                Ok(0) => break DisconnectReason::ServerClosed,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log_at!(Debug, "connection read failed: {e}");
+                    break DisconnectReason::Error;
+                }
+            }
+        };
+        self.connection_lost(generation, &connection, reason);
+    }
+
+    /// Routes one incoming message, in the reference's order: PING is
+    /// answered, a reply completes its pending request, then a route or
+    /// `on_recv` gets it on the pool, else it is dropped with a log line.
+    fn on_frame(&self, connection: &Connection, message: Message) {
+        if message.type_code() == PING {
+            if let Err(error) = connection.send(PONG, message.request_id(), &[]) {
+                log_at!(Warn, "could not answer a PING: {error}");
+            }
+            return;
+        }
+        let Some(message) = self.inner.pending.complete(message) else {
+            return;
+        };
+        let handler = self
+            .inner
+            .callbacks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .handler_for(message.type_code());
+        match handler {
+            Some(handler) => {
+                let client = self.clone();
+                self.inner
+                    .workers
+                    .submit(Box::new(move || handler(&client, &message)));
+            }
+            None => log_at!(
+                Warn,
+                "message of type {} (request id {}) dropped: no route and no on_recv callback",
+                message.type_code(),
+                message.request_id()
+            ),
+        }
+    }
+
+    /// Reports the end of connection `generation`, unless `disconnect` or
+    /// `free` already took it, and starts reconnecting if configured.
+    fn connection_lost(&self, generation: u64, connection: &Connection, reason: DisconnectReason) {
+        connection.shutdown();
+        let retry = self.inner.config.retry;
+        let attempt = {
+            let mut state = self.state();
+            if state.generation != generation || state.connection.is_none() {
+                return;
+            }
+            state.connection = None;
+            let attempt = (retry > 0 && !state.freed).then(Arc::default);
+            state.attempt = attempt.clone();
+            self.inner.state_changed.notify_all();
+            attempt
+        };
+        self.inner.pending.fail_all(&Error::Closed(
+            "the connection closed before the reply arrived".into(),
+        ));
+        log_at!(
+            Warn,
+            "connection to {}:{} lost ({reason:?})",
+            self.inner.config.server_addr,
+            self.inner.config.port
+        );
+        self.emit_disconnect(DisconnectState {
+            permanent: attempt.is_none(),
+            attempt: 0,
+            retry_max: retry,
+            reason,
+        });
+        if let Some(attempt) = attempt {
+            let error = Error::Closed("the connection was lost".into());
+            let _ = self.retry_loop(&attempt, retry, reason, error);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The reconnection loop, shared by `connect` (with `retry > 0`), a lost
+//! connection and `retry()`. It follows the reference's sequence: one
+//! non-permanent `on_disconnect` per failed attempt, then a permanent one
+//! when it gives up or is stopped; `on_connect` again on success.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{connection, Attempt, Client, DisconnectReason, DisconnectState};
+use crate::error::{Error, Result};
+use crate::log::log_at;
+
+impl Client {
+    /// Runs up to `max` attempts, `retry_delay` apart, for the operation
+    /// `attempt` (already registered). Returns once connected, or with the
+    /// last error.
+    pub(super) fn retry_loop(
+        &self,
+        attempt: &Arc<Attempt>,
+        max: u32,
+        reason: DisconnectReason,
+        mut last_error: Error,
+    ) -> Result<()> {
+        let mut tried = 0;
+        while !attempt.is_cancelled() && tried < max {
+            tried += 1;
+            log_at!(Info, "reconnection attempt {tried}/{max}");
+            let result = connection::establish(&self.inner.config)
+                .and_then(|established| self.install(established, attempt));
+            match result {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    log_at!(Warn, "reconnection attempt {tried}/{max} failed: {error}");
+                    last_error = error;
+                }
+            }
+            if attempt.is_cancelled() {
+                break;
+            }
+            self.emit_disconnect(DisconnectState {
+                permanent: false,
+                attempt: tried,
+                retry_max: max,
+                reason,
+            });
+            if tried < max && self.sleep_unless_cancelled(attempt) {
+                break;
+            }
+        }
+        self.end_attempt(attempt);
+        if !attempt.is_quiet() {
+            log_at!(Error, "gave up reconnecting after {tried} attempt(s). Fix: check that the server is reachable, then call veltix_client_retry()");
+            self.emit_disconnect(DisconnectState {
+                permanent: true,
+                attempt: tried,
+                retry_max: max,
+                reason,
+            });
+        }
+        Err(last_error)
+    }
+
+    /// Waits `retry_delay`; true if the attempt was cancelled meanwhile.
+    fn sleep_unless_cancelled(&self, attempt: &Attempt) -> bool {
+        let deadline = Instant::now() + self.inner.config.retry_delay;
+        let mut state = self.state();
+        loop {
+            if attempt.is_cancelled() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .inner
+                .state_changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}

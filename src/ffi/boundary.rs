@@ -1,0 +1,105 @@
+//! The panic boundary and the argument checks every exported function uses.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::status::{status_of, veltix_status_t, VELTIX_OK};
+use crate::error::{Error, Result};
+use crate::workers::panic_message;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Runs the body of a status-returning function: maps its error to a status
+/// code and records the detail for `veltix_last_error()`; a panic becomes
+/// `VELTIX_ERR_PANIC` instead of unwinding into C.
+pub(crate) fn with_status(body: impl FnOnce() -> Result<()>) -> veltix_status_t {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => VELTIX_OK,
+        Ok(Err(error)) => fail(error),
+        Err(panic) => fail(Error::Panic(panic_message(&*panic))),
+    }
+}
+
+/// Runs the body of a function returning a plain value; a panic (or error)
+/// gives `fallback`, recorded for `veltix_last_error()`.
+pub(crate) fn with_fallback<T>(fallback: T, body: impl FnOnce() -> Result<T>) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => {
+            fail(error);
+            fallback
+        }
+        Err(panic) => {
+            fail(Error::Panic(panic_message(&*panic)));
+            fallback
+        }
+    }
+}
+
+fn fail(error: Error) -> veltix_status_t {
+    let status = status_of(&error);
+    let text = CString::new(error.to_string().replace('\0', "?")).unwrap_or_default();
+    LAST_ERROR.with(|last| *last.borrow_mut() = text);
+    status
+}
+
+/// The last error recorded on this thread (valid until the next failure on
+/// this thread).
+pub(crate) fn last_error() -> *const c_char {
+    LAST_ERROR.with(|last| last.borrow().as_ptr())
+}
+
+/// `ptr` as a reference, or `NullPointer` naming the argument.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to a valid `T` for `'a`.
+pub(crate) unsafe fn non_null<'a, T>(ptr: *const T, name: &'static str) -> Result<&'a T> {
+    ptr.as_ref().ok_or(Error::NullPointer(name))
+}
+
+/// `ptr` as a mutable reference, or `NullPointer` naming the argument.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to a valid, writable `T` for `'a`.
+pub(crate) unsafe fn non_null_mut<'a, T>(ptr: *mut T, name: &'static str) -> Result<&'a mut T> {
+    ptr.as_mut().ok_or(Error::NullPointer(name))
+}
+
+/// `len` bytes at `data`; NULL is allowed only when `len` is 0.
+///
+/// # Safety
+/// A non-NULL `data` must point to `len` readable bytes.
+pub(crate) unsafe fn byte_slice<'a>(data: *const u8, len: usize) -> Result<&'a [u8]> {
+    if data.is_null() {
+        return match len {
+            0 => Ok(&[]),
+            _ => Err(Error::NullPointer("data (with len > 0)")),
+        };
+    }
+    Ok(std::slice::from_raw_parts(data, len))
+}
+
+/// The `user_data` pointer given with a callback. The library only passes it
+/// back to the callback; the caller promises it may be used from the
+/// library's threads.
+#[derive(Clone, Copy)]
+pub(crate) struct UserData(*mut c_void);
+
+// SAFETY: the pointer is never dereferenced by the library; the header
+// documents that callbacks (and so their user_data) run on library threads.
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    pub fn new(ptr: *mut c_void) -> Self {
+        UserData(ptr)
+    }
+
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    pub fn get(self) -> *mut c_void {
+        self.0
+    }
+}

@@ -1,0 +1,509 @@
+//! `veltix_client_t`: the client handle and its functions.
+
+use std::ffi::{c_void, CStr};
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::boundary::{byte_slice, non_null, non_null_mut, with_fallback, with_status, UserData};
+use super::config::veltix_client_config_t;
+use super::message::{as_message, into_handle, message_handle, veltix_message_t};
+use super::status::veltix_status_t;
+use crate::client::{
+    Client, ClientInner, ConnectHandler, DisconnectHandler, DisconnectReason, DisconnectState,
+    MessageHandler,
+};
+use crate::error::{Error, Result};
+
+/// A Veltix client (opaque). Create with `veltix_client_new()`, release with
+/// `veltix_client_free()`. Every function taking it may be called from any
+/// thread, concurrently, and from inside its own callbacks.
+#[allow(non_camel_case_types)]
+pub struct veltix_client_t {
+    _private: [u8; 0],
+}
+
+/// Why a connection ended (a fixed-width integer, see `VELTIX_DISCONNECT_*`).
+#[allow(non_camel_case_types)]
+pub type veltix_disconnect_reason_t = i32;
+/// The server closed the connection (or refused it as full).
+pub const VELTIX_DISCONNECT_SERVER_CLOSED: veltix_disconnect_reason_t = 0;
+/// A network error: refused, reset, timed out, failed handshake.
+pub const VELTIX_DISCONNECT_ERROR: veltix_disconnect_reason_t = 1;
+/// `veltix_client_disconnect()` was called.
+pub const VELTIX_DISCONNECT_MANUAL: veltix_disconnect_reason_t = 2;
+
+/// What `on_disconnect` receives, as the reference's `DisconnectState`.
+///
+/// With `retry == 0`, a lost connection gives one call: permanent, attempt
+/// 0. With `retry > 0`: a non-permanent call at attempt 0, one non-permanent
+/// call per failed reconnection attempt (attempt = 1..retry_max), then a
+/// permanent call when the client gives up or `veltix_client_stop_retry()`
+/// stops it; a successful attempt calls `on_connect` instead. A failed
+/// `veltix_client_connect()` follows the same sequence. `disconnect()` gives
+/// one permanent call with reason `VELTIX_DISCONNECT_MANUAL`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct veltix_disconnect_state_t {
+    /// True when no reconnection attempt follows.
+    pub permanent: bool,
+    /// 0 for the disconnection itself, else the failed attempt's number.
+    pub attempt: u32,
+    /// Attempts of the reconnection loop (`config.retry`, or the count given
+    /// to `veltix_client_retry()`).
+    pub retry_max: u32,
+    /// A `VELTIX_DISCONNECT_*` value.
+    pub reason: veltix_disconnect_reason_t,
+}
+
+/// Receives a message (a route, or `on_recv`). Runs on a worker thread of
+/// the client, with no library lock held. `message` is borrowed for the
+/// call only (clone it to keep it); never free it. Inside, every library
+/// function may be called, including `veltix_client_send_and_wait()`,
+/// `veltix_client_disconnect()` and `veltix_client_free()` on this client
+/// (free from a callback does not wait for this thread; do not use the
+/// client afterwards). A slow callback delays other callbacks on the same
+/// worker, never the reception of replies and pings.
+#[allow(non_camel_case_types)]
+pub type veltix_message_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        client: *mut veltix_client_t,
+        message: *const veltix_message_t,
+    ),
+>;
+
+/// Called after each successful connection (also after a reconnection), on
+/// a worker thread, with no library lock held. Calls allowed as in
+/// `veltix_message_fn`.
+#[allow(non_camel_case_types)]
+pub type veltix_connect_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, client: *mut veltix_client_t)>;
+
+/// Called at each disconnection step (see `veltix_disconnect_state_t`), on a
+/// worker thread, one call at a time and in order, with no library lock
+/// held. `state` is borrowed for the call only. Calls allowed as in
+/// `veltix_message_fn`.
+#[allow(non_camel_case_types)]
+pub type veltix_disconnect_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        client: *mut veltix_client_t,
+        state: *const veltix_disconnect_state_t,
+    ),
+>;
+
+/// Runs `body` with the client behind `client` (not consuming the handle).
+fn with_client<T>(
+    client: *const veltix_client_t,
+    body: impl FnOnce(&Client) -> Result<T>,
+) -> Result<T> {
+    if client.is_null() {
+        return Err(Error::NullPointer("client"));
+    }
+    // SAFETY: a non-NULL handle comes from veltix_client_new() and is alive
+    // (the caller has not freed it); ManuallyDrop keeps its count unchanged.
+    let client = ManuallyDrop::new(unsafe { Client::from_raw(client.cast::<ClientInner>()) });
+    body(&client)
+}
+
+fn handle(client: &Client) -> *mut veltix_client_t {
+    client.as_ptr().cast_mut().cast()
+}
+
+fn message_handler(
+    callback: unsafe extern "C" fn(*mut c_void, *mut veltix_client_t, *const veltix_message_t),
+    user_data: UserData,
+) -> MessageHandler {
+    Arc::new(move |client, message| {
+        // SAFETY: the callback and user_data were registered together.
+        unsafe { callback(user_data.get(), handle(client), message_handle(message)) }
+    })
+}
+
+/// Creates a client from `config` (copied) and writes it to `*out`. The
+/// client is not connected: register callbacks, then call
+/// `veltix_client_connect()`. Starts `max_workers` threads.
+///
+/// Returns `VELTIX_ERR_NULL_POINTER` if `config` or `out` is NULL,
+/// `VELTIX_ERR_INVALID_ARGUMENT` for an out-of-range field (named, with the
+/// fix, by `veltix_last_error()`). `*out` is written only on success.
+///
+/// # Safety
+/// `config` must point to a valid config, `out` to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_new(
+    config: *const veltix_client_config_t,
+    out: *mut *mut veltix_client_t,
+) -> veltix_status_t {
+    with_status(|| {
+        let config = non_null(config, "config")?.to_config()?;
+        let out = non_null_mut(out, "out")?;
+        let client = Client::new(config)?;
+        *out = client.into_raw().cast_mut().cast();
+        Ok(())
+    })
+}
+
+/// Disconnects (without calling `on_disconnect`), fails pending requests
+/// with `VELTIX_ERR_CLOSED`, drops queued callbacks, waits for running
+/// callbacks and the library's threads to finish, and releases the client.
+/// No callback of this client starts after it returns. NULL is a no-op.
+///
+/// Called from inside one of the client's callbacks it does not wait for
+/// the calling thread (nor for other callbacks), and returns at once; the
+/// memory is released when the last callback returns.
+///
+/// # Safety
+/// `client` must be NULL or a live client, freed once; it must not be used
+/// after this call.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_free(client: *mut veltix_client_t) {
+    if client.is_null() {
+        return;
+    }
+    with_fallback((), || {
+        // SAFETY: the handle came from veltix_client_new and is freed once.
+        let client = unsafe { Client::from_raw(client.cast::<ClientInner>()) };
+        client.close();
+        Ok(())
+    })
+}
+
+/// Sets the callback for messages that no route takes (NULL `fn` clears
+/// it). Messages with neither are dropped with a log line.
+///
+/// # Safety
+/// `client` must be a live client; `fn` must be callable from any thread
+/// with `user_data`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_on_recv(
+    client: *mut veltix_client_t,
+    r#fn: veltix_message_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_client(client, |client| {
+            let user_data = UserData::new(user_data);
+            client.on_recv(r#fn.map(|callback| message_handler(callback, user_data)));
+            Ok(())
+        })
+    })
+}
+
+/// Sets the callback run after each successful connection (NULL clears).
+///
+/// # Safety
+/// As `veltix_client_on_recv()`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_on_connect(
+    client: *mut veltix_client_t,
+    r#fn: veltix_connect_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_client(client, |client| {
+            let user_data = UserData::new(user_data);
+            client.on_connect(r#fn.map(|callback| {
+                Arc::new(move |client: &Client| {
+                    // SAFETY: registered together with user_data.
+                    unsafe { callback(user_data.get(), handle(client)) }
+                }) as ConnectHandler
+            }));
+            Ok(())
+        })
+    })
+}
+
+/// Sets the callback run at each disconnection step (NULL clears).
+///
+/// # Safety
+/// As `veltix_client_on_recv()`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_on_disconnect(
+    client: *mut veltix_client_t,
+    r#fn: veltix_disconnect_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_client(client, |client| {
+            let user_data = UserData::new(user_data);
+            client.on_disconnect(r#fn.map(|callback| {
+                Arc::new(move |client: &Client, state: &DisconnectState| {
+                    let state = veltix_disconnect_state_t {
+                        permanent: state.permanent,
+                        attempt: state.attempt,
+                        retry_max: state.retry_max,
+                        reason: match state.reason {
+                            DisconnectReason::ServerClosed => VELTIX_DISCONNECT_SERVER_CLOSED,
+                            DisconnectReason::Error => VELTIX_DISCONNECT_ERROR,
+                            DisconnectReason::Manual => VELTIX_DISCONNECT_MANUAL,
+                        },
+                    };
+                    // SAFETY: registered together with user_data.
+                    unsafe { callback(user_data.get(), handle(client), &state) }
+                }) as DisconnectHandler
+            }));
+            Ok(())
+        })
+    })
+}
+
+/// Routes messages of `type_code` to `fn` instead of `on_recv`. Routes are
+/// kept across reconnections. Replies to `veltix_client_send_and_wait()` and
+/// pings never reach routes.
+///
+/// Returns `VELTIX_ERR_NULL_POINTER` if `fn` is NULL,
+/// `VELTIX_ERR_ALREADY_EXISTS` if the type is already routed.
+///
+/// # Safety
+/// As `veltix_client_on_recv()`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_route(
+    client: *mut veltix_client_t,
+    type_code: u16,
+    r#fn: veltix_message_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_client(client, |client| {
+            let callback = r#fn.ok_or(Error::NullPointer("fn"))?;
+            client.route(
+                type_code,
+                message_handler(callback, UserData::new(user_data)),
+            )
+        })
+    })
+}
+
+/// Removes the route of `type_code`; `VELTIX_ERR_NOT_FOUND` if none.
+///
+/// # Safety
+/// `client` must be a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_unroute(
+    client: *mut veltix_client_t,
+    type_code: u16,
+) -> veltix_status_t {
+    with_status(|| with_client(client, |client| client.unroute(type_code)))
+}
+
+/// Connects to the server and blocks until the handshake is acknowledged,
+/// so messages can be sent as soon as it returns `VELTIX_OK`. Then
+/// `on_connect` runs on a worker. With `config.retry > 0`, a failure is
+/// followed by up to `retry` attempts `retry_delay_ms` apart (reported
+/// through `on_disconnect`) before the call returns the last error.
+///
+/// Returns `VELTIX_ERR_ALREADY_CONNECTED` when connected, connecting or
+/// reconnecting; `VELTIX_ERR_CONNECT_FAILED`, `VELTIX_ERR_TIMEOUT`,
+/// `VELTIX_ERR_HANDSHAKE_FAILED`, `VELTIX_ERR_VERSION_MISMATCH` or
+/// `VELTIX_ERR_SERVER_FULL` on failure; `VELTIX_ERR_CLOSED` when cancelled
+/// by `veltix_client_disconnect()`, `_stop_retry()` or `_free()`.
+///
+/// # Safety
+/// `client` must be a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_connect(client: *mut veltix_client_t) -> veltix_status_t {
+    with_status(|| with_client(client, Client::connect))
+}
+
+/// Closes the connection, or cancels a reconnection in progress, and runs
+/// `on_disconnect` once with reason `VELTIX_DISCONNECT_MANUAL`, permanent.
+/// Pending requests fail at once with `VELTIX_ERR_CLOSED`. Returns without
+/// waiting for other threads; safe inside callbacks.
+/// `VELTIX_ERR_NOT_CONNECTED` if there was nothing to close.
+///
+/// # Safety
+/// `client` must be a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_disconnect(client: *mut veltix_client_t) -> veltix_status_t {
+    with_status(|| with_client(client, Client::disconnect))
+}
+
+/// Sends `len` bytes at `data` as a message of `type_code` (with a fresh
+/// request id). `data` may be NULL when `len` is 0. The bytes are written
+/// before the call returns, or queued behind a write in progress on another
+/// thread; they are not referenced afterwards. Frames from concurrent
+/// callers are never interleaved.
+///
+/// Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent) when 15 + `len`
+/// exceeds `max_message_size`, `VELTIX_ERR_NOT_CONNECTED`, or
+/// `VELTIX_ERR_IO` if the connection failed (it is then closed and reported).
+///
+/// # Safety
+/// `client` must be a live client; `data` must hold `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_send(
+    client: *mut veltix_client_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let payload = byte_slice(data, len)?;
+        with_client(client, |client| client.send(type_code, payload))
+    })
+}
+
+/// Sends the NUL-terminated `text` (without its NUL) as a message of
+/// `type_code`. As `veltix_client_send()`.
+///
+/// # Safety
+/// `client` must be a live client; `text` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_send_text(
+    client: *mut veltix_client_t,
+    type_code: u16,
+    text: *const std::ffi::c_char,
+) -> veltix_status_t {
+    with_status(|| {
+        let text = CStr::from_ptr(non_null(text, "text")?);
+        with_client(client, |client| client.send(type_code, text.to_bytes()))
+    })
+}
+
+/// Replies to `to` (e.g. a server's `send_and_wait` request received in a
+/// callback): sends a message of `type_code` carrying `to`'s request id.
+/// As `veltix_client_send()`.
+///
+/// # Safety
+/// `client` must be a live client, `to` a valid message, `data` `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_reply(
+    client: *mut veltix_client_t,
+    to: *const veltix_message_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let to = as_message(to)?;
+        let payload = byte_slice(data, len)?;
+        with_client(client, |client| client.reply(to, type_code, payload))
+    })
+}
+
+/// Sends a request and blocks until the message carrying its request id
+/// arrives (whatever its type), then writes it to `*out_response`; you own
+/// it: release it with `veltix_message_free()`. Replies may arrive in any
+/// order; each is matched by id on the reader thread, never delayed by
+/// callbacks. May be called from callbacks and from many threads at once.
+///
+/// Completes exactly once: `VELTIX_OK` with the reply, `VELTIX_ERR_TIMEOUT`
+/// after `timeout_ms`, or `VELTIX_ERR_CLOSED` as soon as the connection
+/// drops or the client is disconnected or freed. Also fails as
+/// `veltix_client_send()` does, and with `VELTIX_ERR_IDS_EXHAUSTED`.
+/// `*out_response` is written only on success.
+///
+/// # Safety
+/// `client` must be a live client; `data` `len` bytes; `out_response`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_send_and_wait(
+    client: *mut veltix_client_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u32,
+    out_response: *mut *mut veltix_message_t,
+) -> veltix_status_t {
+    with_status(|| {
+        let payload = byte_slice(data, len)?;
+        let out_response = non_null_mut(out_response, "out_response")?;
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let response = with_client(client, |client| {
+            client.send_and_wait(type_code, payload, timeout)
+        })?;
+        *out_response = into_handle(response);
+        Ok(())
+    })
+}
+
+/// Pings the server (PING, answered by PONG) and writes the round trip in
+/// milliseconds to `*out_rtt_ms` if it is not NULL. Completes as
+/// `veltix_client_send_and_wait()` does.
+///
+/// # Safety
+/// `client` must be a live client; `out_rtt_ms` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_ping(
+    client: *mut veltix_client_t,
+    timeout_ms: u32,
+    out_rtt_ms: *mut f64,
+) -> veltix_status_t {
+    with_status(|| {
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let rtt = with_client(client, |client| client.ping(timeout))?;
+        if let Some(out) = out_rtt_ms.as_mut() {
+            *out = rtt;
+        }
+        Ok(())
+    })
+}
+
+/// Starts reconnecting in the background: up to `max_attempts` attempts
+/// (`config.retry` when negative), `retry_delay_ms` apart, reported through
+/// `on_disconnect`; `on_connect` on success. Returns at once.
+///
+/// `VELTIX_ERR_ALREADY_CONNECTED` if connected; `VELTIX_OK` without a new
+/// loop if a connect or retry is already running;
+/// `VELTIX_ERR_INVALID_ARGUMENT` if the attempt count is 0.
+///
+/// # Safety
+/// `client` must be a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_retry(
+    client: *mut veltix_client_t,
+    max_attempts: i32,
+) -> veltix_status_t {
+    with_status(|| {
+        let max = u32::try_from(max_attempts).ok();
+        with_client(client, |client| client.retry(max))
+    })
+}
+
+/// Cancels a running reconnection loop at once, even during its delay; the
+/// loop reports a final permanent `on_disconnect`. No effect (and
+/// `VELTIX_OK`) when no loop runs.
+///
+/// # Safety
+/// `client` must be a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_stop_retry(client: *mut veltix_client_t) -> veltix_status_t {
+    with_status(|| {
+        with_client(client, |client| {
+            client.stop_retry();
+            Ok(())
+        })
+    })
+}
+
+/// Blocks until the client is closed: neither connected nor reconnecting
+/// (after `veltix_client_disconnect()`, a lost connection without retry, or
+/// a reconnection loop that gave up). `timeout_ms < 0` waits forever;
+/// `VELTIX_ERR_TIMEOUT` if still open after `timeout_ms`. Returns at once
+/// for a client that never connected.
+///
+/// # Safety
+/// `client` must be a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_wait_until_closed(
+    client: *mut veltix_client_t,
+    timeout_ms: i32,
+) -> veltix_status_t {
+    with_status(|| {
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        with_client(client, |client| client.wait_until_closed(timeout))
+    })
+}
+
+/// Whether the client is connected (handshake complete). False for NULL.
+///
+/// # Safety
+/// `client` must be NULL or a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_is_connected(client: *const veltix_client_t) -> bool {
+    with_fallback(false, || {
+        with_client(client, |client| Ok(client.is_connected()))
+    })
+}

@@ -1,0 +1,99 @@
+//! `veltix_client_config_t` and its conversion to [`ClientConfig`].
+
+use std::ffi::{c_char, CStr};
+use std::time::Duration;
+
+use super::boundary::{non_null_mut, with_fallback};
+use crate::client::ClientConfig;
+use crate::error::{Error, Result};
+
+/// How a client connects. Fill it with `veltix_client_config_init()`, then
+/// change the fields you need. `veltix_client_new()` copies everything, so
+/// the struct (and the `server_addr` string) may be released after it.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct veltix_client_config_t {
+    /// Host name or IPv4/IPv6 literal of the server, NUL-terminated UTF-8;
+    /// copied. NULL means the default, "127.0.0.1".
+    pub server_addr: *const c_char,
+    /// Server port (1-65535). Default 8080.
+    pub port: u16,
+    /// Bytes asked of the socket per receive call (1 to 64 MiB). Default 8192.
+    pub buffer_size: u32,
+    /// Largest frame, 15-byte header plus payload, sent or accepted (at
+    /// least 15). Default 10 MiB, as the reference. Larger sends fail with
+    /// `VELTIX_ERR_MESSAGE_TOO_LARGE`; larger incoming frames are dropped
+    /// (logged) and the connection goes on.
+    pub max_message_size: u32,
+    /// Bound on the TCP connect plus the whole handshake, in milliseconds
+    /// (at least 1). Default 5000.
+    pub handshake_timeout_ms: u32,
+    /// Callback threads (1 to 256). Default 4. With 1, callbacks run one at
+    /// a time in arrival order.
+    pub max_workers: u32,
+    /// Reconnection attempts, on a failed `veltix_client_connect()` and on a
+    /// lost connection. Default 0 = no reconnection.
+    pub retry: u32,
+    /// Pause between reconnection attempts in milliseconds. Default 1000.
+    pub retry_delay_ms: u32,
+}
+
+/// Fills `config` with the defaults. NULL is a no-op.
+///
+/// # Safety
+/// A non-NULL `config` must point to a writable `veltix_client_config_t`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_config_init(config: *mut veltix_client_config_t) {
+    with_fallback((), || {
+        let config = non_null_mut(config, "config")?;
+        let defaults = ClientConfig::default();
+        *config = veltix_client_config_t {
+            server_addr: c"127.0.0.1".as_ptr(),
+            port: defaults.port,
+            buffer_size: defaults.buffer_size,
+            max_message_size: defaults.max_message_size,
+            handshake_timeout_ms: millis(defaults.handshake_timeout),
+            max_workers: defaults.max_workers,
+            retry: defaults.retry,
+            retry_delay_ms: millis(defaults.retry_delay),
+        };
+        Ok(())
+    })
+}
+
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl veltix_client_config_t {
+    /// The Rust configuration, validated.
+    ///
+    /// # Safety
+    /// A non-NULL `server_addr` must be a NUL-terminated string.
+    pub(crate) unsafe fn to_config(&self) -> Result<ClientConfig> {
+        let server_addr = if self.server_addr.is_null() {
+            ClientConfig::default().server_addr
+        } else {
+            CStr::from_ptr(self.server_addr)
+                .to_str()
+                .map_err(|_| {
+                    Error::InvalidArgument(
+                        "config.server_addr is not valid UTF-8. Fix: pass an ASCII host name or IP address".into(),
+                    )
+                })?
+                .to_owned()
+        };
+        let config = ClientConfig {
+            server_addr,
+            port: self.port,
+            buffer_size: self.buffer_size,
+            max_message_size: self.max_message_size,
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.into()),
+            max_workers: self.max_workers,
+            retry: self.retry,
+            retry_delay: Duration::from_millis(self.retry_delay_ms.into()),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}

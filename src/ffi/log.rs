@@ -1,0 +1,60 @@
+//! `veltix_set_logger`: where the library's log lines go.
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::Arc;
+
+use super::boundary::{with_fallback, UserData};
+use crate::log::{set_logger, LogLevel};
+
+/// Severity of a log line (a fixed-width integer, not a C enum, so any value
+/// received from C is checked).
+#[allow(non_camel_case_types)]
+pub type veltix_log_level_t = i32;
+/// Something failed.
+pub const VELTIX_LOG_ERROR: veltix_log_level_t = 0;
+/// Something was dropped, refused or retried.
+pub const VELTIX_LOG_WARN: veltix_log_level_t = 1;
+/// Connection lifecycle.
+pub const VELTIX_LOG_INFO: veltix_log_level_t = 2;
+/// Details for debugging.
+pub const VELTIX_LOG_DEBUG: veltix_log_level_t = 3;
+
+/// Receives a log line. `message` is NUL-terminated and borrowed for the
+/// call only. Called on whichever thread logs (the caller's, a reader,
+/// worker or retry thread), possibly from several threads at once, with no
+/// library lock held. It may call any library function, but should return
+/// quickly: a reader thread waits for it.
+#[allow(non_camel_case_types)]
+pub type veltix_log_fn = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, level: veltix_log_level_t, message: *const c_char),
+>;
+
+/// Sends the library's log lines up to `max_level` to `fn` (process-wide).
+/// A NULL `fn` restores the default: silent, unless the environment variable
+/// `VELTIX_LOG` is `error`, `warn`, `info` or `debug`, which prints to
+/// stderr. An out-of-range `max_level` is clamped to the nearest level.
+/// Safe to call from any thread at any time.
+///
+/// # Safety
+/// `fn` must be safe to call from any thread with `user_data`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_set_logger(
+    r#fn: veltix_log_fn,
+    user_data: *mut c_void,
+    max_level: veltix_log_level_t,
+) {
+    with_fallback((), || {
+        let max_level = LogLevel::from_i32(max_level.clamp(VELTIX_LOG_ERROR, VELTIX_LOG_DEBUG))
+            .unwrap_or(LogLevel::Debug);
+        let user_data = UserData::new(user_data);
+        let sink = r#fn.map(|callback| {
+            Arc::new(move |level: LogLevel, message: &str| {
+                let text = CString::new(message.replace('\0', "?")).unwrap_or_default();
+                // SAFETY: the caller registered a callback valid on any thread.
+                unsafe { callback(user_data.get(), level as veltix_log_level_t, text.as_ptr()) }
+            }) as crate::log::LogSink
+        });
+        set_logger(sink, max_level);
+        Ok(())
+    })
+}

@@ -1,0 +1,22 @@
+//! libveltix: the Veltix TCP messaging protocol (wire-compatible with the
+//! Python `veltix` 3.3.0) as a Rust library and a C-ABI shared library.
+//!
+//! - [`protocol`]: frames, the streaming decoder, handshake messages and
+//!   request ids, with no I/O.
+//! - [`client`]: the thread-based client built on it.
+//! - [`ffi`]: the `extern "C"` layer (`include/veltix.h`), which only
+//!   converts, checks pointers, catches panics and maps errors to status
+//!   codes.
+
+pub mod client;
+pub mod error;
+pub mod ffi;
+pub mod log;
+pub mod protocol;
+mod workers;
+mod writer;
+
+pub use error::{Error, Result};
+
+/// This library's version, as sent in the handshake's `v` field.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,453 @@
+//! Streaming frame decoder: turns the bytes of a TCP stream into messages.
+//!
+//! It owns the receive buffer, so bytes are read from the socket straight into
+//! it ([`FrameDecoder::fill_with`]) and copied once, into the [`Message`].
+//! Bad input costs only the bad bytes:
+//! - garbage or a bad CRC: dropped, then the decoder resynchronises on the
+//!   next `VX`, starting one byte in (as the reference does);
+//! - a frame over the size limit: skipped by its declared length, never
+//!   scanned, so a frame hidden in its payload cannot be smuggled in.
+
+use super::frame::{FrameHeader, HEADER_SIZE, MAGIC};
+use super::message::Message;
+
+/// What the decoder produced from the buffered bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A complete, valid frame.
+    Frame(Message),
+    /// Bytes that were dropped, and why.
+    Dropped(DropReason),
+}
+
+/// Why bytes were dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// Bytes that do not start a frame; `skipped` of them were discarded.
+    Garbage {
+        /// Number of bytes discarded.
+        skipped: usize,
+    },
+    /// A frame whose payload does not match its CRC.
+    BadCrc {
+        /// The frame's type code.
+        type_code: u16,
+        /// The frame's request id.
+        request_id: u16,
+    },
+    /// A frame larger than the configured maximum; skipped whole.
+    Oversized {
+        /// Declared header plus payload size.
+        frame_len: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DropReason::Garbage { skipped } => {
+                write!(f, "discarded {skipped} byte(s) that do not start a frame")
+            }
+            DropReason::BadCrc {
+                type_code,
+                request_id,
+            } => write!(
+                f,
+                "dropped a frame with a bad CRC (type {type_code}, request id {request_id})"
+            ),
+            DropReason::Oversized { frame_len, max } => write!(
+                f,
+                "skipped a frame of {frame_len} bytes, over max_message_size {max}"
+            ),
+        }
+    }
+}
+
+/// Incremental decoder for one connection's inbound byte stream.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    /// Receive buffer; valid data is `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes of an oversized frame still to be discarded.
+    skip: u64,
+    max_frame_len: u64,
+    read_size: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder accepting frames of at most `max_frame_len` bytes (header
+    /// plus payload), reading `read_size` bytes per read call.
+    pub fn new(max_frame_len: u32, read_size: usize) -> Self {
+        FrameDecoder {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            skip: 0,
+            max_frame_len: u64::from(max_frame_len),
+            read_size: read_size.max(1),
+        }
+    }
+
+    /// Calls `read` once with free space at the end of the buffer and keeps
+    /// the bytes it reports. The space is at least `read_size`, or the rest of
+    /// a partially received frame, so a large frame arrives in few reads.
+    pub fn fill_with<E>(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let want = self.read_size.max(self.missing_frame_bytes());
+        self.make_room(want);
+        let n = read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Appends bytes that were received elsewhere.
+    pub fn push(&mut self, data: &[u8]) {
+        self.make_room(data.len());
+        self.buf[self.end..self.end + data.len()].copy_from_slice(data);
+        self.end += data.len();
+    }
+
+    /// The bytes received and not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks the first `n` buffered bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        assert!(
+            n <= self.end - self.start,
+            "consume past the buffered bytes"
+        );
+        self.start += n;
+    }
+
+    /// The next frame or drop event, or `None` when more bytes are needed.
+    pub fn next_frame(&mut self) -> Option<Decoded> {
+        if self.skip > 0 {
+            let n = self.skip.min((self.end - self.start) as u64);
+            self.start += n as usize;
+            self.skip -= n;
+            if self.skip > 0 {
+                return None;
+            }
+        }
+        let data = self.buffered();
+        if data.is_empty() {
+            return None;
+        }
+        let magic_len = data.len().min(MAGIC.len());
+        if data[..magic_len] != MAGIC[..magic_len] {
+            return Some(self.resync());
+        }
+        let header_bytes: &[u8; HEADER_SIZE] = data.get(..HEADER_SIZE)?.try_into().ok()?;
+        let header = FrameHeader::decode(header_bytes)?;
+        let frame_len = header.frame_len();
+        if frame_len > self.max_frame_len {
+            let available = data.len() as u64;
+            let now = frame_len.min(available);
+            self.start += now as usize;
+            self.skip = frame_len - now;
+            return Some(Decoded::Dropped(DropReason::Oversized {
+                frame_len,
+                max: self.max_frame_len,
+            }));
+        }
+        let frame_len = frame_len as usize;
+        if data.len() < frame_len {
+            return None;
+        }
+        let payload = &data[HEADER_SIZE..frame_len];
+        if crc32fast::hash(payload) != header.crc {
+            return Some(self.resync_after(DropReason::BadCrc {
+                type_code: header.type_code,
+                request_id: header.request_id,
+            }));
+        }
+        let message = Message::new(header.type_code, header.request_id, payload);
+        self.start += frame_len;
+        Some(Decoded::Frame(message))
+    }
+
+    /// Bytes still missing to complete the frame at the front of the buffer.
+    fn missing_frame_bytes(&self) -> usize {
+        let data = self.buffered();
+        match data.get(..HEADER_SIZE).and_then(|h| {
+            let header: &[u8; HEADER_SIZE] = h.try_into().ok()?;
+            FrameHeader::decode(header)
+        }) {
+            Some(header) if header.frame_len() <= self.max_frame_len => {
+                (header.frame_len() as usize).saturating_sub(data.len())
+            }
+            _ => 0,
+        }
+    }
+
+    /// Ensures `want` free bytes after `end`, compacting before growing.
+    fn make_room(&mut self, want: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // Give back the memory of a past large frame.
+            if self.buf.len() > 4 * self.read_size.max(want) {
+                self.buf = Vec::new();
+            }
+        }
+        if self.buf.len() - self.end >= want {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < want {
+            self.buf.resize(self.end + want, 0);
+        }
+    }
+
+    /// Drops the bytes before the next `VX` found from one byte in.
+    fn resync(&mut self) -> Decoded {
+        let before = self.start;
+        self.skip_to_next_magic();
+        Decoded::Dropped(DropReason::Garbage {
+            skipped: self.start - before,
+        })
+    }
+
+    fn resync_after(&mut self, reason: DropReason) -> Decoded {
+        self.skip_to_next_magic();
+        Decoded::Dropped(reason)
+    }
+
+    fn skip_to_next_magic(&mut self) {
+        let data = self.buffered();
+        let found = data
+            .windows(MAGIC.len())
+            .skip(1)
+            .position(|w| w == MAGIC)
+            .map(|i| i + 1);
+        self.start += match found {
+            Some(offset) => offset,
+            // Keep a trailing 'V': it may be the start of a magic split
+            // across two reads.
+            None if data.len() > 1 && data[data.len() - 1] == MAGIC[0] => data.len() - 1,
+            None => data.len(),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frame::encode_frame;
+    use proptest::prelude::*;
+
+    fn decode_all(decoder: &mut FrameDecoder) -> Vec<Decoded> {
+        std::iter::from_fn(|| decoder.next_frame()).collect()
+    }
+
+    fn frames(events: &[Decoded]) -> Vec<&Message> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Decoded::Frame(m) => Some(m),
+                Decoded::Dropped(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decodes_the_protocol_test_vector() {
+        let mut decoder = FrameDecoder::new(1024, 64);
+        decoder.push(&[
+            0x56, 0x58, 0x00, 0x00, 0xc8, 0x00, 0x00, 0x00, 0x05, 0x36, 0x10, 0xa6, 0x86, 0x12,
+            0x34, 0x68, 0x65, 0x6c, 0x6c, 0x6f,
+        ]);
+        assert_eq!(
+            decode_all(&mut decoder),
+            vec![Decoded::Frame(Message::new(200, 0x1234, b"hello"))]
+        );
+        assert!(decoder.buffered().is_empty());
+    }
+
+    #[test]
+    fn partial_reads_byte_by_byte() {
+        let wire = encode_frame(300, 5, b"partial payload");
+        let mut decoder = FrameDecoder::new(1024, 1);
+        for (i, byte) in wire.iter().enumerate() {
+            assert_eq!(
+                decoder.next_frame(),
+                None,
+                "frame complete too early at {i}"
+            );
+            decoder
+                .fill_with(|space| -> Result<usize, ()> {
+                    space[0] = *byte;
+                    Ok(1)
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            decoder.next_frame(),
+            Some(Decoded::Frame(Message::new(300, 5, b"partial payload")))
+        );
+    }
+
+    #[test]
+    fn concatenated_frames_in_one_read() {
+        let mut wire = encode_frame(200, 1, b"one");
+        wire.extend(encode_frame(201, 2, b""));
+        wire.extend(encode_frame(202, 3, b"three"));
+        let mut decoder = FrameDecoder::new(1024, 8);
+        decoder.push(&wire);
+        let events = decode_all(&mut decoder);
+        assert_eq!(
+            frames(&events),
+            vec![
+                &Message::new(200, 1, b"one"),
+                &Message::new(201, 2, b""),
+                &Message::new(202, 3, b"three")
+            ]
+        );
+    }
+
+    #[test]
+    fn resyncs_after_garbage_and_bad_crc() {
+        let mut wire = b"garbage!".to_vec();
+        let mut corrupt = encode_frame(200, 1, b"corrupt");
+        corrupt[HEADER_SIZE] ^= 0xff;
+        wire.extend(&corrupt);
+        wire.extend(encode_frame(200, 2, b"good"));
+        let mut decoder = FrameDecoder::new(1024, 8);
+        decoder.push(&wire);
+        let events = decode_all(&mut decoder);
+        assert_eq!(
+            events[0],
+            Decoded::Dropped(DropReason::Garbage { skipped: 8 })
+        );
+        assert_eq!(
+            events[1],
+            Decoded::Dropped(DropReason::BadCrc {
+                type_code: 200,
+                request_id: 1
+            })
+        );
+        assert_eq!(frames(&events), vec![&Message::new(200, 2, b"good")]);
+    }
+
+    #[test]
+    fn oversized_frame_is_skipped_whole_not_scanned() {
+        // A valid frame smuggled inside the payload of an oversized one must
+        // not be delivered.
+        let hidden = encode_frame(200, 9, b"smuggled");
+        let mut payload = vec![0u8; 40];
+        payload.extend(&hidden);
+        let oversized = encode_frame(200, 1, &payload);
+        let mut decoder = FrameDecoder::new(64, 16);
+        // Deliver in pieces so the skip spans several reads.
+        for chunk in oversized.chunks(7) {
+            decoder.push(chunk);
+            while let Some(event) = decoder.next_frame() {
+                assert!(
+                    matches!(event, Decoded::Dropped(DropReason::Oversized { .. })),
+                    "{event:?}"
+                );
+            }
+        }
+        decoder.push(&encode_frame(200, 2, b"after"));
+        assert_eq!(
+            decode_all(&mut decoder),
+            vec![Decoded::Frame(Message::new(200, 2, b"after"))]
+        );
+    }
+
+    #[test]
+    fn frame_of_exactly_the_limit_is_accepted() {
+        let payload = vec![7u8; 49];
+        let mut decoder = FrameDecoder::new((HEADER_SIZE + 49) as u32, 8);
+        decoder.push(&encode_frame(200, 1, &payload));
+        decoder.push(&encode_frame(200, 2, &[7u8; 50]));
+        let events = decode_all(&mut decoder);
+        assert_eq!(events[0], Decoded::Frame(Message::new(200, 1, &payload)));
+        assert!(matches!(
+            events[1],
+            Decoded::Dropped(DropReason::Oversized { frame_len: 65, .. })
+        ));
+    }
+
+    #[test]
+    fn magic_split_across_reads_survives_resync() {
+        let mut decoder = FrameDecoder::new(1024, 8);
+        let frame = encode_frame(200, 3, b"x");
+        decoder.push(b"zzV");
+        assert_eq!(
+            decoder.next_frame(),
+            Some(Decoded::Dropped(DropReason::Garbage { skipped: 2 }))
+        );
+        decoder.push(&frame[1..]);
+        assert_eq!(
+            decoder.next_frame(),
+            Some(Decoded::Frame(Message::new(200, 3, b"x")))
+        );
+    }
+
+    #[test]
+    fn large_frame_asks_for_its_whole_size() {
+        let payload = vec![1u8; 100_000];
+        let wire = encode_frame(200, 1, &payload);
+        let mut decoder = FrameDecoder::new(1 << 20, 16);
+        decoder.push(&wire[..HEADER_SIZE]);
+        let mut offered = 0;
+        decoder
+            .fill_with(|space| -> Result<usize, ()> {
+                offered = space.len();
+                space[..100_000].copy_from_slice(&payload);
+                Ok(100_000)
+            })
+            .unwrap();
+        assert!(offered >= 100_000);
+        assert_eq!(
+            decoder.next_frame(),
+            Some(Decoded::Frame(Message::new(200, 1, &payload)))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..64), 0..32)) {
+            let mut decoder = FrameDecoder::new(128, 8);
+            for chunk in &chunks {
+                decoder.push(chunk);
+                while decoder.next_frame().is_some() {}
+            }
+        }
+
+        #[test]
+        fn valid_frames_survive_any_split(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..8),
+            split in 1usize..50,
+        ) {
+            let wire: Vec<u8> = payloads.iter().enumerate()
+                .flat_map(|(i, p)| encode_frame(200, i as u16, p)).collect();
+            let mut decoder = FrameDecoder::new(1024, 4);
+            let mut got = Vec::new();
+            for chunk in wire.chunks(split) {
+                decoder.push(chunk);
+                while let Some(event) = decoder.next_frame() {
+                    match event {
+                        Decoded::Frame(m) => got.push(m.payload().to_vec()),
+                        Decoded::Dropped(r) => prop_assert!(false, "dropped {r}"),
+                    }
+                }
+            }
+            prop_assert_eq!(got, payloads);
+        }
+    }
+}

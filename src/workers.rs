@@ -1,0 +1,204 @@
+//! The callback thread pool.
+//!
+//! Jobs run on `count` threads fed by one channel; with one thread they run
+//! in submission order. [`WorkerPool::submit_ordered`] runs jobs one at a
+//! time in submission order whatever the pool size (used for lifecycle
+//! events, so `on_disconnect` states arrive in sequence). A panicking job is
+//! caught and logged; it never takes a worker, or the host process, down.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, ThreadId};
+
+use crossbeam_channel::{unbounded, Sender};
+
+use crate::log::log_at;
+
+/// A unit of work for the pool.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads running submitted jobs.
+pub struct WorkerPool {
+    sender: Mutex<Option<Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    thread_ids: Vec<ThreadId>,
+    /// Set on shutdown: queued jobs are dropped instead of run.
+    stopped: Arc<AtomicBool>,
+    lane: Arc<Mutex<Lane>>,
+}
+
+#[derive(Default)]
+struct Lane {
+    jobs: VecDeque<Job>,
+    draining: bool,
+}
+
+impl WorkerPool {
+    /// Starts `count` (at least 1) threads named `name`.
+    pub fn new(name: &str, count: usize) -> std::io::Result<Self> {
+        let (sender, receiver) = unbounded::<Job>();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for index in 0..count.max(1) {
+            let receiver = receiver.clone();
+            let stopped = stopped.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("{name}-{index}"))
+                .spawn(move || {
+                    for job in receiver.iter() {
+                        if !stopped.load(Ordering::Acquire) {
+                            run_guarded(job);
+                        }
+                    }
+                })?;
+            threads.push(handle);
+        }
+        Ok(WorkerPool {
+            sender: Mutex::new(Some(sender)),
+            thread_ids: threads.iter().map(|t| t.thread().id()).collect(),
+            threads: Mutex::new(threads),
+            stopped,
+            lane: Arc::default(),
+        })
+    }
+
+    /// Queues a job; `false` (and the job dropped) after shutdown.
+    pub fn submit(&self, job: Job) -> bool {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        match sender.as_ref() {
+            Some(sender) => sender.send(job).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Queues a job that runs after every job submitted before it through
+    /// this method has finished, and before any submitted after it.
+    pub fn submit_ordered(&self, job: Job) {
+        let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
+        lane.jobs.push_back(job);
+        if lane.draining {
+            return;
+        }
+        lane.draining = true;
+        drop(lane);
+        let shared = self.lane.clone();
+        let drain: Job = Box::new(move || loop {
+            let next = {
+                let mut lane = shared.lock().unwrap_or_else(|e| e.into_inner());
+                let next = lane.jobs.pop_front();
+                lane.draining = next.is_some();
+                next
+            };
+            match next {
+                Some(job) => run_guarded(job),
+                None => return,
+            }
+        });
+        if !self.submit(drain) {
+            let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
+            lane.jobs.clear();
+            lane.draining = false;
+        }
+    }
+
+    /// Whether the calling thread is one of this pool's workers.
+    pub fn is_worker_thread(&self) -> bool {
+        self.thread_ids.contains(&std::thread::current().id())
+    }
+
+    /// Stops accepting jobs and drops the queued ones. Running jobs finish.
+    /// With `join`, waits for the workers to exit, except the calling thread
+    /// if it is one of them (it exits when its job returns).
+    pub fn shutdown(&self, join: bool) {
+        self.stopped.store(true, Ordering::Release);
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.lane
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .jobs
+            .clear();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if join {
+            let me = std::thread::current().id();
+            for handle in threads {
+                if handle.thread().id() != me {
+                    let _ = handle.join();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.shutdown(false);
+    }
+}
+
+/// Runs a job, catching and logging a panic.
+pub(crate) fn run_guarded(job: Job) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(job)) {
+        log_at!(Error, "a callback panicked: {}", panic_message(&*panic));
+    }
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn ordered_jobs_run_in_sequence_on_many_workers() {
+        let pool = WorkerPool::new("test", 4).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..200 {
+            let tx = tx.clone();
+            pool.submit_ordered(Box::new(move || {
+                if i % 7 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                tx.send(i).unwrap();
+            }));
+        }
+        let got: Vec<i32> = (0..200).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(got, (0..200).collect::<Vec<_>>());
+        pool.shutdown(true);
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_kill_the_worker() {
+        let pool = WorkerPool::new("test", 1).unwrap();
+        pool.submit(Box::new(|| panic!("boom")));
+        let (tx, rx) = mpsc::channel();
+        pool.submit(Box::new(move || tx.send(42).unwrap()));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(42));
+        pool.shutdown(true);
+        assert!(!pool.submit(Box::new(|| {})));
+    }
+
+    #[test]
+    fn shutdown_from_a_worker_does_not_join_itself() {
+        let pool = Arc::new(WorkerPool::new("test", 2).unwrap());
+        let (tx, rx) = mpsc::channel();
+        let inner = pool.clone();
+        pool.submit(Box::new(move || {
+            assert!(inner.is_worker_thread());
+            inner.shutdown(true);
+            tx.send(()).unwrap();
+        }));
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(!pool.is_worker_thread());
+    }
+}
