@@ -127,6 +127,19 @@ impl Client {
         }
     }
 
+    /// A new handle from a pointer obtained by `into_raw` or `as_ptr`, whose
+    /// client is still alive. The handle keeps the client's memory alive
+    /// even if the owning pointer is released meanwhile.
+    ///
+    /// # Safety
+    /// `ptr` must point to a live client.
+    pub unsafe fn clone_from_ptr(ptr: *const ClientInner) -> Client {
+        Arc::increment_strong_count(ptr);
+        Client {
+            inner: Arc::from_raw(ptr),
+        }
+    }
+
     /// Gives up this handle for a pointer (see [`Client::from_raw`]).
     pub fn into_raw(self) -> *const ClientInner {
         Arc::into_raw(self.inner)

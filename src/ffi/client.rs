@@ -1,7 +1,6 @@
 //! `veltix_client_t`: the client handle and its functions.
 
 use std::ffi::{c_void, CStr};
-use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,8 +101,10 @@ fn with_client<T>(
         return Err(Error::NullPointer("client"));
     }
     // SAFETY: a non-NULL handle comes from veltix_client_new() and is alive
-    // (the caller has not freed it); ManuallyDrop keeps its count unchanged.
-    let client = ManuallyDrop::new(unsafe { Client::from_raw(client.cast::<ClientInner>()) });
+    // when the call starts. The call holds its own reference, so a
+    // concurrent veltix_client_free() (which fails blocked calls with
+    // VELTIX_ERR_CLOSED) cannot release the memory under it.
+    let client = unsafe { Client::clone_from_ptr(client.cast::<ClientInner>()) };
     body(&client)
 }
 
