@@ -103,3 +103,42 @@ impl UserData {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::status::{VELTIX_ERR_NOT_FOUND, VELTIX_ERR_PANIC};
+    use std::ffi::CStr;
+
+    fn last() -> String {
+        // SAFETY: last_error() is always a valid C string.
+        unsafe { CStr::from_ptr(last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = with_status(|| panic!("deliberate"));
+        assert_eq!(status, VELTIX_ERR_PANIC);
+        assert!(last().contains("deliberate"), "{}", last());
+        assert_eq!(with_fallback(7, || panic!("again")), 7);
+        assert_eq!(with_fallback(7, || Ok(3)), 3);
+    }
+
+    #[test]
+    fn errors_map_to_their_status_and_detail() {
+        let status = with_status(|| Err(Error::NotFound("no route for 9".into())));
+        assert_eq!(status, VELTIX_ERR_NOT_FOUND);
+        assert_eq!(last(), "no route for 9");
+        assert_eq!(with_status(|| Ok(())), VELTIX_OK);
+        assert_eq!(last(), "no route for 9", "success does not clear it");
+    }
+
+    #[test]
+    fn byte_slices_allow_null_only_when_empty() {
+        // SAFETY: NULL with len 0 is the case under test.
+        assert_eq!(unsafe { byte_slice(std::ptr::null(), 0) }, Ok(&[][..]));
+        assert!(unsafe { byte_slice(std::ptr::null(), 1) }.is_err());
+    }
+}
