@@ -61,7 +61,7 @@ pub unsafe fn read_message(message: *const veltix_message_t) -> (u16, u16, Vec<u
     )
 }
 
-unsafe extern "C" fn on_message(
+unsafe fn on_message(
     user_data: *mut c_void,
     client: *mut veltix_client_t,
     message: *const veltix_message_t,
