@@ -7,6 +7,9 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     println!("cargo:rerun-if-changed=src/ffi");
+    // A stable SONAME, so consumers record "libveltix.so" and find it
+    // through their rpath or the loader path.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libveltix.so");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))

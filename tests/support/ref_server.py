@@ -1,8 +1,8 @@
 """The reference veltix 3.3.0 server, scripted for libveltix's tests.
 
 Usage: python ref_server.py --port N [--max-connection N]
-Prints "READY <port>" once listening and runs until stdin closes or it is
-killed. Message types (all registered, as the reference drops unknown ones):
+Prints "READY <port>" once listening and runs until stdin closes (or, with
+--forever, until it is killed). Message types (all registered, as the reference drops unknown ones):
 
   200 ECHO       replies with the same payload, type and request id
   201 SLOW_ECHO  payload "<ms>:<text>": replies after <ms> milliseconds
@@ -45,6 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--max-connection", type=int, default=-1)
+    parser.add_argument("--forever", action="store_true",
+                        help="run until killed instead of until stdin closes")
     args = parser.parse_args()
 
     server = Server(ServerConfig(host="127.0.0.1", port=args.port,
@@ -110,7 +112,10 @@ def main() -> None:
     server.start()
     print(f"READY {args.port}", flush=True)
     try:
-        sys.stdin.read()
+        if args.forever:
+            threading.Event().wait()
+        else:
+            sys.stdin.read()
     finally:
         server.close_all()
 

@@ -1,0 +1,52 @@
+# Shared by scripts/test.sh and scripts/demo.sh: the test venv (veltix 3.3.0,
+# cmake when missing) and the reference server in the background.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+VELTIX_REFERENCE="veltix==3.3.0"
+
+# Creates .venv with the reference package, and puts cmake and pkg-config
+# on PATH, installing them into the venv when the machine has none.
+ensure_tools() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        python3 -m venv "$VENV"
+    fi
+    if ! "$VENV/bin/python" -c 'import veltix, sys; sys.exit(veltix.__version__ != "3.3.0")' 2>/dev/null; then
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "$VELTIX_REFERENCE"
+    fi
+    export PATH="$VENV/bin:$PATH"
+    if ! command -v cmake >/dev/null; then
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "cmake>=3.16"
+    fi
+    if ! command -v pkg-config >/dev/null && ! command -v pkgconf >/dev/null; then
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check pkgconf
+    fi
+    export VELTIX_TEST_PYTHON="$VENV/bin/python"
+}
+
+# Starts the scripted reference server on a free port; sets VELTIX_PORT and
+# SERVER_PID. stop_server kills it.
+start_server() {
+    VELTIX_PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    export VELTIX_PORT VELTIX_HOST=127.0.0.1
+    local log="$ROOT/target/ref_server.log"
+    mkdir -p "$ROOT/target"
+    "$VENV/bin/python" "$ROOT/tests/support/ref_server.py" --port "$VELTIX_PORT" --forever \
+        </dev/null >"$log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 300); do
+        grep -q "^READY" "$log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "the reference server did not start; its log:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+stop_server() {
+    if [ -n "${SERVER_PID:-}" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}

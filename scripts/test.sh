@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command: every check and test of libveltix, on a fresh machine.
+# Installs what it needs (a venv with veltix==3.3.0; cmake and pkg-config
+# into it when missing), then runs: formatting, clippy, the header drift
+# check, the Rust unit/property/end-to-end tests, the CMake build of the
+# examples and C tests under CTest (with an install + find_package/pkg-config
+# consumer), and the Python ctypes test.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+trap stop_server EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools (venv with $VELTIX_REFERENCE, cmake, pkg-config)"
+ensure_tools
+cmake --version | head -n 1
+
+step "rustfmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --all-targets --release -- -D warnings
+
+step "build, and check that include/veltix.h is generated and committed"
+cargo build --release
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    if [ -n "$(git status --porcelain -- include/veltix.h)" ]; then
+        git --no-pager diff -- include/veltix.h | head -n 40
+        echo "include/veltix.h differs from the committed header: commit the regenerated one" >&2
+        exit 1
+    fi
+fi
+
+step "Rust tests (unit, property, C ABI end to end against the reference server, faults)"
+cargo test --release
+
+step "CMake build of the examples and C tests; CTest against the reference server"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j 2
+start_server
+(cd build && ctest --output-on-failure --timeout 120)
+
+step "Python ctypes loading target/release/libveltix.so"
+"$VENV/bin/python" tests/ctypes_client.py target/release/libveltix.so "$VELTIX_PORT"
+stop_server
+
+step "all tests passed"
