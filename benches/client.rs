@@ -1,0 +1,228 @@
+//! Client benchmark: `cargo bench --bench client`.
+//!
+//! Runs libveltix's client, and the Python reference client from `.venv`
+//! when present, against the same in-process Rust echo peer (so the peer is
+//! not the bottleneck), and prints:
+//! - request/response: sequential `send_and_wait` of 64 bytes (rate, p50, p99);
+//! - one-way throughput: 4 threads sending 64-byte messages;
+//! - 1 MiB round trips.
+
+use std::io::{BufWriter, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use veltix::client::{Client, ClientConfig};
+use veltix::protocol::frame::FrameHeader;
+use veltix::protocol::{handshake, Decoded, FrameDecoder};
+
+/// Frames of this type are counted, not echoed.
+const COUNTED: u16 = 220;
+/// A frame of this type is answered with the count so far (8 bytes).
+const COUNT_QUERY: u16 = 221;
+
+fn main() {
+    let port = start_echo_peer();
+    println!("libveltix client against an in-process Rust echo peer on port {port}\n");
+    let client = Client::new(ClientConfig {
+        port,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    client.connect().unwrap();
+
+    same_thread_floor(port, 20_000);
+    request_response(&client, 20_000);
+    throughput(&client, 4, 50_000);
+    large_round_trips(&client, 100);
+    client.close();
+
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if python.exists() {
+        println!("\nPython reference client (veltix 3.3.0) against the same peer:");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_client.py");
+        let status = Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    } else {
+        println!("\n(no .venv: run scripts/test.sh once to compare with the Python client)");
+    }
+}
+
+fn request_response(client: &Client, count: usize) {
+    let payload = [7u8; 64];
+    let mut samples = Vec::with_capacity(count);
+    let start = Instant::now();
+    for _ in 0..count {
+        let t = Instant::now();
+        client
+            .send_and_wait(200, &payload, Duration::from_secs(5))
+            .unwrap();
+        samples.push(t.elapsed());
+    }
+    let total = start.elapsed();
+    samples.sort();
+    println!(
+        "request/response 64 B: {:>9.0} req/s  p50 {:>6.1} us  p99 {:>6.1} us  ({count} sequential)",
+        count as f64 / total.as_secs_f64(),
+        micros(samples[count / 2]),
+        micros(samples[count * 99 / 100]),
+    );
+}
+
+/// The floor for request/response: one thread writing a frame and reading
+/// the reply on a plain blocking socket (no reader thread, no callbacks).
+fn same_thread_floor(port: u16, count: usize) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
+    let mut handshake_messages = 0;
+    while handshake_messages < 2 {
+        match handshake::next_item(&mut decoder) {
+            Some(Ok(_)) => {
+                handshake_messages += 1;
+                if handshake_messages == 1 {
+                    stream.write_all(&handshake::hello("bench")).unwrap();
+                }
+            }
+            Some(Err(e)) => panic!("{e}"),
+            None => {
+                decoder.fill_with(|b| stream.read(b)).unwrap();
+            }
+        }
+    }
+    let frame = veltix::protocol::encode_frame(200, 1, &[7u8; 64]);
+    let start = Instant::now();
+    for _ in 0..count {
+        stream.write_all(&frame).unwrap();
+        while decoder.next_frame().is_none() {
+            decoder.fill_with(|b| stream.read(b)).unwrap();
+        }
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "floor (same-thread blocking socket): {:>9.0} req/s  mean {:>6.1} us",
+        count as f64 / elapsed.as_secs_f64(),
+        micros(elapsed) / count as f64
+    );
+}
+
+fn throughput(client: &Client, threads: usize, per_thread: usize) {
+    let before = counted(client);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let payload = [1u8; 64];
+                for _ in 0..per_thread {
+                    client.send(COUNTED, &payload).unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let total = (threads * per_thread) as u64;
+    while counted(client) < before + total {}
+    let elapsed = start.elapsed();
+    println!(
+        "one-way 64 B, {threads} threads: {:>9.0} msg/s  ({total} messages in {:.2} s)",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+}
+
+fn large_round_trips(client: &Client, count: usize) {
+    let payload = vec![3u8; 1024 * 1024];
+    let start = Instant::now();
+    for _ in 0..count {
+        let reply = client
+            .send_and_wait(200, &payload, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(reply.payload().len(), payload.len());
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "1 MiB round trips:       {:>9.0} MiB/s each way  ({count} in {:.2} s)",
+        count as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+}
+
+fn counted(client: &Client) -> u64 {
+    let reply = client
+        .send_and_wait(COUNT_QUERY, &[], Duration::from_secs(5))
+        .unwrap();
+    u64::from_be_bytes(reply.payload().try_into().unwrap())
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+/// A thread-per-connection peer: hello/ack, then echoes every frame (same
+/// type and id), counts `COUNTED` frames and answers `COUNT_QUERY`.
+fn start_echo_peer() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let stream = stream.unwrap();
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    port
+}
+
+fn serve(mut stream: TcpStream) {
+    stream.set_nodelay(true).unwrap();
+    let hello = serde_json::json!({"v": "bench", "pv": "1.0", "meta": {}});
+    stream.write_all(&handshake::encode(&hello)).unwrap();
+    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
+    loop {
+        match handshake::next_item(&mut decoder) {
+            Some(Ok(handshake::HandshakeItem::Message(_))) => break,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => {
+                if decoder.fill_with(|b| stream.read(b)).unwrap() == 0 {
+                    return;
+                }
+            }
+        }
+    }
+    stream.write_all(&handshake::ack()).unwrap();
+    let mut out = BufWriter::with_capacity(256 * 1024, stream.try_clone().unwrap());
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    loop {
+        while let Some(Decoded::Frame(m)) = decoder.next_frame() {
+            let (type_code, id) = (m.type_code(), m.request_id());
+            let reply: &[u8] = match type_code {
+                COUNTED => {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                COUNT_QUERY => &counter
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .to_be_bytes(),
+                0 => &[],
+                _ => m.payload(),
+            };
+            let reply_type = if type_code == 0 { 1 } else { type_code };
+            let header = FrameHeader::for_payload(reply_type, id, reply);
+            out.write_all(&header.encode()).unwrap();
+            out.write_all(reply).unwrap();
+        }
+        out.flush().unwrap();
+        match decoder.fill_with(|b| stream.read(b)) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

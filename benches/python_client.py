@@ -1,0 +1,71 @@
+"""The Python reference client (veltix 3.3.0) running the same scenarios as
+benches/client.rs, against the echo peer on the given port.
+
+Usage: python benches/python_client.py PORT
+"""
+
+import sys
+import threading
+import time
+
+from veltix import Client, ClientConfig, MessageType, Request
+
+ECHO = MessageType(200, "echo")
+COUNTED = MessageType(220, "counted")
+COUNT_QUERY = MessageType(221, "count_query")
+
+
+def counted(client: Client) -> int:
+    return int.from_bytes(client.send_and_wait(Request(COUNT_QUERY, b""), timeout=5).content, "big")
+
+
+def main() -> None:
+    client = Client(ClientConfig(server_addr="127.0.0.1", port=int(sys.argv[1])))
+    assert client.connect()
+
+    count = 2000
+    payload = bytes([7]) * 64
+    samples = []
+    start = time.perf_counter()
+    for _ in range(count):
+        t = time.perf_counter()
+        assert client.send_and_wait(Request(ECHO, payload), timeout=5) is not None
+        samples.append(time.perf_counter() - t)
+    total = time.perf_counter() - start
+    samples.sort()
+    print(f"request/response 64 B: {count / total:>9.0f} req/s  "
+          f"p50 {samples[count // 2] * 1e6:>6.1f} us  p99 {samples[count * 99 // 100] * 1e6:>6.1f} us"
+          f"  ({count} sequential)")
+
+    threads, per_thread = 4, 5000
+    before = counted(client)
+    start = time.perf_counter()
+
+    def sender() -> None:
+        for _ in range(per_thread):
+            client.send(Request(COUNTED, bytes([1]) * 64))
+
+    workers = [threading.Thread(target=sender) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    while counted(client) < before + threads * per_thread:
+        pass
+    elapsed = time.perf_counter() - start
+    print(f"one-way 64 B, {threads} threads: {threads * per_thread / elapsed:>9.0f} msg/s"
+          f"  ({threads * per_thread} messages in {elapsed:.2f} s)")
+
+    big = bytes([3]) * (1024 * 1024)
+    rounds = 10
+    start = time.perf_counter()
+    for _ in range(rounds):
+        reply = client.send_and_wait(Request(ECHO, big), timeout=10)
+        assert reply is not None and len(reply.content) == len(big)
+    elapsed = time.perf_counter() - start
+    print(f"1 MiB round trips:       {rounds / elapsed:>9.0f} MiB/s each way  ({rounds} in {elapsed:.2f} s)")
+    client.disconnect()
+
+
+if __name__ == "__main__":
+    main()
