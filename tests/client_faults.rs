@@ -408,3 +408,38 @@ fn logger_receives_lines_and_can_be_removed() {
         "max level honoured"
     );
 }
+
+#[test]
+fn disconnect_cancels_a_handshake_in_progress_at_once() {
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let server = fake.serve_one(|_silent| std::thread::sleep(Duration::from_secs(3)));
+    let client = std::sync::Arc::new(TestClient::new(port, |c| c.handshake_timeout_ms = 20_000));
+    let connecting = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            (client.connect(), start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(unsafe { veltix_client_disconnect(client.ptr) }, VELTIX_OK);
+    let (status, elapsed) = connecting.join().unwrap();
+    assert_eq!(status, VELTIX_ERR_CLOSED);
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "cancelled at once, not at the timeout: {elapsed:?}"
+    );
+    assert_eq!(
+        client.next_event(),
+        Some(support::capi::disconnect(
+            true,
+            0,
+            0,
+            VELTIX_DISCONNECT_MANUAL
+        ))
+    );
+    assert_eq!(client.next_event_within(Duration::from_millis(300)), None);
+    assert!(!client.is_connected());
+    server.join().unwrap();
+}

@@ -61,9 +61,15 @@ impl Connection {
 }
 
 /// Connects and completes the handshake within `config.handshake_timeout`.
-pub(crate) fn establish(config: &ClientConfig) -> Result<Established> {
+/// `on_tcp_connected` sees the socket before the handshake starts (so the
+/// caller can shut it down to cancel).
+pub(crate) fn establish(
+    config: &ClientConfig,
+    on_tcp_connected: impl FnOnce(&TcpStream),
+) -> Result<Established> {
     let deadline = Instant::now() + config.handshake_timeout;
     let stream = connect_tcp(config, deadline)?;
+    on_tcp_connected(&stream);
     stream
         .set_nodelay(true)
         .map_err(|e| Error::io("cannot set TCP_NODELAY", &e))?;

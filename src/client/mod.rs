@@ -14,6 +14,7 @@ mod pending;
 mod reader;
 mod reconnect;
 
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -68,6 +69,9 @@ struct State {
 struct Attempt {
     cancelled: AtomicBool,
     quiet: AtomicBool,
+    /// The socket of a handshake in progress, shut down on cancel so the
+    /// cancel takes effect at once instead of at the handshake timeout.
+    handshaking: Mutex<Option<TcpStream>>,
 }
 
 impl Attempt {
@@ -76,6 +80,30 @@ impl Attempt {
             self.quiet.store(true, Ordering::Release);
         }
         self.cancelled.store(true, Ordering::Release);
+        if let Some(socket) = &*self.handshaking.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Connects and handshakes for this attempt, cancellable throughout.
+    fn establish(&self, config: &ClientConfig) -> Result<connection::Established> {
+        let result = connection::establish(config, |socket| {
+            let mut handshaking = self.handshaking.lock().unwrap_or_else(|e| e.into_inner());
+            *handshaking = socket.try_clone().ok();
+            if self.is_cancelled() {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        });
+        self.handshaking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match result {
+            Err(_) if self.is_cancelled() => Err(Error::Closed(
+                "the connection attempt was cancelled (stop_retry, disconnect or free)".into(),
+            )),
+            other => other,
+        }
     }
 
     fn is_cancelled(&self) -> bool {
@@ -195,7 +223,7 @@ impl Client {
                 "already connected, connecting or reconnecting. Fix: veltix_client_disconnect() first".into(),
             ),
         })?;
-        match connection::establish(&self.inner.config) {
+        match attempt.establish(&self.inner.config) {
             Ok(established) => self.install(established, &attempt),
             Err(error) => {
                 let reason = reason_for(&error);

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{connection, Attempt, Client, DisconnectReason, DisconnectState};
+use super::{Attempt, Client, DisconnectReason, DisconnectState};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
@@ -25,7 +25,8 @@ impl Client {
         while !attempt.is_cancelled() && tried < max {
             tried += 1;
             log_at!(Info, "reconnection attempt {tried}/{max}");
-            let result = connection::establish(&self.inner.config)
+            let result = attempt
+                .establish(&self.inner.config)
                 .and_then(|established| self.install(established, attempt));
             match result {
                 Ok(()) => return Ok(()),
