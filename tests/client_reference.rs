@@ -262,7 +262,7 @@ fn reconnects_after_the_server_restarts_keeping_routes() {
     let mut server = RefServer::start();
     let port = server.port;
     let client = TestClient::new(port, |c| {
-        c.retry = 50;
+        c.retry = 200;
         c.retry_delay_ms = 100;
     });
     assert_eq!(client.route(BROADCAST_OUT), VELTIX_OK);
@@ -271,7 +271,7 @@ fn reconnects_after_the_server_restarts_keeping_routes() {
     server.kill();
     assert_eq!(
         client.next_event(),
-        Some(disconnect(false, 0, 50, VELTIX_DISCONNECT_SERVER_CLOSED))
+        Some(disconnect(false, 0, 200, VELTIX_DISCONNECT_SERVER_CLOSED))
     );
     std::thread::sleep(Duration::from_millis(300));
     let _server = RefServer::start_on(port, &[]);

@@ -257,24 +257,10 @@ impl Client {
     /// Closes the connection (or cancels a reconnection) and reports
     /// `on_disconnect` with reason MANUAL. Never blocks on other threads.
     pub fn disconnect(&self) -> Result<()> {
-        let (connection, attempt) = {
-            let mut state = self.state();
-            let taken = (state.connection.take(), state.attempt.take());
-            self.inner.state_changed.notify_all();
-            taken
-        };
-        if connection.is_none() && attempt.is_none() {
+        let why = Error::Closed("the client was disconnected while waiting for the reply".into());
+        if !self.shut_down(false, why) {
             return Err(Error::NotConnected);
         }
-        if let Some(attempt) = &attempt {
-            attempt.cancel(true);
-        }
-        if let Some(connection) = &connection {
-            connection.shutdown();
-        }
-        self.inner.pending.fail_all(&Error::Closed(
-            "the client was disconnected while waiting for the reply".into(),
-        ));
         log_at!(
             Info,
             "disconnected from {}:{}",
@@ -376,20 +362,7 @@ impl Client {
     /// the library's threads, except the calling one when called from a
     /// callback. No callback starts after this returns. Idempotent.
     pub fn close(&self) {
-        let (connection, attempt) = {
-            let mut state = self.state();
-            state.freed = true;
-            let taken = (state.connection.take(), state.attempt.take());
-            self.inner.state_changed.notify_all();
-            taken
-        };
-        if let Some(attempt) = attempt {
-            attempt.cancel(true);
-        }
-        if let Some(connection) = connection {
-            connection.shutdown();
-        }
-        self.inner.pending.fail_all(&freed());
+        self.shut_down(true, freed());
         let in_callback = self.inner.workers.is_worker_thread();
         self.inner.workers.shutdown(!in_callback);
         let me = std::thread::current().id();
@@ -445,6 +418,28 @@ impl Client {
     }
 
     // ----- internals ------------------------------------------------------
+
+    /// Forgets the connection and the operation in progress, closing the one
+    /// and quietly cancelling the other, and fails pending requests with
+    /// `why`. With `free`, no new connection can start afterwards. Returns
+    /// whether there was anything to close.
+    fn shut_down(&self, free: bool, why: Error) -> bool {
+        let (connection, attempt) = {
+            let mut state = self.state();
+            state.freed |= free;
+            let taken = (state.connection.take(), state.attempt.take());
+            self.inner.state_changed.notify_all();
+            taken
+        };
+        if let Some(attempt) = &attempt {
+            attempt.cancel(true);
+        }
+        if let Some(connection) = &connection {
+            connection.shutdown();
+        }
+        self.inner.pending.fail_all(&why);
+        connection.is_some() || attempt.is_some()
+    }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
