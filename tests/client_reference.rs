@@ -555,3 +555,33 @@ fn free_fails_pending_requests_and_joins() {
     assert_eq!(status, VELTIX_ERR_CLOSED);
     assert!(elapsed < Duration::from_secs(5));
 }
+
+#[test]
+fn a_slow_callback_never_delays_replies_or_pings() {
+    let server = RefServer::start();
+    let client = TestClient::new(server.port, |c| c.max_workers = 1);
+    assert_eq!(client.connect(), VELTIX_OK);
+    assert_eq!(client.route(BROADCAST_OUT), VELTIX_OK);
+    *client.sink.on_message.lock().unwrap() = Some(Box::new(|_, message| unsafe {
+        if veltix_message_type(message) == BROADCAST_OUT {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }));
+    assert_eq!(client.send(BROADCAST, b"occupy the only worker"), VELTIX_OK);
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    assert_eq!(
+        client.request(ECHO, b"not delayed", 5000).unwrap().2,
+        b"not delayed"
+    );
+    let mut rtt = 0.0;
+    assert_eq!(
+        unsafe { veltix_client_ping(client.ptr, 5000, &mut rtt) },
+        VELTIX_OK
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        start.elapsed()
+    );
+}
