@@ -585,3 +585,23 @@ fn a_slow_callback_never_delays_replies_or_pings() {
         start.elapsed()
     );
 }
+
+#[test]
+fn one_worker_keeps_arrival_order() {
+    let server = RefServer::start();
+    let client = TestClient::new(server.port, |c| c.max_workers = 1);
+    assert_eq!(client.connect(), VELTIX_OK);
+    assert_eq!(client.next_event(), Some(Event::Connect));
+    assert_eq!(
+        client.send(210, br#"{"cmd": "burst", "n": 300}"#),
+        VELTIX_OK
+    );
+    let payloads: Vec<String> = (0..300)
+        .map(|_| match client.next_event() {
+            Some(Event::Message { payload, .. }) => String::from_utf8(payload).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    assert_eq!(payloads, expected);
+}

@@ -513,7 +513,8 @@ impl Client {
     }
 
     /// Makes an established connection the client's, unless `attempt` was
-    /// cancelled meanwhile; starts its reader and reports `on_connect`.
+    /// cancelled meanwhile, and starts its reader (which reports
+    /// `on_connect`).
     fn install(&self, established: connection::Established, attempt: &Arc<Attempt>) -> Result<()> {
         let connection = Arc::new(Connection::new(established.stream)?);
         let generation = {
@@ -555,6 +556,12 @@ impl Client {
             self.inner.state_changed.notify_all();
             return Err(error);
         }
+        Ok(())
+    }
+
+    /// Queues `on_connect`; the reader does it before dispatching anything,
+    /// so `on_connect` comes before the connection's first message.
+    fn emit_connect(&self) {
         log_at!(
             Info,
             "connected to {}:{}",
@@ -567,7 +574,6 @@ impl Client {
                 handler(&client);
             }
         }));
-        Ok(())
     }
 
     fn emit_disconnect(&self, disconnect: DisconnectState) {

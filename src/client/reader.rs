@@ -21,6 +21,7 @@ impl Client {
         mut decoder: FrameDecoder,
         early_frames: Vec<Message>,
     ) {
+        self.emit_connect();
         for message in early_frames {
             self.on_frame(&connection, message);
         }

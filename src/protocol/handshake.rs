@@ -276,6 +276,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_handshake_bytes_never_panic(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), 0..16),
+        ) {
+            let mut decoder = FrameDecoder::new(256, 16);
+            for chunk in &chunks {
+                decoder.push(chunk);
+                while let Some(item) = next_item(&mut decoder) {
+                    if let Ok(HandshakeItem::Message(message)) = item {
+                        let _ = (check_hello(&message), check_ack(&message));
+                    } else if item.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn incomplete_and_oversized_messages() {
         let mut decoder = FrameDecoder::new(1024, 64);
