@@ -25,7 +25,7 @@ pub use status::*;
 /// until the next failing call on this thread; copy it to keep it.
 #[no_mangle]
 pub extern "C" fn veltix_last_error() -> *const c_char {
-    boundary::last_error()
+    boundary::with_fallback(c"".as_ptr(), || Ok(boundary::last_error()))
 }
 
 /// The library version, e.g. `"0.1.0"` (static; the same as the
@@ -33,5 +33,6 @@ pub extern "C" fn veltix_last_error() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn veltix_version() -> *const c_char {
     static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-    VERSION.as_ptr().cast()
+    let version = VERSION.as_ptr().cast();
+    boundary::with_fallback(version, || Ok(version))
 }

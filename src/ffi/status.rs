@@ -75,7 +75,13 @@ pub(crate) fn status_of(error: &Error) -> veltix_status_t {
 /// gives `"unknown status"`. The string must not be freed.
 #[no_mangle]
 pub extern "C" fn veltix_status_str(status: veltix_status_t) -> *const c_char {
-    let text: &'static std::ffi::CStr = match status {
+    super::boundary::with_fallback(c"unknown status".as_ptr(), || {
+        Ok(status_text(status).as_ptr())
+    })
+}
+
+fn status_text(status: veltix_status_t) -> &'static std::ffi::CStr {
+    match status {
         VELTIX_OK => c"ok",
         VELTIX_ERR_NULL_POINTER => c"null pointer argument",
         VELTIX_ERR_INVALID_ARGUMENT => c"invalid argument",
@@ -94,6 +100,5 @@ pub extern "C" fn veltix_status_str(status: veltix_status_t) -> *const c_char {
         VELTIX_ERR_NOT_FOUND => c"not found",
         VELTIX_ERR_PANIC => c"internal error (panic)",
         _ => c"unknown status",
-    };
-    text.as_ptr()
+    }
 }
