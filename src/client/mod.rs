@@ -6,6 +6,7 @@
 //! background reconnection runs. Every method may be called from any thread,
 //! including from inside a callback; none holds a lock while user code runs.
 
+mod attempt;
 mod callbacks;
 mod config;
 mod connection;
@@ -14,8 +15,6 @@ mod pending;
 mod reader;
 mod reconnect;
 
-use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use crate::protocol::frame::{HEADER_SIZE, PING};
 use crate::protocol::ids::{IdAllocator, CLIENT_IDS};
 use crate::protocol::Message;
 use crate::workers::WorkerPool;
+use attempt::Attempt;
 use callbacks::Callbacks;
 use connection::Connection;
 use pending::PendingRequests;
@@ -61,58 +61,6 @@ struct State {
     /// The connect or retry operation in progress, if any.
     attempt: Option<Arc<Attempt>>,
     freed: bool,
-}
-
-/// One connect or retry operation; cancelled by `stop_retry` (which lets it
-/// report its end) or quietly by `disconnect` and `free`.
-#[derive(Default)]
-struct Attempt {
-    cancelled: AtomicBool,
-    quiet: AtomicBool,
-    /// The socket of a handshake in progress, shut down on cancel so the
-    /// cancel takes effect at once instead of at the handshake timeout.
-    handshaking: Mutex<Option<TcpStream>>,
-}
-
-impl Attempt {
-    fn cancel(&self, quiet: bool) {
-        if quiet {
-            self.quiet.store(true, Ordering::Release);
-        }
-        self.cancelled.store(true, Ordering::Release);
-        if let Some(socket) = &*self.handshaking.lock().unwrap_or_else(|e| e.into_inner()) {
-            let _ = socket.shutdown(Shutdown::Both);
-        }
-    }
-
-    /// Connects and handshakes for this attempt, cancellable throughout.
-    fn establish(&self, config: &ClientConfig) -> Result<connection::Established> {
-        let result = connection::establish(config, |socket| {
-            let mut handshaking = self.handshaking.lock().unwrap_or_else(|e| e.into_inner());
-            *handshaking = socket.try_clone().ok();
-            if self.is_cancelled() {
-                let _ = socket.shutdown(Shutdown::Both);
-            }
-        });
-        self.handshaking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        match result {
-            Err(_) if self.is_cancelled() => Err(Error::Closed(
-                "the connection attempt was cancelled (stop_retry, disconnect or free)".into(),
-            )),
-            other => other,
-        }
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
-    }
-
-    fn is_quiet(&self) -> bool {
-        self.quiet.load(Ordering::Acquire)
-    }
 }
 
 impl Client {
@@ -529,9 +477,7 @@ impl Client {
                     state.attempt = None;
                     self.inner.state_changed.notify_all();
                 }
-                return Err(Error::Closed(
-                    "the connection attempt was cancelled (stop_retry, disconnect or free)".into(),
-                ));
+                return Err(attempt::cancelled());
             }
             state.attempt = None;
             state.connection = Some(connection.clone());
