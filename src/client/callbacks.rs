@@ -14,7 +14,7 @@ pub type ConnectHandler = Arc<dyn Fn(&Client) + Send + Sync>;
 pub type DisconnectHandler = Arc<dyn Fn(&Client, &DisconnectState) + Send + Sync>;
 
 /// Registered callbacks; kept across reconnections.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(crate) struct Callbacks {
     pub routes: HashMap<u16, MessageHandler>,
     pub on_recv: Option<MessageHandler>,

@@ -400,12 +400,11 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn callbacks(&self) -> Callbacks {
+    fn callbacks(&self) -> std::sync::RwLockReadGuard<'_, Callbacks> {
         self.inner
             .callbacks
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     fn connection(&self) -> Result<Arc<Connection>> {
@@ -516,7 +515,8 @@ impl Client {
         );
         let client = self.clone();
         self.inner.workers.submit_ordered(Box::new(move || {
-            if let Some(handler) = client.callbacks().on_connect {
+            let handler = client.callbacks().on_connect.clone();
+            if let Some(handler) = handler {
                 handler(&client);
             }
         }));
@@ -525,7 +525,8 @@ impl Client {
     fn emit_disconnect(&self, disconnect: DisconnectState) {
         let client = self.clone();
         self.inner.workers.submit_ordered(Box::new(move || {
-            if let Some(handler) = client.callbacks().on_disconnect {
+            let handler = client.callbacks().on_disconnect.clone();
+            if let Some(handler) = handler {
                 handler(&client, &disconnect);
             }
         }));

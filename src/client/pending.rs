@@ -24,6 +24,16 @@ struct Inner {
     waiters: HashMap<u16, Sender<Result<Message>>>,
 }
 
+impl Inner {
+    /// The next id no pending request uses.
+    fn free_id(&mut self) -> Result<u16> {
+        let waiters = &self.waiters;
+        self.ids
+            .allocate(|id| waiters.contains_key(&id))
+            .ok_or(Error::IdsExhausted)
+    }
+}
+
 /// A registered request: its id and where its outcome arrives.
 pub(crate) struct PendingRequest {
     pub id: u16,
@@ -43,21 +53,15 @@ impl PendingRequests {
 
     /// An id for a message that expects no reply (never one in use).
     pub fn allocate_id(&self) -> Result<u16> {
-        let mut inner = self.lock();
-        let Inner { ids, waiters } = &mut *inner;
-        ids.allocate(|id| waiters.contains_key(&id))
-            .ok_or(Error::IdsExhausted)
+        self.lock().free_id()
     }
 
     /// Registers a request before it is sent, so its reply cannot be missed.
     pub fn register(&self) -> Result<PendingRequest> {
         let mut inner = self.lock();
-        let Inner { ids, waiters } = &mut *inner;
-        let id = ids
-            .allocate(|id| waiters.contains_key(&id))
-            .ok_or(Error::IdsExhausted)?;
+        let id = inner.free_id()?;
         let (sender, outcome) = bounded(1);
-        waiters.insert(id, sender);
+        inner.waiters.insert(id, sender);
         Ok(PendingRequest { id, outcome })
     }
 

@@ -58,12 +58,7 @@ impl Client {
         let Some(message) = self.inner.pending.complete(message) else {
             return;
         };
-        let handler = self
-            .inner
-            .callbacks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .handler_for(message.type_code());
+        let handler = self.callbacks().handler_for(message.type_code());
         match handler {
             Some(handler) => {
                 let client = self.clone();
