@@ -8,7 +8,7 @@ use std::io::Write;
 use std::ptr;
 use std::time::{Duration, Instant};
 
-use support::capi::{last_error, Event, TestClient};
+use support::capi::{last_error, TestClient};
 use support::fake_server::{
     complete_handshake, read_frame, read_handshake, FakeServer, REFERENCE_HELLO,
 };
@@ -111,16 +111,7 @@ fn frames_inside_the_handshake_are_delivered_once_connected() {
     });
     let client = TestClient::new(port, |c| c.max_workers = 1);
     assert_eq!(client.connect(), VELTIX_OK, "{}", last_error());
-    let mut messages: Vec<(u16, Vec<u8>)> = client
-        .drain_events(Duration::from_millis(300))
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Message {
-                type_code, payload, ..
-            } => Some((type_code, payload)),
-            _ => None,
-        })
-        .collect();
+    let mut messages = client.drain_messages(Duration::from_millis(300));
     messages.sort();
     assert_eq!(
         messages,
@@ -166,15 +157,10 @@ fn garbage_bad_crc_and_oversized_frames_cost_only_themselves() {
     });
     let client = TestClient::new(port, |c| c.max_message_size = 100);
     assert_eq!(client.connect(), VELTIX_OK);
-    let payloads: Vec<Vec<u8>> = client
-        .drain_events(Duration::from_millis(500))
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Message { payload, .. } => Some(payload),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(payloads, vec![b"good".to_vec(), b"still here".to_vec()]);
+    assert_eq!(
+        client.drain_messages(Duration::from_millis(500)),
+        vec![(300, b"good".to_vec()), (300, b"still here".to_vec())]
+    );
     server.join().unwrap();
 }
 

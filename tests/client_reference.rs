@@ -49,14 +49,7 @@ fn connect_send_and_wait_and_ping() {
         unsafe { veltix_client_send_text(client.ptr, ECHO, text.as_ptr()) },
         VELTIX_OK
     );
-    match client.next_event() {
-        Some(Event::Message {
-            route: Some(ECHO),
-            payload,
-            ..
-        }) => assert_eq!(payload, b"as text"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(client.next_message(), (Some(ECHO), b"as text".to_vec()));
 }
 
 #[test]
@@ -79,12 +72,7 @@ fn route_then_on_recv_then_pending_order() {
 
     // A plain send's echo goes to the route.
     assert_eq!(client.send(ECHO, b"routed"), VELTIX_OK);
-    match client.next_event() {
-        Some(Event::Message { route, payload, .. }) => {
-            assert_eq!((route, payload.as_slice()), (Some(ECHO), &b"routed"[..]))
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(client.next_message(), (Some(ECHO), b"routed".to_vec()));
     // Without the route it reaches on_recv.
     assert_eq!(
         unsafe { veltix_client_unroute(client.ptr, ECHO) },
@@ -95,12 +83,7 @@ fn route_then_on_recv_then_pending_order() {
         VELTIX_ERR_NOT_FOUND
     );
     assert_eq!(client.send(ECHO, b"unrouted"), VELTIX_OK);
-    match client.next_event() {
-        Some(Event::Message { route, payload, .. }) => {
-            assert_eq!((route, payload.as_slice()), (None, &b"unrouted"[..]))
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(client.next_message(), (None, b"unrouted".to_vec()));
     // With neither, the message is dropped (logged) and nothing breaks.
     assert_eq!(
         unsafe { veltix_client_on_recv(client.ptr, None, std::ptr::null_mut()) },
@@ -291,15 +274,10 @@ fn reconnects_after_the_server_restarts_keeping_routes() {
         b"after restart"
     );
     assert_eq!(client.send(BROADCAST, b"routes kept"), VELTIX_OK);
-    match client.next_event() {
-        Some(Event::Message { route, payload, .. }) => {
-            assert_eq!(
-                (route, payload.as_slice()),
-                (Some(BROADCAST_OUT), &b"routes kept"[..])
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        client.next_message(),
+        (Some(BROADCAST_OUT), b"routes kept".to_vec())
+    );
 }
 
 #[test]

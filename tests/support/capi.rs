@@ -228,6 +228,14 @@ impl TestClient {
         }
     }
 
+    /// The next event, which must be a message: (route, payload).
+    pub fn next_message(&self) -> (Option<u16>, Vec<u8>) {
+        match self.next_event() {
+            Some(Event::Message { route, payload, .. }) => (route, payload),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
     /// The JSON payload of the next message of `type_code`, skipping others.
     pub fn next_message_of(&self, type_code: u16, timeout: Duration) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
@@ -243,6 +251,20 @@ impl TestClient {
                 None => panic!("no message of type {type_code} within {timeout:?}"),
             }
         }
+    }
+
+    /// (type, payload) of every message until `quiet` passes without an
+    /// event; other events are skipped.
+    pub fn drain_messages(&self, quiet: Duration) -> Vec<(u16, Vec<u8>)> {
+        self.drain_events(quiet)
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Message {
+                    type_code, payload, ..
+                } => Some((type_code, payload)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Every event until `timeout` passes without one.
