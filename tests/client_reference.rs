@@ -488,7 +488,6 @@ fn calls_from_inside_callbacks_do_not_deadlock() {
 fn free_from_inside_a_callback_returns() {
     let server = RefServer::start();
     let client = TestClient::connected(server.port);
-    let ptr = client.ptr;
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     *client.sink.on_message.lock().unwrap() = Some(Box::new(move |inner, _| unsafe {
@@ -500,7 +499,6 @@ fn free_from_inside_a_callback_returns() {
         .expect("free inside a callback returned");
     // The handle is gone; keep the test's Drop from freeing it twice.
     std::mem::forget(client);
-    let _ = ptr;
 }
 
 #[test]

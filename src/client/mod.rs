@@ -82,11 +82,6 @@ impl Client {
         })
     }
 
-    /// The configuration the client was made with.
-    pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
-    }
-
     /// Address of the shared state; stable for the client's life, used as
     /// the C handle.
     pub fn as_ptr(&self) -> *const ClientInner {
