@@ -65,6 +65,14 @@ typedef struct veltix_client_t veltix_client_t;
 typedef struct veltix_message_t veltix_message_t;
 
 /**
+ * A Veltix server (opaque). Create with `veltix_server_new()`, start with
+ * `veltix_server_start()`, release with `veltix_server_free()`. Every
+ * function taking it may be called from any thread, concurrently, and from
+ * inside its own callbacks.
+ */
+typedef struct veltix_server_t veltix_server_t;
+
+/**
  * How a client connects. Fill it with `veltix_client_config_init()`, then
  * change the fields you need. `veltix_client_new()` copies everything, so
  * the struct (and the `server_addr` string) may be released after it.
@@ -187,6 +195,110 @@ typedef void (*veltix_message_fn)(void *user_data,
                                   const struct veltix_message_t *message);
 
 /**
+ * A connected client of a server, as given to `on_connect`. Ids start at 1
+ * and are never reused during the server's life (restarts included), so a
+ * stale id fails with `VELTIX_ERR_NOT_CONNECTED` instead of reaching
+ * another client.
+ */
+typedef uint64_t veltix_peer_id_t;
+
+/**
+ * How a server listens. Fill it with `veltix_server_config_init()`, then
+ * change the fields you need. `veltix_server_new()` copies everything, so
+ * the struct (and the `host` string) may be released after it.
+ */
+typedef struct veltix_server_config_t {
+    /**
+     * Address to listen on, NUL-terminated: an IPv4 or IPv6 literal
+     * (`"0.0.0.0"` all IPv4 interfaces, `"::"` all IPv6, `"127.0.0.1"`
+     * local only) or a host name; copied. NULL means the default,
+     * "0.0.0.0".
+     */
+    const char *host;
+    /**
+     * Port to listen on. Default 8080; 0 picks a free port, read it with
+     * `veltix_server_port()`.
+     */
+    uint16_t port;
+    /**
+     * Bytes asked of a socket per receive call (1 to 64 MiB). Default 8192.
+     */
+    uint32_t buffer_size;
+    /**
+     * Most connections at once, handshakes in progress included; past it a
+     * client is refused with `{"error": "server_full"}`. Default -1 =
+     * unlimited.
+     */
+    int32_t max_connection;
+    /**
+     * Largest frame, 15-byte header plus payload, sent or accepted (at
+     * least 15). Default 10 MiB, as the reference. Larger sends fail with
+     * `VELTIX_ERR_MESSAGE_TOO_LARGE`; larger incoming frames are skipped by
+     * their declared length (logged) and the connection goes on.
+     */
+    uint32_t max_message_size;
+    /**
+     * Time a client has, from its TCP accept, to complete the handshake, in
+     * milliseconds (at least 1); then it is closed. Default 5000.
+     */
+    uint32_t handshake_timeout_ms;
+    /**
+     * Callback threads (1 to 256). Default 4.
+     */
+    uint32_t max_workers;
+    /**
+     * Most bytes queued for one peer whose socket is full because it does
+     * not read (at least `max_message_size`). A send that would queue more
+     * disconnects the peer (logged) and fails with `VELTIX_ERR_CLOSED`.
+     * Default 32 MiB.
+     */
+    uint32_t max_outbound_bytes;
+} veltix_server_config_t;
+
+/**
+ * Called when `peer` completes its handshake, before any of its messages,
+ * on a worker thread with no library lock held. Calls allowed as in
+ * `veltix_server_message_fn`.
+ */
+typedef void (*veltix_server_connect_fn)(void *user_data,
+                                         struct veltix_server_t *server,
+                                         veltix_peer_id_t peer);
+
+/**
+ * Called once when a connected peer's connection ends, after its last
+ * message callback, on a worker thread with no library lock held. The
+ * peer is already gone: calls naming it fail with
+ * `VELTIX_ERR_NOT_CONNECTED`. `reason`: `VELTIX_DISCONNECT_PEER_CLOSED`
+ * (the client closed), `VELTIX_DISCONNECT_ERROR` (reset, read error, or it
+ * stopped reading past `max_outbound_bytes`), `VELTIX_DISCONNECT_MANUAL`
+ * (`veltix_server_close_client()` or `veltix_server_close()`). Clients
+ * that never completed the handshake are not reported. Calls allowed as in
+ * `veltix_server_message_fn`.
+ */
+typedef void (*veltix_server_disconnect_fn)(void *user_data,
+                                            struct veltix_server_t *server,
+                                            veltix_peer_id_t peer,
+                                            veltix_disconnect_reason_t reason);
+
+/**
+ * Receives a message from `peer` (a route, or `on_recv`). Runs on a worker
+ * thread of the server, with no library lock held. One peer's callbacks
+ * run one at a time, in arrival order (`on_connect`, its messages, then
+ * `on_disconnect`); different peers' run in parallel on up to
+ * `max_workers` threads. `message` is borrowed for the call only (clone it
+ * to keep it); never free it. Inside, every library function may be
+ * called, including `veltix_server_send_and_wait()` (to this peer too:
+ * replies are matched on the I/O thread), `veltix_server_close()` and
+ * `veltix_server_free()` (neither waits for this thread; do not use the
+ * server after free). A slow callback delays only its own peer's later
+ * callbacks, and never reception.
+ */
+typedef void (*veltix_server_message_fn)(void *user_data,
+                                         struct veltix_server_t *server,
+                                         veltix_peer_id_t peer,
+                                         const struct veltix_message_t *message);
+
+/**
  * Severity of a log line (a fixed-width integer, not a C enum, so any value
  * received from C is checked).
  */
@@ -209,9 +321,15 @@ typedef void (*veltix_log_fn)(void *user_data,
 #define VELTIX_DISCONNECT_ERROR 1
 
 /**
- * `veltix_client_disconnect()` was called.
+ * `veltix_client_disconnect()` was called; on a server,
+ * `veltix_server_close_client()` or `veltix_server_close()`.
  */
 #define VELTIX_DISCONNECT_MANUAL 2
+
+/**
+ * (Server side) the client closed its connection cleanly.
+ */
+#define VELTIX_DISCONNECT_PEER_CLOSED 3
 
 /**
  * The server closed the connection (or refused it as full).
@@ -228,6 +346,23 @@ typedef void (*veltix_log_fn)(void *user_data,
  * Already registered (a route for this type).
  */
 #define VELTIX_ERR_ALREADY_EXISTS -14
+
+/**
+ * `veltix_server_start()` on a server that is already running.
+ */
+#define VELTIX_ERR_ALREADY_RUNNING -19
+
+/**
+ * The server could not listen: address in use, not permitted, or a host
+ * that does not resolve to a local address.
+ */
+#define VELTIX_ERR_BIND_FAILED -17
+
+/**
+ * An output buffer is too small; `veltix_last_error()` gives the size
+ * needed.
+ */
+#define VELTIX_ERR_BUFFER_TOO_SMALL -18
 
 /**
  * The connection closed, or the client was disconnected or freed, while
@@ -268,7 +403,8 @@ typedef void (*veltix_log_fn)(void *user_data,
 #define VELTIX_ERR_MESSAGE_TOO_LARGE -10
 
 /**
- * The call needs a connection and the client has none.
+ * The call needs a connection and the client has none, or the server has
+ * no connected peer with that id.
  */
 #define VELTIX_ERR_NOT_CONNECTED -3
 
@@ -638,6 +774,378 @@ uint16_t veltix_message_request_id(const struct veltix_message_t *message);
  * `message` must be NULL or a valid message.
  */
 uint16_t veltix_message_type(const struct veltix_message_t *message);
+
+/**
+ * Tags `peer`: sets tag `name` to `value` (NULL means `""`) unless the
+ * peer already has that tag, as the reference's `add_tag`. Tags group
+ * clients (a room, a role); find them with `veltix_server_peers_with_tag()`.
+ * They live as long as the connection.
+ *
+ * Returns `VELTIX_ERR_ALREADY_EXISTS` (value unchanged) if the tag is set,
+ * `VELTIX_ERR_NOT_CONNECTED`.
+ *
+ * # Safety
+ * `server` must be a live server; `name` (and a non-NULL `value`)
+ * NUL-terminated strings.
+ */
+veltix_status_t veltix_server_add_tag(struct veltix_server_t *server,
+                                      veltix_peer_id_t peer,
+                                      const char *name,
+                                      const char *value);
+
+/**
+ * Sends one message of `type_code` (one request id for all) to every
+ * connected client except the `except_count` peers at `except` (NULL when
+ * 0). Clients still in their handshake are not included. A client whose
+ * send fails is skipped (and disconnected if it stopped reading or its
+ * connection failed); the others still get the message. Writes the number
+ * of clients it was sent to to `*out_sent` if it is not NULL.
+ *
+ * Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent).
+ *
+ * # Safety
+ * `server` must be a live server; `data` `len` bytes; `except`
+ * `except_count` ids; `out_sent` NULL or writable.
+ */
+veltix_status_t veltix_server_broadcast(struct veltix_server_t *server,
+                                        uint16_t type_code,
+                                        const uint8_t *data,
+                                        size_t len,
+                                        const veltix_peer_id_t *except,
+                                        size_t except_count,
+                                        size_t *out_sent);
+
+/**
+ * How many clients are connected (handshake complete); 0 for NULL.
+ *
+ * # Safety
+ * `server` must be NULL or a live server.
+ */
+size_t veltix_server_client_count(const struct veltix_server_t *server);
+
+/**
+ * Stops listening and closes every connection: `on_disconnect` runs for
+ * each connected peer (`VELTIX_DISCONNECT_MANUAL`), pending
+ * `send_and_wait` calls fail with `VELTIX_ERR_CLOSED`. Returns after the
+ * I/O thread has stopped and, unless called from a callback, after every
+ * queued callback has run. `VELTIX_OK` (and nothing done) if the server is
+ * not running.
+ *
+ * # Safety
+ * `server` must be a live server.
+ */
+veltix_status_t veltix_server_close(struct veltix_server_t *server);
+
+/**
+ * Closes `peer`'s connection: bytes already queued for it are written if
+ * its socket takes them at once, then the connection closes (the client
+ * sees the server close it) and `on_disconnect` follows with
+ * `VELTIX_DISCONNECT_MANUAL`. Sends to it fail from this call on. Returns
+ * without waiting for the close; `VELTIX_ERR_NOT_CONNECTED` if `peer` is
+ * not connected.
+ *
+ * # Safety
+ * `server` must be a live server.
+ */
+veltix_status_t veltix_server_close_client(struct veltix_server_t *server,
+                                           veltix_peer_id_t peer);
+
+/**
+ * Fills `config` with the defaults. NULL is a no-op.
+ *
+ * # Safety
+ * A non-NULL `config` must point to a writable `veltix_server_config_t`.
+ */
+void veltix_server_config_init(struct veltix_server_config_t *config);
+
+/**
+ * Closes the server as `veltix_server_close()` does, drops queued
+ * callbacks, stops the worker threads and releases the server. No callback
+ * starts after it returns. NULL is a no-op.
+ *
+ * Called from inside one of the server's callbacks it does not wait for
+ * the calling thread, and the memory is released when the last callback
+ * returns.
+ *
+ * # Safety
+ * `server` must be NULL or a live server, freed once; it must not be used
+ * after this call.
+ */
+void veltix_server_free(struct veltix_server_t *server);
+
+/**
+ * Reads tag `name` of `peer`: writes its value, NUL included, to `buf` of
+ * `buf_size` bytes and its length (without the NUL) to `*out_len`. With
+ * `buf` NULL and `buf_size` 0, writes only the length, to size a buffer.
+ *
+ * Returns `VELTIX_ERR_NOT_FOUND` if the tag is not set,
+ * `VELTIX_ERR_BUFFER_TOO_SMALL` (nothing written), `VELTIX_ERR_NOT_CONNECTED`.
+ *
+ * # Safety
+ * `server` must be a live server; `name` a NUL-terminated string; `buf`
+ * `buf_size` writable bytes; `out_len` writable.
+ */
+veltix_status_t veltix_server_get_tag(const struct veltix_server_t *server,
+                                      veltix_peer_id_t peer,
+                                      const char *name,
+                                      char *buf,
+                                      size_t buf_size,
+                                      size_t *out_len);
+
+/**
+ * Creates a server from `config` (copied) and writes it to `*out`. It does
+ * not listen yet: register callbacks, then call `veltix_server_start()`.
+ * Starts `max_workers` threads.
+ *
+ * Returns `VELTIX_ERR_NULL_POINTER` if `config` or `out` is NULL,
+ * `VELTIX_ERR_INVALID_ARGUMENT` for an out-of-range field (named, with the
+ * fix, by `veltix_last_error()`). `*out` is written only on success.
+ *
+ * # Safety
+ * `config` must point to a valid config, `out` to writable storage.
+ */
+veltix_status_t veltix_server_new(const struct veltix_server_config_t *config,
+                                  struct veltix_server_t **out);
+
+/**
+ * Sets the callback run when a client completes its handshake (NULL
+ * clears it).
+ *
+ * # Safety
+ * As `veltix_server_on_recv()`.
+ */
+veltix_status_t veltix_server_on_connect(struct veltix_server_t *server,
+                                         veltix_server_connect_fn fn,
+                                         void *user_data);
+
+/**
+ * Sets the callback run when a connected client leaves (NULL clears it).
+ *
+ * # Safety
+ * As `veltix_server_on_recv()`.
+ */
+veltix_status_t veltix_server_on_disconnect(struct veltix_server_t *server,
+                                            veltix_server_disconnect_fn fn,
+                                            void *user_data);
+
+/**
+ * Sets the callback for messages that no route takes (NULL `fn` clears
+ * it). Messages with neither are dropped with a log line.
+ *
+ * # Safety
+ * `server` must be a live server; `fn` must be callable from any thread
+ * with `user_data`.
+ */
+veltix_status_t veltix_server_on_recv(struct veltix_server_t *server,
+                                      veltix_server_message_fn fn,
+                                      void *user_data);
+
+/**
+ * Writes `peer`'s IP address as text (e.g. `"127.0.0.1"` or `"::1"`), NUL
+ * included, to `buf` of `buf_size` bytes, and its port to `*out_port` if
+ * that is not NULL. 46 bytes (`INET6_ADDRSTRLEN`) always suffice.
+ *
+ * Returns `VELTIX_ERR_NOT_CONNECTED`, or `VELTIX_ERR_BUFFER_TOO_SMALL`
+ * (nothing written).
+ *
+ * # Safety
+ * `server` must be a live server; `buf` must hold `buf_size` bytes;
+ * `out_port` NULL or writable.
+ */
+veltix_status_t veltix_server_peer_address(const struct veltix_server_t *server,
+                                           veltix_peer_id_t peer,
+                                           char *buf,
+                                           size_t buf_size,
+                                           uint16_t *out_port);
+
+/**
+ * Lists the connected clients: copies up to `capacity` ids, in increasing
+ * order, to `out_peers` and writes how many there are to `*out_count`
+ * (more than `capacity` means the list was cut: call again with a larger
+ * array). `out_peers` may be NULL when `capacity` is 0, to get the count.
+ *
+ * # Safety
+ * `server` must be a live server; `out_peers` must hold `capacity` ids;
+ * `out_count` writable.
+ */
+veltix_status_t veltix_server_peers(const struct veltix_server_t *server,
+                                    veltix_peer_id_t *out_peers,
+                                    size_t capacity,
+                                    size_t *out_count);
+
+/**
+ * Lists the connected clients having tag `name`, set to `value` (NULL:
+ * any value), as the reference's `get_clients_by_tag`. Output as
+ * `veltix_server_peers()`.
+ *
+ * # Safety
+ * As `veltix_server_peers()`; `name` (and a non-NULL `value`)
+ * NUL-terminated strings.
+ */
+veltix_status_t veltix_server_peers_with_tag(const struct veltix_server_t *server,
+                                             const char *name,
+                                             const char *value,
+                                             veltix_peer_id_t *out_peers,
+                                             size_t capacity,
+                                             size_t *out_count);
+
+/**
+ * Pings `peer` (PING, answered by PONG) and writes the round trip in
+ * milliseconds to `*out_rtt_ms` if it is not NULL. Completes as
+ * `veltix_server_send_and_wait()` does.
+ *
+ * # Safety
+ * `server` must be a live server; `out_rtt_ms` NULL or writable.
+ */
+veltix_status_t veltix_server_ping_client(struct veltix_server_t *server,
+                                          veltix_peer_id_t peer,
+                                          uint32_t timeout_ms,
+                                          double *out_rtt_ms);
+
+/**
+ * The port the server listens on (the one picked if `config.port` was
+ * 0), or 0 if it is not running or `server` is NULL.
+ *
+ * # Safety
+ * `server` must be NULL or a live server.
+ */
+uint16_t veltix_server_port(const struct veltix_server_t *server);
+
+/**
+ * Removes tag `name` of `peer`; `VELTIX_ERR_NOT_FOUND` if it was not set.
+ *
+ * # Safety
+ * `server` must be a live server; `name` a NUL-terminated string.
+ */
+veltix_status_t veltix_server_remove_tag(struct veltix_server_t *server,
+                                         veltix_peer_id_t peer,
+                                         const char *name);
+
+/**
+ * Replies to `to`, a message received from `peer` (e.g. a client's
+ * `send_and_wait` request): sends a message of `type_code` carrying `to`'s
+ * request id. As `veltix_server_send()`.
+ *
+ * # Safety
+ * `server` must be a live server, `to` a valid message, `data` `len` bytes.
+ */
+veltix_status_t veltix_server_reply(struct veltix_server_t *server,
+                                    veltix_peer_id_t peer,
+                                    const struct veltix_message_t *to,
+                                    uint16_t type_code,
+                                    const uint8_t *data,
+                                    size_t len);
+
+/**
+ * Routes messages of `type_code` to `fn` instead of `on_recv`. Replies to
+ * `veltix_server_send_and_wait()` and pings never reach routes.
+ *
+ * Returns `VELTIX_ERR_NULL_POINTER` if `fn` is NULL,
+ * `VELTIX_ERR_ALREADY_EXISTS` if the type is already routed.
+ *
+ * # Safety
+ * As `veltix_server_on_recv()`.
+ */
+veltix_status_t veltix_server_route(struct veltix_server_t *server,
+                                    uint16_t type_code,
+                                    veltix_server_message_fn fn,
+                                    void *user_data);
+
+/**
+ * Sends `len` bytes at `data` to `peer` as a message of `type_code` (with
+ * a fresh server request id, in [32768, 65536)). `data` may be NULL when
+ * `len` is 0. The bytes are written to the socket from the calling thread,
+ * or copied into the peer's queue if its socket is full; they are not
+ * referenced afterwards. Frames from concurrent callers are never
+ * interleaved; one caller's frames arrive in order.
+ *
+ * Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent) when 15 + `len`
+ * exceeds `max_message_size`; `VELTIX_ERR_NOT_CONNECTED` if `peer` is not
+ * connected; `VELTIX_ERR_CLOSED` if the peer stopped reading and its queue
+ * would exceed `max_outbound_bytes` (it is then disconnected);
+ * `VELTIX_ERR_IO` if its connection failed (it is then closed).
+ *
+ * # Safety
+ * `server` must be a live server; `data` must hold `len` readable bytes.
+ */
+veltix_status_t veltix_server_send(struct veltix_server_t *server,
+                                   veltix_peer_id_t peer,
+                                   uint16_t type_code,
+                                   const uint8_t *data,
+                                   size_t len);
+
+/**
+ * Sends a request to `peer` and blocks until the message from that peer
+ * carrying its request id arrives (whatever its type), then writes it to
+ * `*out_response`; you own it: release it with `veltix_message_free()`.
+ * The reply is matched on the I/O thread, never delayed by callbacks, so
+ * this may be called from callbacks (the peer's own included) and from
+ * many threads at once.
+ *
+ * Completes exactly once: `VELTIX_OK` with the reply, `VELTIX_ERR_TIMEOUT`
+ * after `timeout_ms`, or `VELTIX_ERR_CLOSED` as soon as the peer
+ * disconnects or the server closes. Also fails as `veltix_server_send()`
+ * does, and with `VELTIX_ERR_IDS_EXHAUSTED`. `*out_response` is written
+ * only on success.
+ *
+ * # Safety
+ * `server` must be a live server; `data` `len` bytes; `out_response`
+ * writable.
+ */
+veltix_status_t veltix_server_send_and_wait(struct veltix_server_t *server,
+                                            veltix_peer_id_t peer,
+                                            uint16_t type_code,
+                                            const uint8_t *data,
+                                            size_t len,
+                                            uint32_t timeout_ms,
+                                            struct veltix_message_t **out_response);
+
+/**
+ * Sends the NUL-terminated `text` (without its NUL) to `peer` as a message
+ * of `type_code`. As `veltix_server_send()`.
+ *
+ * # Safety
+ * `server` must be a live server; `text` a NUL-terminated string.
+ */
+veltix_status_t veltix_server_send_text(struct veltix_server_t *server,
+                                        veltix_peer_id_t peer,
+                                        uint16_t type_code,
+                                        const char *text);
+
+/**
+ * Sets tag `name` of `peer` to `value` (NULL means `""`), creating or
+ * replacing it, as the reference's `set_tag`.
+ *
+ * # Safety
+ * As `veltix_server_add_tag()`.
+ */
+veltix_status_t veltix_server_set_tag(struct veltix_server_t *server,
+                                      veltix_peer_id_t peer,
+                                      const char *name,
+                                      const char *value);
+
+/**
+ * Binds `config.host:config.port` and starts the I/O thread; returns once
+ * the server listens, so clients may connect as soon as it returns
+ * `VELTIX_OK`. A closed server may be started again; callbacks, routes
+ * and peer ids carry on.
+ *
+ * Returns `VELTIX_ERR_BIND_FAILED` (address in use, not permitted, host
+ * not resolved) or `VELTIX_ERR_ALREADY_RUNNING`.
+ *
+ * # Safety
+ * `server` must be a live server.
+ */
+veltix_status_t veltix_server_start(struct veltix_server_t *server);
+
+/**
+ * Removes the route of `type_code`; `VELTIX_ERR_NOT_FOUND` if none.
+ *
+ * # Safety
+ * `server` must be a live server.
+ */
+veltix_status_t veltix_server_unroute(struct veltix_server_t *server,
+                                      uint16_t type_code);
 
 /**
  * Sends the library's log lines up to `max_level` to `fn` (process-wide).

@@ -15,6 +15,9 @@ pub enum Error {
     /// The operation needs a connection and there is none.
     #[error("not connected. Fix: call veltix_client_connect() first (or wait for the reconnection to succeed)")]
     NotConnected,
+    /// A server call named a peer that is not connected.
+    #[error("peer {0} is not connected (it disconnected, never completed the handshake, or the id is wrong). Fix: use ids from on_connect, and forget them in on_disconnect")]
+    PeerNotConnected(u64),
     /// `connect` while connected, connecting or retrying.
     #[error("{0}")]
     AlreadyConnected(String),
@@ -57,6 +60,17 @@ pub enum Error {
     /// Something is not registered.
     #[error("{0}")]
     NotFound(String),
+    /// The server could not listen on its address.
+    #[error("{0}")]
+    BindFailed(String),
+    /// An output buffer is too small for the value.
+    #[error("{0}")]
+    BufferTooSmall(String),
+    /// The server is already running.
+    #[error(
+        "the server is already running. Fix: call veltix_server_close() before starting it again"
+    )]
+    AlreadyRunning,
     /// A panic was caught.
     #[error("internal error (a panic was caught: {0}). Please report it; the client may need to be recreated")]
     Panic(String),

@@ -4,15 +4,19 @@
 //! - [`protocol`]: frames, the streaming decoder, handshake messages and
 //!   request ids, with no I/O.
 //! - [`client`]: the thread-based client built on it.
+//! - [`server`]: the event-driven server built on it.
 //! - [`ffi`]: the `extern "C"` layer (`include/veltix.h`), which only
 //!   converts, checks pointers, catches panics and maps errors to status
 //!   codes.
 
+mod callbacks;
 pub mod client;
 pub mod error;
 pub mod ffi;
 pub mod log;
+mod pending;
 pub mod protocol;
+pub mod server;
 mod workers;
 mod writer;
 

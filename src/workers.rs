@@ -1,15 +1,17 @@
 //! The callback thread pool.
 //!
 //! Jobs run on `count` threads fed by one channel; with one thread they run
-//! in submission order. [`WorkerPool::submit_ordered`] runs jobs one at a
-//! time in submission order whatever the pool size (used for lifecycle
-//! events, so `on_disconnect` states arrive in sequence). A panicking job is
-//! caught and logged; it never takes a worker, or the host process, down.
+//! in submission order. A [`Lane`] runs its jobs one at a time in submission
+//! order whatever the pool size: the client's lifecycle events use the
+//! pool's own lane ([`WorkerPool::submit_ordered`]), and the server gives
+//! each connection a lane so its callbacks keep arrival order while other
+//! connections' run in parallel. A panicking job is caught and logged; it
+//! never takes a worker, or the host process, down.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 
 use crossbeam_channel::{unbounded, Sender};
@@ -26,13 +28,26 @@ pub struct WorkerPool {
     thread_ids: Vec<ThreadId>,
     /// Set on shutdown: queued jobs are dropped instead of run.
     stopped: Arc<AtomicBool>,
-    lane: Arc<Mutex<Lane>>,
+    lane: Lane,
+    /// Jobs submitted and not yet finished, for [`WorkerPool::wait_idle`].
+    outstanding: Arc<(Mutex<usize>, Condvar)>,
 }
 
+/// A queue of jobs that run one at a time, in submission order, on any of
+/// the pool's workers.
+#[derive(Clone, Default)]
+pub struct Lane(Arc<Mutex<LaneState>>);
+
 #[derive(Default)]
-struct Lane {
+struct LaneState {
     jobs: VecDeque<Job>,
     draining: bool,
+}
+
+impl Lane {
+    fn state(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl WorkerPool {
@@ -40,16 +55,24 @@ impl WorkerPool {
     pub fn new(name: &str, count: usize) -> std::io::Result<Self> {
         let (sender, receiver) = unbounded::<Job>();
         let stopped = Arc::new(AtomicBool::new(false));
+        let outstanding = Arc::new((Mutex::new(0usize), Condvar::new()));
         let mut threads = Vec::new();
         for index in 0..count.max(1) {
             let receiver = receiver.clone();
             let stopped = stopped.clone();
+            let outstanding = outstanding.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{name}-{index}"))
                 .spawn(move || {
                     for job in receiver.iter() {
                         if !stopped.load(Ordering::Acquire) {
                             run_guarded(job);
+                        }
+                        let (count, idle) = &*outstanding;
+                        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
+                        *count -= 1;
+                        if *count == 0 {
+                            idle.notify_all();
                         }
                     }
                 })?;
@@ -60,35 +83,46 @@ impl WorkerPool {
             thread_ids: threads.iter().map(|t| t.thread().id()).collect(),
             threads: Mutex::new(threads),
             stopped,
-            lane: Arc::default(),
+            lane: Lane::default(),
+            outstanding,
         })
     }
 
     /// Queues a job; `false` (and the job dropped) after shutdown.
     pub fn submit(&self, job: Job) -> bool {
         let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-        match sender.as_ref() {
-            Some(sender) => sender.send(job).is_ok(),
-            None => false,
+        let Some(sender) = sender.as_ref() else {
+            return false;
+        };
+        *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        if sender.send(job).is_ok() {
+            return true;
         }
+        *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        false
     }
 
-    /// Queues a job that runs after every job submitted before it through
-    /// this method has finished, and before any submitted after it.
+    /// Queues a job on the pool's own lane (see [`WorkerPool::submit_in`]).
     pub fn submit_ordered(&self, job: Job) {
-        let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
-        lane.jobs.push_back(job);
-        if lane.draining {
+        self.submit_in(&self.lane, job);
+    }
+
+    /// Queues a job that runs after every job submitted to `lane` before it
+    /// has finished, and before any submitted after it.
+    pub fn submit_in(&self, lane: &Lane, job: Job) {
+        let mut state = lane.state();
+        state.jobs.push_back(job);
+        if state.draining {
             return;
         }
-        lane.draining = true;
-        drop(lane);
-        let shared = self.lane.clone();
+        state.draining = true;
+        drop(state);
+        let shared = lane.clone();
         let drain: Job = Box::new(move || loop {
             let next = {
-                let mut lane = shared.lock().unwrap_or_else(|e| e.into_inner());
-                let next = lane.jobs.pop_front();
-                lane.draining = next.is_some();
+                let mut state = shared.state();
+                let next = state.jobs.pop_front();
+                state.draining = next.is_some();
                 next
             };
             match next {
@@ -97,9 +131,19 @@ impl WorkerPool {
             }
         });
         if !self.submit(drain) {
-            let mut lane = self.lane.lock().unwrap_or_else(|e| e.into_inner());
-            lane.jobs.clear();
-            lane.draining = false;
+            let mut state = lane.state();
+            state.jobs.clear();
+            state.draining = false;
+        }
+    }
+
+    /// Waits until every submitted job has finished. Must not be called
+    /// from a worker (it would wait for itself).
+    pub fn wait_idle(&self) {
+        let (count, idle) = &*self.outstanding;
+        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *count > 0 {
+            count = idle.wait(count).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -114,11 +158,7 @@ impl WorkerPool {
     pub fn shutdown(&self, join: bool) {
         self.stopped.store(true, Ordering::Release);
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.lane
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .jobs
-            .clear();
+        self.lane.state().jobs.clear();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if join {
             let me = std::thread::current().id();
@@ -174,6 +214,31 @@ mod tests {
         }
         let got: Vec<i32> = (0..200).map(|_| rx.recv().unwrap()).collect();
         assert_eq!(got, (0..200).collect::<Vec<_>>());
+        pool.shutdown(true);
+    }
+
+    #[test]
+    fn lanes_keep_their_own_order_and_wait_idle_sees_every_job() {
+        let pool = WorkerPool::new("test", 3).unwrap();
+        let lanes = [Lane::default(), Lane::default()];
+        let seen = Arc::new(Mutex::new([Vec::new(), Vec::new()]));
+        for i in 0..300 {
+            let seen = seen.clone();
+            pool.submit_in(
+                &lanes[i % 2],
+                Box::new(move || {
+                    if i % 11 == 0 {
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                    seen.lock().unwrap()[i % 2].push(i);
+                }),
+            );
+        }
+        pool.wait_idle();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0], (0..300).step_by(2).collect::<Vec<_>>());
+        assert_eq!(seen[1], (1..300).step_by(2).collect::<Vec<_>>());
+        drop(seen);
         pool.shutdown(true);
     }
 

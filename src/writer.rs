@@ -13,7 +13,7 @@
 
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Mutex, TryLockError};
 
 use crate::protocol::frame::{FrameHeader, HEADER_SIZE};
@@ -120,40 +120,58 @@ impl FrameWriter {
 /// Writes all of `parts` with `sendmsg(MSG_NOSIGNAL)`, retrying on partial
 /// writes and interrupts.
 fn send_all(stream: &TcpStream, parts: &[&[u8]]) -> io::Result<()> {
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut parts: Vec<&[u8]> = parts.to_vec();
     let mut first = 0;
     while first < parts.len() {
-        let mut iov: Vec<libc::iovec> = parts[first..]
-            .iter()
-            .map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            })
-            .collect();
-        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = iov.len() as _;
-        // SAFETY: the iovecs point into live slices for the duration of the
-        // call, and the descriptor is owned by `stream`.
-        let sent = unsafe { libc::sendmsg(stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if sent < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(error);
-        }
-        let mut sent = sent as usize;
-        while first < parts.len() && sent >= parts[first].len() {
-            sent -= parts[first].len();
-            first += 1;
-        }
-        if first < parts.len() {
-            parts[first] = &parts[first][sent..];
+        match send_vectored(stream.as_raw_fd(), &parts[first..]) {
+            Ok(sent) => first += advance(&mut parts[first..], sent),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Drops the first `sent` bytes from `parts`; returns how many parts are
+/// now fully written.
+pub(crate) fn advance(parts: &mut [&[u8]], mut sent: usize) -> usize {
+    let mut done = 0;
+    while done < parts.len() && sent >= parts[done].len() {
+        sent -= parts[done].len();
+        done += 1;
+    }
+    if done < parts.len() {
+        parts[done] = &parts[done][sent..];
+    }
+    done
+}
+
+/// One `sendmsg(MSG_NOSIGNAL)` call writing as much of `parts` as the
+/// socket takes; the byte count, or the error (`WouldBlock` on a full
+/// non-blocking socket). Never raises `SIGPIPE`.
+pub(crate) fn send_vectored(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut iov: Vec<libc::iovec> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    if iov.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: the iovecs point into live slices for the duration of the
+    // call; the caller owns the descriptor.
+    let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
 }
 
 #[cfg(test)]

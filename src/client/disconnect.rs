@@ -8,8 +8,10 @@ pub enum DisconnectReason {
     ServerClosed,
     /// A network error: reset, refused, timed out, rejected.
     Error,
-    /// `disconnect()` was called.
+    /// `disconnect()` was called; on a server, `close_client()` or `close()`.
     Manual,
+    /// (Server side) the client closed the connection cleanly.
+    PeerClosed,
 }
 
 /// The state passed to `on_disconnect`, as in the reference's

@@ -7,11 +7,10 @@
 //! including from inside a callback; none holds a lock while user code runs.
 
 mod attempt;
-mod callbacks;
 mod config;
 mod connection;
 mod disconnect;
-mod pending;
+mod handlers;
 mod reader;
 mod reconnect;
 
@@ -19,20 +18,23 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use callbacks::{ConnectHandler, DisconnectHandler, MessageHandler};
 pub use config::{ClientConfig, MAX_BUFFER_SIZE, MAX_WORKERS};
 pub use disconnect::{DisconnectReason, DisconnectState};
+pub use handlers::{ConnectHandler, DisconnectHandler, MessageHandler};
 
 use crate::error::{Error, Result};
 use crate::log::log_at;
-use crate::protocol::frame::{HEADER_SIZE, PING};
+use crate::pending::PendingRequests;
+use crate::protocol::frame::{check_frame_size, PING};
 use crate::protocol::ids::{IdAllocator, CLIENT_IDS};
 use crate::protocol::Message;
 use crate::workers::WorkerPool;
 use attempt::Attempt;
-use callbacks::Callbacks;
 use connection::Connection;
-use pending::PendingRequests;
+use handlers::Callbacks;
+
+/// The owner of every pending request of a client: its one connection.
+const THE_CONNECTION: u64 = 0;
 
 /// A Veltix client. Cloning gives another handle to the same client.
 #[derive(Clone)]
@@ -135,24 +137,13 @@ impl Client {
 
     /// Routes messages of `type_code` to `handler` instead of `on_recv`.
     pub fn route(&self, type_code: u16, handler: MessageHandler) -> Result<()> {
-        let mut callbacks = self.callbacks_mut();
-        if callbacks.routes.contains_key(&type_code) {
-            return Err(Error::AlreadyExists(format!(
-                "type {type_code} already has a route. Fix: veltix_client_unroute() it first"
-            )));
-        }
-        callbacks.routes.insert(type_code, handler);
-        Ok(())
+        self.callbacks_mut()
+            .route("veltix_client", type_code, handler)
     }
 
     /// Removes the route of `type_code`.
     pub fn unroute(&self, type_code: u16) -> Result<()> {
-        match self.callbacks_mut().routes.remove(&type_code) {
-            Some(_) => Ok(()),
-            None => Err(Error::NotFound(format!(
-                "type {type_code} has no route. Fix: nothing to remove; check the type code"
-            ))),
-        }
+        self.callbacks_mut().unroute(type_code)
     }
 
     // ----- connection lifecycle ------------------------------------------
@@ -342,15 +333,11 @@ impl Client {
         timeout: Duration,
     ) -> Result<Message> {
         self.check_size(payload)?;
-        let request = self.inner.pending.register()?;
-        let sent = self
-            .connection()
-            .and_then(|connection| connection.send(type_code, request.id, payload));
-        if let Err(error) = sent {
-            self.inner.pending.cancel(&request);
-            return Err(error);
-        }
-        self.inner.pending.wait(request, timeout)
+        self.inner
+            .pending
+            .round_trip(THE_CONNECTION, timeout, |request_id| {
+                self.connection()?.send(type_code, request_id, payload)
+            })
     }
 
     /// Pings the server; the round trip in milliseconds.
@@ -411,12 +398,7 @@ impl Client {
     }
 
     fn check_size(&self, payload: &[u8]) -> Result<()> {
-        let size = (HEADER_SIZE + payload.len()) as u64;
-        let max = self.inner.config.max_message_size;
-        if size > u64::from(max) {
-            return Err(Error::MessageTooLarge { size, max });
-        }
-        Ok(())
+        check_frame_size(payload, self.inner.config.max_message_size)
     }
 
     /// Registers a new connect/retry operation if the client is idle.

@@ -55,7 +55,7 @@ impl Client {
             }
             return;
         }
-        let Some(message) = self.inner.pending.complete(message) else {
+        let Some(message) = self.inner.pending.complete(super::THE_CONNECTION, message) else {
             return;
         };
         let handler = self.callbacks().handler_for(message.type_code());

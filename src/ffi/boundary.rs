@@ -82,6 +82,19 @@ pub(crate) unsafe fn byte_slice<'a>(data: *const u8, len: usize) -> Result<&'a [
     Ok(std::slice::from_raw_parts(data, len))
 }
 
+/// The NUL-terminated UTF-8 string at `ptr`, or an error naming it.
+///
+/// # Safety
+/// A non-NULL `ptr` must be a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn utf8<'a>(ptr: *const c_char, name: &'static str) -> Result<&'a str> {
+    let text = std::ffi::CStr::from_ptr(non_null(ptr, name)?);
+    text.to_str().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "{name} is not valid UTF-8. Fix: pass UTF-8 text (ASCII is always fine)"
+        ))
+    })
+}
+
 /// The `user_data` pointer given with a callback. The library only passes it
 /// back to the callback; the caller promises it may be used from the
 /// library's threads.

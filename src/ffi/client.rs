@@ -29,8 +29,21 @@ pub type veltix_disconnect_reason_t = i32;
 pub const VELTIX_DISCONNECT_SERVER_CLOSED: veltix_disconnect_reason_t = 0;
 /// A network error: refused, reset, timed out, failed handshake.
 pub const VELTIX_DISCONNECT_ERROR: veltix_disconnect_reason_t = 1;
-/// `veltix_client_disconnect()` was called.
+/// `veltix_client_disconnect()` was called; on a server,
+/// `veltix_server_close_client()` or `veltix_server_close()`.
 pub const VELTIX_DISCONNECT_MANUAL: veltix_disconnect_reason_t = 2;
+/// (Server side) the client closed its connection cleanly.
+pub const VELTIX_DISCONNECT_PEER_CLOSED: veltix_disconnect_reason_t = 3;
+
+/// The C value of a disconnection reason.
+pub(crate) fn reason_code(reason: DisconnectReason) -> veltix_disconnect_reason_t {
+    match reason {
+        DisconnectReason::ServerClosed => VELTIX_DISCONNECT_SERVER_CLOSED,
+        DisconnectReason::Error => VELTIX_DISCONNECT_ERROR,
+        DisconnectReason::Manual => VELTIX_DISCONNECT_MANUAL,
+        DisconnectReason::PeerClosed => VELTIX_DISCONNECT_PEER_CLOSED,
+    }
+}
 
 /// What `on_disconnect` receives, as the reference's `DisconnectState`.
 ///
@@ -235,11 +248,7 @@ pub unsafe extern "C" fn veltix_client_on_disconnect(
                         permanent: state.permanent,
                         attempt: state.attempt,
                         retry_max: state.retry_max,
-                        reason: match state.reason {
-                            DisconnectReason::ServerClosed => VELTIX_DISCONNECT_SERVER_CLOSED,
-                            DisconnectReason::Error => VELTIX_DISCONNECT_ERROR,
-                            DisconnectReason::Manual => VELTIX_DISCONNECT_MANUAL,
-                        },
+                        reason: reason_code(state.reason),
                     };
                     // SAFETY: registered together with user_data.
                     unsafe { callback(user_data.get(), handle(client), &state) }

@@ -1,11 +1,11 @@
 //! `veltix_client_config_t` and its conversion to [`ClientConfig`].
 
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 use std::time::Duration;
 
-use super::boundary::{non_null_mut, with_fallback};
+use super::boundary::{non_null_mut, utf8, with_fallback};
 use crate::client::ClientConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How a client connects. Fill it with `veltix_client_config_init()`, then
 /// change the fields you need. `veltix_client_new()` copies everything, so
@@ -74,14 +74,7 @@ impl veltix_client_config_t {
         let server_addr = if self.server_addr.is_null() {
             ClientConfig::default().server_addr
         } else {
-            CStr::from_ptr(self.server_addr)
-                .to_str()
-                .map_err(|_| {
-                    Error::InvalidArgument(
-                        "config.server_addr is not valid UTF-8. Fix: pass an ASCII host name or IP address".into(),
-                    )
-                })?
-                .to_owned()
+            utf8(self.server_addr, "config.server_addr")?.to_owned()
         };
         let config = ClientConfig {
             server_addr,

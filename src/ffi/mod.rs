@@ -2,13 +2,16 @@
 //!
 //! A thin layer: it checks pointers, converts C types, runs every body
 //! inside the panic boundary ([`boundary`]) and maps errors to status
-//! codes. All behaviour lives in [`crate::client`] and [`crate::protocol`].
+//! codes. All behaviour lives in [`crate::client`], [`crate::server`] and
+//! [`crate::protocol`].
 
 mod boundary;
 pub mod client;
 pub mod config;
 pub mod log;
 pub mod message;
+pub mod server;
+pub mod server_config;
 pub mod status;
 
 use std::ffi::c_char;
@@ -17,6 +20,8 @@ pub use client::*;
 pub use config::*;
 pub use log::*;
 pub use message::*;
+pub use server::*;
+pub use server_config::*;
 pub use status::*;
 
 /// Detail of the last failing call on the calling thread: what failed and

@@ -17,7 +17,8 @@ pub const VELTIX_ERR_NULL_POINTER: veltix_status_t = -1;
 /// An argument or configuration field is out of range; `veltix_last_error()`
 /// names it and the fix.
 pub const VELTIX_ERR_INVALID_ARGUMENT: veltix_status_t = -2;
-/// The call needs a connection and the client has none.
+/// The call needs a connection and the client has none, or the server has
+/// no connected peer with that id.
 pub const VELTIX_ERR_NOT_CONNECTED: veltix_status_t = -3;
 /// `veltix_client_connect()` (or `_retry()`) while connected, connecting or
 /// reconnecting.
@@ -48,13 +49,21 @@ pub const VELTIX_ERR_ALREADY_EXISTS: veltix_status_t = -14;
 pub const VELTIX_ERR_NOT_FOUND: veltix_status_t = -15;
 /// An internal error (a caught panic). Please report it.
 pub const VELTIX_ERR_PANIC: veltix_status_t = -16;
+/// The server could not listen: address in use, not permitted, or a host
+/// that does not resolve to a local address.
+pub const VELTIX_ERR_BIND_FAILED: veltix_status_t = -17;
+/// An output buffer is too small; `veltix_last_error()` gives the size
+/// needed.
+pub const VELTIX_ERR_BUFFER_TOO_SMALL: veltix_status_t = -18;
+/// `veltix_server_start()` on a server that is already running.
+pub const VELTIX_ERR_ALREADY_RUNNING: veltix_status_t = -19;
 
 /// The status code of an error.
 pub(crate) fn status_of(error: &Error) -> veltix_status_t {
     match error {
         Error::NullPointer(_) => VELTIX_ERR_NULL_POINTER,
         Error::InvalidArgument(_) => VELTIX_ERR_INVALID_ARGUMENT,
-        Error::NotConnected => VELTIX_ERR_NOT_CONNECTED,
+        Error::NotConnected | Error::PeerNotConnected(_) => VELTIX_ERR_NOT_CONNECTED,
         Error::AlreadyConnected(_) => VELTIX_ERR_ALREADY_CONNECTED,
         Error::ConnectFailed(_) => VELTIX_ERR_CONNECT_FAILED,
         Error::HandshakeFailed(_) => VELTIX_ERR_HANDSHAKE_FAILED,
@@ -68,6 +77,9 @@ pub(crate) fn status_of(error: &Error) -> veltix_status_t {
         Error::AlreadyExists(_) => VELTIX_ERR_ALREADY_EXISTS,
         Error::NotFound(_) => VELTIX_ERR_NOT_FOUND,
         Error::Panic(_) => VELTIX_ERR_PANIC,
+        Error::BindFailed(_) => VELTIX_ERR_BIND_FAILED,
+        Error::BufferTooSmall(_) => VELTIX_ERR_BUFFER_TOO_SMALL,
+        Error::AlreadyRunning => VELTIX_ERR_ALREADY_RUNNING,
     }
 }
 
@@ -99,6 +111,9 @@ fn status_text(status: veltix_status_t) -> &'static std::ffi::CStr {
         VELTIX_ERR_ALREADY_EXISTS => c"already exists",
         VELTIX_ERR_NOT_FOUND => c"not found",
         VELTIX_ERR_PANIC => c"internal error (panic)",
+        VELTIX_ERR_BIND_FAILED => c"could not listen",
+        VELTIX_ERR_BUFFER_TOO_SMALL => c"buffer too small",
+        VELTIX_ERR_ALREADY_RUNNING => c"already running",
         _ => c"unknown status",
     }
 }

@@ -113,6 +113,18 @@ impl FrameDecoder {
         self.end += data.len();
     }
 
+    /// Exchanges the receive buffer with `spare` when no byte is buffered.
+    /// A server lends one buffer to each connection for the duration of a
+    /// read and takes it back afterwards, so an idle connection holds no
+    /// receive buffer at all.
+    pub fn swap_buffer_if_empty(&mut self, spare: &mut Vec<u8>) {
+        if self.start == self.end {
+            std::mem::swap(&mut self.buf, spare);
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// The bytes received and not yet consumed.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
@@ -273,6 +285,27 @@ mod tests {
             decode_all(&mut decoder),
             vec![Decoded::Frame(Message::new(200, 0x1234, b"hello"))]
         );
+        assert!(decoder.buffered().is_empty());
+    }
+
+    #[test]
+    fn a_lent_buffer_is_kept_while_a_frame_is_partial_and_returned_after() {
+        let wire = encode_frame(300, 5, b"split across reads");
+        let mut decoder = FrameDecoder::new(1024, 64);
+        let mut spare = vec![0u8; 64];
+        decoder.swap_buffer_if_empty(&mut spare);
+        decoder.push(&wire[..10]);
+        assert_eq!(decoder.next_frame(), None);
+        decoder.swap_buffer_if_empty(&mut spare);
+        assert_eq!(decoder.buffered(), &wire[..10], "partial bytes stay");
+        decoder.push(&wire[10..]);
+        let got = decode_all(&mut decoder);
+        assert_eq!(
+            got,
+            vec![Decoded::Frame(Message::new(300, 5, b"split across reads"))]
+        );
+        decoder.swap_buffer_if_empty(&mut spare);
+        assert!(spare.len() >= 64, "the buffer comes back to the lender");
         assert!(decoder.buffered().is_empty());
     }
 

@@ -77,6 +77,19 @@ impl FrameHeader {
     }
 }
 
+/// Checks that a frame carrying `payload` (header included) fits in
+/// `max_message_size`, before anything is sent.
+pub fn check_frame_size(payload: &[u8], max_message_size: u32) -> crate::Result<()> {
+    let size = (HEADER_SIZE + payload.len()) as u64;
+    if size > u64::from(max_message_size) {
+        return Err(crate::Error::MessageTooLarge {
+            size,
+            max: max_message_size,
+        });
+    }
+    Ok(())
+}
+
 /// A whole frame (header and payload) in one buffer. The send path writes
 /// header and payload separately to avoid this copy; this is for tests, tools
 /// and small control frames.

@@ -1,5 +1,5 @@
 //! The Veltix wire protocol with no I/O: frames, the streaming decoder, the
-//! handshake messages and request id allocation. The client (and a server)
+//! handshake messages and request id allocation. The client and the server
 //! are built on it.
 
 pub mod decoder;

@@ -4,8 +4,9 @@
 
 pub mod capi;
 pub mod fake_server;
+pub mod server_capi;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -92,5 +93,93 @@ impl RefServer {
 impl Drop for RefServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The reference veltix 3.3.0 client (tests/support/ref_client.py) in a
+/// child process, driven by JSON commands; killed on drop.
+pub struct RefClient {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    answers: std::sync::mpsc::Receiver<serde_json::Value>,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl RefClient {
+    /// Starts a Python client for `port` with extra arguments (not yet
+    /// connected).
+    pub fn start(port: u16, args: &[&str]) -> RefClient {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/ref_client.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg("--port")
+            .arg(port.to_string())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the reference client");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (answers_tx, answers) = std::sync::mpsc::channel();
+        let (events_tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The reference logs to stdout too: keep only our JSON lines.
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                let channel = if value.get("op").is_some() {
+                    &answers_tx
+                } else {
+                    &events_tx
+                };
+                let _ = channel.send(value);
+            }
+        });
+        RefClient {
+            child,
+            stdin,
+            answers,
+            events,
+        }
+    }
+
+    /// Starts a Python client and connects it; panics unless it connects.
+    pub fn connected(port: u16) -> RefClient {
+        let client = RefClient::start(port, &[]);
+        assert_eq!(
+            client.command(serde_json::json!({"op": "connect"}))["ok"],
+            true
+        );
+        assert_eq!(client.next_event()["event"], "connect");
+        client
+    }
+
+    /// Runs one command and returns its answer.
+    pub fn command(&self, command: serde_json::Value) -> serde_json::Value {
+        let mut stdin = &self.stdin;
+        writeln!(stdin, "{command}").expect("write to the reference client");
+        stdin.flush().unwrap();
+        self.answers
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("no answer to {command} within 15 s"))
+    }
+
+    /// The next callback event.
+    pub fn next_event(&self) -> serde_json::Value {
+        self.next_event_within(Duration::from_secs(10))
+            .expect("no event from the reference client within 10 s")
+    }
+
+    pub fn next_event_within(&self, timeout: Duration) -> Option<serde_json::Value> {
+        self.events.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for RefClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

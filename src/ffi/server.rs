@@ -1,0 +1,762 @@
+//! `veltix_server_t`: the server handle and its functions.
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::boundary::{
+    byte_slice, non_null, non_null_mut, utf8, with_fallback, with_status, UserData,
+};
+use super::client::{reason_code, veltix_disconnect_reason_t};
+use super::message::{as_message, into_handle, message_handle, veltix_message_t};
+use super::server_config::veltix_server_config_t;
+use super::status::veltix_status_t;
+use crate::client::DisconnectReason;
+use crate::error::{Error, Result};
+use crate::server::{
+    PeerConnectHandler, PeerDisconnectHandler, PeerId, PeerMessageHandler, Server, ServerInner,
+};
+
+/// A Veltix server (opaque). Create with `veltix_server_new()`, start with
+/// `veltix_server_start()`, release with `veltix_server_free()`. Every
+/// function taking it may be called from any thread, concurrently, and from
+/// inside its own callbacks.
+#[allow(non_camel_case_types)]
+pub struct veltix_server_t {
+    _private: [u8; 0],
+}
+
+/// A connected client of a server, as given to `on_connect`. Ids start at 1
+/// and are never reused during the server's life (restarts included), so a
+/// stale id fails with `VELTIX_ERR_NOT_CONNECTED` instead of reaching
+/// another client.
+#[allow(non_camel_case_types)]
+pub type veltix_peer_id_t = u64;
+
+/// Receives a message from `peer` (a route, or `on_recv`). Runs on a worker
+/// thread of the server, with no library lock held. One peer's callbacks
+/// run one at a time, in arrival order (`on_connect`, its messages, then
+/// `on_disconnect`); different peers' run in parallel on up to
+/// `max_workers` threads. `message` is borrowed for the call only (clone it
+/// to keep it); never free it. Inside, every library function may be
+/// called, including `veltix_server_send_and_wait()` (to this peer too:
+/// replies are matched on the I/O thread), `veltix_server_close()` and
+/// `veltix_server_free()` (neither waits for this thread; do not use the
+/// server after free). A slow callback delays only its own peer's later
+/// callbacks, and never reception.
+#[allow(non_camel_case_types)]
+pub type veltix_server_message_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        server: *mut veltix_server_t,
+        peer: veltix_peer_id_t,
+        message: *const veltix_message_t,
+    ),
+>;
+
+/// Called when `peer` completes its handshake, before any of its messages,
+/// on a worker thread with no library lock held. Calls allowed as in
+/// `veltix_server_message_fn`.
+#[allow(non_camel_case_types)]
+pub type veltix_server_connect_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        server: *mut veltix_server_t,
+        peer: veltix_peer_id_t,
+    ),
+>;
+
+/// Called once when a connected peer's connection ends, after its last
+/// message callback, on a worker thread with no library lock held. The
+/// peer is already gone: calls naming it fail with
+/// `VELTIX_ERR_NOT_CONNECTED`. `reason`: `VELTIX_DISCONNECT_PEER_CLOSED`
+/// (the client closed), `VELTIX_DISCONNECT_ERROR` (reset, read error, or it
+/// stopped reading past `max_outbound_bytes`), `VELTIX_DISCONNECT_MANUAL`
+/// (`veltix_server_close_client()` or `veltix_server_close()`). Clients
+/// that never completed the handshake are not reported. Calls allowed as in
+/// `veltix_server_message_fn`.
+#[allow(non_camel_case_types)]
+pub type veltix_server_disconnect_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        server: *mut veltix_server_t,
+        peer: veltix_peer_id_t,
+        reason: veltix_disconnect_reason_t,
+    ),
+>;
+
+/// Runs `body` with the server behind `server` (not consuming the handle).
+fn with_server<T>(
+    server: *const veltix_server_t,
+    body: impl FnOnce(&Server) -> Result<T>,
+) -> Result<T> {
+    if server.is_null() {
+        return Err(Error::NullPointer("server"));
+    }
+    // SAFETY: a non-NULL handle comes from veltix_server_new() and is alive
+    // when the call starts; the call holds its own reference, so a
+    // concurrent veltix_server_free() cannot release the memory under it.
+    let server = unsafe { Server::clone_from_ptr(server.cast::<ServerInner>()) };
+    body(&server)
+}
+
+fn handle(server: &Server) -> *mut veltix_server_t {
+    server.as_ptr().cast_mut().cast()
+}
+
+/// Copies up to `capacity` ids to `out` and writes the total to
+/// `out_count` (the list may be longer than `capacity`: call again with a
+/// larger array).
+///
+/// # Safety
+/// `out` must hold `capacity` writable ids (may be NULL if 0).
+unsafe fn write_ids(
+    ids: &[PeerId],
+    out: *mut veltix_peer_id_t,
+    capacity: usize,
+    out_count: *mut usize,
+) -> Result<()> {
+    let out_count = non_null_mut(out_count, "out_count")?;
+    let n = ids.len().min(capacity);
+    if n > 0 {
+        let out = non_null_mut(out, "out_peers (with capacity > 0)")?;
+        std::ptr::copy_nonoverlapping(ids.as_ptr(), out, n);
+    }
+    *out_count = ids.len();
+    Ok(())
+}
+
+/// Copies `text` and a NUL into `buf` of `buf_size` bytes; `BufferTooSmall`
+/// (saying the size needed) if it does not fit.
+///
+/// # Safety
+/// `buf` must hold `buf_size` writable bytes.
+unsafe fn write_text(text: &str, buf: *mut c_char, buf_size: usize, what: &str) -> Result<()> {
+    if buf_size < text.len() + 1 {
+        return Err(Error::BufferTooSmall(format!(
+            "{what} needs {} bytes with its NUL, the buffer has {buf_size}. Fix: pass a larger buffer",
+            text.len() + 1
+        )));
+    }
+    let buf = non_null_mut(buf, "buf")?;
+    std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
+    *(buf as *mut c_char).add(text.len()) = 0;
+    Ok(())
+}
+
+/// Creates a server from `config` (copied) and writes it to `*out`. It does
+/// not listen yet: register callbacks, then call `veltix_server_start()`.
+/// Starts `max_workers` threads.
+///
+/// Returns `VELTIX_ERR_NULL_POINTER` if `config` or `out` is NULL,
+/// `VELTIX_ERR_INVALID_ARGUMENT` for an out-of-range field (named, with the
+/// fix, by `veltix_last_error()`). `*out` is written only on success.
+///
+/// # Safety
+/// `config` must point to a valid config, `out` to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_new(
+    config: *const veltix_server_config_t,
+    out: *mut *mut veltix_server_t,
+) -> veltix_status_t {
+    with_status(|| {
+        let config = non_null(config, "config")?.to_config()?;
+        let out = non_null_mut(out, "out")?;
+        *out = Server::new(config)?.into_raw().cast_mut().cast();
+        Ok(())
+    })
+}
+
+/// Closes the server as `veltix_server_close()` does, drops queued
+/// callbacks, stops the worker threads and releases the server. No callback
+/// starts after it returns. NULL is a no-op.
+///
+/// Called from inside one of the server's callbacks it does not wait for
+/// the calling thread, and the memory is released when the last callback
+/// returns.
+///
+/// # Safety
+/// `server` must be NULL or a live server, freed once; it must not be used
+/// after this call.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_free(server: *mut veltix_server_t) {
+    if server.is_null() {
+        return;
+    }
+    with_fallback((), || {
+        // SAFETY: the handle came from veltix_server_new and is freed once.
+        let server = unsafe { Server::from_raw(server.cast::<ServerInner>()) };
+        server.shut_down();
+        Ok(())
+    })
+}
+
+/// Binds `config.host:config.port` and starts the I/O thread; returns once
+/// the server listens, so clients may connect as soon as it returns
+/// `VELTIX_OK`. A closed server may be started again; callbacks, routes
+/// and peer ids carry on.
+///
+/// Returns `VELTIX_ERR_BIND_FAILED` (address in use, not permitted, host
+/// not resolved) or `VELTIX_ERR_ALREADY_RUNNING`.
+///
+/// # Safety
+/// `server` must be a live server.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_start(server: *mut veltix_server_t) -> veltix_status_t {
+    with_status(|| with_server(server, |server| server.start().map(drop)))
+}
+
+/// The port the server listens on (the one picked if `config.port` was
+/// 0), or 0 if it is not running or `server` is NULL.
+///
+/// # Safety
+/// `server` must be NULL or a live server.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_port(server: *const veltix_server_t) -> u16 {
+    with_fallback(0, || {
+        with_server(server, |server| {
+            Ok(server.local_addr().map_or(0, |addr| addr.port()))
+        })
+    })
+}
+
+/// Stops listening and closes every connection: `on_disconnect` runs for
+/// each connected peer (`VELTIX_DISCONNECT_MANUAL`), pending
+/// `send_and_wait` calls fail with `VELTIX_ERR_CLOSED`. Returns after the
+/// I/O thread has stopped and, unless called from a callback, after every
+/// queued callback has run. `VELTIX_OK` (and nothing done) if the server is
+/// not running.
+///
+/// # Safety
+/// `server` must be a live server.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_close(server: *mut veltix_server_t) -> veltix_status_t {
+    with_status(|| {
+        with_server(server, |server| {
+            server.close();
+            Ok(())
+        })
+    })
+}
+
+fn message_handler(
+    callback: unsafe extern "C" fn(
+        *mut c_void,
+        *mut veltix_server_t,
+        veltix_peer_id_t,
+        *const veltix_message_t,
+    ),
+    user_data: UserData,
+) -> PeerMessageHandler {
+    Arc::new(move |server, peer, message| {
+        // SAFETY: the callback and user_data were registered together.
+        unsafe {
+            callback(
+                user_data.get(),
+                handle(server),
+                peer,
+                message_handle(message),
+            )
+        }
+    })
+}
+
+/// Sets the callback for messages that no route takes (NULL `fn` clears
+/// it). Messages with neither are dropped with a log line.
+///
+/// # Safety
+/// `server` must be a live server; `fn` must be callable from any thread
+/// with `user_data`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_on_recv(
+    server: *mut veltix_server_t,
+    r#fn: veltix_server_message_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_server(server, |server| {
+            let user_data = UserData::new(user_data);
+            server.on_recv(r#fn.map(|callback| message_handler(callback, user_data)));
+            Ok(())
+        })
+    })
+}
+
+/// Sets the callback run when a client completes its handshake (NULL
+/// clears it).
+///
+/// # Safety
+/// As `veltix_server_on_recv()`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_on_connect(
+    server: *mut veltix_server_t,
+    r#fn: veltix_server_connect_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_server(server, |server| {
+            let user_data = UserData::new(user_data);
+            server.on_connect(r#fn.map(|callback| {
+                Arc::new(move |server: &Server, peer: PeerId| {
+                    // SAFETY: registered together with user_data.
+                    unsafe { callback(user_data.get(), handle(server), peer) }
+                }) as PeerConnectHandler
+            }));
+            Ok(())
+        })
+    })
+}
+
+/// Sets the callback run when a connected client leaves (NULL clears it).
+///
+/// # Safety
+/// As `veltix_server_on_recv()`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_on_disconnect(
+    server: *mut veltix_server_t,
+    r#fn: veltix_server_disconnect_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_server(server, |server| {
+            let user_data = UserData::new(user_data);
+            server.on_disconnect(r#fn.map(|callback| {
+                Arc::new(
+                    move |server: &Server, peer: PeerId, reason: DisconnectReason| {
+                        // SAFETY: registered together with user_data.
+                        unsafe {
+                            callback(user_data.get(), handle(server), peer, reason_code(reason))
+                        }
+                    },
+                ) as PeerDisconnectHandler
+            }));
+            Ok(())
+        })
+    })
+}
+
+/// Routes messages of `type_code` to `fn` instead of `on_recv`. Replies to
+/// `veltix_server_send_and_wait()` and pings never reach routes.
+///
+/// Returns `VELTIX_ERR_NULL_POINTER` if `fn` is NULL,
+/// `VELTIX_ERR_ALREADY_EXISTS` if the type is already routed.
+///
+/// # Safety
+/// As `veltix_server_on_recv()`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_route(
+    server: *mut veltix_server_t,
+    type_code: u16,
+    r#fn: veltix_server_message_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        with_server(server, |server| {
+            let callback = r#fn.ok_or(Error::NullPointer("fn"))?;
+            server.route(
+                type_code,
+                message_handler(callback, UserData::new(user_data)),
+            )
+        })
+    })
+}
+
+/// Removes the route of `type_code`; `VELTIX_ERR_NOT_FOUND` if none.
+///
+/// # Safety
+/// `server` must be a live server.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_unroute(
+    server: *mut veltix_server_t,
+    type_code: u16,
+) -> veltix_status_t {
+    with_status(|| with_server(server, |server| server.unroute(type_code)))
+}
+
+/// Sends `len` bytes at `data` to `peer` as a message of `type_code` (with
+/// a fresh server request id, in [32768, 65536)). `data` may be NULL when
+/// `len` is 0. The bytes are written to the socket from the calling thread,
+/// or copied into the peer's queue if its socket is full; they are not
+/// referenced afterwards. Frames from concurrent callers are never
+/// interleaved; one caller's frames arrive in order.
+///
+/// Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent) when 15 + `len`
+/// exceeds `max_message_size`; `VELTIX_ERR_NOT_CONNECTED` if `peer` is not
+/// connected; `VELTIX_ERR_CLOSED` if the peer stopped reading and its queue
+/// would exceed `max_outbound_bytes` (it is then disconnected);
+/// `VELTIX_ERR_IO` if its connection failed (it is then closed).
+///
+/// # Safety
+/// `server` must be a live server; `data` must hold `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_send(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let payload = byte_slice(data, len)?;
+        with_server(server, |server| server.send(peer, type_code, payload))
+    })
+}
+
+/// Sends the NUL-terminated `text` (without its NUL) to `peer` as a message
+/// of `type_code`. As `veltix_server_send()`.
+///
+/// # Safety
+/// `server` must be a live server; `text` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_send_text(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    type_code: u16,
+    text: *const c_char,
+) -> veltix_status_t {
+    with_status(|| {
+        let text = std::ffi::CStr::from_ptr(non_null(text, "text")?);
+        with_server(server, |server| {
+            server.send(peer, type_code, text.to_bytes())
+        })
+    })
+}
+
+/// Replies to `to`, a message received from `peer` (e.g. a client's
+/// `send_and_wait` request): sends a message of `type_code` carrying `to`'s
+/// request id. As `veltix_server_send()`.
+///
+/// # Safety
+/// `server` must be a live server, `to` a valid message, `data` `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_reply(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    to: *const veltix_message_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let to = as_message(to)?;
+        let payload = byte_slice(data, len)?;
+        with_server(server, |server| server.reply(peer, to, type_code, payload))
+    })
+}
+
+/// Sends a request to `peer` and blocks until the message from that peer
+/// carrying its request id arrives (whatever its type), then writes it to
+/// `*out_response`; you own it: release it with `veltix_message_free()`.
+/// The reply is matched on the I/O thread, never delayed by callbacks, so
+/// this may be called from callbacks (the peer's own included) and from
+/// many threads at once.
+///
+/// Completes exactly once: `VELTIX_OK` with the reply, `VELTIX_ERR_TIMEOUT`
+/// after `timeout_ms`, or `VELTIX_ERR_CLOSED` as soon as the peer
+/// disconnects or the server closes. Also fails as `veltix_server_send()`
+/// does, and with `VELTIX_ERR_IDS_EXHAUSTED`. `*out_response` is written
+/// only on success.
+///
+/// # Safety
+/// `server` must be a live server; `data` `len` bytes; `out_response`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_send_and_wait(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u32,
+    out_response: *mut *mut veltix_message_t,
+) -> veltix_status_t {
+    with_status(|| {
+        let payload = byte_slice(data, len)?;
+        let out_response = non_null_mut(out_response, "out_response")?;
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let response = with_server(server, |server| {
+            server.send_and_wait(peer, type_code, payload, timeout)
+        })?;
+        *out_response = into_handle(response);
+        Ok(())
+    })
+}
+
+/// Pings `peer` (PING, answered by PONG) and writes the round trip in
+/// milliseconds to `*out_rtt_ms` if it is not NULL. Completes as
+/// `veltix_server_send_and_wait()` does.
+///
+/// # Safety
+/// `server` must be a live server; `out_rtt_ms` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_ping_client(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    timeout_ms: u32,
+    out_rtt_ms: *mut f64,
+) -> veltix_status_t {
+    with_status(|| {
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let rtt = with_server(server, |server| server.ping(peer, timeout))?;
+        if let Some(out) = out_rtt_ms.as_mut() {
+            *out = rtt;
+        }
+        Ok(())
+    })
+}
+
+/// Sends one message of `type_code` (one request id for all) to every
+/// connected client except the `except_count` peers at `except` (NULL when
+/// 0). Clients still in their handshake are not included. A client whose
+/// send fails is skipped (and disconnected if it stopped reading or its
+/// connection failed); the others still get the message. Writes the number
+/// of clients it was sent to to `*out_sent` if it is not NULL.
+///
+/// Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent).
+///
+/// # Safety
+/// `server` must be a live server; `data` `len` bytes; `except`
+/// `except_count` ids; `out_sent` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_broadcast(
+    server: *mut veltix_server_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+    except: *const veltix_peer_id_t,
+    except_count: usize,
+    out_sent: *mut usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let payload = byte_slice(data, len)?;
+        let except: &[PeerId] = match except_count {
+            0 => &[],
+            n => std::slice::from_raw_parts(non_null(except, "except (with except_count > 0)")?, n),
+        };
+        let sent = with_server(server, |server| {
+            server.broadcast(type_code, payload, except)
+        })?;
+        if let Some(out) = out_sent.as_mut() {
+            *out = sent;
+        }
+        Ok(())
+    })
+}
+
+/// Closes `peer`'s connection: bytes already queued for it are written if
+/// its socket takes them at once, then the connection closes (the client
+/// sees the server close it) and `on_disconnect` follows with
+/// `VELTIX_DISCONNECT_MANUAL`. Sends to it fail from this call on. Returns
+/// without waiting for the close; `VELTIX_ERR_NOT_CONNECTED` if `peer` is
+/// not connected.
+///
+/// # Safety
+/// `server` must be a live server.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_close_client(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+) -> veltix_status_t {
+    with_status(|| with_server(server, |server| server.close_client(peer)))
+}
+
+/// How many clients are connected (handshake complete); 0 for NULL.
+///
+/// # Safety
+/// `server` must be NULL or a live server.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_client_count(server: *const veltix_server_t) -> usize {
+    with_fallback(0, || {
+        with_server(server, |server| Ok(server.client_count()))
+    })
+}
+
+/// Lists the connected clients: copies up to `capacity` ids, in increasing
+/// order, to `out_peers` and writes how many there are to `*out_count`
+/// (more than `capacity` means the list was cut: call again with a larger
+/// array). `out_peers` may be NULL when `capacity` is 0, to get the count.
+///
+/// # Safety
+/// `server` must be a live server; `out_peers` must hold `capacity` ids;
+/// `out_count` writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_peers(
+    server: *const veltix_server_t,
+    out_peers: *mut veltix_peer_id_t,
+    capacity: usize,
+    out_count: *mut usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let ids = with_server(server, |server| Ok(server.peer_ids()))?;
+        write_ids(&ids, out_peers, capacity, out_count)
+    })
+}
+
+/// Writes `peer`'s IP address as text (e.g. `"127.0.0.1"` or `"::1"`), NUL
+/// included, to `buf` of `buf_size` bytes, and its port to `*out_port` if
+/// that is not NULL. 46 bytes (`INET6_ADDRSTRLEN`) always suffice.
+///
+/// Returns `VELTIX_ERR_NOT_CONNECTED`, or `VELTIX_ERR_BUFFER_TOO_SMALL`
+/// (nothing written).
+///
+/// # Safety
+/// `server` must be a live server; `buf` must hold `buf_size` bytes;
+/// `out_port` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_peer_address(
+    server: *const veltix_server_t,
+    peer: veltix_peer_id_t,
+    buf: *mut c_char,
+    buf_size: usize,
+    out_port: *mut u16,
+) -> veltix_status_t {
+    with_status(|| {
+        let addr = with_server(server, |server| server.peer_addr(peer))?;
+        write_text(&addr.ip().to_string(), buf, buf_size, "the address")?;
+        if let Some(out) = out_port.as_mut() {
+            *out = addr.port();
+        }
+        Ok(())
+    })
+}
+
+/// Tags `peer`: sets tag `name` to `value` (NULL means `""`) unless the
+/// peer already has that tag, as the reference's `add_tag`. Tags group
+/// clients (a room, a role); find them with `veltix_server_peers_with_tag()`.
+/// They live as long as the connection.
+///
+/// Returns `VELTIX_ERR_ALREADY_EXISTS` (value unchanged) if the tag is set,
+/// `VELTIX_ERR_NOT_CONNECTED`.
+///
+/// # Safety
+/// `server` must be a live server; `name` (and a non-NULL `value`)
+/// NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_add_tag(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    name: *const c_char,
+    value: *const c_char,
+) -> veltix_status_t {
+    with_status(|| {
+        let name = utf8(name, "name")?;
+        let value = optional_utf8(value, "value")?.unwrap_or("");
+        let added = with_server(server, |server| server.set_tag(peer, name, value, false))?;
+        if !added {
+            return Err(Error::AlreadyExists(format!(
+                "peer {peer} already has tag \"{name}\". Fix: use veltix_server_set_tag() to change its value"
+            )));
+        }
+        Ok(())
+    })
+}
+
+/// Sets tag `name` of `peer` to `value` (NULL means `""`), creating or
+/// replacing it, as the reference's `set_tag`.
+///
+/// # Safety
+/// As `veltix_server_add_tag()`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_set_tag(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    name: *const c_char,
+    value: *const c_char,
+) -> veltix_status_t {
+    with_status(|| {
+        let name = utf8(name, "name")?;
+        let value = optional_utf8(value, "value")?.unwrap_or("");
+        with_server(server, |server| server.set_tag(peer, name, value, true)).map(drop)
+    })
+}
+
+/// Removes tag `name` of `peer`; `VELTIX_ERR_NOT_FOUND` if it was not set.
+///
+/// # Safety
+/// `server` must be a live server; `name` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_remove_tag(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    name: *const c_char,
+) -> veltix_status_t {
+    with_status(|| {
+        let name = utf8(name, "name")?;
+        if !with_server(server, |server| server.remove_tag(peer, name))? {
+            return Err(Error::NotFound(format!(
+                "peer {peer} has no tag \"{name}\". Fix: nothing to remove"
+            )));
+        }
+        Ok(())
+    })
+}
+
+/// Reads tag `name` of `peer`: writes its value, NUL included, to `buf` of
+/// `buf_size` bytes and its length (without the NUL) to `*out_len`. With
+/// `buf` NULL and `buf_size` 0, writes only the length, to size a buffer.
+///
+/// Returns `VELTIX_ERR_NOT_FOUND` if the tag is not set,
+/// `VELTIX_ERR_BUFFER_TOO_SMALL` (nothing written), `VELTIX_ERR_NOT_CONNECTED`.
+///
+/// # Safety
+/// `server` must be a live server; `name` a NUL-terminated string; `buf`
+/// `buf_size` writable bytes; `out_len` writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_get_tag(
+    server: *const veltix_server_t,
+    peer: veltix_peer_id_t,
+    name: *const c_char,
+    buf: *mut c_char,
+    buf_size: usize,
+    out_len: *mut usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let name = utf8(name, "name")?;
+        let out_len = non_null_mut(out_len, "out_len")?;
+        let value = with_server(server, |server| server.tag(peer, name))?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "peer {peer} has no tag \"{name}\". Fix: set it with veltix_server_add_tag() or veltix_server_set_tag()"
+            ))
+        })?;
+        if !(buf.is_null() && buf_size == 0) {
+            write_text(&value, buf, buf_size, "the tag value")?;
+        }
+        *out_len = value.len();
+        Ok(())
+    })
+}
+
+/// Lists the connected clients having tag `name`, set to `value` (NULL:
+/// any value), as the reference's `get_clients_by_tag`. Output as
+/// `veltix_server_peers()`.
+///
+/// # Safety
+/// As `veltix_server_peers()`; `name` (and a non-NULL `value`)
+/// NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_peers_with_tag(
+    server: *const veltix_server_t,
+    name: *const c_char,
+    value: *const c_char,
+    out_peers: *mut veltix_peer_id_t,
+    capacity: usize,
+    out_count: *mut usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let name = utf8(name, "name")?;
+        let value = optional_utf8(value, "value")?;
+        let ids = with_server(server, |server| Ok(server.peers_with_tag(name, value)))?;
+        write_ids(&ids, out_peers, capacity, out_count)
+    })
+}
+
+/// `None` for NULL, else the string.
+///
+/// # Safety
+/// A non-NULL `ptr` must be a NUL-terminated string outliving `'a`.
+unsafe fn optional_utf8<'a>(ptr: *const c_char, name: &'static str) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    utf8(ptr, name).map(Some)
+}

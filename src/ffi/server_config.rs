@@ -1,0 +1,95 @@
+//! `veltix_server_config_t` and its conversion to [`ServerConfig`].
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::boundary::{non_null_mut, utf8, with_fallback};
+use crate::error::Result;
+use crate::server::ServerConfig;
+
+/// How a server listens. Fill it with `veltix_server_config_init()`, then
+/// change the fields you need. `veltix_server_new()` copies everything, so
+/// the struct (and the `host` string) may be released after it.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct veltix_server_config_t {
+    /// Address to listen on, NUL-terminated: an IPv4 or IPv6 literal
+    /// (`"0.0.0.0"` all IPv4 interfaces, `"::"` all IPv6, `"127.0.0.1"`
+    /// local only) or a host name; copied. NULL means the default,
+    /// "0.0.0.0".
+    pub host: *const c_char,
+    /// Port to listen on. Default 8080; 0 picks a free port, read it with
+    /// `veltix_server_port()`.
+    pub port: u16,
+    /// Bytes asked of a socket per receive call (1 to 64 MiB). Default 8192.
+    pub buffer_size: u32,
+    /// Most connections at once, handshakes in progress included; past it a
+    /// client is refused with `{"error": "server_full"}`. Default -1 =
+    /// unlimited.
+    pub max_connection: i32,
+    /// Largest frame, 15-byte header plus payload, sent or accepted (at
+    /// least 15). Default 10 MiB, as the reference. Larger sends fail with
+    /// `VELTIX_ERR_MESSAGE_TOO_LARGE`; larger incoming frames are skipped by
+    /// their declared length (logged) and the connection goes on.
+    pub max_message_size: u32,
+    /// Time a client has, from its TCP accept, to complete the handshake, in
+    /// milliseconds (at least 1); then it is closed. Default 5000.
+    pub handshake_timeout_ms: u32,
+    /// Callback threads (1 to 256). Default 4.
+    pub max_workers: u32,
+    /// Most bytes queued for one peer whose socket is full because it does
+    /// not read (at least `max_message_size`). A send that would queue more
+    /// disconnects the peer (logged) and fails with `VELTIX_ERR_CLOSED`.
+    /// Default 32 MiB.
+    pub max_outbound_bytes: u32,
+}
+
+/// Fills `config` with the defaults. NULL is a no-op.
+///
+/// # Safety
+/// A non-NULL `config` must point to a writable `veltix_server_config_t`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_config_init(config: *mut veltix_server_config_t) {
+    with_fallback((), || {
+        let config = non_null_mut(config, "config")?;
+        let defaults = ServerConfig::default();
+        *config = veltix_server_config_t {
+            host: c"0.0.0.0".as_ptr(),
+            port: defaults.port,
+            buffer_size: defaults.buffer_size,
+            max_connection: -1,
+            max_message_size: defaults.max_message_size,
+            handshake_timeout_ms: u32::try_from(defaults.handshake_timeout.as_millis())
+                .unwrap_or(u32::MAX),
+            max_workers: defaults.max_workers,
+            max_outbound_bytes: defaults.max_outbound_bytes,
+        };
+        Ok(())
+    })
+}
+
+impl veltix_server_config_t {
+    /// The Rust configuration, validated.
+    ///
+    /// # Safety
+    /// A non-NULL `host` must be a NUL-terminated string.
+    pub(crate) unsafe fn to_config(&self) -> Result<ServerConfig> {
+        let host = if self.host.is_null() {
+            ServerConfig::default().host
+        } else {
+            utf8(self.host, "config.host")?.to_owned()
+        };
+        let config = ServerConfig {
+            host,
+            port: self.port,
+            buffer_size: self.buffer_size,
+            max_connection: u32::try_from(self.max_connection).ok(),
+            max_message_size: self.max_message_size,
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.into()),
+            max_workers: self.max_workers,
+            max_outbound_bytes: self.max_outbound_bytes,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}

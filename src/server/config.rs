@@ -1,0 +1,118 @@
+//! Server configuration and its validation.
+
+use std::time::Duration;
+
+use crate::client::{MAX_BUFFER_SIZE, MAX_WORKERS};
+use crate::error::{Error, Result};
+use crate::protocol::frame::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE};
+
+/// Default bound of a peer's queued outbound bytes (32 MiB).
+pub const DEFAULT_MAX_OUTBOUND_BYTES: u32 = 32 * 1024 * 1024;
+
+/// How a server listens and behaves. Field meanings follow the reference's
+/// `ServerConfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to listen on: a host name or IPv4/IPv6 literal.
+    pub host: String,
+    /// Port to listen on; 0 picks a free port.
+    pub port: u16,
+    /// Bytes asked of a socket per receive call.
+    pub buffer_size: u32,
+    /// Most connections at once, handshakes included; `None` = unlimited.
+    pub max_connection: Option<u32>,
+    /// Largest frame (header plus payload) sent or accepted.
+    pub max_message_size: u32,
+    /// Bound on a client's whole handshake, from its TCP accept.
+    pub handshake_timeout: Duration,
+    /// Callback threads.
+    pub max_workers: u32,
+    /// Most bytes queued for a peer that does not read; past it the peer is
+    /// disconnected.
+    pub max_outbound_bytes: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            buffer_size: 8192,
+            max_connection: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            handshake_timeout: Duration::from_millis(5000),
+            max_workers: 4,
+            max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every field, naming the first bad one and the fix.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |message: String| Err(Error::InvalidArgument(message));
+        if self.host.trim().is_empty() {
+            return invalid("config.host is empty. Fix: use \"0.0.0.0\" (all IPv4 interfaces), \"::\" (all IPv6), or a local address".into());
+        }
+        if self.buffer_size == 0 || self.buffer_size > MAX_BUFFER_SIZE {
+            return invalid(format!(
+                "config.buffer_size is {}. Fix: use 1 to {MAX_BUFFER_SIZE} bytes (the default is 8192)",
+                self.buffer_size
+            ));
+        }
+        if (self.max_message_size as usize) < HEADER_SIZE {
+            return invalid(format!(
+                "config.max_message_size is {}, smaller than the {HEADER_SIZE}-byte frame header. Fix: use at least {HEADER_SIZE} (the default is {DEFAULT_MAX_MESSAGE_SIZE})",
+                self.max_message_size
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return invalid("config.handshake_timeout_ms is 0. Fix: use a positive number of milliseconds (the default is 5000)".into());
+        }
+        if self.max_workers == 0 || self.max_workers > MAX_WORKERS {
+            return invalid(format!(
+                "config.max_workers is {}. Fix: use 1 to {MAX_WORKERS} (the default is 4)",
+                self.max_workers
+            ));
+        }
+        if self.max_outbound_bytes < self.max_message_size {
+            return invalid(format!(
+                "config.max_outbound_bytes ({}) is smaller than max_message_size ({}). Fix: use at least max_message_size (the default is {DEFAULT_MAX_OUTBOUND_BYTES})",
+                self.max_outbound_bytes, self.max_message_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_fields_are_named() {
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
+        type Breaker = fn(&mut ServerConfig);
+        let cases: [(&str, Breaker); 6] = [
+            ("config.host", |c| c.host = String::new()),
+            ("config.buffer_size", |c| c.buffer_size = 0),
+            ("config.max_message_size", |c| c.max_message_size = 3),
+            ("config.handshake_timeout_ms", |c| {
+                c.handshake_timeout = Duration::ZERO
+            }),
+            ("config.max_workers", |c| c.max_workers = 0),
+            ("config.max_outbound_bytes", |c| c.max_outbound_bytes = 100),
+        ];
+        for (field, break_it) in cases {
+            let mut config = ServerConfig::default();
+            break_it(&mut config);
+            match config.validate() {
+                Err(Error::InvalidArgument(message)) => {
+                    assert!(message.starts_with(field), "{message}");
+                    assert!(message.contains("Fix:"), "{message}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+}

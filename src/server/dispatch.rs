@@ -1,0 +1,91 @@
+//! What the I/O thread hands to the application: connections, messages and
+//! disconnections, each queued in the peer's lane so one peer's callbacks
+//! run in order (`on_connect`, its messages, `on_disconnect`) while other
+//! peers' run in parallel.
+
+use std::sync::Arc;
+
+use super::peer::Peer;
+use super::Server;
+use crate::client::DisconnectReason;
+use crate::error::Error;
+use crate::log::log_at;
+use crate::protocol::frame::{FrameHeader, PING, PONG};
+use crate::protocol::Message;
+
+impl Server {
+    /// A peer completed its handshake: it becomes visible to the API, and
+    /// `on_connect` is queued.
+    pub(super) fn peer_connected(&self, peer: &Arc<Peer>) {
+        self.peers_mut().insert(peer.id, peer.clone());
+        log_at!(Debug, "peer {} ({}) connected", peer.id, peer.addr);
+        let handler = self.callbacks().on_connect.clone();
+        if let Some(handler) = handler {
+            let server = self.clone();
+            let id = peer.id;
+            self.inner
+                .workers
+                .submit_in(&peer.lane, Box::new(move || handler(&server, id)));
+        }
+    }
+
+    /// A connected peer's connection ended: it leaves the API, its pending
+    /// requests fail, and `on_disconnect` is queued after its messages.
+    pub(super) fn peer_disconnected(&self, peer: &Arc<Peer>, reason: DisconnectReason) {
+        self.peers_mut().remove(&peer.id);
+        self.inner.pending.fail_owner(
+            peer.id,
+            &Error::Closed(format!(
+                "peer {} disconnected before the reply arrived",
+                peer.id
+            )),
+        );
+        log_at!(
+            Info,
+            "peer {} ({}) disconnected ({reason:?})",
+            peer.id,
+            peer.addr
+        );
+        let handler = self.callbacks().on_disconnect.clone();
+        if let Some(handler) = handler {
+            let server = self.clone();
+            let id = peer.id;
+            self.inner
+                .workers
+                .submit_in(&peer.lane, Box::new(move || handler(&server, id, reason)));
+        }
+    }
+
+    /// Routes one message from `peer`, in the reference's order: PING is
+    /// answered, a reply completes its pending request, then a route or
+    /// `on_recv` gets it, else it is dropped with a log line.
+    pub(super) fn dispatch(&self, peer: &Arc<Peer>, message: Message) {
+        if message.type_code() == PING {
+            let pong = FrameHeader::for_payload(PONG, message.request_id(), &[]).encode();
+            if let Err(e) = peer.send(&[&pong]) {
+                log_at!(Debug, "could not answer a PING of peer {}: {e:?}", peer.id);
+            }
+            return;
+        }
+        let Some(message) = self.inner.pending.complete(peer.id, message) else {
+            return;
+        };
+        let handler = self.callbacks().handler_for(message.type_code());
+        match handler {
+            Some(handler) => {
+                let server = self.clone();
+                let id = peer.id;
+                self.inner
+                    .workers
+                    .submit_in(&peer.lane, Box::new(move || handler(&server, id, &message)));
+            }
+            None => log_at!(
+                Warn,
+                "message of type {} (request id {}) from peer {} dropped: no route and no on_recv callback",
+                message.type_code(),
+                message.request_id(),
+                peer.id
+            ),
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The server's I/O thread: one mio event loop over the listener and every
+//! connection.
+//!
+//! It accepts (or refuses with `server_full`), greets, runs each handshake
+//! under its deadline, reads and decodes frames, hands them to
+//! [`Server::dispatch`], writes queued bytes when a socket becomes writable,
+//! and closes connections. It never runs user code and never blocks: a
+//! connection that never completes its handshake costs only its table slot
+//! until its deadline, and a connection that floods is read a bounded
+//! amount per turn so others are served too.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use super::peer::{Peer, PeerId};
+use super::Server;
+use crate::client::DisconnectReason;
+use crate::log::log_at;
+use crate::protocol::handshake::{self, HandshakeItem};
+use crate::protocol::{Decoded, FrameDecoder};
+use crate::writer::send_vectored;
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+/// Reads of one connection per readiness turn before others get theirs.
+const READS_PER_TURN: usize = 16;
+/// Pause before accepting again after `accept` failed (e.g. no descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A request to the I/O thread from another thread.
+pub(super) enum Command {
+    /// Close peer `id`, found at `key` (`close_client`, or a failed send).
+    Close {
+        key: usize,
+        id: PeerId,
+        reason: DisconnectReason,
+    },
+    /// Close every connection and the listener, and exit.
+    Stop,
+}
+
+/// How other threads reach the I/O thread.
+pub(super) struct Control {
+    commands: Sender<Command>,
+    waker: Waker,
+}
+
+impl Control {
+    /// Queues `command` and wakes the I/O thread.
+    pub fn send(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// One connection as the I/O thread holds it.
+struct Connection {
+    peer: Arc<Peer>,
+    decoder: FrameDecoder,
+    /// The handshake is complete (the ack was sent).
+    connected: bool,
+}
+
+/// How a connection's read turn ended.
+enum Turn {
+    /// The socket has nothing more to read for now.
+    Drained,
+    /// The read budget ran out; the socket may hold more.
+    Unfinished,
+    /// The connection must be closed.
+    Close(DisconnectReason),
+}
+
+/// The event loop, owned by the I/O thread.
+pub(super) struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    connections: Slab<Connection>,
+    /// Handshake deadlines in accept order; all share one timeout, so the
+    /// queue is sorted.
+    handshake_deadlines: VecDeque<(Instant, usize, PeerId)>,
+    /// Connections whose read budget ran out, read again next turn.
+    unfinished_reads: Vec<usize>,
+    accept_paused_until: Option<Instant>,
+    commands: Receiver<Command>,
+    /// The receive buffer lent to the connection being read.
+    spare: Vec<u8>,
+    hello: Vec<u8>,
+    server: Server,
+}
+
+/// Listens on `addr` and prepares the loop: the loop, how to reach it, and
+/// the address actually bound (its port, when 0 was asked).
+pub(super) fn listen(
+    server: Server,
+    addr: SocketAddr,
+) -> io::Result<(EventLoop, Control, SocketAddr)> {
+    let mut listener = TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Waker::new(poll.registry(), WAKER)?;
+    let (commands_in, commands) = crossbeam_channel::unbounded();
+    let event_loop = EventLoop {
+        poll,
+        listener,
+        connections: Slab::new(),
+        handshake_deadlines: VecDeque::new(),
+        unfinished_reads: Vec::new(),
+        accept_paused_until: None,
+        commands,
+        spare: Vec::new(),
+        hello: handshake::hello(crate::VERSION),
+        server,
+    };
+    let control = Control {
+        commands: commands_in,
+        waker,
+    };
+    Ok((event_loop, control, bound))
+}
+
+impl EventLoop {
+    /// Runs until [`Command::Stop`]; then every connection and the listener
+    /// are closed.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, self.poll_timeout()) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log_at!(
+                    Error,
+                    "the server's event loop failed ({e}); closing every connection"
+                );
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    Token(key) => {
+                        if event.is_writable() {
+                            self.on_writable(key);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(key);
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.unfinished_reads) {
+                self.on_readable(key);
+            }
+            if self.run_commands() {
+                break;
+            }
+            self.expire_handshakes();
+            if self
+                .accept_paused_until
+                .is_some_and(|until| until <= Instant::now())
+            {
+                self.accept_paused_until = None;
+                self.accept_all();
+            }
+        }
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key, DisconnectReason::Manual);
+        }
+    }
+
+    /// How long the next poll may sleep: until the next handshake deadline
+    /// or accept retry; not at all if a read turn is unfinished.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.unfinished_reads.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let deadline = self.handshake_deadlines.front().map(|(at, _, _)| *at);
+        [deadline, self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    fn accept_all(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            match self.listener.accept() {
+                Ok((stream, addr)) => self.admit(stream, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    log_at!(
+                        Error,
+                        "accept failed: {e}; retrying in {} ms. Fix: if it says too many open files, raise the descriptor limit (ulimit -n) or set max_connection",
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Greets a new connection and starts its handshake clock, or refuses
+    /// it with `server_full`.
+    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let config = self.server.config();
+        if let Some(max) = config.max_connection {
+            if self.connections.len() >= max as usize {
+                log_at!(Info, "refused {addr}: max_connection ({max}) reached");
+                let _ = send_vectored(stream.as_raw_fd(), &[&handshake::rejection("server_full")]);
+                return;
+            }
+        }
+        let entry = self.connections.vacant_entry();
+        let key = entry.key();
+        let fd = stream.as_raw_fd();
+        if let Err(e) = self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log_at!(Error, "cannot watch the connection from {addr}: {e}");
+            return;
+        }
+        let id = self.server.next_peer_id();
+        let max_outbound = config.max_outbound_bytes as usize;
+        let peer = Arc::new(Peer::new(id, addr, key, stream, max_outbound));
+        if peer.send(&[&self.hello]).is_err() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            return;
+        }
+        entry.insert(Connection {
+            peer,
+            decoder: FrameDecoder::new(config.max_message_size, config.buffer_size as usize),
+            connected: false,
+        });
+        let deadline = Instant::now() + config.handshake_timeout;
+        self.handshake_deadlines.push_back((deadline, key, id));
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        let Some(connection) = self.connections.get(key) else {
+            return;
+        };
+        if let Err(e) = connection.peer.flush() {
+            log_at!(Debug, "write to peer {} failed: {e}", connection.peer.id);
+            self.close(key, DisconnectReason::Error);
+        }
+    }
+
+    fn on_readable(&mut self, key: usize) {
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        match connection.read_turn(&self.server, &mut self.spare) {
+            Turn::Drained => {}
+            Turn::Unfinished => self.unfinished_reads.push(key),
+            Turn::Close(reason) => self.close(key, reason),
+        }
+    }
+
+    /// Runs queued commands; `true` on [`Command::Stop`].
+    fn run_commands(&mut self) -> bool {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Close { key, id, reason } => {
+                    if self.connections.get(key).is_some_and(|c| c.peer.id == id) {
+                        self.close(key, reason);
+                    }
+                }
+                Command::Stop => return true,
+            }
+        }
+        false
+    }
+
+    fn expire_handshakes(&mut self) {
+        let now = Instant::now();
+        while let Some(&(deadline, key, id)) = self.handshake_deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.handshake_deadlines.pop_front();
+            let Some(connection) = self.connections.get(key) else {
+                continue;
+            };
+            if connection.peer.id == id && !connection.connected {
+                log_at!(
+                    Info,
+                    "closed {}: no handshake within {} ms",
+                    connection.peer.addr,
+                    self.server.config().handshake_timeout.as_millis()
+                );
+                self.close(key, DisconnectReason::Error);
+            }
+        }
+    }
+
+    /// Closes the connection at `key`. Queued bytes are written first if
+    /// the close was asked for (`Manual`) and the socket takes them at once.
+    fn close(&mut self, key: usize, reason: DisconnectReason) {
+        let Some(connection) = self.connections.try_remove(key) else {
+            return;
+        };
+        let fd = connection.peer.stream.as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        connection.peer.shut(reason == DisconnectReason::Manual);
+        if connection.connected {
+            self.server.peer_disconnected(&connection.peer, reason);
+        }
+    }
+}
+
+impl Connection {
+    /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
+    /// handles every complete handshake message and frame.
+    fn read_turn(&mut self, server: &Server, spare: &mut Vec<u8>) -> Turn {
+        let mut turn = Turn::Unfinished;
+        for _ in 0..READS_PER_TURN {
+            self.decoder.swap_buffer_if_empty(spare);
+            let stream = &self.peer.stream;
+            match self.decoder.fill_with(|buf| (&*stream).read(buf)) {
+                Ok(0) => turn = Turn::Close(DisconnectReason::PeerClosed),
+                Ok(_) => match self.handle_input(server) {
+                    Ok(()) => continue,
+                    Err(reason) => turn = Turn::Close(reason),
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => turn = Turn::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log_at!(Debug, "read from peer {} failed: {e}", self.peer.id);
+                    turn = Turn::Close(DisconnectReason::Error);
+                }
+            }
+            break;
+        }
+        self.decoder.swap_buffer_if_empty(spare);
+        turn
+    }
+
+    /// Completes the handshake if it is pending, then dispatches every
+    /// complete frame. An error is the reason to close the connection.
+    fn handle_input(&mut self, server: &Server) -> Result<(), DisconnectReason> {
+        if !self.connected {
+            let failure = match handshake::next_item(&mut self.decoder) {
+                None => return Ok(()),
+                Some(Ok(HandshakeItem::Message(hello))) => handshake::check_hello(&hello)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        self.peer
+                            .send(&[&handshake::ack()])
+                            .map_err(|e| format!("cannot send the ack: {e:?}"))
+                    })
+                    .err(),
+                Some(Ok(HandshakeItem::Frame(_))) => {
+                    Some("a data frame came before the client's hello".into())
+                }
+                Some(Err(e)) => Some(e.to_string()),
+            };
+            if let Some(failure) = failure {
+                log_at!(
+                    Info,
+                    "closed {}: handshake failed: {failure}",
+                    self.peer.addr
+                );
+                return Err(DisconnectReason::Error);
+            }
+            self.connected = true;
+            server.peer_connected(&self.peer);
+        }
+        while let Some(decoded) = self.decoder.next_frame() {
+            match decoded {
+                Decoded::Frame(message) => server.dispatch(&self.peer, message),
+                Decoded::Dropped(reason) => {
+                    log_at!(
+                        Warn,
+                        "from peer {} ({}): {reason}",
+                        self.peer.id,
+                        self.peer.addr
+                    )
+                }
+            }
+        }
+        match self.peer.failure() {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The callback types of a server.
+
+use std::sync::Arc;
+
+use super::{PeerId, Server};
+use crate::client::DisconnectReason;
+use crate::protocol::Message;
+
+/// Called with a message from a peer (route or `on_recv`).
+pub type PeerMessageHandler = Arc<dyn Fn(&Server, PeerId, &Message) + Send + Sync>;
+/// Called when a peer completes its handshake.
+pub type PeerConnectHandler = Arc<dyn Fn(&Server, PeerId) + Send + Sync>;
+/// Called when a connected peer's connection ends.
+pub type PeerDisconnectHandler = Arc<dyn Fn(&Server, PeerId, DisconnectReason) + Send + Sync>;
+
+/// A server's registered callbacks; kept across restarts.
+pub(crate) type Callbacks =
+    crate::callbacks::Callbacks<PeerMessageHandler, PeerConnectHandler, PeerDisconnectHandler>;

@@ -1,0 +1,435 @@
+//! The Veltix server: an event-driven server built on [`crate::protocol`],
+//! wire-compatible with the reference's clients.
+//!
+//! Threads: one I/O thread ([`event_loop`]) runs a mio event loop over the
+//! listener and every connection, and a pool of `max_workers` threads runs
+//! the callbacks, each peer's in its own lane (in arrival order). Sends write
+//! from the calling thread ([`peer`]). Every method may be called from any
+//! thread, including from inside a callback; none holds a lock while user
+//! code runs.
+
+mod config;
+mod dispatch;
+mod event_loop;
+mod handlers;
+mod peer;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use config::{ServerConfig, DEFAULT_MAX_OUTBOUND_BYTES};
+pub use handlers::{PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler};
+pub use peer::PeerId;
+
+use crate::client::DisconnectReason;
+use crate::error::{Error, Result};
+use crate::log::log_at;
+use crate::pending::PendingRequests;
+use crate::protocol::frame::{check_frame_size, FrameHeader, PING};
+use crate::protocol::ids::{IdAllocator, SERVER_IDS};
+use crate::protocol::Message;
+use crate::workers::{panic_message, WorkerPool};
+use event_loop::{Command, Control};
+use handlers::Callbacks;
+use peer::{Peer, SendError};
+
+/// A Veltix server. Cloning gives another handle to the same server.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+/// The shared state behind every [`Server`] handle.
+pub struct ServerInner {
+    config: ServerConfig,
+    callbacks: RwLock<Callbacks>,
+    /// Peers that completed the handshake and are not yet disconnected.
+    peers: RwLock<HashMap<PeerId, Arc<Peer>>>,
+    pending: PendingRequests,
+    workers: WorkerPool,
+    /// The last peer id handed out (ids start at 1, never reused).
+    last_peer_id: AtomicU64,
+    running: Mutex<Option<Running>>,
+}
+
+/// A started server: its I/O thread and how to reach it.
+struct Running {
+    control: Arc<Control>,
+    thread: JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// A server for `config`, not yet listening. Starts its worker threads.
+    pub fn new(config: ServerConfig) -> Result<Server> {
+        config.validate()?;
+        let workers = WorkerPool::new("veltix-server-worker", config.max_workers as usize)
+            .map_err(|e| Error::io("cannot start the worker threads", &e))?;
+        Ok(Server {
+            inner: Arc::new(ServerInner {
+                config,
+                callbacks: RwLock::default(),
+                peers: RwLock::default(),
+                pending: PendingRequests::new(IdAllocator::new(SERVER_IDS)),
+                workers,
+                last_peer_id: AtomicU64::new(0),
+                running: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Address of the shared state; stable for the server's life, used as
+    /// the C handle.
+    pub fn as_ptr(&self) -> *const ServerInner {
+        Arc::as_ptr(&self.inner)
+    }
+
+    /// Turns an owning pointer from [`Server::into_raw`] back into a server.
+    ///
+    /// # Safety
+    /// `ptr` must come from `into_raw` and be used this way once.
+    pub unsafe fn from_raw(ptr: *const ServerInner) -> Server {
+        Server {
+            inner: Arc::from_raw(ptr),
+        }
+    }
+
+    /// A new handle from a pointer obtained by `into_raw` or `as_ptr`, whose
+    /// server is still alive.
+    ///
+    /// # Safety
+    /// `ptr` must point to a live server.
+    pub unsafe fn clone_from_ptr(ptr: *const ServerInner) -> Server {
+        Arc::increment_strong_count(ptr);
+        Server::from_raw(ptr)
+    }
+
+    /// Gives up this handle for a pointer (see [`Server::from_raw`]).
+    pub fn into_raw(self) -> *const ServerInner {
+        Arc::into_raw(self.inner)
+    }
+
+    /// The configuration the server was created with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    // ----- callbacks ---------------------------------------------------
+
+    /// Sets (or with `None` clears) the handler for messages without a route.
+    pub fn on_recv(&self, handler: Option<PeerMessageHandler>) {
+        self.callbacks_mut().on_recv = handler;
+    }
+
+    /// Sets (or clears) the handler run when a peer completes its handshake.
+    pub fn on_connect(&self, handler: Option<PeerConnectHandler>) {
+        self.callbacks_mut().on_connect = handler;
+    }
+
+    /// Sets (or clears) the handler run when a connected peer leaves.
+    pub fn on_disconnect(&self, handler: Option<PeerDisconnectHandler>) {
+        self.callbacks_mut().on_disconnect = handler;
+    }
+
+    /// Routes messages of `type_code` to `handler` instead of `on_recv`.
+    pub fn route(&self, type_code: u16, handler: PeerMessageHandler) -> Result<()> {
+        self.callbacks_mut()
+            .route("veltix_server", type_code, handler)
+    }
+
+    /// Removes the route of `type_code`.
+    pub fn unroute(&self, type_code: u16) -> Result<()> {
+        self.callbacks_mut().unroute(type_code)
+    }
+
+    // ----- lifecycle ----------------------------------------------------
+
+    /// Listens on the configured address and starts the I/O thread; returns
+    /// the port (the one picked when the configured port is 0). A closed
+    /// server may be started again; callbacks and routes are kept.
+    pub fn start(&self) -> Result<u16> {
+        let mut running = self.running();
+        if running.is_some() {
+            return Err(Error::AlreadyRunning);
+        }
+        let (host, port) = (self.inner.config.host.as_str(), self.inner.config.port);
+        let addr = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                Error::BindFailed(format!(
+                    "config.host \"{host}\" does not resolve to an address. Fix: use an IP literal such as \"0.0.0.0\", \"::\" or \"127.0.0.1\""
+                ))
+            })?;
+        let (event_loop, control, bound) =
+            event_loop::listen(self.clone(), addr).map_err(|e| {
+                Error::BindFailed(format!(
+                    "cannot listen on {addr}: {e}. Fix: choose a free port (0 picks one), stop the process using it, or use a local address"
+                ))
+            })?;
+        let thread = std::thread::Builder::new()
+            .name("veltix-server-io".into())
+            .spawn(move || {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| event_loop.run())) {
+                    log_at!(
+                        Error,
+                        "the server's I/O thread panicked: {}; close and start the server again",
+                        panic_message(&*panic)
+                    );
+                }
+            })
+            .map_err(|e| Error::io("cannot start the I/O thread", &e))?;
+        log_at!(Info, "server listening on {bound}");
+        *running = Some(Running {
+            control: Arc::new(control),
+            thread,
+            addr: bound,
+        });
+        Ok(bound.port())
+    }
+
+    /// The address the server listens on, if it is running.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running().as_ref().map(|running| running.addr)
+    }
+
+    /// Stops listening and closes every connection (`on_disconnect` runs for
+    /// each connected peer, reason `Manual`); pending requests fail. Waits
+    /// for the I/O thread and, unless called from a callback, for every
+    /// queued callback. No effect on a server that is not running.
+    pub fn close(&self) {
+        let Some(running) = self.running().take() else {
+            return;
+        };
+        running.control.send(Command::Stop);
+        if running.thread.thread().id() != std::thread::current().id() {
+            let _ = running.thread.join();
+        }
+        if !self.inner.workers.is_worker_thread() {
+            self.inner.workers.wait_idle();
+        }
+        log_at!(Info, "server on {} closed", running.addr);
+    }
+
+    /// Closes the server, drops queued callbacks and stops the worker
+    /// threads (not waiting for the calling one, inside a callback).
+    pub fn shut_down(&self) {
+        self.close();
+        let in_callback = self.inner.workers.is_worker_thread();
+        self.inner.workers.shutdown(!in_callback);
+    }
+
+    // ----- messaging ----------------------------------------------------
+
+    /// Sends a message to `peer` with a fresh request id.
+    pub fn send(&self, peer: PeerId, type_code: u16, payload: &[u8]) -> Result<()> {
+        check_frame_size(payload, self.inner.config.max_message_size)?;
+        let peer = self.peer(peer)?;
+        let request_id = self.inner.pending.allocate_id()?;
+        self.send_frame(&peer, type_code, request_id, payload)
+    }
+
+    /// Replies to `to`, received from `peer`: a message carrying its id.
+    pub fn reply(&self, peer: PeerId, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
+        check_frame_size(payload, self.inner.config.max_message_size)?;
+        let peer = self.peer(peer)?;
+        self.send_frame(&peer, type_code, to.request_id(), payload)
+    }
+
+    /// Sends a request to `peer` and waits for the message carrying its id.
+    pub fn send_and_wait(
+        &self,
+        peer: PeerId,
+        type_code: u16,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Message> {
+        check_frame_size(payload, self.inner.config.max_message_size)?;
+        // Registered before the peer is looked up: if it leaves after the
+        // lookup, its departure fails this request at once.
+        self.inner.pending.round_trip(peer, timeout, |request_id| {
+            let peer = self.peer(peer)?;
+            self.send_frame(&peer, type_code, request_id, payload)
+        })
+    }
+
+    /// Pings `peer`; the round trip in milliseconds.
+    pub fn ping(&self, peer: PeerId, timeout: Duration) -> Result<f64> {
+        let start = Instant::now();
+        self.send_and_wait(peer, PING, &[], timeout)?;
+        Ok(start.elapsed().as_secs_f64() * 1000.0)
+    }
+
+    /// Sends one message, with one request id, to every connected peer but
+    /// those in `except`; returns how many peers it was sent to. A peer
+    /// whose send fails is left out (and closed if its connection failed).
+    pub fn broadcast(&self, type_code: u16, payload: &[u8], except: &[PeerId]) -> Result<usize> {
+        check_frame_size(payload, self.inner.config.max_message_size)?;
+        let request_id = self.inner.pending.allocate_id()?;
+        let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
+        let targets: Vec<Arc<Peer>> = self
+            .peers()
+            .values()
+            .filter(|peer| !except.contains(&peer.id))
+            .cloned()
+            .collect();
+        let sent = targets
+            .iter()
+            .filter(|peer| self.send_encoded(peer, &header, payload).is_ok())
+            .count();
+        Ok(sent)
+    }
+
+    // ----- peers --------------------------------------------------------
+
+    /// Closes the connection of `peer`: queued bytes are written if the
+    /// socket takes them, then it closes and `on_disconnect` runs (reason
+    /// `Manual`). Sends to it fail from now on.
+    pub fn close_client(&self, peer: PeerId) -> Result<()> {
+        let peer = self.peer(peer)?;
+        peer.refuse_sends(DisconnectReason::Manual);
+        self.request_close(&peer, DisconnectReason::Manual);
+        Ok(())
+    }
+
+    /// How many peers are connected (handshake complete).
+    pub fn client_count(&self) -> usize {
+        self.peers().len()
+    }
+
+    /// The ids of the connected peers, in increasing order.
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        let mut ids: Vec<PeerId> = self.peers().keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The remote address of `peer`.
+    pub fn peer_addr(&self, peer: PeerId) -> Result<SocketAddr> {
+        Ok(self.peer(peer)?.addr)
+    }
+
+    /// Sets tag `name` of `peer` to `value`, replacing a previous value
+    /// unless `overwrite` is false; whether the tag was set.
+    pub fn set_tag(&self, peer: PeerId, name: &str, value: &str, overwrite: bool) -> Result<bool> {
+        Ok(self.peer(peer)?.set_tag(name, value, overwrite))
+    }
+
+    /// Removes tag `name` of `peer`; whether it was set.
+    pub fn remove_tag(&self, peer: PeerId, name: &str) -> Result<bool> {
+        Ok(self.peer(peer)?.remove_tag(name))
+    }
+
+    /// The value of tag `name` of `peer`, if set.
+    pub fn tag(&self, peer: PeerId, name: &str) -> Result<Option<String>> {
+        Ok(self.peer(peer)?.tag(name))
+    }
+
+    /// The connected peers having tag `name` (set to `value`, if given), in
+    /// increasing id order.
+    pub fn peers_with_tag(&self, name: &str, value: Option<&str>) -> Vec<PeerId> {
+        let mut ids: Vec<PeerId> = self
+            .peers()
+            .values()
+            .filter(|peer| peer.has_tag(name, value))
+            .map(|peer| peer.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    // ----- internals ------------------------------------------------------
+
+    /// The next peer id (the I/O thread, on accept).
+    fn next_peer_id(&self) -> PeerId {
+        self.inner.last_peer_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn peer(&self, id: PeerId) -> Result<Arc<Peer>> {
+        self.peers()
+            .get(&id)
+            .cloned()
+            .ok_or(Error::PeerNotConnected(id))
+    }
+
+    fn send_frame(
+        &self,
+        peer: &Arc<Peer>,
+        type_code: u16,
+        request_id: u16,
+        payload: &[u8],
+    ) -> Result<()> {
+        let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
+        self.send_encoded(peer, &header, payload)
+    }
+
+    /// Sends a frame; a peer whose connection fails (or that stopped
+    /// reading) is handed to the I/O thread to close.
+    fn send_encoded(&self, peer: &Arc<Peer>, header: &[u8], payload: &[u8]) -> Result<()> {
+        match peer.send(&[header, payload]) {
+            Ok(()) => Ok(()),
+            Err(SendError::Closed) => Err(Error::PeerNotConnected(peer.id)),
+            Err(SendError::Overflow { queued }) => {
+                let max = self.inner.config.max_outbound_bytes;
+                log_at!(
+                    Warn,
+                    "peer {} ({}) is not reading: {queued} bytes would be queued for it, over max_outbound_bytes ({max}); disconnecting it",
+                    peer.id,
+                    peer.addr
+                );
+                self.request_close(peer, DisconnectReason::Error);
+                Err(Error::Closed(format!(
+                    "peer {} was disconnected: it stopped reading and its queue reached max_outbound_bytes ({max}). Fix: raise max_outbound_bytes, or send less to slow peers",
+                    peer.id
+                )))
+            }
+            Err(SendError::Io(e)) => {
+                self.request_close(peer, DisconnectReason::Error);
+                Err(Error::io(&format!("sending to peer {}", peer.id), &e))
+            }
+        }
+    }
+
+    fn request_close(&self, peer: &Peer, reason: DisconnectReason) {
+        let control = self.running().as_ref().map(|r| r.control.clone());
+        if let Some(control) = control {
+            control.send(Command::Close {
+                key: peer.key,
+                id: peer.id,
+                reason,
+            });
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, Option<Running>> {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn peers(&self) -> RwLockReadGuard<'_, HashMap<PeerId, Arc<Peer>>> {
+        self.inner.peers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn peers_mut(&self) -> RwLockWriteGuard<'_, HashMap<PeerId, Arc<Peer>>> {
+        self.inner.peers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn callbacks(&self) -> RwLockReadGuard<'_, Callbacks> {
+        self.inner
+            .callbacks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn callbacks_mut(&self) -> RwLockWriteGuard<'_, Callbacks> {
+        self.inner
+            .callbacks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}

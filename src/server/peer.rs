@@ -1,0 +1,288 @@
+//! One accepted connection as the server's users see it: its id, address
+//! and tags, the lane its callbacks run in, and its send path.
+//!
+//! The send path writes from the calling thread (no hop to the I/O thread):
+//! a frame goes straight to the non-blocking socket when nothing is queued
+//! before it. What the socket does not take is queued, and the I/O thread
+//! writes the queue when the socket becomes writable again, in one call for
+//! many frames. The queue is bounded: a peer that stops reading is marked
+//! failed once its queue would exceed the bound, and the I/O thread closes
+//! it, so it can never stall the server or other peers.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Mutex, MutexGuard};
+
+use mio::net::TcpStream;
+
+use crate::client::DisconnectReason;
+use crate::workers::Lane;
+use crate::writer::{advance, send_vectored};
+
+/// A connected client of a server; never reused during the server's life.
+pub type PeerId = u64;
+
+/// Queue capacity kept after a flush; a larger buffer is released, so an
+/// idle peer holds no send buffer.
+const KEPT_QUEUE_CAPACITY: usize = 64 * 1024;
+
+/// The shared state of one connection.
+pub(crate) struct Peer {
+    pub id: PeerId,
+    pub addr: SocketAddr,
+    /// The connection's key in the I/O thread's table (its poll token).
+    pub key: usize,
+    pub stream: TcpStream,
+    /// Callbacks of this peer run one at a time, in arrival order.
+    pub lane: Lane,
+    outbound: Mutex<Outbound>,
+    max_outbound: usize,
+    tags: Mutex<BTreeMap<String, String>>,
+}
+
+#[derive(Default)]
+struct Outbound {
+    /// Bytes accepted for sending that the socket has not taken yet.
+    queue: Vec<u8>,
+    /// How much of `queue` is already written.
+    written: usize,
+    /// Set when the connection failed or is closing: sends are refused.
+    failed: Option<DisconnectReason>,
+}
+
+impl Outbound {
+    fn queued(&self) -> usize {
+        self.queue.len() - self.written
+    }
+}
+
+/// Why a send was refused.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The connection is closed or closing.
+    Closed,
+    /// The peer does not read: queueing would exceed the bound.
+    Overflow { queued: usize },
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl Peer {
+    pub fn new(
+        id: PeerId,
+        addr: SocketAddr,
+        key: usize,
+        stream: TcpStream,
+        max_outbound: usize,
+    ) -> Self {
+        Peer {
+            id,
+            addr,
+            key,
+            stream,
+            lane: Lane::default(),
+            outbound: Mutex::default(),
+            max_outbound,
+            tags: Mutex::default(),
+        }
+    }
+
+    /// Sends the bytes of `parts` (one frame, or a handshake message) in
+    /// order, never interleaved with another send. On overflow or a socket
+    /// error the peer is marked failed; the caller has the I/O thread close
+    /// it.
+    pub fn send(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+        let mut out = self.outbound();
+        if out.failed.is_some() {
+            return Err(SendError::Closed);
+        }
+        let mut parts = parts.to_vec();
+        let mut first = 0;
+        if out.queued() == 0 {
+            while first < parts.len() {
+                match send_vectored(self.stream.as_raw_fd(), &parts[first..]) {
+                    Ok(sent) => first += advance(&mut parts[first..], sent),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        out.failed = Some(DisconnectReason::Error);
+                        return Err(SendError::Io(e));
+                    }
+                }
+            }
+        }
+        let rest: usize = parts[first..].iter().map(|p| p.len()).sum();
+        if rest == 0 {
+            return Ok(());
+        }
+        let queued = out.queued() + rest;
+        if queued > self.max_outbound {
+            out.failed = Some(DisconnectReason::Error);
+            out.queue = Vec::new();
+            out.written = 0;
+            return Err(SendError::Overflow { queued });
+        }
+        if out.written > 0 && out.written >= out.queue.len() / 2 {
+            let written = out.written;
+            out.queue.drain(..written);
+            out.written = 0;
+        }
+        for part in &parts[first..] {
+            out.queue.extend_from_slice(part);
+        }
+        Ok(())
+    }
+
+    /// Writes queued bytes until the socket is full or the queue empty (the
+    /// I/O thread, when the socket becomes writable).
+    pub fn flush(&self) -> io::Result<()> {
+        let mut out = self.outbound();
+        while out.queued() > 0 {
+            let pending = &out.queue[out.written..];
+            match send_vectored(self.stream.as_raw_fd(), &[pending]) {
+                Ok(sent) => out.written += sent,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => {
+                    out.failed = Some(DisconnectReason::Error);
+                    return Err(e);
+                }
+            }
+        }
+        out.written = 0;
+        out.queue.clear();
+        if out.queue.capacity() > KEPT_QUEUE_CAPACITY {
+            out.queue = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Why the connection failed on a send, if it did.
+    pub fn failure(&self) -> Option<DisconnectReason> {
+        self.outbound().failed
+    }
+
+    /// Refuses further sends (`reason` is kept unless a failure came first).
+    pub fn refuse_sends(&self, reason: DisconnectReason) {
+        self.outbound().failed.get_or_insert(reason);
+    }
+
+    /// Ends the connection (the I/O thread, after deregistering it): queued
+    /// bytes are written if the socket takes them at once, then both
+    /// directions are shut, so other holders of the peer fail fast.
+    pub fn shut(&self, flush_first: bool) {
+        if flush_first {
+            let _ = self.flush();
+        }
+        {
+            let mut out = self.outbound();
+            out.failed.get_or_insert(DisconnectReason::Manual);
+            out.queue = Vec::new();
+            out.written = 0;
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Sets tag `name` to `value`; with `overwrite` false an existing tag is
+    /// kept and `false` returned.
+    pub fn set_tag(&self, name: &str, value: &str, overwrite: bool) -> bool {
+        let mut tags = self.tags();
+        if !overwrite && tags.contains_key(name) {
+            return false;
+        }
+        tags.insert(name.to_owned(), value.to_owned());
+        true
+    }
+
+    /// Removes tag `name`; whether it was there.
+    pub fn remove_tag(&self, name: &str) -> bool {
+        self.tags().remove(name).is_some()
+    }
+
+    /// The value of tag `name`.
+    pub fn tag(&self, name: &str) -> Option<String> {
+        self.tags().get(name).cloned()
+    }
+
+    /// Whether tag `name` is set (to `value`, if given).
+    pub fn has_tag(&self, name: &str, value: Option<&str>) -> bool {
+        match (self.tags().get(name), value) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        }
+    }
+
+    fn outbound(&self) -> MutexGuard<'_, Outbound> {
+        self.outbound.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tags(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
+        self.tags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn pair(max_outbound: usize) -> (Peer, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let remote = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (local, addr) = listener.accept().unwrap();
+        local.set_nonblocking(true).unwrap();
+        let peer = Peer::new(1, addr, 0, TcpStream::from_std(local), max_outbound);
+        (peer, remote)
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_overflows_its_bound_and_is_refused() {
+        let (peer, remote) = pair(1 << 20);
+        let chunk = vec![7u8; 64 * 1024];
+        let mut overflowed = false;
+        for _ in 0..1000 {
+            match peer.send(&[&chunk]) {
+                Ok(()) => {}
+                Err(SendError::Overflow { queued }) => {
+                    assert!(queued > 1 << 20);
+                    overflowed = true;
+                    break;
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(overflowed, "the bound was never hit");
+        assert_eq!(peer.failure(), Some(DisconnectReason::Error));
+        assert!(matches!(peer.send(&[b"x"]), Err(SendError::Closed)));
+        drop(remote);
+    }
+
+    #[test]
+    fn queued_bytes_arrive_in_order_after_flushes() {
+        let (peer, mut remote) = pair(64 << 20);
+        let frames: Vec<Vec<u8>> = (0..400u32)
+            .map(|i| {
+                let mut frame = i.to_be_bytes().to_vec();
+                frame.resize(4 + (i as usize * 997) % 40_000, i as u8);
+                frame
+            })
+            .collect();
+        for frame in &frames {
+            peer.send(&[&frame[..4], &frame[4..]]).unwrap();
+        }
+        let expected: Vec<u8> = frames.concat();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; expected.len()];
+            remote.read_exact(&mut got).unwrap();
+            assert!(got == expected, "bytes differ");
+        });
+        while !reader.is_finished() {
+            peer.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        reader.join().unwrap();
+    }
+}
