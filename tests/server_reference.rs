@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::server_capi::{ServerEvent, TestServer, ECHO};
-use support::{free_port, RefClient};
+use support::{restartable_port, RefClient};
 use veltix::ffi::*;
 
 const PY_ROUTED: u16 = 203;
@@ -213,7 +213,7 @@ fn close_client_gives_the_python_client_server_closed() {
 
 #[test]
 fn a_python_client_reconnects_after_the_server_restarts() {
-    let port = free_port();
+    let port = restartable_port();
     let mut server = TestServer::start(|config| config.port = port);
     assert_eq!(server.port, port);
     let python = RefClient::start(port, &["--retry", "20", "--retry-delay", "0.2"]);
@@ -238,7 +238,12 @@ fn a_python_client_reconnects_after_the_server_restarts() {
         (json!("disconnect"), json!(false))
     );
 
-    assert_eq!(server.restart(), VELTIX_OK);
+    assert_eq!(
+        server.restart(),
+        VELTIX_OK,
+        "{}",
+        support::capi::last_error()
+    );
     assert_eq!(server.restart(), VELTIX_ERR_ALREADY_RUNNING);
     let after = server.next_connect();
     assert!(after > before, "ids carry on across restarts");

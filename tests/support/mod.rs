@@ -37,6 +37,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up), for a
+/// server that must get the same port back after a restart: a port from
+/// `free_port` could meanwhile become the local port of some outgoing
+/// connection, which makes the second bind fail.
+pub fn restartable_port() -> u16 {
+    // Tests of one binary run in parallel: each call starts elsewhere.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = (std::process::id() as u16)
+        .wrapping_mul(7)
+        .wrapping_add(call * 101);
+    (0..2000u16)
+        .map(|i| 20000 + seed.wrapping_add(i * 13) % 12000)
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("no free port in 20000..32000")
+}
+
 /// The reference veltix 3.3.0 server (tests/support/ref_server.py) in a
 /// child process; killed on drop.
 pub struct RefServer {
@@ -45,9 +62,9 @@ pub struct RefServer {
 }
 
 impl RefServer {
-    /// Starts a server on a free port.
+    /// Starts a server on a free port it can get back after a restart.
     pub fn start() -> RefServer {
-        RefServer::start_on(free_port(), &[])
+        RefServer::start_on(restartable_port(), &[])
     }
 
     /// Starts a server on `port` with extra arguments.

@@ -1,0 +1,397 @@
+//! libveltix's client against libveltix's server, both through the C ABI,
+//! plus scripted raw peers for faults a real client does not produce.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::capi::{Event, TestClient};
+use support::server_capi::{ServerEvent, TestServer, ECHO};
+use veltix::ffi::*;
+use veltix::protocol::handshake;
+use veltix::protocol::{encode_frame, Decoded, FrameDecoder};
+
+/// A raw TCP peer that completes the handshake and then does only what the
+/// test says.
+fn raw_peer(port: u16) -> (TcpStream, FrameDecoder) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(&handshake::hello("raw-test")).unwrap();
+    let mut decoder = FrameDecoder::new(1 << 20, 4096);
+    let mut messages = 0;
+    while messages < 2 {
+        match handshake::next_item(&mut decoder) {
+            Some(Ok(handshake::HandshakeItem::Message(_))) => messages += 1,
+            Some(other) => panic!("unexpected handshake item {other:?}"),
+            None => {
+                decoder.fill_with(|buf| stream.read(buf)).unwrap();
+            }
+        }
+    }
+    (stream, decoder)
+}
+
+#[test]
+fn a_thousand_clients_exchange_messages_with_nothing_lost() {
+    const CLIENTS: usize = 1000;
+    const MESSAGES: usize = 10;
+    let server = TestServer::start(|_| {});
+    let clients: Vec<TestClient> = (0..CLIENTS)
+        .map(|_| {
+            let client = TestClient::new(server.port, |config| config.max_workers = 1);
+            assert_eq!(client.connect(), VELTIX_OK);
+            client
+        })
+        .collect();
+    let mut peers: Vec<u64> = (0..CLIENTS).map(|_| server.next_connect()).collect();
+    peers.sort_unstable();
+    peers.dedup();
+    assert_eq!(peers.len(), CLIENTS);
+    assert_eq!(server.client_count(), CLIENTS);
+    for client in &clients {
+        assert_eq!(client.next_event(), Some(Event::Connect));
+    }
+
+    // Every client sends MESSAGES echo requests (one-way, replies come to
+    // on_recv) and MESSAGES messages to the server's on_recv.
+    for round in 0..MESSAGES {
+        for (index, client) in clients.iter().enumerate() {
+            let text = format!("{index}:{round}");
+            assert_eq!(client.send(ECHO, text.as_bytes()), VELTIX_OK);
+            assert_eq!(client.send(231, text.as_bytes()), VELTIX_OK);
+        }
+    }
+    // The server got every on_recv message, in order per peer.
+    let mut next_round = std::collections::HashMap::<u64, (usize, usize)>::new();
+    for _ in 0..CLIENTS * MESSAGES {
+        match server.next_event() {
+            ServerEvent::Message { peer, payload, .. } => {
+                let text = String::from_utf8(payload).unwrap();
+                let (index, round) = text.split_once(':').unwrap();
+                let (index, round) = (index.parse().unwrap(), round.parse().unwrap());
+                let expected = next_round.entry(peer).or_insert((index, 0));
+                assert_eq!(*expected, (index, round), "peer {peer} order");
+                expected.1 += 1;
+            }
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    assert_eq!(next_round.len(), CLIENTS);
+    // Every client got its echoes, in order.
+    for (index, client) in clients.iter().enumerate() {
+        for round in 0..MESSAGES {
+            let (_, payload) = client.next_message();
+            assert_eq!(payload, format!("{index}:{round}").into_bytes());
+        }
+    }
+    // One broadcast reaches all of them exactly once.
+    assert_eq!(server.broadcast(232, b"all", &[]), CLIENTS);
+    for client in &clients {
+        assert_eq!(client.next_message(), (None, b"all".to_vec()));
+    }
+    drop(clients);
+    let gone = server
+        .drain_events(Duration::from_millis(500))
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::Disconnect(_, VELTIX_DISCONNECT_PEER_CLOSED)))
+        .count();
+    assert_eq!(gone, CLIENTS);
+    assert_eq!(server.client_count(), 0);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_others_are_served() {
+    let server = TestServer::start(|config| {
+        config.max_message_size = 256 * 1024;
+        config.max_outbound_bytes = 1024 * 1024;
+    });
+    let (slow, _) = raw_peer(server.port);
+    let slow_peer = server.next_connect();
+    let healthy = TestClient::connected(server.port);
+    let healthy_peer = server.next_connect();
+
+    let chunk = vec![b'x'; 200 * 1024];
+    let started = Instant::now();
+    let mut sends = 0;
+    let status = loop {
+        let status = server.send(slow_peer, 233, &chunk);
+        if status != VELTIX_OK {
+            break status;
+        }
+        sends += 1;
+        assert!(sends < 10_000, "the slow peer was never cut off");
+    };
+    assert_eq!(status, VELTIX_ERR_CLOSED);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "sends never blocked"
+    );
+    assert_eq!(
+        server.next_event(),
+        ServerEvent::Disconnect(slow_peer, VELTIX_DISCONNECT_ERROR)
+    );
+    assert_eq!(server.send(slow_peer, 233, b"x"), VELTIX_ERR_NOT_CONNECTED);
+    // The other client was never affected.
+    let started = Instant::now();
+    assert_eq!(
+        healthy.request(ECHO, b"still here", 2000).unwrap().2,
+        b"still here"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.client_count(), 1);
+    assert_eq!(server.peers(), vec![healthy_peer]);
+    drop(slow);
+}
+
+#[test]
+fn a_peer_that_never_handshakes_costs_only_its_slot_until_the_timeout() {
+    let server = TestServer::start(|config| {
+        config.max_connection = 2;
+        config.handshake_timeout_ms = 400;
+    });
+    let mut silent = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let connected_at = Instant::now();
+
+    // The silent peer holds a slot, but the server keeps serving.
+    let client = TestClient::connected(server.port);
+    assert_eq!(client.request(ECHO, b"served", 2000).unwrap().2, b"served");
+    let third = TestClient::new(server.port, |_| {});
+    assert_eq!(third.connect(), VELTIX_ERR_SERVER_FULL, "handshakes count");
+
+    // It is closed at its deadline, never reported as a client.
+    let mut greeting = Vec::new();
+    silent.read_to_end(&mut greeting).unwrap();
+    let waited = connected_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+    assert_eq!(
+        greeting,
+        handshake::hello(veltix::VERSION),
+        "it was greeted"
+    );
+    assert_eq!(third.connect(), VELTIX_OK, "its slot is free again");
+    let connects = server
+        .drain_events(Duration::from_millis(200))
+        .into_iter()
+        .filter(|e| matches!(e, ServerEvent::Connect(_)))
+        .count();
+    assert_eq!(connects, 2, "only the two real clients connected");
+}
+
+#[test]
+fn bad_frames_are_dropped_and_oversized_ones_skipped_whole() {
+    let server = TestServer::start(|config| config.max_message_size = 1024);
+    let (mut raw, _) = raw_peer(server.port);
+    let peer = server.next_connect();
+
+    // An oversized frame whose payload hides a valid frame: skipped by its
+    // declared length, so the hidden frame is never delivered.
+    let hidden = encode_frame(234, 7, b"smuggled");
+    let mut payload = vec![0u8; 2000];
+    payload[100..100 + hidden.len()].copy_from_slice(&hidden);
+    raw.write_all(&encode_frame(234, 1, &payload)).unwrap();
+    // A frame with a bad CRC, then garbage: dropped.
+    let mut bad_crc = encode_frame(234, 2, b"corrupted");
+    bad_crc[10] ^= 0xff;
+    raw.write_all(&bad_crc).unwrap();
+    raw.write_all(b"garbage!").unwrap();
+    // The connection goes on: a good frame arrives.
+    raw.write_all(&encode_frame(234, 3, b"good")).unwrap();
+    assert_eq!(
+        server.next_event(),
+        ServerEvent::Message {
+            peer,
+            type_code: 234,
+            request_id: 3,
+            payload: b"good".to_vec()
+        }
+    );
+    assert_eq!(server.drain_events(Duration::from_millis(200)), vec![]);
+    assert_eq!(server.client_count(), 1);
+}
+
+#[test]
+fn the_server_pings_and_answers_pings_of_raw_peers() {
+    let server = TestServer::start(|_| {});
+    let (mut raw, mut decoder) = raw_peer(server.port);
+    let peer = server.next_connect();
+    raw.write_all(&encode_frame(0, 4242, b"ignored")).unwrap();
+    let pong = loop {
+        if let Some(decoded) = decoder.next_frame() {
+            break decoded;
+        }
+        decoder.fill_with(|buf| raw.read(buf)).unwrap();
+    };
+    match pong {
+        Decoded::Frame(message) => {
+            assert_eq!((message.type_code(), message.request_id()), (1, 4242));
+            assert!(message.payload().is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // A peer that never answers makes ping_client time out, not hang.
+    let started = Instant::now();
+    let mut rtt = 0.0;
+    let status = unsafe { veltix_server_ping_client(server.ptr, peer, 300, &mut rtt) };
+    assert_eq!(status, VELTIX_ERR_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn send_and_wait_fails_at_once_when_the_peer_leaves_or_the_server_closes() {
+    let server = TestServer::start(|_| {});
+    let (raw, _) = raw_peer(server.port);
+    let peer = server.next_connect();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(raw);
+    });
+    let started = Instant::now();
+    assert_eq!(
+        server.request(peer, 235, b"?", 10_000),
+        Err(VELTIX_ERR_CLOSED)
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    closer.join().unwrap();
+
+    let (_raw, _) = raw_peer(server.port);
+    let peer = server.next_connect();
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| server.request(peer, 235, b"?", 10_000));
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(server.close(), VELTIX_OK);
+        assert_eq!(waiter.join().unwrap(), Err(VELTIX_ERR_CLOSED));
+    });
+    assert_eq!(server.close(), VELTIX_OK, "closing twice is harmless");
+}
+
+static CALLBACK_FREES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn free_on_message(
+    _user_data: *mut std::ffi::c_void,
+    server: *mut veltix_server_t,
+    _peer: veltix_peer_id_t,
+    _message: *const veltix_message_t,
+) {
+    veltix_server_free(server);
+    CALLBACK_FREES.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn free_from_inside_a_callback_returns_and_closes_everything() {
+    let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
+    unsafe { veltix_server_config_init(&mut config) };
+    let host = c"127.0.0.1";
+    config.host = host.as_ptr();
+    config.port = 0;
+    let mut server = std::ptr::null_mut();
+    unsafe {
+        assert_eq!(veltix_server_new(&config, &mut server), VELTIX_OK);
+        assert_eq!(
+            veltix_server_on_recv(server, Some(free_on_message), std::ptr::null_mut()),
+            VELTIX_OK
+        );
+        assert_eq!(veltix_server_start(server), VELTIX_OK);
+    }
+    let port = unsafe { veltix_server_port(server) };
+    let client = TestClient::connected(port);
+    assert_eq!(client.send(236, b"free yourself"), VELTIX_OK);
+    assert_eq!(
+        client.next_event(),
+        Some(support::capi::disconnect(
+            true,
+            0,
+            0,
+            VELTIX_DISCONNECT_SERVER_CLOSED
+        ))
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while CALLBACK_FREES.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(CALLBACK_FREES.load(Ordering::SeqCst), 1, "free returned");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn configuration_and_arguments_are_checked() {
+    let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
+    unsafe { veltix_server_config_init(&mut config) };
+    assert_eq!(config.port, 8080);
+    assert_eq!(config.max_connection, -1);
+    assert_eq!(config.max_workers, 4);
+    assert_eq!(config.handshake_timeout_ms, 5000);
+    assert_eq!(config.max_message_size, 10 * 1024 * 1024);
+    let mut server = std::ptr::null_mut();
+    config.max_workers = 0;
+    assert_eq!(
+        unsafe { veltix_server_new(&config, &mut server) },
+        VELTIX_ERR_INVALID_ARGUMENT
+    );
+    assert!(server.is_null(), "out written only on success");
+    assert!(support::capi::last_error().starts_with("config.max_workers"));
+
+    // A port in use fails to bind, with the reason.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let busy = TestServer::start(|_| {});
+    unsafe { veltix_server_close(busy.ptr) };
+    let mut busy = busy;
+    let config_on = |port| {
+        let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
+        unsafe { veltix_server_config_init(&mut config) };
+        config.host = c"127.0.0.1".as_ptr();
+        config.port = port;
+        config
+    };
+    let config = config_on(port);
+    let mut server = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { veltix_server_new(&config, &mut server) },
+        VELTIX_OK
+    );
+    assert_eq!(
+        unsafe { veltix_server_start(server) },
+        VELTIX_ERR_BIND_FAILED
+    );
+    assert!(support::capi::last_error().contains("Fix:"));
+    assert_eq!(unsafe { veltix_server_port(server) }, 0);
+    unsafe { veltix_server_free(server) };
+    assert_eq!(busy.restart(), VELTIX_OK);
+
+    // Unknown peers, NULL pointers and small buffers.
+    assert_eq!(busy.send(999, 230, b"x"), VELTIX_ERR_NOT_CONNECTED);
+    assert!(support::capi::last_error().contains("peer 999"));
+    assert_eq!(
+        unsafe { veltix_server_send(std::ptr::null_mut(), 1, 230, std::ptr::null(), 0) },
+        VELTIX_ERR_NULL_POINTER
+    );
+    let client = TestClient::connected(busy.port);
+    let peer = busy.next_connect();
+    let mut tiny = [0 as std::ffi::c_char; 4];
+    let mut out_port = 0;
+    assert_eq!(
+        unsafe {
+            veltix_server_peer_address(busy.ptr, peer, tiny.as_mut_ptr(), tiny.len(), &mut out_port)
+        },
+        VELTIX_ERR_BUFFER_TOO_SMALL
+    );
+    assert_eq!(out_port, 0, "nothing written on failure");
+    let big = vec![0u8; 1024 * 1024 * 10];
+    assert_eq!(busy.send(peer, 230, &big), VELTIX_ERR_MESSAGE_TOO_LARGE);
+    drop(client);
+    unsafe { veltix_server_free(std::ptr::null_mut()) };
+}
