@@ -113,16 +113,29 @@ impl FrameDecoder {
         self.end += data.len();
     }
 
-    /// Exchanges the receive buffer with `spare` when no byte is buffered.
-    /// A server lends one buffer to each connection for the duration of a
-    /// read and takes it back afterwards, so an idle connection holds no
-    /// receive buffer at all.
-    pub fn swap_buffer_if_empty(&mut self, spare: &mut Vec<u8>) {
-        if self.start == self.end {
-            std::mem::swap(&mut self.buf, spare);
-            self.start = 0;
-            self.end = 0;
+    /// Hands the decoder `buffer` to receive into if it holds no bytes, and
+    /// gives back the buffer it does not need (its own, or `buffer` when it
+    /// holds bytes). With [`FrameDecoder::reclaim_buffer`], a server lends
+    /// one buffer to each connection for a read turn, so an idle connection
+    /// holds no receive buffer at all.
+    pub fn lend_buffer(&mut self, buffer: Vec<u8>) -> Vec<u8> {
+        if self.start != self.end {
+            return buffer;
         }
+        self.start = 0;
+        self.end = 0;
+        std::mem::replace(&mut self.buf, buffer)
+    }
+
+    /// Takes the receive buffer back if no byte is buffered; an empty
+    /// `Vec` otherwise (the bytes stay with the decoder).
+    pub fn reclaim_buffer(&mut self) -> Vec<u8> {
+        if self.start != self.end {
+            return Vec::new();
+        }
+        self.start = 0;
+        self.end = 0;
+        std::mem::take(&mut self.buf)
     }
 
     /// The bytes received and not yet consumed.
@@ -289,24 +302,31 @@ mod tests {
     }
 
     #[test]
-    fn a_lent_buffer_is_kept_while_a_frame_is_partial_and_returned_after() {
+    fn a_lent_buffer_is_kept_while_a_frame_is_partial_and_reclaimed_after() {
         let wire = encode_frame(300, 5, b"split across reads");
         let mut decoder = FrameDecoder::new(1024, 64);
-        let mut spare = vec![0u8; 64];
-        decoder.swap_buffer_if_empty(&mut spare);
+        let own = decoder.lend_buffer(vec![0u8; 64]);
+        assert!(own.is_empty(), "a fresh decoder has no buffer");
         decoder.push(&wire[..10]);
         assert_eq!(decoder.next_frame(), None);
-        decoder.swap_buffer_if_empty(&mut spare);
-        assert_eq!(decoder.buffered(), &wire[..10], "partial bytes stay");
+        assert!(decoder.reclaim_buffer().is_empty(), "partial bytes stay");
+        let refused = decoder.lend_buffer(vec![0u8; 64]);
+        assert_eq!(refused.len(), 64, "a busy decoder gives the loan back");
+        assert_eq!(decoder.buffered(), &wire[..10]);
         decoder.push(&wire[10..]);
         let got = decode_all(&mut decoder);
         assert_eq!(
             got,
             vec![Decoded::Frame(Message::new(300, 5, b"split across reads"))]
         );
-        decoder.swap_buffer_if_empty(&mut spare);
-        assert!(spare.len() >= 64, "the buffer comes back to the lender");
-        assert!(decoder.buffered().is_empty());
+        assert!(
+            decoder.reclaim_buffer().len() >= 64,
+            "the buffer comes back"
+        );
+        assert!(
+            decoder.reclaim_buffer().is_empty(),
+            "and the decoder holds none"
+        );
     }
 
     #[test]

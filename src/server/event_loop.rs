@@ -107,6 +107,14 @@ pub(super) fn listen(
     addr: SocketAddr,
 ) -> io::Result<(EventLoop, Control, SocketAddr)> {
     let mut listener = TcpListener::bind(addr)?;
+    // mio listens with a backlog of 1024; a burst of connecting clients (a
+    // game server restarting) can overflow it, and every dropped SYN costs
+    // its client a second. Listening again raises it to the system's
+    // maximum (net.core.somaxconn).
+    // SAFETY: the descriptor belongs to `listener`.
+    if unsafe { libc::listen(listener.as_raw_fd(), libc::SOMAXCONN) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     let bound = listener.local_addr()?;
     let poll = Poll::new()?;
     poll.registry()
@@ -339,9 +347,9 @@ impl Connection {
     /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
     /// handles every complete handshake message and frame.
     fn read_turn(&mut self, server: &Server, spare: &mut Vec<u8>) -> Turn {
+        *spare = self.decoder.lend_buffer(std::mem::take(spare));
         let mut turn = Turn::Unfinished;
         for _ in 0..READS_PER_TURN {
-            self.decoder.swap_buffer_if_empty(spare);
             let stream = &self.peer.stream;
             match self.decoder.fill_with(|buf| (&*stream).read(buf)) {
                 Ok(0) => turn = Turn::Close(DisconnectReason::PeerClosed),
@@ -358,7 +366,10 @@ impl Connection {
             }
             break;
         }
-        self.decoder.swap_buffer_if_empty(spare);
+        let reclaimed = self.decoder.reclaim_buffer();
+        if reclaimed.len() > spare.len() {
+            *spare = reclaimed;
+        }
         turn
     }
 
