@@ -1,5 +1,6 @@
 # Shared by scripts/test.sh and scripts/demo.sh: the test venv (veltix 3.3.0,
-# cmake when missing) and the reference server in the background.
+# cmake when missing) and a server in the background (the Python reference,
+# or libveltix's C example server).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -24,21 +25,34 @@ ensure_tools() {
     export VELTIX_TEST_PYTHON="$VENV/bin/python"
 }
 
-# Starts the scripted reference server on a free port; sets VELTIX_PORT and
-# SERVER_PID. stop_server kills it.
+# Starts the scripted reference server (Python, veltix 3.3.0) on a free
+# port; sets VELTIX_PORT and SERVER_PID. stop_server kills it.
 start_server() {
+    start_background "reference server" "^READY" \
+        "$VENV/bin/python" "$ROOT/tests/support/ref_server.py" --port PORT --forever
+}
+
+# Starts the C example server (build/echo_server, libveltix's own server)
+# on a free port, as start_server does.
+start_c_server() {
+    start_background "C echo server" "listening on" "$ROOT/build/echo_server" PORT
+}
+
+# Runs a server command in the background on a free port (the argument PORT
+# is replaced by it) until its log shows `ready_pattern`.
+start_background() {
+    local name="$1" ready_pattern="$2" log="$ROOT/target/server.log"
+    shift 2
     VELTIX_PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     export VELTIX_PORT VELTIX_HOST=127.0.0.1
-    local log="$ROOT/target/ref_server.log"
     mkdir -p "$ROOT/target"
-    "$VENV/bin/python" "$ROOT/tests/support/ref_server.py" --port "$VELTIX_PORT" --forever \
-        </dev/null >"$log" 2>&1 &
+    "${@/#PORT/$VELTIX_PORT}" </dev/null >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
-        grep -q "^READY" "$log" 2>/dev/null && return 0
+        grep -q "$ready_pattern" "$log" 2>/dev/null && return 0
         sleep 0.1
     done
-    echo "the reference server did not start; its log:" >&2
+    echo "the $name did not start; its log:" >&2
     cat "$log" >&2
     return 1
 }

@@ -4,7 +4,8 @@
 # into it when missing), then runs: formatting, clippy, the header drift
 # check, the Rust unit/property/end-to-end tests, the CMake build of the
 # examples and C tests under CTest (with an install + find_package/pkg-config
-# consumer), and the Python ctypes test.
+# consumer), the Python ctypes test, and the demo command (C server and C
+# clients together).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -34,7 +35,7 @@ step "Rust tests (unit, property, C ABI end to end against the reference server,
 cargo test --release
 
 step "CMake build of the examples and C tests; CTest against the reference server"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELTIX_BUILD_TESTS=ON -DVELTIX_BUILD_EXAMPLES=ON
 cmake --build build -j 2
 start_server
 (cd build && ctest --output-on-failure --timeout 120)
@@ -42,5 +43,8 @@ start_server
 step "Python ctypes loading target/release/libveltix.so"
 "$VENV/bin/python" tests/ctypes_client.py target/release/libveltix.so "$VELTIX_PORT"
 stop_server
+
+step "the demo command: the C examples against libveltix's embedded C server"
+bash scripts/demo.sh
 
 step "all tests passed"
