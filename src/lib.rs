@@ -11,6 +11,7 @@
 
 mod callbacks;
 pub mod client;
+mod config_checks;
 pub mod error;
 pub mod ffi;
 pub mod log;

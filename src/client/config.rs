@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
+use crate::config_checks::check_shared_fields;
 use crate::error::{Error, Result};
-use crate::protocol::frame::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE};
+use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 
-/// Most callback threads a client may ask for.
-pub const MAX_WORKERS: u32 = 256;
-/// Largest receive buffer a client may ask for (64 MiB).
-pub const MAX_BUFFER_SIZE: u32 = 64 * 1024 * 1024;
+pub use crate::config_checks::{MAX_BUFFER_SIZE, MAX_WORKERS};
 
 /// How a client connects and behaves. Field meanings follow the reference's
 /// `ClientConfig`.
@@ -60,28 +58,12 @@ impl ClientConfig {
                     .into(),
             );
         }
-        if self.buffer_size == 0 || self.buffer_size > MAX_BUFFER_SIZE {
-            return invalid(format!(
-                "config.buffer_size is {}. Fix: use 1 to {MAX_BUFFER_SIZE} bytes (the default is 8192)",
-                self.buffer_size
-            ));
-        }
-        if (self.max_message_size as usize) < HEADER_SIZE {
-            return invalid(format!(
-                "config.max_message_size is {}, smaller than the {HEADER_SIZE}-byte frame header. Fix: use at least {HEADER_SIZE} (the default is {DEFAULT_MAX_MESSAGE_SIZE})",
-                self.max_message_size
-            ));
-        }
-        if self.handshake_timeout.is_zero() {
-            return invalid("config.handshake_timeout_ms is 0. Fix: use a positive number of milliseconds (the default is 5000)".into());
-        }
-        if self.max_workers == 0 || self.max_workers > MAX_WORKERS {
-            return invalid(format!(
-                "config.max_workers is {}. Fix: use 1 to {MAX_WORKERS} (the default is 4; 1 keeps callbacks in arrival order)",
-                self.max_workers
-            ));
-        }
-        Ok(())
+        check_shared_fields(
+            self.buffer_size,
+            self.max_message_size,
+            self.handshake_timeout,
+            self.max_workers,
+        )
     }
 }
 

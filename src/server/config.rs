@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::client::{MAX_BUFFER_SIZE, MAX_WORKERS};
+use crate::config_checks::check_shared_fields;
 use crate::error::{Error, Result};
-use crate::protocol::frame::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE};
+use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Default bound of a peer's queued outbound bytes (32 MiB).
 pub const DEFAULT_MAX_OUTBOUND_BYTES: u32 = 32 * 1024 * 1024;
@@ -54,27 +54,12 @@ impl ServerConfig {
         if self.host.trim().is_empty() {
             return invalid("config.host is empty. Fix: use \"0.0.0.0\" (all IPv4 interfaces), \"::\" (all IPv6), or a local address".into());
         }
-        if self.buffer_size == 0 || self.buffer_size > MAX_BUFFER_SIZE {
-            return invalid(format!(
-                "config.buffer_size is {}. Fix: use 1 to {MAX_BUFFER_SIZE} bytes (the default is 8192)",
-                self.buffer_size
-            ));
-        }
-        if (self.max_message_size as usize) < HEADER_SIZE {
-            return invalid(format!(
-                "config.max_message_size is {}, smaller than the {HEADER_SIZE}-byte frame header. Fix: use at least {HEADER_SIZE} (the default is {DEFAULT_MAX_MESSAGE_SIZE})",
-                self.max_message_size
-            ));
-        }
-        if self.handshake_timeout.is_zero() {
-            return invalid("config.handshake_timeout_ms is 0. Fix: use a positive number of milliseconds (the default is 5000)".into());
-        }
-        if self.max_workers == 0 || self.max_workers > MAX_WORKERS {
-            return invalid(format!(
-                "config.max_workers is {}. Fix: use 1 to {MAX_WORKERS} (the default is 4)",
-                self.max_workers
-            ));
-        }
+        check_shared_fields(
+            self.buffer_size,
+            self.max_message_size,
+            self.handshake_timeout,
+            self.max_workers,
+        )?;
         if self.max_outbound_bytes < self.max_message_size {
             return invalid(format!(
                 "config.max_outbound_bytes ({}) is smaller than max_message_size ({}). Fix: use at least max_message_size (the default is {DEFAULT_MAX_OUTBOUND_BYTES})",

@@ -54,6 +54,23 @@ pub fn restartable_port() -> u16 {
         .expect("no free port in 20000..32000")
 }
 
+/// Runs `tests/support/<script> --port <port> <args>` with the venv's
+/// Python, stdin and stdout piped.
+fn spawn_script(script: &str, port: u16, args: &[&str]) -> Child {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script);
+    Command::new(python())
+        .arg(path)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"))
+}
+
 /// The reference veltix 3.3.0 server (tests/support/ref_server.py) in a
 /// child process; killed on drop.
 pub struct RefServer {
@@ -69,16 +86,7 @@ impl RefServer {
 
     /// Starts a server on `port` with extra arguments.
     pub fn start_on(port: u16, args: &[&str]) -> RefServer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/ref_server.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the reference server");
+        let mut child = spawn_script("ref_server.py", port, args);
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -126,16 +134,7 @@ impl RefClient {
     /// Starts a Python client for `port` with extra arguments (not yet
     /// connected).
     pub fn start(port: u16, args: &[&str]) -> RefClient {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/ref_client.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the reference client");
+        let mut child = spawn_script("ref_client.py", port, args);
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (answers_tx, answers) = std::sync::mpsc::channel();

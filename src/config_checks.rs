@@ -1,0 +1,42 @@
+//! Checks of the configuration fields the client and the server share, so
+//! both name a bad field and its fix the same way.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::protocol::frame::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE};
+
+/// Most callback threads a client or server may ask for.
+pub const MAX_WORKERS: u32 = 256;
+/// Largest receive buffer a client or server may ask for (64 MiB).
+pub const MAX_BUFFER_SIZE: u32 = 64 * 1024 * 1024;
+
+/// Checks `buffer_size`, `max_message_size`, `handshake_timeout_ms` and
+/// `max_workers` (1 keeps a client's callbacks in arrival order).
+pub(crate) fn check_shared_fields(
+    buffer_size: u32,
+    max_message_size: u32,
+    handshake_timeout: Duration,
+    max_workers: u32,
+) -> Result<()> {
+    let invalid = |message: String| Err(Error::InvalidArgument(message));
+    if buffer_size == 0 || buffer_size > MAX_BUFFER_SIZE {
+        return invalid(format!(
+            "config.buffer_size is {buffer_size}. Fix: use 1 to {MAX_BUFFER_SIZE} bytes (the default is 8192)"
+        ));
+    }
+    if (max_message_size as usize) < HEADER_SIZE {
+        return invalid(format!(
+            "config.max_message_size is {max_message_size}, smaller than the {HEADER_SIZE}-byte frame header. Fix: use at least {HEADER_SIZE} (the default is {DEFAULT_MAX_MESSAGE_SIZE})"
+        ));
+    }
+    if handshake_timeout.is_zero() {
+        return invalid("config.handshake_timeout_ms is 0. Fix: use a positive number of milliseconds (the default is 5000)".into());
+    }
+    if max_workers == 0 || max_workers > MAX_WORKERS {
+        return invalid(format!(
+            "config.max_workers is {max_workers}. Fix: use 1 to {MAX_WORKERS} (the default is 4)"
+        ));
+    }
+    Ok(())
+}
