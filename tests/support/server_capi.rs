@@ -106,6 +106,11 @@ impl TestServer {
     /// A server on a free port with `tweak` applied to the default config,
     /// callbacks registered and ECHO routed, started.
     pub fn start(tweak: impl FnOnce(&mut veltix_server_config_t)) -> TestServer {
+        Self::try_start(tweak).unwrap_or_else(|| panic!("start: {}", last_error()))
+    }
+
+    /// As `start`; `None` if the server could not listen.
+    pub fn try_start(tweak: impl FnOnce(&mut veltix_server_config_t)) -> Option<TestServer> {
         let host = CString::new("127.0.0.1").unwrap();
         let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
         unsafe { veltix_server_config_init(&mut config) };
@@ -144,8 +149,11 @@ impl TestServer {
             sink,
             events,
         };
-        assert_eq!(server.restart(), VELTIX_OK, "start: {}", last_error());
-        server
+        match server.restart() {
+            VELTIX_OK => Some(server),
+            VELTIX_ERR_BIND_FAILED => None,
+            other => panic!("start: {other}: {}", last_error()),
+        }
     }
 
     /// `veltix_server_start` (again); records the port.
