@@ -65,7 +65,7 @@ impl FrameWriter {
         // Frames queued before ours go first.
         let result = self
             .write_backlog(&mut socket)
-            .and_then(|()| send_all(&socket.stream, &[&header, payload]));
+            .and_then(|()| write_parts(socket.stream.as_raw_fd(), &mut [&header, payload]));
         drop(socket);
         result?;
         self.flush_backlog_if_free()
@@ -111,67 +111,47 @@ impl FrameWriter {
             }
             std::mem::swap(&mut *backlog, &mut socket.spare);
         }
-        let result = send_all(&socket.stream, &[&socket.spare]);
+        let result = write_parts(socket.stream.as_raw_fd(), &mut [&socket.spare, &[]]);
         socket.spare.clear();
         result
     }
 }
 
-/// Writes all of `parts` with `sendmsg(MSG_NOSIGNAL)`, retrying on partial
-/// writes and interrupts.
-fn send_all(stream: &TcpStream, parts: &[&[u8]]) -> io::Result<()> {
-    let mut parts: Vec<&[u8]> = parts.to_vec();
-    let mut first = 0;
-    while first < parts.len() {
-        match send_vectored(stream.as_raw_fd(), &parts[first..]) {
-            Ok(sent) => first += advance(&mut parts[first..], sent),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// A frame as written: header, then payload (either may be empty).
+pub(crate) type Parts<'a> = [&'a [u8]; 2];
+
+/// Writes all of `parts` with `sendmsg(MSG_NOSIGNAL)`, retrying partial
+/// writes and interrupts, with no allocation. On an error (including
+/// `WouldBlock` from a full non-blocking socket) `parts` holds the bytes
+/// still unsent. Never raises `SIGPIPE`.
+pub(crate) fn write_parts(fd: RawFd, parts: &mut Parts<'_>) -> io::Result<()> {
+    while parts.iter().any(|part| !part.is_empty()) {
+        let iov = parts.map(|part| libc::iovec {
+            iov_base: part.as_ptr() as *mut libc::c_void,
+            iov_len: part.len(),
+        });
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = iov.len() as _;
+        // SAFETY: the iovecs point into live slices for the duration of the
+        // call; the caller owns the descriptor.
+        let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        if sent < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        let mut sent = sent as usize;
+        for part in parts.iter_mut() {
+            let n = sent.min(part.len());
+            *part = &part[n..];
+            sent -= n;
         }
     }
     Ok(())
-}
-
-/// Drops the first `sent` bytes from `parts`; returns how many parts are
-/// now fully written.
-pub(crate) fn advance(parts: &mut [&[u8]], mut sent: usize) -> usize {
-    let mut done = 0;
-    while done < parts.len() && sent >= parts[done].len() {
-        sent -= parts[done].len();
-        done += 1;
-    }
-    if done < parts.len() {
-        parts[done] = &parts[done][sent..];
-    }
-    done
-}
-
-/// One `sendmsg(MSG_NOSIGNAL)` call writing as much of `parts` as the
-/// socket takes; the byte count, or the error (`WouldBlock` on a full
-/// non-blocking socket). Never raises `SIGPIPE`.
-pub(crate) fn send_vectored(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
-    let mut iov: Vec<libc::iovec> = parts
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| libc::iovec {
-            iov_base: p.as_ptr() as *mut libc::c_void,
-            iov_len: p.len(),
-        })
-        .collect();
-    if iov.is_empty() {
-        return Ok(0);
-    }
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len() as _;
-    // SAFETY: the iovecs point into live slices for the duration of the
-    // call; the caller owns the descriptor.
-    let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sent as usize)
 }
 
 #[cfg(test)]

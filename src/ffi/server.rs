@@ -119,7 +119,9 @@ unsafe fn write_ids(
     let out_count = non_null_mut(out_count, "out_count")?;
     let n = ids.len().min(capacity);
     if n > 0 {
-        let out = non_null_mut(out, "out_peers (with capacity > 0)")?;
+        if out.is_null() {
+            return Err(Error::NullPointer("out_peers (with capacity > 0)"));
+        }
         std::ptr::copy_nonoverlapping(ids.as_ptr(), out, n);
     }
     *out_count = ids.len();
@@ -138,9 +140,11 @@ unsafe fn write_text(text: &str, buf: *mut c_char, buf_size: usize, what: &str) 
             text.len() + 1
         )));
     }
-    let buf = non_null_mut(buf, "buf")?;
+    if buf.is_null() {
+        return Err(Error::NullPointer("buf"));
+    }
     std::ptr::copy_nonoverlapping(text.as_ptr().cast::<c_char>(), buf, text.len());
-    *(buf as *mut c_char).add(text.len()) = 0;
+    *buf.add(text.len()) = 0;
     Ok(())
 }
 

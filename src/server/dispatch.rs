@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::peer::Peer;
+use super::peer::{Peer, PeerId};
 use super::Server;
 use crate::client::DisconnectReason;
 use crate::error::Error;
@@ -19,13 +19,8 @@ impl Server {
     pub(super) fn peer_connected(&self, peer: &Arc<Peer>) {
         self.peers_mut().insert(peer.id, peer.clone());
         log_at!(Debug, "peer {} ({}) connected", peer.id, peer.addr);
-        let handler = self.callbacks().on_connect.clone();
-        if let Some(handler) = handler {
-            let server = self.clone();
-            let id = peer.id;
-            self.inner
-                .workers
-                .submit_in(&peer.lane, Box::new(move || handler(&server, id)));
+        if let Some(handler) = self.callbacks().on_connect.clone() {
+            self.run_in_lane(peer, move |server, id| handler(server, id));
         }
     }
 
@@ -46,13 +41,8 @@ impl Server {
             peer.id,
             peer.addr
         );
-        let handler = self.callbacks().on_disconnect.clone();
-        if let Some(handler) = handler {
-            let server = self.clone();
-            let id = peer.id;
-            self.inner
-                .workers
-                .submit_in(&peer.lane, Box::new(move || handler(&server, id, reason)));
+        if let Some(handler) = self.callbacks().on_disconnect.clone() {
+            self.run_in_lane(peer, move |server, id| handler(server, id, reason));
         }
     }
 
@@ -62,7 +52,7 @@ impl Server {
     pub(super) fn dispatch(&self, peer: &Arc<Peer>, message: Message) {
         if message.type_code() == PING {
             let pong = FrameHeader::for_payload(PONG, message.request_id(), &[]).encode();
-            if let Err(e) = peer.send(&[&pong]) {
+            if let Err(e) = peer.send([&pong, &[]]) {
                 log_at!(Debug, "could not answer a PING of peer {}: {e:?}", peer.id);
             }
             return;
@@ -73,11 +63,7 @@ impl Server {
         let handler = self.callbacks().handler_for(message.type_code());
         match handler {
             Some(handler) => {
-                let server = self.clone();
-                let id = peer.id;
-                self.inner
-                    .workers
-                    .submit_in(&peer.lane, Box::new(move || handler(&server, id, &message)));
+                self.run_in_lane(peer, move |server, id| handler(server, id, &message))
             }
             None => log_at!(
                 Warn,
@@ -87,5 +73,14 @@ impl Server {
                 peer.id
             ),
         }
+    }
+
+    /// Runs `callback` on a worker, after the peer's earlier callbacks.
+    fn run_in_lane(&self, peer: &Peer, callback: impl FnOnce(&Server, PeerId) + Send + 'static) {
+        let server = self.clone();
+        let id = peer.id;
+        self.inner
+            .workers
+            .submit_in(&peer.lane, Box::new(move || callback(&server, id)));
     }
 }

@@ -28,7 +28,7 @@ use crate::client::DisconnectReason;
 use crate::log::log_at;
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Decoded, FrameDecoder};
-use crate::writer::send_vectored;
+use crate::writer::write_parts;
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
@@ -239,7 +239,10 @@ impl EventLoop {
         if let Some(max) = config.max_connection {
             if self.connections.len() >= max as usize {
                 log_at!(Info, "refused {addr}: max_connection ({max}) reached");
-                let _ = send_vectored(stream.as_raw_fd(), &[&handshake::rejection("server_full")]);
+                let _ = write_parts(
+                    stream.as_raw_fd(),
+                    &mut [&handshake::rejection("server_full"), &[]],
+                );
                 return;
             }
         }
@@ -257,7 +260,7 @@ impl EventLoop {
         let id = self.server.next_peer_id();
         let max_outbound = config.max_outbound_bytes as usize;
         let peer = Arc::new(Peer::new(id, addr, key, stream, max_outbound));
-        if peer.send(&[&self.hello]).is_err() {
+        if peer.send([&self.hello, &[]]).is_err() {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             return;
         }
@@ -383,7 +386,7 @@ impl Connection {
                     .map_err(|e| e.to_string())
                     .and_then(|()| {
                         self.peer
-                            .send(&[&handshake::ack()])
+                            .send([&handshake::ack(), &[]])
                             .map_err(|e| format!("cannot send the ack: {e:?}"))
                     })
                     .err(),

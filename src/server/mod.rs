@@ -372,7 +372,7 @@ impl Server {
     /// Sends a frame; a peer whose connection fails (or that stopped
     /// reading) is handed to the I/O thread to close.
     fn send_encoded(&self, peer: &Arc<Peer>, header: &[u8], payload: &[u8]) -> Result<()> {
-        match peer.send(&[header, payload]) {
+        match peer.send([header, payload]) {
             Ok(()) => Ok(()),
             Err(SendError::Closed) => Err(Error::PeerNotConnected(peer.id)),
             Err(SendError::Overflow { queued }) => {

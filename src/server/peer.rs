@@ -19,7 +19,7 @@ use mio::net::TcpStream;
 
 use crate::client::DisconnectReason;
 use crate::workers::Lane;
-use crate::writer::{advance, send_vectored};
+use crate::writer::{write_parts, Parts};
 
 /// A connected client of a server; never reused during the server's life.
 pub type PeerId = u64;
@@ -89,35 +89,26 @@ impl Peer {
         }
     }
 
-    /// Sends the bytes of `parts` (one frame, or a handshake message) in
-    /// order, never interleaved with another send. On overflow or a socket
-    /// error the peer is marked failed; the caller has the I/O thread close
-    /// it.
-    pub fn send(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+    /// Sends `parts` (a frame's header and payload, or a handshake message
+    /// and nothing) in order, never interleaved with another send. On
+    /// overflow or a socket error the peer is marked failed; the caller has
+    /// the I/O thread close it.
+    pub fn send(&self, mut parts: Parts<'_>) -> Result<(), SendError> {
         let mut out = self.outbound();
         if out.failed.is_some() {
             return Err(SendError::Closed);
         }
-        let mut parts = parts.to_vec();
-        let mut first = 0;
         if out.queued() == 0 {
-            while first < parts.len() {
-                match send_vectored(self.stream.as_raw_fd(), &parts[first..]) {
-                    Ok(sent) => first += advance(&mut parts[first..], sent),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        out.failed = Some(DisconnectReason::Error);
-                        return Err(SendError::Io(e));
-                    }
+            match write_parts(self.stream.as_raw_fd(), &mut parts) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    out.failed = Some(DisconnectReason::Error);
+                    return Err(SendError::Io(e));
                 }
             }
         }
-        let rest: usize = parts[first..].iter().map(|p| p.len()).sum();
-        if rest == 0 {
-            return Ok(());
-        }
-        let queued = out.queued() + rest;
+        let queued = out.queued() + parts[0].len() + parts[1].len();
         if queued > self.max_outbound {
             out.failed = Some(DisconnectReason::Error);
             out.queue = Vec::new();
@@ -129,7 +120,7 @@ impl Peer {
             out.queue.drain(..written);
             out.written = 0;
         }
-        for part in &parts[first..] {
+        for part in parts {
             out.queue.extend_from_slice(part);
         }
         Ok(())
@@ -139,24 +130,25 @@ impl Peer {
     /// I/O thread, when the socket becomes writable).
     pub fn flush(&self) -> io::Result<()> {
         let mut out = self.outbound();
-        while out.queued() > 0 {
-            let pending = &out.queue[out.written..];
-            match send_vectored(self.stream.as_raw_fd(), &[pending]) {
-                Ok(sent) => out.written += sent,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => {
-                    out.failed = Some(DisconnectReason::Error);
-                    return Err(e);
+        let mut rest = [&out.queue[out.written..], &[][..]];
+        let result = write_parts(self.stream.as_raw_fd(), &mut rest);
+        let unsent = rest[0].len();
+        out.written = out.queue.len() - unsent;
+        match result {
+            Ok(()) => {
+                out.written = 0;
+                out.queue.clear();
+                if out.queue.capacity() > KEPT_QUEUE_CAPACITY {
+                    out.queue = Vec::new();
                 }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => {
+                out.failed = Some(DisconnectReason::Error);
+                Err(e)
             }
         }
-        out.written = 0;
-        out.queue.clear();
-        if out.queue.capacity() > KEPT_QUEUE_CAPACITY {
-            out.queue = Vec::new();
-        }
-        Ok(())
     }
 
     /// Why the connection failed on a send, if it did.
@@ -244,7 +236,7 @@ mod tests {
         let chunk = vec![7u8; 64 * 1024];
         let mut overflowed = false;
         for _ in 0..1000 {
-            match peer.send(&[&chunk]) {
+            match peer.send([&chunk, &[]]) {
                 Ok(()) => {}
                 Err(SendError::Overflow { queued }) => {
                     assert!(queued > 1 << 20);
@@ -256,7 +248,7 @@ mod tests {
         }
         assert!(overflowed, "the bound was never hit");
         assert_eq!(peer.failure(), Some(DisconnectReason::Error));
-        assert!(matches!(peer.send(&[b"x"]), Err(SendError::Closed)));
+        assert!(matches!(peer.send([b"x", &[]]), Err(SendError::Closed)));
         drop(remote);
     }
 
@@ -271,7 +263,7 @@ mod tests {
             })
             .collect();
         for frame in &frames {
-            peer.send(&[&frame[..4], &frame[4..]]).unwrap();
+            peer.send([&frame[..4], &frame[4..]]).unwrap();
         }
         let expected: Vec<u8> = frames.concat();
         let reader = std::thread::spawn(move || {
