@@ -4,6 +4,7 @@
 
 pub mod capi;
 pub mod fake_server;
+pub mod hostile;
 pub mod server_capi;
 
 use std::io::{BufRead, BufReader, Write};
