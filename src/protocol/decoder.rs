@@ -2,9 +2,16 @@
 //!
 //! It owns the receive buffer, so bytes are read from the socket straight into
 //! it ([`FrameDecoder::fill_with`]) and copied once, into the [`Message`].
-//! Bad input costs only the bad bytes:
-//! - garbage or a bad CRC: dropped, then the decoder resynchronises on the
-//!   next `VX`, starting one byte in (as the reference does);
+//! What a peer *declares* costs nothing: the buffer grows with the bytes that
+//! actually arrived (at most doubling per read), never to a declared frame
+//! size. Bad input costs only the bad bytes, and every received byte is
+//! checked at most once:
+//! - garbage: dropped, then the decoder resynchronises on the next `VX`,
+//!   starting one byte in (as the reference does);
+//! - a frame with a bad CRC: skipped whole, by its declared length. The
+//!   reference resynchronises one byte in instead, which lets a stream of
+//!   overlapping headers make it checksum a whole declared frame again for
+//!   every 15 bytes received;
 //! - a frame over the size limit: skipped by its declared length, never
 //!   scanned, so a frame hidden in its payload cannot be smuggled in.
 
@@ -28,7 +35,7 @@ pub enum DropReason {
         /// Number of bytes discarded.
         skipped: usize,
     },
-    /// A frame whose payload does not match its CRC.
+    /// A frame whose payload does not match its CRC; skipped whole.
     BadCrc {
         /// The frame's type code.
         type_code: u16,
@@ -93,13 +100,19 @@ impl FrameDecoder {
     }
 
     /// Calls `read` once with free space at the end of the buffer and keeps
-    /// the bytes it reports. The space is at least `read_size`, or the rest of
-    /// a partially received frame, so a large frame arrives in few reads.
+    /// the bytes it reports. The space is `read_size`, or more while a large
+    /// frame arrives: up to the rest of the frame, but never more than the
+    /// bytes already buffered, so memory follows what was received (the
+    /// buffer at most doubles per read) and a large frame still arrives in
+    /// few reads.
     pub fn fill_with<E>(
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<usize, E> {
-        let want = self.read_size.max(self.missing_frame_bytes());
+        let received = self.end - self.start;
+        let want = self
+            .read_size
+            .max(self.missing_frame_bytes().min(received));
         self.make_room(want);
         let n = read(&mut self.buf[self.end..])?;
         self.end += n;
@@ -136,6 +149,11 @@ impl FrameDecoder {
         self.start = 0;
         self.end = 0;
         std::mem::take(&mut self.buf)
+    }
+
+    /// Bytes of memory the decoder's buffer holds (for memory accounting).
+    pub fn held_bytes(&self) -> usize {
+        self.buf.len()
     }
 
     /// The bytes received and not yet consumed.
@@ -189,7 +207,8 @@ impl FrameDecoder {
         }
         let payload = &data[HEADER_SIZE..frame_len];
         if crc32fast::hash(payload) != header.crc {
-            return Some(self.resync_after(DropReason::BadCrc {
+            self.start += frame_len;
+            return Some(Decoded::Dropped(DropReason::BadCrc {
                 type_code: header.type_code,
                 request_id: header.request_id,
             }));
@@ -245,11 +264,6 @@ impl FrameDecoder {
         })
     }
 
-    fn resync_after(&mut self, reason: DropReason) -> Decoded {
-        self.skip_to_next_magic();
-        Decoded::Dropped(reason)
-    }
-
     fn skip_to_next_magic(&mut self) {
         let data = self.buffered();
         let found = data
@@ -270,7 +284,7 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::frame::encode_frame;
+    use crate::protocol::frame::{encode_frame, FrameHeader};
     use proptest::prelude::*;
 
     fn decode_all(decoder: &mut FrameDecoder) -> Vec<Decoded> {
@@ -451,24 +465,80 @@ mod tests {
     }
 
     #[test]
-    fn large_frame_asks_for_its_whole_size() {
-        let payload = vec![1u8; 100_000];
+    fn a_large_frame_grows_the_buffer_with_the_bytes_received() {
+        let payload: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
         let wire = encode_frame(200, 1, &payload);
-        let mut decoder = FrameDecoder::new(1 << 20, 16);
-        decoder.push(&wire[..HEADER_SIZE]);
-        let mut offered = 0;
-        decoder
-            .fill_with(|space| -> Result<usize, ()> {
-                offered = space.len();
-                space[..100_000].copy_from_slice(&payload);
-                Ok(100_000)
-            })
-            .unwrap();
-        assert!(offered >= 100_000);
+        let mut decoder = FrameDecoder::new(1 << 21, 4096);
+        let mut fed = 0;
+        let mut reads = 0;
+        while fed < wire.len() {
+            decoder
+                .fill_with(|space| -> Result<usize, ()> {
+                    let n = space.len().min(wire.len() - fed);
+                    space[..n].copy_from_slice(&wire[fed..fed + n]);
+                    Ok(n)
+                })
+                .unwrap();
+            fed = decoder.buffered().len();
+            reads += 1;
+            assert!(
+                decoder.held_bytes() <= 2 * fed + 4096,
+                "{} bytes held for {fed} received",
+                decoder.held_bytes()
+            );
+        }
+        assert!(reads < 12, "a 1 MB frame took {reads} reads");
         assert_eq!(
             decoder.next_frame(),
             Some(Decoded::Frame(Message::new(200, 1, &payload)))
         );
+    }
+
+    #[test]
+    fn a_declared_size_reserves_nothing() {
+        let mut decoder = FrameDecoder::new(10 << 20, 8192);
+        let header = FrameHeader::for_payload(200, 1, &vec![0u8; (10 << 20) - HEADER_SIZE]).encode();
+        decoder.push(&header);
+        assert_eq!(decoder.next_frame(), None);
+        decoder
+            .fill_with(|space| -> Result<usize, ()> {
+                assert_eq!(space.len(), 8192, "only read_size is offered");
+                Ok(0)
+            })
+            .unwrap();
+        assert!(decoder.held_bytes() <= 8192 + HEADER_SIZE);
+    }
+
+    #[test]
+    fn a_bad_crc_frame_is_skipped_whole_so_overlapping_headers_cost_one_check_each() {
+        // Back-to-back headers that each declare a 1 KiB frame with a bad
+        // CRC: each 1 KiB is checked once, not once per 15-byte header.
+        let header = FrameHeader {
+            type_code: 200,
+            payload_len: 1024 - HEADER_SIZE as u32,
+            crc: 0xdead_beef,
+            request_id: 1,
+        }
+        .encode();
+        let stream: Vec<u8> = header.iter().copied().cycle().take(1024 * 64).collect();
+        let mut decoder = FrameDecoder::new(4096, 4096);
+        decoder.push(&stream);
+        let events = decode_all(&mut decoder);
+        let checked = events
+            .iter()
+            .filter(|e| matches!(e, Decoded::Dropped(DropReason::BadCrc { .. })))
+            .count();
+        // 64 KiB hold 4369 headers but only 64 declared frames.
+        assert!((60..=64).contains(&checked), "{checked} CRC checks");
+        // A valid frame hidden in a bad-CRC frame is not delivered either.
+        let hidden = encode_frame(200, 9, b"smuggled");
+        let mut corrupt = encode_frame(200, 1, &[&[0u8; 8][..], &hidden].concat());
+        corrupt[HEADER_SIZE] ^= 0xff;
+        let mut decoder = FrameDecoder::new(4096, 4096);
+        decoder.push(&corrupt);
+        decoder.push(&encode_frame(200, 2, b"after"));
+        let events = decode_all(&mut decoder);
+        assert_eq!(frames(&events), vec![&Message::new(200, 2, b"after")]);
     }
 
     proptest! {
