@@ -226,8 +226,9 @@ typedef struct veltix_server_config_t {
     uint32_t buffer_size;
     /**
      * Most connections at once, handshakes in progress included; past it a
-     * client is refused with `{"error": "server_full"}`. Default -1 =
-     * unlimited.
+     * client is refused with `{"error": "server_full"}`. -1 (the default)
+     * is unlimited; 0 and other negative values are
+     * `VELTIX_ERR_INVALID_ARGUMENT`.
      */
     int32_t max_connection;
     /**

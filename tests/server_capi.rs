@@ -343,6 +343,21 @@ fn configuration_and_arguments_are_checked() {
     );
     assert!(server.is_null(), "out written only on success");
     assert!(support::capi::last_error().starts_with("config.max_workers"));
+    config.max_workers = 1;
+    for bad in [-7, 0, i32::MIN] {
+        config.max_connection = bad;
+        assert_eq!(
+            unsafe { veltix_server_new(&config, &mut server) },
+            VELTIX_ERR_INVALID_ARGUMENT,
+            "max_connection {bad}"
+        );
+        assert!(
+            support::capi::last_error().starts_with("config.max_connection"),
+            "{}",
+            support::capi::last_error()
+        );
+    }
+    config.max_connection = -1;
 
     // A port in use fails to bind, with the reason.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

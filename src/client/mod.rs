@@ -397,8 +397,13 @@ impl Client {
         state.connection.clone().ok_or(Error::NotConnected)
     }
 
+    /// The configured `max_message_size`.
+    pub fn max_message_size(&self) -> u32 {
+        self.inner.config.max_message_size
+    }
+
     fn check_size(&self, payload: &[u8]) -> Result<()> {
-        check_frame_size(payload, self.inner.config.max_message_size)
+        check_frame_size(payload.len(), self.inner.config.max_message_size)
     }
 
     /// Registers a new connect/retry operation if the client is idle.

@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::status::{status_of, veltix_status_t, VELTIX_OK};
 use crate::error::{Error, Result};
+use crate::protocol::frame::check_frame_size;
 use crate::workers::panic_message;
 
 thread_local! {
@@ -68,11 +69,19 @@ pub(crate) unsafe fn non_null_mut<'a, T>(ptr: *mut T, name: &'static str) -> Res
     ptr.as_mut().ok_or(Error::NullPointer(name))
 }
 
-/// `len` bytes at `data`; NULL is allowed only when `len` is 0.
+/// The `len`-byte payload at `data`. The length is checked first: a frame of
+/// 15 + `len` bytes over `max_message_size` is `MessageTooLarge` whatever
+/// the pointer, so a wrapped-around length never reaches memory. NULL is
+/// allowed only when `len` is 0.
 ///
 /// # Safety
 /// A non-NULL `data` must point to `len` readable bytes.
-pub(crate) unsafe fn byte_slice<'a>(data: *const u8, len: usize) -> Result<&'a [u8]> {
+pub(crate) unsafe fn payload_slice<'a>(
+    data: *const u8,
+    len: usize,
+    max_message_size: u32,
+) -> Result<&'a [u8]> {
+    check_frame_size(len, max_message_size)?;
     if data.is_null() {
         return match len {
             0 => Ok(&[]),
@@ -149,9 +158,22 @@ mod tests {
     }
 
     #[test]
-    fn byte_slices_allow_null_only_when_empty() {
-        // SAFETY: NULL with len 0 is the case under test.
-        assert_eq!(unsafe { byte_slice(std::ptr::null(), 0) }, Ok(&[][..]));
-        assert!(unsafe { byte_slice(std::ptr::null(), 1) }.is_err());
+    fn payload_slices_allow_null_only_when_empty_and_check_the_length_first() {
+        // SAFETY: NULL with len 0, and lengths refused before any read, are
+        // the cases under test.
+        unsafe {
+            assert_eq!(payload_slice(std::ptr::null(), 0, 100), Ok(&[][..]));
+            assert_eq!(
+                payload_slice(std::ptr::null(), 1, 100),
+                Err(Error::NullPointer("data (with len > 0)"))
+            );
+            let byte = [0u8];
+            for len in [86, usize::MAX, usize::MAX - 14, isize::MAX as usize] {
+                assert!(matches!(
+                    payload_slice(byte.as_ptr(), len, 100),
+                    Err(Error::MessageTooLarge { .. })
+                ));
+            }
+        }
     }
 }

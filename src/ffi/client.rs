@@ -4,7 +4,7 @@ use std::ffi::{c_void, CStr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::boundary::{byte_slice, non_null, non_null_mut, with_fallback, with_status, UserData};
+use super::boundary::{payload_slice, non_null, non_null_mut, with_fallback, with_status, UserData};
 use super::config::veltix_client_config_t;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
 use super::status::veltix_status_t;
@@ -350,8 +350,10 @@ pub unsafe extern "C" fn veltix_client_send(
     len: usize,
 ) -> veltix_status_t {
     with_status(|| {
-        let payload = byte_slice(data, len)?;
-        with_client(client, |client| client.send(type_code, payload))
+        with_client(client, |client| {
+            let payload = payload_slice(data, len, client.max_message_size())?;
+            client.send(type_code, payload)
+        })
     })
 }
 
@@ -388,8 +390,10 @@ pub unsafe extern "C" fn veltix_client_reply(
 ) -> veltix_status_t {
     with_status(|| {
         let to = as_message(to)?;
-        let payload = byte_slice(data, len)?;
-        with_client(client, |client| client.reply(to, type_code, payload))
+        with_client(client, |client| {
+            let payload = payload_slice(data, len, client.max_message_size())?;
+            client.reply(to, type_code, payload)
+        })
     })
 }
 
@@ -418,10 +422,10 @@ pub unsafe extern "C" fn veltix_client_send_and_wait(
     out_response: *mut *mut veltix_message_t,
 ) -> veltix_status_t {
     with_status(|| {
-        let payload = byte_slice(data, len)?;
         let out_response = non_null_mut(out_response, "out_response")?;
         let timeout = Duration::from_millis(timeout_ms.into());
         let response = with_client(client, |client| {
+            let payload = payload_slice(data, len, client.max_message_size())?;
             client.send_and_wait(type_code, payload, timeout)
         })?;
         *out_response = into_handle(response);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{
-    byte_slice, non_null, non_null_mut, utf8, with_fallback, with_status, UserData,
+    payload_slice, non_null, non_null_mut, utf8, with_fallback, with_status, UserData,
 };
 use super::client::{reason_code, veltix_disconnect_reason_t};
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
@@ -84,6 +84,29 @@ pub type veltix_server_disconnect_fn = Option<
         reason: veltix_disconnect_reason_t,
     ),
 >;
+
+/// The `count` peer ids at `ids` (NULL when 0), with the count checked
+/// before any memory is read.
+///
+/// # Safety
+/// A non-NULL `ids` must point to `count` readable ids.
+unsafe fn peer_list<'a>(ids: *const veltix_peer_id_t, count: usize) -> Result<&'a [PeerId]> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    let fits = count
+        .checked_mul(std::mem::size_of::<PeerId>())
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    if !fits {
+        return Err(Error::InvalidArgument(format!(
+            "except_count is {count}, more ids than memory can hold. Fix: pass the number of ids in the except array"
+        )));
+    }
+    Ok(std::slice::from_raw_parts(
+        non_null(ids, "except (with except_count > 0)")?,
+        count,
+    ))
+}
 
 /// Runs `body` with the server behind `server` (not consuming the handle).
 fn with_server<T>(
@@ -401,8 +424,10 @@ pub unsafe extern "C" fn veltix_server_send(
     len: usize,
 ) -> veltix_status_t {
     with_status(|| {
-        let payload = byte_slice(data, len)?;
-        with_server(server, |server| server.send(peer, type_code, payload))
+        with_server(server, |server| {
+            let payload = payload_slice(data, len, server.config().max_message_size)?;
+            server.send(peer, type_code, payload)
+        })
     })
 }
 
@@ -443,8 +468,10 @@ pub unsafe extern "C" fn veltix_server_reply(
 ) -> veltix_status_t {
     with_status(|| {
         let to = as_message(to)?;
-        let payload = byte_slice(data, len)?;
-        with_server(server, |server| server.reply(peer, to, type_code, payload))
+        with_server(server, |server| {
+            let payload = payload_slice(data, len, server.config().max_message_size)?;
+            server.reply(peer, to, type_code, payload)
+        })
     })
 }
 
@@ -475,10 +502,10 @@ pub unsafe extern "C" fn veltix_server_send_and_wait(
     out_response: *mut *mut veltix_message_t,
 ) -> veltix_status_t {
     with_status(|| {
-        let payload = byte_slice(data, len)?;
         let out_response = non_null_mut(out_response, "out_response")?;
         let timeout = Duration::from_millis(timeout_ms.into());
         let response = with_server(server, |server| {
+            let payload = payload_slice(data, len, server.config().max_message_size)?;
             server.send_and_wait(peer, type_code, payload, timeout)
         })?;
         *out_response = into_handle(response);
@@ -532,12 +559,9 @@ pub unsafe extern "C" fn veltix_server_broadcast(
     out_sent: *mut usize,
 ) -> veltix_status_t {
     with_status(|| {
-        let payload = byte_slice(data, len)?;
-        let except: &[PeerId] = match except_count {
-            0 => &[],
-            n => std::slice::from_raw_parts(non_null(except, "except (with except_count > 0)")?, n),
-        };
         let sent = with_server(server, |server| {
+            let payload = payload_slice(data, len, server.config().max_message_size)?;
+            let except = peer_list(except, except_count)?;
             server.broadcast(type_code, payload, except)
         })?;
         if let Some(out) = out_sent.as_mut() {

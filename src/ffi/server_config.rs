@@ -24,8 +24,9 @@ pub struct veltix_server_config_t {
     /// Bytes asked of a socket per receive call (1 to 64 MiB). Default 8192.
     pub buffer_size: u32,
     /// Most connections at once, handshakes in progress included; past it a
-    /// client is refused with `{"error": "server_full"}`. Default -1 =
-    /// unlimited.
+    /// client is refused with `{"error": "server_full"}`. -1 (the default)
+    /// is unlimited; 0 and other negative values are
+    /// `VELTIX_ERR_INVALID_ARGUMENT`.
     pub max_connection: i32,
     /// Largest frame, 15-byte header plus payload, sent or accepted (at
     /// least 15). Default 10 MiB, as the reference. Larger sends fail with
@@ -83,7 +84,10 @@ impl veltix_server_config_t {
             host,
             port: self.port,
             buffer_size: self.buffer_size,
-            max_connection: u32::try_from(self.max_connection).ok(),
+            max_connection: match self.max_connection {
+                -1 => None,
+                n => Some(u32::try_from(n).unwrap_or(0)),
+            },
             max_message_size: self.max_message_size,
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.into()),
             max_workers: self.max_workers,

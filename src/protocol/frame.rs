@@ -77,10 +77,15 @@ impl FrameHeader {
     }
 }
 
-/// Checks that a frame carrying `payload` (header included) fits in
-/// `max_message_size`, before anything is sent.
-pub fn check_frame_size(payload: &[u8], max_message_size: u32) -> crate::Result<()> {
-    let size = (HEADER_SIZE + payload.len()) as u64;
+/// Checks that a frame carrying `payload_len` bytes (plus the header) fits
+/// in `max_message_size`, before anything is sent or any memory touched. A
+/// length whose frame size overflows (a C caller's `(size_t)-1`) is too
+/// large, reported as `u64::MAX` bytes.
+pub fn check_frame_size(payload_len: usize, max_message_size: u32) -> crate::Result<()> {
+    let size = u64::try_from(payload_len)
+        .ok()
+        .and_then(|len| len.checked_add(HEADER_SIZE as u64))
+        .unwrap_or(u64::MAX);
     if size > u64::from(max_message_size) {
         return Err(crate::Error::MessageTooLarge {
             size,

@@ -54,6 +54,9 @@ impl ServerConfig {
         if self.host.trim().is_empty() {
             return invalid("config.host is empty. Fix: use \"0.0.0.0\" (all IPv4 interfaces), \"::\" (all IPv6), or a local address".into());
         }
+        if let Some(0) = self.max_connection {
+            return invalid("config.max_connection is 0 or negative. Fix: use -1 (unlimited, the default) or at least 1".into());
+        }
         check_shared_fields(
             self.buffer_size,
             self.max_message_size,
@@ -78,7 +81,8 @@ mod tests {
     fn defaults_are_valid_and_bad_fields_are_named() {
         assert_eq!(ServerConfig::default().validate(), Ok(()));
         type Breaker = fn(&mut ServerConfig);
-        let cases: [(&str, Breaker); 6] = [
+        let cases: [(&str, Breaker); 7] = [
+            ("config.max_connection", |c| c.max_connection = Some(0)),
             ("config.host", |c| c.host = String::new()),
             ("config.buffer_size", |c| c.buffer_size = 0),
             ("config.max_message_size", |c| c.max_message_size = 3),

@@ -229,7 +229,7 @@ impl Server {
 
     /// Sends a message to `peer` with a fresh request id.
     pub fn send(&self, peer: PeerId, type_code: u16, payload: &[u8]) -> Result<()> {
-        check_frame_size(payload, self.inner.config.max_message_size)?;
+        check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let peer = self.peer(peer)?;
         let request_id = self.inner.pending.allocate_id()?;
         self.send_frame(&peer, type_code, request_id, payload)
@@ -237,7 +237,7 @@ impl Server {
 
     /// Replies to `to`, received from `peer`: a message carrying its id.
     pub fn reply(&self, peer: PeerId, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
-        check_frame_size(payload, self.inner.config.max_message_size)?;
+        check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let peer = self.peer(peer)?;
         self.send_frame(&peer, type_code, to.request_id(), payload)
     }
@@ -250,7 +250,7 @@ impl Server {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Message> {
-        check_frame_size(payload, self.inner.config.max_message_size)?;
+        check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         // Registered before the peer is looked up: if it leaves after the
         // lookup, its departure fails this request at once.
         self.inner.pending.round_trip(peer, timeout, |request_id| {
@@ -270,7 +270,7 @@ impl Server {
     /// those in `except`; returns how many peers it was sent to. A peer
     /// whose send fails is left out (and closed if its connection failed).
     pub fn broadcast(&self, type_code: u16, payload: &[u8], except: &[PeerId]) -> Result<usize> {
-        check_frame_size(payload, self.inner.config.max_message_size)?;
+        check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let request_id = self.inner.pending.allocate_id()?;
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
         let targets: Vec<Arc<Peer>> = self
