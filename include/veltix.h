@@ -117,6 +117,29 @@ typedef struct veltix_client_config_t {
      * Pause between reconnection attempts in milliseconds. Default 1000.
      */
     uint32_t retry_delay_ms;
+    /**
+     * Bound of one blocking write, in milliseconds (at least 1), for a
+     * server that stopped reading: a send that cannot finish writing its
+     * frame within it fails with `VELTIX_ERR_TIMEOUT` and, since a
+     * half-written frame cannot be taken back, closes the connection
+     * (reported through `on_disconnect`, reason ERROR). The timeouts of
+     * `veltix_client_send_and_wait()` and `veltix_client_ping()` cover
+     * their write too. Default 10000.
+     */
+    uint32_t send_timeout_ms;
+    /**
+     * Back-pressure: received messages waiting for (or running in)
+     * callbacks, past which the reader thread stops reading the socket until
+     * they drain to half, so TCP slows the server down. Default 4096.
+     * While the reader waits, PINGs and `send_and_wait` replies behind the
+     * unread bytes wait too.
+     */
+    uint32_t max_queued_messages;
+    /**
+     * Back-pressure: the payload bytes of those messages, as
+     * `max_queued_messages` (at least 1). Default 16 MiB.
+     */
+    uint32_t max_queued_bytes;
 } veltix_client_config_t;
 
 /**
@@ -254,6 +277,20 @@ typedef struct veltix_server_config_t {
      * Default 32 MiB.
      */
     uint32_t max_outbound_bytes;
+    /**
+     * Back-pressure: messages of one peer waiting for (or running in)
+     * callbacks, past which the I/O thread stops reading that peer until
+     * they drain to half, so TCP slows that peer down; other peers are
+     * unaffected. Default 4096 (at least 1). While a peer is not read, its
+     * PINGs and its replies to `veltix_server_send_and_wait()` behind the
+     * unread bytes wait too.
+     */
+    uint32_t max_queued_messages;
+    /**
+     * Back-pressure: the payload bytes of those messages, as
+     * `max_queued_messages` (at least 1). Default 16 MiB.
+     */
+    uint32_t max_queued_bytes;
 } veltix_server_config_t;
 
 /**
@@ -827,10 +864,13 @@ size_t veltix_server_client_count(const struct veltix_server_t *server);
 /**
  * Stops listening and closes every connection: `on_disconnect` runs for
  * each connected peer (`VELTIX_DISCONNECT_MANUAL`), pending
- * `send_and_wait` calls fail with `VELTIX_ERR_CLOSED`. Returns after the
- * I/O thread has stopped and, unless called from a callback, after every
- * queued callback has run. `VELTIX_OK` (and nothing done) if the server is
- * not running.
+ * `send_and_wait` calls fail with `VELTIX_ERR_CLOSED`. Message callbacks
+ * not yet started are dropped, whatever their number; queued
+ * `on_connect` and `on_disconnect` calls are not: each peer's run, in
+ * order, before this returns. Returns after the I/O thread has stopped
+ * and, unless called from a callback, after the running callbacks and
+ * those `on_connect`/`on_disconnect` calls have returned. `VELTIX_OK` (and
+ * nothing done) if the server is not running.
  *
  * # Safety
  * `server` must be a live server.
@@ -860,9 +900,12 @@ veltix_status_t veltix_server_close_client(struct veltix_server_t *server,
 void veltix_server_config_init(struct veltix_server_config_t *config);
 
 /**
- * Closes the server as `veltix_server_close()` does, drops queued
- * callbacks, stops the worker threads and releases the server. No callback
- * starts after it returns. NULL is a no-op.
+ * Closes the server as `veltix_server_close()` does (so each connected
+ * peer's `on_disconnect` still runs), stops the worker threads and
+ * releases the server. It returns within the time the running callbacks
+ * and those `on_disconnect` calls take, whatever the backlog of message
+ * callbacks (they are dropped unstarted). No callback starts after it
+ * returns. NULL is a no-op.
  *
  * Called from inside one of the server's callbacks it does not wait for
  * the calling thread, and the memory is released when the last callback

@@ -3,8 +3,14 @@
 
 use std::time::Duration;
 
+use crate::backlog::BacklogLimits;
 use crate::error::{Error, Result};
 use crate::protocol::frame::{DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE};
+
+/// Default bound of the messages of one connection waiting for callbacks.
+pub const DEFAULT_MAX_QUEUED_MESSAGES: u32 = 4096;
+/// Default bound of their payload bytes (16 MiB).
+pub const DEFAULT_MAX_QUEUED_BYTES: u32 = 16 * 1024 * 1024;
 
 /// Most callback threads a client or server may ask for.
 pub const MAX_WORKERS: u32 = 256;
@@ -39,4 +45,26 @@ pub(crate) fn check_shared_fields(
         ));
     }
     Ok(())
+}
+
+/// Checks `max_queued_messages` and `max_queued_bytes`, and gives the
+/// bounds of a connection's callback backlog.
+pub(crate) fn backlog_limits(
+    max_queued_messages: u32,
+    max_queued_bytes: u32,
+) -> Result<BacklogLimits> {
+    if max_queued_messages == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "config.max_queued_messages is 0. Fix: use at least 1 (the default is {DEFAULT_MAX_QUEUED_MESSAGES})"
+        )));
+    }
+    if max_queued_bytes == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "config.max_queued_bytes is 0. Fix: use at least 1 (the default is {DEFAULT_MAX_QUEUED_BYTES})"
+        )));
+    }
+    Ok(BacklogLimits {
+        messages: max_queued_messages as usize,
+        bytes: max_queued_bytes as usize,
+    })
 }

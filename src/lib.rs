@@ -9,6 +9,7 @@
 //!   converts, checks pointers, catches panics and maps errors to status
 //!   codes.
 
+mod backlog;
 mod callbacks;
 pub mod client;
 mod config_checks;

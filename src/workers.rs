@@ -118,6 +118,7 @@ impl WorkerPool {
         state.draining = true;
         drop(state);
         let shared = lane.clone();
+        let stopped = self.stopped.clone();
         let drain: Job = Box::new(move || loop {
             let next = {
                 let mut state = shared.state();
@@ -126,7 +127,9 @@ impl WorkerPool {
                 next
             };
             match next {
-                Some(job) => run_guarded(job),
+                // After shutdown the lane's queued jobs are dropped unrun.
+                Some(job) if !stopped.load(Ordering::Acquire) => run_guarded(job),
+                Some(_) => {}
                 None => return,
             }
         });

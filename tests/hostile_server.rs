@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::hostile::{declaring_header, frame, rss, serial, thread_cpu, RawPeer, Watchdog};
+use support::hostile::{
+    declaring_header, frame, rss, serial, thread_cpu, PeakRss, RawPeer, Watchdog,
+};
 use veltix::server::{Server, ServerConfig};
 
 const MIB: u64 = 1024 * 1024;
@@ -73,7 +75,7 @@ fn frames_declared_large_cost_only_the_bytes_that_arrived() {
     let _watchdog = Watchdog::new("declared frames", Duration::from_secs(60), rss() + 3 * 1024 * MIB);
     let running = Running::start(|c| c.handshake_timeout = Duration::from_secs(30));
     echo(&mut RawPeer::handshaken(running.port), 1);
-    let before = rss();
+    let peak = PeakRss::start();
     // 60 connected peers and 60 still in their handshake each announce a
     // 10 MiB frame and send nothing more.
     let header = declaring_header(ECHO, (10 * MIB) as u32 - 15);
@@ -90,7 +92,7 @@ fn frames_declared_large_cost_only_the_bytes_that_arrived() {
     // peer's echo comes back.
     std::thread::sleep(Duration::from_millis(300));
     echo(&mut RawPeer::handshaken(running.port), 2);
-    let grown = rss().saturating_sub(before);
+    let grown = peak.growth();
     println!(
         "120 peers declaring 10 MiB frames: RSS grew {} KiB",
         grown / 1024
@@ -215,8 +217,11 @@ fn size_max_lengths_are_message_too_large_on_every_send() {
 fn free_returns_promptly_whatever_the_callback_backlog() {
     let _serial = serial();
     let _watchdog = Watchdog::new("free with a backlog", Duration::from_secs(60), rss() + 2 * 1024 * MIB);
+    // Back-pressure would stop reading at 4096 queued messages: let the
+    // whole burst queue.
     let running = Running::start(|c| {
         c.max_workers = 1;
+        c.max_queued_messages = 200_000;
     });
     let ran = Arc::new(AtomicUsize::new(0));
     let counter = ran.clone();
@@ -267,7 +272,7 @@ fn a_flood_into_a_slow_callback_is_held_back_by_tcp() {
         .unwrap();
     let mut victim = RawPeer::handshaken(running.port);
     echo(&mut victim, 1);
-    let before = rss();
+    let peak = PeakRss::start();
     let attacker = RawPeer::handshaken(running.port);
     let mut stream = attacker.stream.try_clone().unwrap();
     stream
@@ -283,7 +288,7 @@ fn a_flood_into_a_slow_callback_is_held_back_by_tcp() {
             Err(e) => panic!("the flooding peer was cut: {e}"),
         }
     }
-    let grown = rss().saturating_sub(before);
+    let grown = peak.growth();
     let latency = echo(&mut victim, 2);
     println!(
         "2 s flood into a 100 ms callback: the peer got {} MiB in, RSS grew {} MiB; another peer's echo {latency:?}",
@@ -294,4 +299,41 @@ fn a_flood_into_a_slow_callback_is_held_back_by_tcp() {
     assert!(sent < 64 * MIB, "the server took {} MiB from the flood", sent / MIB);
     assert!(latency < Duration::from_millis(100), "echo took {latency:?}");
     let _ = stream.flush();
+}
+
+#[test]
+fn a_peer_held_back_by_back_pressure_loses_nothing_and_is_resumed() {
+    let _serial = serial();
+    let _watchdog = Watchdog::new("back-pressure resumes", Duration::from_secs(60), rss() + 1024 * MIB);
+    let running = Running::start(|c| {
+        c.max_queued_messages = 8;
+        c.max_queued_bytes = 64 * 1024;
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    running
+        .server
+        .route(
+            SLOW,
+            Arc::new(move |_, _, message| {
+                std::thread::sleep(Duration::from_micros(200));
+                tx.lock().unwrap().send(message.request_id()).unwrap();
+            }),
+        )
+        .unwrap();
+    let mut peer = RawPeer::handshaken(running.port);
+    // Small frames (many per read) and large ones (over the byte bound).
+    let burst: Vec<u8> = (0..3000u16)
+        .flat_map(|i| frame(SLOW, i, &vec![1u8; if i % 100 == 0 { 100_000 } else { 10 }]))
+        .collect();
+    let writer = {
+        let mut stream = peer.stream.try_clone().unwrap();
+        std::thread::spawn(move || stream.write_all(&burst).unwrap())
+    };
+    let got: Vec<u16> = (0..3000)
+        .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("a message within 10 s"))
+        .collect();
+    writer.join().unwrap();
+    assert_eq!(got, (0..3000).collect::<Vec<u16>>(), "all, in order");
+    assert!(echo(&mut peer, 9) < Duration::from_secs(1), "and it is still read");
 }

@@ -6,7 +6,14 @@ use crate::config_checks::check_shared_fields;
 use crate::error::{Error, Result};
 use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 
-pub use crate::config_checks::{MAX_BUFFER_SIZE, MAX_WORKERS};
+use crate::backlog::BacklogLimits;
+use crate::config_checks::backlog_limits;
+pub use crate::config_checks::{
+    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES, MAX_BUFFER_SIZE, MAX_WORKERS,
+};
+
+/// Default bound of one blocking write (10 s).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a client connects and behaves. Field meanings follow the reference's
 /// `ClientConfig`.
@@ -28,6 +35,14 @@ pub struct ClientConfig {
     pub retry: u32,
     /// Pause between reconnection attempts.
     pub retry_delay: Duration,
+    /// Bound of one blocking write to a server that does not read; a write
+    /// that runs out of it closes the connection.
+    pub send_timeout: Duration,
+    /// Received messages waiting for (or in) callbacks past which the
+    /// reader stops reading.
+    pub max_queued_messages: u32,
+    /// Their payload bytes past which the reader stops reading.
+    pub max_queued_bytes: u32,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +56,9 @@ impl Default for ClientConfig {
             max_workers: 4,
             retry: 0,
             retry_delay: Duration::from_millis(1000),
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }
@@ -58,12 +76,21 @@ impl ClientConfig {
                     .into(),
             );
         }
+        if self.send_timeout.is_zero() {
+            return invalid(format!("config.send_timeout_ms is 0. Fix: use a positive number of milliseconds (the default is {})", DEFAULT_SEND_TIMEOUT.as_millis()));
+        }
         check_shared_fields(
             self.buffer_size,
             self.max_message_size,
             self.handshake_timeout,
             self.max_workers,
-        )
+        )?;
+        self.backlog_limits().map(|_| ())
+    }
+
+    /// The bounds of the connection's callback backlog (checked).
+    pub(crate) fn backlog_limits(&self) -> Result<BacklogLimits> {
+        backlog_limits(self.max_queued_messages, self.max_queued_bytes)
     }
 }
 
@@ -75,7 +102,10 @@ mod tests {
     fn defaults_are_valid_and_bad_fields_are_named() {
         assert_eq!(ClientConfig::default().validate(), Ok(()));
         type Breaker = fn(&mut ClientConfig);
-        let cases: [(&str, Breaker); 5] = [
+        let cases: [(&str, Breaker); 8] = [
+            ("config.send_timeout_ms", |c| c.send_timeout = Duration::ZERO),
+            ("config.max_queued_messages", |c| c.max_queued_messages = 0),
+            ("config.max_queued_bytes", |c| c.max_queued_bytes = 0),
             ("config.port", |c| c.port = 0),
             ("config.buffer_size", |c| c.buffer_size = 0),
             ("config.max_message_size", |c| c.max_message_size = 14),

@@ -36,6 +36,23 @@ pub struct veltix_client_config_t {
     pub retry: u32,
     /// Pause between reconnection attempts in milliseconds. Default 1000.
     pub retry_delay_ms: u32,
+    /// Bound of one blocking write, in milliseconds (at least 1), for a
+    /// server that stopped reading: a send that cannot finish writing its
+    /// frame within it fails with `VELTIX_ERR_TIMEOUT` and, since a
+    /// half-written frame cannot be taken back, closes the connection
+    /// (reported through `on_disconnect`, reason ERROR). The timeouts of
+    /// `veltix_client_send_and_wait()` and `veltix_client_ping()` cover
+    /// their write too. Default 10000.
+    pub send_timeout_ms: u32,
+    /// Back-pressure: received messages waiting for (or running in)
+    /// callbacks, past which the reader thread stops reading the socket until
+    /// they drain to half, so TCP slows the server down. Default 4096.
+    /// While the reader waits, PINGs and `send_and_wait` replies behind the
+    /// unread bytes wait too.
+    pub max_queued_messages: u32,
+    /// Back-pressure: the payload bytes of those messages, as
+    /// `max_queued_messages` (at least 1). Default 16 MiB.
+    pub max_queued_bytes: u32,
 }
 
 /// Fills `config` with the defaults. NULL is a no-op.
@@ -56,6 +73,9 @@ pub unsafe extern "C" fn veltix_client_config_init(config: *mut veltix_client_co
             max_workers: defaults.max_workers,
             retry: defaults.retry,
             retry_delay_ms: millis(defaults.retry_delay),
+            send_timeout_ms: millis(defaults.send_timeout),
+            max_queued_messages: defaults.max_queued_messages,
+            max_queued_bytes: defaults.max_queued_bytes,
         };
         Ok(())
     })
@@ -85,6 +105,9 @@ impl veltix_client_config_t {
             max_workers: self.max_workers,
             retry: self.retry,
             retry_delay: Duration::from_millis(self.retry_delay_ms.into()),
+            send_timeout: Duration::from_millis(self.send_timeout_ms.into()),
+            max_queued_messages: self.max_queued_messages,
+            max_queued_bytes: self.max_queued_bytes,
         };
         config.validate()?;
         Ok(config)

@@ -194,9 +194,12 @@ pub unsafe extern "C" fn veltix_server_new(
     })
 }
 
-/// Closes the server as `veltix_server_close()` does, drops queued
-/// callbacks, stops the worker threads and releases the server. No callback
-/// starts after it returns. NULL is a no-op.
+/// Closes the server as `veltix_server_close()` does (so each connected
+/// peer's `on_disconnect` still runs), stops the worker threads and
+/// releases the server. It returns within the time the running callbacks
+/// and those `on_disconnect` calls take, whatever the backlog of message
+/// callbacks (they are dropped unstarted). No callback starts after it
+/// returns. NULL is a no-op.
 ///
 /// Called from inside one of the server's callbacks it does not wait for
 /// the calling thread, and the memory is released when the last callback
@@ -249,10 +252,13 @@ pub unsafe extern "C" fn veltix_server_port(server: *const veltix_server_t) -> u
 
 /// Stops listening and closes every connection: `on_disconnect` runs for
 /// each connected peer (`VELTIX_DISCONNECT_MANUAL`), pending
-/// `send_and_wait` calls fail with `VELTIX_ERR_CLOSED`. Returns after the
-/// I/O thread has stopped and, unless called from a callback, after every
-/// queued callback has run. `VELTIX_OK` (and nothing done) if the server is
-/// not running.
+/// `send_and_wait` calls fail with `VELTIX_ERR_CLOSED`. Message callbacks
+/// not yet started are dropped, whatever their number; queued
+/// `on_connect` and `on_disconnect` calls are not: each peer's run, in
+/// order, before this returns. Returns after the I/O thread has stopped
+/// and, unless called from a callback, after the running callbacks and
+/// those `on_connect`/`on_disconnect` calls have returned. `VELTIX_OK` (and
+/// nothing done) if the server is not running.
 ///
 /// # Safety
 /// `server` must be a live server.

@@ -43,6 +43,16 @@ pub struct veltix_server_config_t {
     /// disconnects the peer (logged) and fails with `VELTIX_ERR_CLOSED`.
     /// Default 32 MiB.
     pub max_outbound_bytes: u32,
+    /// Back-pressure: messages of one peer waiting for (or running in)
+    /// callbacks, past which the I/O thread stops reading that peer until
+    /// they drain to half, so TCP slows that peer down; other peers are
+    /// unaffected. Default 4096 (at least 1). While a peer is not read, its
+    /// PINGs and its replies to `veltix_server_send_and_wait()` behind the
+    /// unread bytes wait too.
+    pub max_queued_messages: u32,
+    /// Back-pressure: the payload bytes of those messages, as
+    /// `max_queued_messages` (at least 1). Default 16 MiB.
+    pub max_queued_bytes: u32,
 }
 
 /// Fills `config` with the defaults. NULL is a no-op.
@@ -64,6 +74,8 @@ pub unsafe extern "C" fn veltix_server_config_init(config: *mut veltix_server_co
                 .unwrap_or(u32::MAX),
             max_workers: defaults.max_workers,
             max_outbound_bytes: defaults.max_outbound_bytes,
+            max_queued_messages: defaults.max_queued_messages,
+            max_queued_bytes: defaults.max_queued_bytes,
         };
         Ok(())
     })
@@ -92,6 +104,8 @@ impl veltix_server_config_t {
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.into()),
             max_workers: self.max_workers,
             max_outbound_bytes: self.max_outbound_bytes,
+            max_queued_messages: self.max_queued_messages,
+            max_queued_bytes: self.max_queued_bytes,
         };
         config.validate()?;
         Ok(config)

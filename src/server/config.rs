@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::config_checks::check_shared_fields;
+use crate::backlog::BacklogLimits;
+use crate::config_checks::{
+    backlog_limits, check_shared_fields, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES,
+};
 use crate::error::{Error, Result};
 use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 
@@ -30,6 +33,11 @@ pub struct ServerConfig {
     /// Most bytes queued for a peer that does not read; past it the peer is
     /// disconnected.
     pub max_outbound_bytes: u32,
+    /// Messages of one peer waiting for (or in) callbacks past which the
+    /// server stops reading that peer.
+    pub max_queued_messages: u32,
+    /// Their payload bytes past which the server stops reading that peer.
+    pub max_queued_bytes: u32,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +51,8 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_millis(5000),
             max_workers: 4,
             max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
+            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }
@@ -69,7 +79,12 @@ impl ServerConfig {
                 self.max_outbound_bytes, self.max_message_size
             ));
         }
-        Ok(())
+        self.backlog_limits().map(|_| ())
+    }
+
+    /// The bounds of each peer's callback backlog (checked).
+    pub(crate) fn backlog_limits(&self) -> Result<BacklogLimits> {
+        backlog_limits(self.max_queued_messages, self.max_queued_bytes)
     }
 }
 
@@ -81,7 +96,9 @@ mod tests {
     fn defaults_are_valid_and_bad_fields_are_named() {
         assert_eq!(ServerConfig::default().validate(), Ok(()));
         type Breaker = fn(&mut ServerConfig);
-        let cases: [(&str, Breaker); 7] = [
+        let cases: [(&str, Breaker); 9] = [
+            ("config.max_queued_messages", |c| c.max_queued_messages = 0),
+            ("config.max_queued_bytes", |c| c.max_queued_bytes = 0),
             ("config.max_connection", |c| c.max_connection = Some(0)),
             ("config.host", |c| c.host = String::new()),
             ("config.buffer_size", |c| c.buffer_size = 0),

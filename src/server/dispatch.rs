@@ -3,6 +3,7 @@
 //! run in order (`on_connect`, its messages, `on_disconnect`) while other
 //! peers' run in parallel.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::peer::{Peer, PeerId};
@@ -63,7 +64,15 @@ impl Server {
         let handler = self.callbacks().handler_for(message.type_code());
         match handler {
             Some(handler) => {
-                self.run_in_lane(peer, move |server, id| handler(server, id, &message))
+                let charge = peer.backlog.charge(message.payload().len());
+                let epoch = self.inner.epoch.load(Ordering::Acquire);
+                self.run_in_lane(peer, move |server, id| {
+                    // Dropped unstarted if the server closed meanwhile.
+                    if server.inner.epoch.load(Ordering::Acquire) == epoch {
+                        handler(server, id, &message);
+                    }
+                    drop(charge);
+                })
             }
             None => log_at!(
                 Warn,

@@ -24,6 +24,7 @@ use slab::Slab;
 
 use super::peer::{Peer, PeerId};
 use super::Server;
+use crate::backlog::Backlog;
 use crate::client::DisconnectReason;
 use crate::log::log_at;
 use crate::protocol::handshake::{self, HandshakeItem};
@@ -45,6 +46,8 @@ pub(super) enum Command {
         id: PeerId,
         reason: DisconnectReason,
     },
+    /// Read peer `id`, at `key`, again: its callback backlog drained.
+    Resume { key: usize, id: PeerId },
     /// Close every connection and the listener, and exit.
     Stop,
 }
@@ -78,6 +81,9 @@ enum Turn {
     Drained,
     /// The read budget ran out; the socket may hold more.
     Unfinished,
+    /// The peer's callback backlog is full: it is read again on
+    /// [`Command::Resume`].
+    Paused,
     /// The connection must be closed.
     Close(DisconnectReason),
 }
@@ -94,6 +100,8 @@ pub(super) struct EventLoop {
     unfinished_reads: Vec<usize>,
     accept_paused_until: Option<Instant>,
     commands: Receiver<Command>,
+    /// Handed to each peer's backlog, to ask for [`Command::Resume`].
+    control: Arc<Control>,
     /// The receive buffer lent to the connection being read.
     spare: Vec<u8>,
     hello: Vec<u8>,
@@ -105,7 +113,7 @@ pub(super) struct EventLoop {
 pub(super) fn listen(
     server: Server,
     addr: SocketAddr,
-) -> io::Result<(EventLoop, Control, SocketAddr)> {
+) -> io::Result<(EventLoop, Arc<Control>, SocketAddr)> {
     let mut listener = TcpListener::bind(addr)?;
     // mio listens with a backlog of 1024; a burst of connecting clients (a
     // game server restarting) can overflow it, and every dropped SYN costs
@@ -121,6 +129,10 @@ pub(super) fn listen(
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Waker::new(poll.registry(), WAKER)?;
     let (commands_in, commands) = crossbeam_channel::unbounded();
+    let control = Arc::new(Control {
+        commands: commands_in,
+        waker,
+    });
     let event_loop = EventLoop {
         poll,
         listener,
@@ -129,13 +141,10 @@ pub(super) fn listen(
         unfinished_reads: Vec::new(),
         accept_paused_until: None,
         commands,
+        control: control.clone(),
         spare: Vec::new(),
         hello: handshake::hello(crate::VERSION),
         server,
-    };
-    let control = Control {
-        commands: commands_in,
-        waker,
     };
     Ok((event_loop, control, bound))
 }
@@ -259,7 +268,12 @@ impl EventLoop {
         }
         let id = self.server.next_peer_id();
         let max_outbound = config.max_outbound_bytes as usize;
-        let peer = Arc::new(Peer::new(id, addr, key, stream, max_outbound));
+        let control = self.control.clone();
+        let backlog = Backlog::new(
+            self.server.backlog_limits(),
+            Some(Box::new(move || control.send(Command::Resume { key, id }))),
+        );
+        let peer = Arc::new(Peer::new(id, addr, key, stream, max_outbound, backlog));
         if peer.send([&self.hello, &[]]).is_err() {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             return;
@@ -288,7 +302,7 @@ impl EventLoop {
             return;
         };
         match connection.read_turn(&self.server, &mut self.spare) {
-            Turn::Drained => {}
+            Turn::Drained | Turn::Paused => {}
             Turn::Unfinished => self.unfinished_reads.push(key),
             Turn::Close(reason) => self.close(key, reason),
         }
@@ -301,6 +315,11 @@ impl EventLoop {
                 Command::Close { key, id, reason } => {
                     if self.connections.get(key).is_some_and(|c| c.peer.id == id) {
                         self.close(key, reason);
+                    }
+                }
+                Command::Resume { key, id } => {
+                    if self.connections.get(key).is_some_and(|c| c.peer.id == id) {
+                        self.on_readable(key);
                     }
                 }
                 Command::Stop => return true,
@@ -353,6 +372,10 @@ impl Connection {
         *spare = self.decoder.lend_buffer(std::mem::take(spare));
         let mut turn = Turn::Unfinished;
         for _ in 0..READS_PER_TURN {
+            if self.peer.backlog.pause_if_full() {
+                turn = Turn::Paused;
+                break;
+            }
             let stream = &self.peer.stream;
             match self.decoder.fill_with(|buf| (&*stream).read(buf)) {
                 Ok(0) => turn = Turn::Close(DisconnectReason::PeerClosed),

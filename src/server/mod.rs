@@ -26,6 +26,7 @@ pub use config::{ServerConfig, DEFAULT_MAX_OUTBOUND_BYTES};
 pub use handlers::{PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler};
 pub use peer::PeerId;
 
+use crate::backlog::BacklogLimits;
 use crate::client::DisconnectReason;
 use crate::error::{Error, Result};
 use crate::log::log_at;
@@ -54,6 +55,10 @@ pub struct ServerInner {
     workers: WorkerPool,
     /// The last peer id handed out (ids start at 1, never reused).
     last_peer_id: AtomicU64,
+    /// Bumped by `close`: message callbacks queued before it are dropped
+    /// instead of run.
+    epoch: AtomicU64,
+    backlog_limits: BacklogLimits,
     running: Mutex<Option<Running>>,
 }
 
@@ -68,6 +73,7 @@ impl Server {
     /// A server for `config`, not yet listening. Starts its worker threads.
     pub fn new(config: ServerConfig) -> Result<Server> {
         config.validate()?;
+        let backlog_limits = config.backlog_limits()?;
         let workers = WorkerPool::new("veltix-server-worker", config.max_workers as usize)
             .map_err(|e| Error::io("cannot start the worker threads", &e))?;
         Ok(Server {
@@ -78,6 +84,8 @@ impl Server {
                 pending: PendingRequests::new(IdAllocator::new(SERVER_IDS)),
                 workers,
                 last_peer_id: AtomicU64::new(0),
+                epoch: AtomicU64::new(0),
+                backlog_limits,
                 running: Mutex::default(),
             }),
         })
@@ -187,7 +195,7 @@ impl Server {
             .map_err(|e| Error::io("cannot start the I/O thread", &e))?;
         log_at!(Info, "server listening on {bound}");
         *running = Some(Running {
-            control: Arc::new(control),
+            control,
             thread,
             addr: bound,
         });
@@ -200,13 +208,16 @@ impl Server {
     }
 
     /// Stops listening and closes every connection (`on_disconnect` runs for
-    /// each connected peer, reason `Manual`); pending requests fail. Waits
-    /// for the I/O thread and, unless called from a callback, for every
-    /// queued callback. No effect on a server that is not running.
+    /// each connected peer, reason `Manual`); pending requests fail. Message
+    /// callbacks not yet started are dropped. Waits for the I/O thread and,
+    /// unless called from a callback, for the running callbacks and the
+    /// queued `on_connect`/`on_disconnect` calls. No effect on a server that
+    /// is not running.
     pub fn close(&self) {
         let Some(running) = self.running().take() else {
             return;
         };
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         running.control.send(Command::Stop);
         if running.thread.thread().id() != std::thread::current().id() {
             let _ = running.thread.join();
@@ -345,6 +356,11 @@ impl Server {
     }
 
     // ----- internals ------------------------------------------------------
+
+    /// The bounds of each peer's callback backlog.
+    fn backlog_limits(&self) -> BacklogLimits {
+        self.inner.backlog_limits
+    }
 
     /// The next peer id (the I/O thread, on accept).
     fn next_peer_id(&self) -> PeerId {

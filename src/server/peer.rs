@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::net::TcpStream;
 
+use crate::backlog::Backlog;
 use crate::client::DisconnectReason;
 use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
@@ -37,6 +38,9 @@ pub(crate) struct Peer {
     pub stream: TcpStream,
     /// Callbacks of this peer run one at a time, in arrival order.
     pub lane: Lane,
+    /// Its messages waiting for callbacks; full, the I/O thread stops
+    /// reading it.
+    pub backlog: Arc<Backlog>,
     outbound: Mutex<Outbound>,
     max_outbound: usize,
     tags: Mutex<BTreeMap<String, String>>,
@@ -76,6 +80,7 @@ impl Peer {
         key: usize,
         stream: TcpStream,
         max_outbound: usize,
+        backlog: Arc<Backlog>,
     ) -> Self {
         Peer {
             id,
@@ -83,6 +88,7 @@ impl Peer {
             key,
             stream,
             lane: Lane::default(),
+            backlog,
             outbound: Mutex::default(),
             max_outbound,
             tags: Mutex::default(),
@@ -226,7 +232,18 @@ mod tests {
         let remote = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (local, addr) = listener.accept().unwrap();
         local.set_nonblocking(true).unwrap();
-        let peer = Peer::new(1, addr, 0, TcpStream::from_std(local), max_outbound);
+        let limits = crate::backlog::BacklogLimits {
+            messages: 1,
+            bytes: 1,
+        };
+        let peer = Peer::new(
+            1,
+            addr,
+            0,
+            TcpStream::from_std(local),
+            max_outbound,
+            Backlog::new(limits, None),
+        );
         (peer, remote)
     }
 

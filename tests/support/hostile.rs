@@ -143,3 +143,39 @@ pub fn declaring_header(type_code: u16, payload_len: u32) -> [u8; 15] {
 pub fn frame(type_code: u16, request_id: u16, payload: &[u8]) -> Vec<u8> {
     encode_frame(type_code, request_id, payload)
 }
+
+/// The highest resident memory seen while it runs, sampled every 5 ms: an
+/// attack whose memory is released at its end is still seen.
+pub struct PeakRss {
+    done: Arc<AtomicBool>,
+    sampler: Option<std::thread::JoinHandle<u64>>,
+    before: u64,
+}
+
+impl PeakRss {
+    pub fn start() -> PeakRss {
+        let done = Arc::new(AtomicBool::new(false));
+        let watching = done.clone();
+        let before = rss();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = rss();
+            while !watching.load(Ordering::Relaxed) {
+                peak = peak.max(rss());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak.max(rss())
+        });
+        PeakRss {
+            done,
+            sampler: Some(sampler),
+            before,
+        }
+    }
+
+    /// Peak growth over the resident memory at the start, in bytes.
+    pub fn growth(mut self) -> u64 {
+        self.done.store(true, Ordering::Relaxed);
+        let peak = self.sampler.take().unwrap().join().unwrap();
+        peak.saturating_sub(self.before)
+    }
+}

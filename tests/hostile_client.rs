@@ -1,0 +1,292 @@
+//! Attacks on libveltix's client by scripted hostile servers (raw sockets
+//! on 127.0.0.1), each bounded by a watchdog, and careless callers: what a
+//! server that floods, never greets, or stops reading may cost the client,
+//! and sends that race a disconnect. The tests run one at a time so each
+//! measures only itself.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::capi::{last_error, Event, TestClient};
+use support::fake_server::{complete_handshake, FakeServer};
+use support::hostile::{frame, rss, serial, PeakRss, Watchdog};
+use veltix::client::{Client, ClientConfig};
+use veltix::ffi::*;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Writes `chunk` to `stream` until `stop` is set or the client goes away;
+/// the bytes the client's socket accepted.
+fn flood(mut stream: TcpStream, chunk: &[u8], stop: &AtomicBool) -> u64 {
+    stream
+        .set_write_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let (mut sent, mut at) = (0u64, 0usize);
+    while !stop.load(Ordering::Relaxed) {
+        match stream.write(&chunk[at..]) {
+            Ok(n) => {
+                sent += n as u64;
+                at = (at + n) % chunk.len();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    sent
+}
+
+#[test]
+fn a_server_flooding_a_slow_callback_is_held_back_by_tcp() {
+    let _serial = serial();
+    let _watchdog = Watchdog::new(
+        "server flood into a slow on_recv",
+        Duration::from_secs(60),
+        rss() + 3 * 1024 * MIB,
+    );
+    let fake = FakeServer::new();
+    let client = Client::new(ClientConfig {
+        port: fake.port,
+        max_workers: 1,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counter = handled.clone();
+    client.on_recv(Some(Arc::new(move |_, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(10));
+    })));
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut stream = fake.accept();
+            complete_handshake(&mut stream);
+            flood(stream, &frame(200, 0, &vec![5u8; 64 * 1024]), &stop)
+        })
+    };
+    let peak = PeakRss::start();
+    client.connect().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let grown = peak.growth();
+    stop.store(true, Ordering::Relaxed);
+    let sent = server.join().unwrap();
+    println!(
+        "2 s server flood into a 10 ms on_recv: the client took {} MiB, RSS grew {} MiB, {} callbacks ran",
+        sent / MIB,
+        grown / MIB,
+        handled.load(Ordering::Relaxed)
+    );
+    assert!(grown < 64 * MIB, "RSS grew {} MiB", grown / MIB);
+    assert!(sent < 64 * MIB, "the client took {} MiB", sent / MIB);
+    let started = Instant::now();
+    client.close();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "free with a backlog took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn frames_during_the_handshake_are_bounded() {
+    let _serial = serial();
+    let _watchdog = Watchdog::new(
+        "handshake flood",
+        Duration::from_secs(60),
+        rss() + 3 * 1024 * MIB,
+    );
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // Valid 1 MiB frames, and never a hello.
+            flood(fake.accept(), &frame(200, 0, &vec![1u8; 1 << 20]), &stop)
+        })
+    };
+    let client = TestClient::new(port, |c| c.handshake_timeout_ms = 4000);
+    let peak = PeakRss::start();
+    let started = Instant::now();
+    let status = client.connect();
+    let took = started.elapsed();
+    let grown = peak.growth();
+    stop.store(true, Ordering::Relaxed);
+    let sent = server.join().unwrap();
+    println!(
+        "handshake flood of 1 MiB frames: connect gave {status} after {took:?} ({}), {} MiB sent, RSS grew {} MiB",
+        last_error(),
+        sent / MIB,
+        grown / MIB
+    );
+    assert_eq!(status, VELTIX_ERR_HANDSHAKE_FAILED, "{}", last_error());
+    assert!(last_error().contains("handshake"), "{}", last_error());
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(grown < 64 * MIB, "RSS grew {} MiB", grown / MIB);
+}
+
+#[test]
+fn a_send_to_a_server_that_stopped_reading_ends_by_its_timeout() {
+    let _serial = serial();
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let server = fake.serve_one(move |mut stream| {
+        complete_handshake(&mut stream);
+        // Never read again; keep the socket open until the test ends.
+        let _ = hold_rx.recv_timeout(Duration::from_secs(30));
+        drop(stream);
+    });
+    let client = TestClient::new(port, |c| c.send_timeout_ms = 300);
+    assert_eq!(client.connect(), VELTIX_OK, "{}", last_error());
+    assert_eq!(client.next_event(), Some(Event::Connect));
+
+    // send_and_wait: its timeout covers the write.
+    let payload = vec![3u8; 1 << 20];
+    let started = Instant::now();
+    let mut status = VELTIX_OK;
+    for _ in 0..64 {
+        status = client.request(200, &payload, 500).err().unwrap_or(VELTIX_OK);
+        if status != VELTIX_ERR_TIMEOUT || started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "send_and_wait of 1 MiB to a server that stopped reading: {status} after {took:?}: {}",
+        last_error()
+    );
+    assert_eq!(status, VELTIX_ERR_TIMEOUT, "{}", last_error());
+    assert!(
+        last_error().contains("write") || last_error().contains("writ"),
+        "{}",
+        last_error()
+    );
+    // A timed-out write closes the connection, reported once.
+    let event = client.next_event_within(Duration::from_secs(5));
+    assert!(
+        matches!(event, Some(Event::Disconnect { reason: VELTIX_DISCONNECT_ERROR, permanent: true, .. })),
+        "{event:?}"
+    );
+    assert!(!client.is_connected());
+    // A plain send to a stalled server ends by send_timeout_ms as well.
+    drop(hold_tx);
+    server.join().unwrap();
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let server = fake.serve_one(move |mut stream| {
+        complete_handshake(&mut stream);
+        let _ = hold_rx.recv_timeout(Duration::from_secs(30));
+    });
+    let client = TestClient::new(port, |c| c.send_timeout_ms = 300);
+    assert_eq!(client.connect(), VELTIX_OK);
+    let started = Instant::now();
+    let status = loop {
+        let status = client.send(200, &payload);
+        if status != VELTIX_OK || started.elapsed() > Duration::from_secs(10) {
+            break status;
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(status, VELTIX_ERR_TIMEOUT, "{}", last_error());
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    drop(hold_tx);
+    server.join().unwrap();
+}
+
+#[test]
+fn sends_racing_a_disconnect_are_not_io_errors() {
+    let _serial = serial();
+    let server = veltix::server::Server::new(veltix::server::ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    server.on_recv(Some(Arc::new(|_, _, _| {})));
+    let port = server.start().unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        let client = Arc::new(TestClient::connected(port));
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders: Vec<_> = (0..4)
+            .map(|_| {
+                let (client, stop) = (client.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut statuses = Vec::new();
+                    let payload = vec![9u8; 16 * 1024];
+                    while !stop.load(Ordering::Relaxed) {
+                        statuses.push(client.send(200, &payload));
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(unsafe { veltix_client_disconnect(client.ptr) }, VELTIX_OK);
+        std::thread::sleep(Duration::from_millis(10));
+        stop.store(true, Ordering::Relaxed);
+        for sender in senders {
+            for status in sender.join().unwrap() {
+                *seen.entry(status).or_insert(0u64) += 1;
+            }
+        }
+    }
+    server.shut_down();
+    println!("send statuses around a disconnect: {seen:?}");
+    for status in seen.keys() {
+        assert!(
+            [VELTIX_OK, VELTIX_ERR_NOT_CONNECTED, VELTIX_ERR_CLOSED].contains(status),
+            "a send racing disconnect gave {status}: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn free_returns_promptly_with_a_backlog_of_client_callbacks() {
+    let _serial = serial();
+    let _watchdog = Watchdog::new("client free", Duration::from_secs(60), rss() + 2 * 1024 * MIB);
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let server = fake.serve_one(|mut stream| {
+        complete_handshake(&mut stream);
+        let burst: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| frame(200, i as u16, b"x"))
+            .collect();
+        let _ = stream.write_all(&burst);
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    });
+    let client = Client::new(ClientConfig {
+        port,
+        max_workers: 1,
+        max_queued_messages: 200_000,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    client.on_recv(Some(Arc::new(move |_, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1));
+    })));
+    client.connect().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    client.close();
+    let took = started.elapsed();
+    println!("client free with a backlog of ~{} callbacks: {took:?}", 100_000 - ran.load(Ordering::Relaxed));
+    assert!(took < Duration::from_secs(1), "free took {took:?}");
+    server.join().unwrap();
+}
