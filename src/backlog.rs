@@ -175,7 +175,10 @@ mod tests {
         charges.push(backlog.charge(10));
         assert!(backlog.pause_if_full(), "4 of 4 messages");
         charges.pop();
-        assert!(backlog.pause_if_full(), "still paused at 3: not drained to half");
+        assert!(
+            backlog.pause_if_full(),
+            "still paused at 3: not drained to half"
+        );
         charges.pop();
         assert_eq!(resumed.load(Ordering::SeqCst), 1, "resumed at 2 of 4");
         assert!(!backlog.pause_if_full());

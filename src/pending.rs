@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
@@ -121,20 +121,22 @@ impl PendingRequests {
     }
 
     /// One request/reply exchange with `owner`: registers an id, calls
-    /// `send` with it, and waits for the reply at most `timeout` (the
-    /// request is withdrawn if `send` fails).
+    /// `send` with it and the exchange's deadline (`timeout` from now, which
+    /// bounds the write too), and waits for the reply until that deadline
+    /// (the request is withdrawn if `send` fails).
     pub fn round_trip(
         &self,
         owner: u64,
         timeout: Duration,
-        send: impl FnOnce(u16) -> Result<()>,
+        send: impl FnOnce(u16, Instant) -> Result<()>,
     ) -> Result<Message> {
+        let deadline = Instant::now() + timeout;
         let request = self.register(owner)?;
-        if let Err(error) = send(request.id) {
+        if let Err(error) = send(request.id, deadline) {
             self.cancel(&request);
             return Err(error);
         }
-        self.wait(request, timeout)
+        self.wait_until(request, deadline, timeout)
     }
 
     /// Withdraws a request that was not sent.
@@ -143,8 +145,20 @@ impl PendingRequests {
     }
 
     /// Waits for the outcome of `request`, at most `timeout`.
+    #[cfg(test)]
     pub fn wait(&self, request: PendingRequest, timeout: Duration) -> Result<Message> {
-        match request.outcome.recv_timeout(timeout) {
+        self.wait_until(request, Instant::now() + timeout, timeout)
+    }
+
+    /// Waits for the outcome of `request` until `deadline`, the end of the
+    /// caller's `timeout`.
+    fn wait_until(
+        &self,
+        request: PendingRequest,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Message> {
+        match request.outcome.recv_deadline(deadline) {
             Ok(outcome) => outcome,
             Err(RecvTimeoutError::Timeout) => {
                 if self.lock().waiters.remove(&request.id).is_some() {

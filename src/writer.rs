@@ -8,6 +8,12 @@
 //! coalesce under load. Large frames, or a full backlog, wait for the socket
 //! instead, which bounds the backlog and gives back-pressure.
 //!
+//! Every write has a deadline: a peer that stops reading makes a sender
+//! wait at most until its deadline (or, for the socket itself, until the
+//! deadline of the sender holding it), never forever. A write that runs out
+//! of time fails with `TimedOut`, possibly part-way through a frame, so the
+//! caller must then close the connection.
+//!
 //! Writes use `MSG_NOSIGNAL`: a peer that resets the connection gives an
 //! error, never a `SIGPIPE` that would kill the host process.
 
@@ -15,6 +21,7 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Mutex, TryLockError};
+use std::time::Instant;
 
 use crate::protocol::frame::{FrameHeader, HEADER_SIZE};
 
@@ -48,8 +55,15 @@ impl FrameWriter {
     }
 
     /// Sends one frame. Returns once the frame is written to the socket or
-    /// queued behind a write in progress, which will carry it.
-    pub fn send(&self, type_code: u16, request_id: u16, payload: &[u8]) -> io::Result<()> {
+    /// queued behind a write in progress, which will carry it; `TimedOut`
+    /// if the socket did not take it by `deadline`.
+    pub fn send(
+        &self,
+        type_code: u16,
+        request_id: u16,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> io::Result<()> {
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
         let frame_len = HEADER_SIZE + payload.len();
         let mut socket = match self.socket.try_lock() {
@@ -57,18 +71,19 @@ impl FrameWriter {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => {
                 if frame_len <= MAX_QUEUED_FRAME && self.queue(&header, payload) {
-                    return self.flush_backlog_if_free();
+                    return self.flush_backlog_if_free(deadline);
                 }
                 self.socket.lock().unwrap_or_else(|e| e.into_inner())
             }
         };
         // Frames queued before ours go first.
+        let fd = socket.stream.as_raw_fd();
         let result = self
-            .write_backlog(&mut socket)
-            .and_then(|()| write_parts(socket.stream.as_raw_fd(), &mut [&header, payload]));
+            .write_backlog(&mut socket, deadline)
+            .and_then(|()| write_parts_by(fd, &mut [&header, payload], deadline));
         drop(socket);
         result?;
-        self.flush_backlog_if_free()
+        self.flush_backlog_if_free(deadline)
     }
 
     /// Appends a frame to the backlog if it fits.
@@ -86,7 +101,7 @@ impl FrameWriter {
     /// release and after every queueing, so a queued frame is never left
     /// behind: either its sender gets the socket, or the holder sees the
     /// frame after releasing.
-    fn flush_backlog_if_free(&self) -> io::Result<()> {
+    fn flush_backlog_if_free(&self, deadline: Instant) -> io::Result<()> {
         while !self
             .backlog
             .lock()
@@ -98,12 +113,12 @@ impl FrameWriter {
                 Err(TryLockError::Poisoned(e)) => e.into_inner(),
                 Err(TryLockError::WouldBlock) => return Ok(()),
             };
-            self.write_backlog(&mut socket)?;
+            self.write_backlog(&mut socket, deadline)?;
         }
         Ok(())
     }
 
-    fn write_backlog(&self, socket: &mut Socket) -> io::Result<()> {
+    fn write_backlog(&self, socket: &mut Socket, deadline: Instant) -> io::Result<()> {
         {
             let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
             if backlog.is_empty() {
@@ -111,7 +126,8 @@ impl FrameWriter {
             }
             std::mem::swap(&mut *backlog, &mut socket.spare);
         }
-        let result = write_parts(socket.stream.as_raw_fd(), &mut [&socket.spare, &[]]);
+        let fd = socket.stream.as_raw_fd();
+        let result = write_parts_by(fd, &mut [&socket.spare, &[]], deadline);
         socket.spare.clear();
         result
     }
@@ -125,6 +141,26 @@ pub(crate) type Parts<'a> = [&'a [u8]; 2];
 /// `WouldBlock` from a full non-blocking socket) `parts` holds the bytes
 /// still unsent. Never raises `SIGPIPE`.
 pub(crate) fn write_parts(fd: RawFd, parts: &mut Parts<'_>) -> io::Result<()> {
+    write_parts_with(fd, parts, None)
+}
+
+/// As [`write_parts`] on a blocking socket, but waits for room no later
+/// than `deadline`: `TimedOut` then, with `parts` holding the unsent bytes.
+pub(crate) fn write_parts_by(
+    fd: RawFd,
+    parts: &mut Parts<'_>,
+    deadline: Instant,
+) -> io::Result<()> {
+    write_parts_with(fd, parts, Some(deadline))
+}
+
+fn write_parts_with(fd: RawFd, parts: &mut Parts<'_>, deadline: Option<Instant>) -> io::Result<()> {
+    // With a deadline each call is non-blocking and the wait for room is a
+    // poll bounded by the deadline.
+    let flags = match deadline {
+        Some(_) => libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        None => libc::MSG_NOSIGNAL,
+    };
     while parts.iter().any(|part| !part.is_empty()) {
         let iov = parts.map(|part| libc::iovec {
             iov_base: part.as_ptr() as *mut libc::c_void,
@@ -136,13 +172,17 @@ pub(crate) fn write_parts(fd: RawFd, parts: &mut Parts<'_>) -> io::Result<()> {
         msg.msg_iovlen = iov.len() as _;
         // SAFETY: the iovecs point into live slices for the duration of the
         // call; the caller owns the descriptor.
-        let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        let sent = unsafe { libc::sendmsg(fd, &msg, flags) };
         if sent < 0 {
             let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
+            match (error.kind(), deadline) {
+                (io::ErrorKind::Interrupted, _) => continue,
+                (io::ErrorKind::WouldBlock, Some(deadline)) => {
+                    wait_writable(fd, deadline)?;
+                    continue;
+                }
+                _ => return Err(error),
             }
-            return Err(error);
         }
         let mut sent = sent as usize;
         for part in parts.iter_mut() {
@@ -154,6 +194,38 @@ pub(crate) fn write_parts(fd: RawFd, parts: &mut Parts<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits until `fd` can take more bytes; `TimedOut` at `deadline`.
+fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not take the bytes in time",
+            ));
+        }
+        let mut pollfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // Round up so a sub-millisecond remainder still waits.
+        let millis = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        if ready > 0 {
+            // Writable, or an error/hang-up the next sendmsg reports.
+            return Ok(());
+        }
+        if ready < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +233,11 @@ mod tests {
     use std::io::Read;
     use std::net::TcpListener;
     use std::sync::Arc;
+    use std::time::Duration;
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
 
     #[test]
     fn concurrent_senders_never_interleave() {
@@ -175,7 +252,7 @@ mod tests {
                     for i in 0..500u16 {
                         let len = (usize::from(i) * 37) % 3000;
                         let payload = vec![t as u8; len];
-                        writer.send(200 + t, i, &payload).unwrap();
+                        writer.send(200 + t, i, &payload, far()).unwrap();
                     }
                 })
             })
@@ -212,7 +289,27 @@ mod tests {
         drop(server);
         let writer = FrameWriter::new(client);
         let payload = vec![0u8; 64 * 1024];
-        let failed = (0..100).any(|_| writer.send(200, 0, &payload).is_err());
+        let failed = (0..100).any(|_| writer.send(200, 0, &payload, far()).is_err());
         assert!(failed);
+    }
+
+    #[test]
+    fn a_write_to_a_peer_that_does_not_read_ends_at_its_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        let writer = FrameWriter::new(client);
+        let payload = vec![0u8; 1 << 20];
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(200);
+        let error = (0..1000)
+            .find_map(|_| writer.send(200, 0, &payload, deadline).err())
+            .expect("the socket filled up");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(190) && took < Duration::from_millis(1000),
+            "{took:?}"
+        );
     }
 }

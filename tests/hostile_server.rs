@@ -72,7 +72,11 @@ fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
 #[test]
 fn frames_declared_large_cost_only_the_bytes_that_arrived() {
     let _serial = serial();
-    let _watchdog = Watchdog::new("declared frames", Duration::from_secs(60), rss() + 3 * 1024 * MIB);
+    let _watchdog = Watchdog::new(
+        "declared frames",
+        Duration::from_secs(60),
+        rss() + 3 * 1024 * MIB,
+    );
     let running = Running::start(|c| c.handshake_timeout = Duration::from_secs(30));
     echo(&mut RawPeer::handshaken(running.port), 1);
     let peak = PeakRss::start();
@@ -107,7 +111,11 @@ fn frames_declared_large_cost_only_the_bytes_that_arrived() {
 #[test]
 fn a_stream_of_bad_crc_headers_costs_linear_work() {
     let _serial = serial();
-    let _watchdog = Watchdog::new("bad CRC stream", Duration::from_secs(60), rss() + 2 * 1024 * MIB);
+    let _watchdog = Watchdog::new(
+        "bad CRC stream",
+        Duration::from_secs(60),
+        rss() + 2 * 1024 * MIB,
+    );
     let running = Running::start(|_| {});
     let mut victim = RawPeer::handshaken(running.port);
     echo(&mut victim, 1);
@@ -159,12 +167,19 @@ fn a_stream_of_bad_crc_headers_costs_linear_work() {
     stop.store(true, Ordering::Relaxed);
     flood.join().unwrap();
     let share = cpu.as_secs_f64() / elapsed.as_secs_f64();
-    let (p50, p99) = (percentile(latencies.clone(), 0.5), percentile(latencies, 0.99));
+    let (p50, p99) = (
+        percentile(latencies.clone(), 0.5),
+        percentile(latencies, 0.99),
+    );
     println!(
         "bad-CRC stream at 1 MiB/s: I/O thread {:.1}% of a core, victim echo p50 {p50:?} p99 {p99:?}",
         share * 100.0
     );
-    assert!(share < 0.5, "the I/O thread used {:.0}% of a core", share * 100.0);
+    assert!(
+        share < 0.5,
+        "the I/O thread used {:.0}% of a core",
+        share * 100.0
+    );
     assert!(p99 < Duration::from_millis(10), "victim echo p99 {p99:?}");
 }
 
@@ -182,7 +197,10 @@ fn size_max_lengths_are_message_too_large_on_every_send() {
     let except = [0 as veltix_peer_id_t];
     unsafe {
         let statuses = [
-            ("veltix_server_send", veltix_server_send(server.ptr, peer, ECHO, data, len)),
+            (
+                "veltix_server_send",
+                veltix_server_send(server.ptr, peer, ECHO, data, len),
+            ),
             (
                 "veltix_server_send_and_wait",
                 veltix_server_send_and_wait(server.ptr, peer, ECHO, data, len, 100, &mut response),
@@ -191,7 +209,10 @@ fn size_max_lengths_are_message_too_large_on_every_send() {
                 "veltix_server_broadcast",
                 veltix_server_broadcast(server.ptr, ECHO, data, len, except.as_ptr(), 0, &mut sent),
             ),
-            ("veltix_client_send", veltix_client_send(client.ptr, ECHO, data, len)),
+            (
+                "veltix_client_send",
+                veltix_client_send(client.ptr, ECHO, data, len),
+            ),
             (
                 "veltix_client_send_and_wait",
                 veltix_client_send_and_wait(client.ptr, ECHO, data, len, 100, &mut response),
@@ -207,7 +228,15 @@ fn size_max_lengths_are_message_too_large_on_every_send() {
         assert!(response.is_null());
         // An except list whose byte size overflows is refused before it is read.
         assert_eq!(
-            veltix_server_broadcast(server.ptr, ECHO, data, 1, except.as_ptr(), usize::MAX, &mut sent),
+            veltix_server_broadcast(
+                server.ptr,
+                ECHO,
+                data,
+                1,
+                except.as_ptr(),
+                usize::MAX,
+                &mut sent
+            ),
             VELTIX_ERR_INVALID_ARGUMENT
         );
     }
@@ -216,7 +245,11 @@ fn size_max_lengths_are_message_too_large_on_every_send() {
 #[test]
 fn free_returns_promptly_whatever_the_callback_backlog() {
     let _serial = serial();
-    let _watchdog = Watchdog::new("free with a backlog", Duration::from_secs(60), rss() + 2 * 1024 * MIB);
+    let _watchdog = Watchdog::new(
+        "free with a backlog",
+        Duration::from_secs(60),
+        rss() + 2 * 1024 * MIB,
+    );
     // Back-pressure would stop reading at 4096 queued messages: let the
     // whole burst queue.
     let running = Running::start(|c| {
@@ -252,7 +285,10 @@ fn free_returns_promptly_whatever_the_callback_backlog() {
     let returned = done_rx.recv_timeout(Duration::from_secs(10)).is_ok();
     let took = started.elapsed();
     let ran = ran.load(Ordering::Relaxed);
-    println!("free with a backlog of ~{} callbacks: {took:?}", 100_000 - ran);
+    println!(
+        "free with a backlog of ~{} callbacks: {took:?}",
+        100_000 - ran
+    );
     assert!(returned, "free did not return within 10 s");
     assert!(took < Duration::from_secs(1), "free took {took:?}");
     assert!(ran < 100_000, "every queued callback ran ({ran})");
@@ -261,7 +297,11 @@ fn free_returns_promptly_whatever_the_callback_backlog() {
 #[test]
 fn a_flood_into_a_slow_callback_is_held_back_by_tcp() {
     let _serial = serial();
-    let _watchdog = Watchdog::new("flood into a slow callback", Duration::from_secs(60), rss() + 3 * 1024 * MIB);
+    let _watchdog = Watchdog::new(
+        "flood into a slow callback",
+        Duration::from_secs(60),
+        rss() + 3 * 1024 * MIB,
+    );
     let running = Running::start(|_| {});
     running
         .server
@@ -284,7 +324,11 @@ fn a_flood_into_a_slow_callback_is_held_back_by_tcp() {
     while started.elapsed() < Duration::from_secs(2) {
         match stream.write(&chunk) {
             Ok(n) => sent += n as u64,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("the flooding peer was cut: {e}"),
         }
     }
@@ -296,15 +340,26 @@ fn a_flood_into_a_slow_callback_is_held_back_by_tcp() {
         grown / MIB
     );
     assert!(grown < 64 * MIB, "RSS grew {} MiB", grown / MIB);
-    assert!(sent < 64 * MIB, "the server took {} MiB from the flood", sent / MIB);
-    assert!(latency < Duration::from_millis(100), "echo took {latency:?}");
+    assert!(
+        sent < 64 * MIB,
+        "the server took {} MiB from the flood",
+        sent / MIB
+    );
+    assert!(
+        latency < Duration::from_millis(100),
+        "echo took {latency:?}"
+    );
     let _ = stream.flush();
 }
 
 #[test]
 fn a_peer_held_back_by_back_pressure_loses_nothing_and_is_resumed() {
     let _serial = serial();
-    let _watchdog = Watchdog::new("back-pressure resumes", Duration::from_secs(60), rss() + 1024 * MIB);
+    let _watchdog = Watchdog::new(
+        "back-pressure resumes",
+        Duration::from_secs(60),
+        rss() + 1024 * MIB,
+    );
     let running = Running::start(|c| {
         c.max_queued_messages = 8;
         c.max_queued_bytes = 64 * 1024;
@@ -331,9 +386,15 @@ fn a_peer_held_back_by_back_pressure_loses_nothing_and_is_resumed() {
         std::thread::spawn(move || stream.write_all(&burst).unwrap())
     };
     let got: Vec<u16> = (0..3000)
-        .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("a message within 10 s"))
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("a message within 10 s")
+        })
         .collect();
     writer.join().unwrap();
     assert_eq!(got, (0..3000).collect::<Vec<u16>>(), "all, in order");
-    assert!(echo(&mut peer, 9) < Duration::from_secs(1), "and it is still read");
+    assert!(
+        echo(&mut peer, 9) < Duration::from_secs(1),
+        "and it is still read"
+    );
 }

@@ -103,7 +103,9 @@ mod tests {
         assert_eq!(ClientConfig::default().validate(), Ok(()));
         type Breaker = fn(&mut ClientConfig);
         let cases: [(&str, Breaker); 8] = [
-            ("config.send_timeout_ms", |c| c.send_timeout = Duration::ZERO),
+            ("config.send_timeout_ms", |c| {
+                c.send_timeout = Duration::ZERO
+            }),
             ("config.max_queued_messages", |c| c.max_queued_messages = 0),
             ("config.max_queued_bytes", |c| c.max_queued_bytes = 0),
             ("config.port", |c| c.port = 0),

@@ -2,19 +2,33 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ClientConfig;
+use crate::backlog::{Backlog, BacklogLimits};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Decoded, FrameDecoder, Message};
 use crate::writer::FrameWriter;
 
-/// An established connection: the socket and its send path.
+/// An established connection: the socket, its send path and its callback
+/// backlog.
 pub(crate) struct Connection {
     stream: TcpStream,
     writer: FrameWriter,
+    /// Messages waiting for callbacks; full, the reader stops reading.
+    pub backlog: Arc<Backlog>,
+    /// Bound of one blocking write.
+    send_timeout: Duration,
+    /// Set by [`Connection::shutdown`] before the socket is shut, so a send
+    /// failing after it knows it raced a close.
+    shut: AtomicBool,
+    /// Set when a send failed (and shut the connection), so the reader
+    /// reports an error rather than the end of stream it then reads.
+    send_failed: AtomicBool,
 }
 
 /// What a successful handshake leaves: the socket, the decoder holding any
@@ -28,25 +42,57 @@ pub(crate) struct Established {
 
 impl Connection {
     /// Wraps an established socket.
-    pub fn new(stream: TcpStream) -> Result<Self> {
+    pub fn new(stream: TcpStream, config: &ClientConfig) -> Result<Self> {
         let writer = stream
             .try_clone()
             .map_err(|e| Error::io("cannot duplicate the socket", &e))?;
         Ok(Connection {
             stream,
             writer: FrameWriter::new(writer),
+            backlog: Backlog::new(config.backlog_limits()?, None),
+            send_timeout: config.send_timeout,
+            shut: AtomicBool::new(false),
+            send_failed: AtomicBool::new(false),
         })
     }
 
-    /// Sends one frame; on failure the connection is shut down so the
-    /// reader notices and the disconnection is reported once.
-    pub fn send(&self, type_code: u16, request_id: u16, payload: &[u8]) -> Result<()> {
+    /// Sends one frame, waiting for the socket at most `send_timeout` (or
+    /// until `deadline`, if sooner). On failure the connection is shut down
+    /// so the reader notices and the disconnection is reported once: a
+    /// write that timed out may have left half a frame on the wire.
+    pub fn send(
+        &self,
+        type_code: u16,
+        request_id: u16,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let by_timeout = Instant::now() + self.send_timeout;
+        let deadline = deadline.map_or(by_timeout, |d| d.min(by_timeout));
         self.writer
-            .send(type_code, request_id, payload)
+            .send(type_code, request_id, payload, deadline)
             .map_err(|e| {
+                let raced_a_close = self.shut.load(Ordering::SeqCst);
+                if !raced_a_close {
+                    self.send_failed.store(true, Ordering::SeqCst);
+                }
                 self.shutdown();
-                Error::io("sending failed", &e)
+                if raced_a_close {
+                    Error::Closed("the connection was closed during the send".into())
+                } else if e.kind() == std::io::ErrorKind::TimedOut {
+                    Error::Timeout(format!(
+                        "writing to the server did not finish in time (send_timeout_ms {} or the call's timeout): it stopped reading. The connection is closed, since a frame may be half written. Fix: check the server, or raise send_timeout_ms",
+                        self.send_timeout.as_millis()
+                    ))
+                } else {
+                    Error::io("sending failed", &e)
+                }
             })
+    }
+
+    /// Whether a send failed and closed the connection.
+    pub fn send_failed(&self) -> bool {
+        self.send_failed.load(Ordering::SeqCst)
     }
 
     /// The socket, for the reader thread.
@@ -54,8 +100,11 @@ impl Connection {
         &self.stream
     }
 
-    /// Closes both directions, waking the reader and any blocked writer.
+    /// Closes both directions, waking the reader (also while it waits for
+    /// room in the backlog) and any blocked writer.
     pub fn shutdown(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        self.backlog.close();
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 }
@@ -74,9 +123,9 @@ pub(crate) fn establish(
         .set_nodelay(true)
         .map_err(|e| Error::io("cannot set TCP_NODELAY", &e))?;
     let mut decoder = FrameDecoder::new(config.max_message_size, config.buffer_size as usize);
-    let mut early_frames = Vec::new();
+    let mut early = EarlyFrames::new(config)?;
     let mut read = |decoder: &mut FrameDecoder| {
-        read_handshake_message(&stream, decoder, deadline, config, &mut early_frames)
+        read_handshake_message(&stream, decoder, deadline, config, &mut early)
     };
     let server_hello = read(&mut decoder)?;
     handshake::check_hello(&server_hello).map_err(Error::handshake)?;
@@ -91,8 +140,47 @@ pub(crate) fn establish(
     Ok(Established {
         stream,
         decoder,
-        early_frames,
+        early_frames: early.frames,
     })
+}
+
+/// Data frames that arrive inside the handshake (protocol.md 1.8), kept to
+/// be delivered once connected, within the bounds of the callback backlog:
+/// a server that sends frames instead of its hello fails the handshake
+/// once they pass `max_queued_messages` or `max_queued_bytes`.
+struct EarlyFrames {
+    frames: Vec<Message>,
+    /// Frames met, kept or dropped.
+    count: usize,
+    bytes: usize,
+    limits: BacklogLimits,
+}
+
+impl EarlyFrames {
+    fn new(config: &ClientConfig) -> Result<Self> {
+        Ok(EarlyFrames {
+            frames: Vec::new(),
+            count: 0,
+            bytes: 0,
+            limits: config.backlog_limits()?,
+        })
+    }
+
+    /// Counts a frame met during the handshake, keeping it if it is one.
+    fn add(&mut self, frame: Option<Message>) -> Result<()> {
+        self.count += 1;
+        if let Some(frame) = frame {
+            self.bytes += frame.payload().len();
+            self.frames.push(frame);
+        }
+        if self.count > self.limits.messages || self.bytes > self.limits.bytes {
+            return Err(Error::HandshakeFailed(format!(
+                "the server sent {} data frames ({} bytes) during the handshake and no hello, over max_queued_messages ({}) or max_queued_bytes ({}). Fix: check that the server is a Veltix server",
+                self.count, self.bytes, self.limits.messages, self.limits.bytes
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn connect_tcp(config: &ClientConfig, deadline: Instant) -> Result<TcpStream> {
@@ -133,7 +221,7 @@ fn read_handshake_message(
     decoder: &mut FrameDecoder,
     deadline: Instant,
     config: &ClientConfig,
-    early_frames: &mut Vec<Message>,
+    early: &mut EarlyFrames,
 ) -> Result<serde_json::Value> {
     loop {
         while let Some(item) = handshake::next_item(decoder) {
@@ -145,10 +233,11 @@ fn read_handshake_message(
                         "data frame (type {}) inside the handshake; delivering it once connected",
                         frame.type_code()
                     );
-                    early_frames.push(frame);
+                    early.add(Some(frame))?;
                 }
                 HandshakeItem::Frame(Decoded::Dropped(reason)) => {
                     log_at!(Warn, "during the handshake: {reason}");
+                    early.add(None)?;
                 }
             }
         }

@@ -316,13 +316,14 @@ impl Client {
         self.check_size(payload)?;
         let connection = self.connection()?;
         let id = self.inner.pending.allocate_id()?;
-        connection.send(type_code, id, payload)
+        connection.send(type_code, id, payload, None)
     }
 
     /// Sends a reply to `to`: a message carrying `to`'s request id.
     pub fn reply(&self, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
         self.check_size(payload)?;
-        self.connection()?.send(type_code, to.request_id(), payload)
+        self.connection()?
+            .send(type_code, to.request_id(), payload, None)
     }
 
     /// Sends a request and waits for the message carrying its id.
@@ -335,8 +336,9 @@ impl Client {
         self.check_size(payload)?;
         self.inner
             .pending
-            .round_trip(THE_CONNECTION, timeout, |request_id| {
-                self.connection()?.send(type_code, request_id, payload)
+            .round_trip(THE_CONNECTION, timeout, |request_id, deadline| {
+                self.connection()?
+                    .send(type_code, request_id, payload, Some(deadline))
             })
     }
 
@@ -445,7 +447,7 @@ impl Client {
     /// cancelled meanwhile, and starts its reader (which reports
     /// `on_connect`).
     fn install(&self, established: connection::Established, attempt: &Arc<Attempt>) -> Result<()> {
-        let connection = Arc::new(Connection::new(established.stream)?);
+        let connection = Arc::new(Connection::new(established.stream, &self.inner.config)?);
         let generation = {
             let mut state = self.state();
             let current = state

@@ -32,6 +32,10 @@ impl Client {
                     Decoded::Dropped(reason) => log_at!(Warn, "from the server: {reason}"),
                 }
             }
+            // Back-pressure: no reading while the callbacks lag behind.
+            if !connection.backlog.wait_for_room() {
+                break DisconnectReason::Error;
+            }
             match decoder.fill_with(|buf| (&mut connection.stream()).read(buf)) {
                 Ok(0) => break DisconnectReason::ServerClosed,
                 Ok(_) => {}
@@ -42,6 +46,10 @@ impl Client {
                 }
             }
         };
+        let reason = match connection.send_failed() {
+            true => DisconnectReason::Error,
+            false => reason,
+        };
         self.connection_lost(generation, &connection, reason);
     }
 
@@ -50,7 +58,7 @@ impl Client {
     /// `on_recv` gets it on the pool, else it is dropped with a log line.
     fn on_frame(&self, connection: &Connection, message: Message) {
         if message.type_code() == PING {
-            if let Err(error) = connection.send(PONG, message.request_id(), &[]) {
+            if let Err(error) = connection.send(PONG, message.request_id(), &[], None) {
                 log_at!(Warn, "could not answer a PING: {error}");
             }
             return;
@@ -62,9 +70,11 @@ impl Client {
         match handler {
             Some(handler) => {
                 let client = self.clone();
-                self.inner
-                    .workers
-                    .submit(Box::new(move || handler(&client, &message)));
+                let charge = connection.backlog.charge(message.payload().len());
+                self.inner.workers.submit(Box::new(move || {
+                    handler(&client, &message);
+                    drop(charge);
+                }));
             }
             None => log_at!(
                 Warn,

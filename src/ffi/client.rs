@@ -4,7 +4,9 @@ use std::ffi::{c_void, CStr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::boundary::{payload_slice, non_null, non_null_mut, with_fallback, with_status, UserData};
+use super::boundary::{
+    non_null, non_null_mut, payload_slice, with_fallback, with_status, UserData,
+};
 use super::config::veltix_client_config_t;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
 use super::status::veltix_status_t;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{
-    payload_slice, non_null, non_null_mut, utf8, with_fallback, with_status, UserData,
+    non_null, non_null_mut, payload_slice, utf8, with_fallback, with_status, UserData,
 };
 use super::client::{reason_code, veltix_disconnect_reason_t};
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};

@@ -110,9 +110,7 @@ impl FrameDecoder {
         read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<usize, E> {
         let received = self.end - self.start;
-        let want = self
-            .read_size
-            .max(self.missing_frame_bytes().min(received));
+        let want = self.read_size.max(self.missing_frame_bytes().min(received));
         self.make_room(want);
         let n = read(&mut self.buf[self.end..])?;
         self.end += n;
@@ -497,7 +495,8 @@ mod tests {
     #[test]
     fn a_declared_size_reserves_nothing() {
         let mut decoder = FrameDecoder::new(10 << 20, 8192);
-        let header = FrameHeader::for_payload(200, 1, &vec![0u8; (10 << 20) - HEADER_SIZE]).encode();
+        let header =
+            FrameHeader::for_payload(200, 1, &vec![0u8; (10 << 20) - HEADER_SIZE]).encode();
         decoder.push(&header);
         assert_eq!(decoder.next_frame(), None);
         decoder

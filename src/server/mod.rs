@@ -264,10 +264,14 @@ impl Server {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         // Registered before the peer is looked up: if it leaves after the
         // lookup, its departure fails this request at once.
-        self.inner.pending.round_trip(peer, timeout, |request_id| {
-            let peer = self.peer(peer)?;
-            self.send_frame(&peer, type_code, request_id, payload)
-        })
+        // The server never blocks on a write (a full socket queues), so
+        // the deadline bounds only the wait for the reply.
+        self.inner
+            .pending
+            .round_trip(peer, timeout, |request_id, _| {
+                let peer = self.peer(peer)?;
+                self.send_frame(&peer, type_code, request_id, payload)
+            })
     }
 
     /// Pings `peer`; the round trip in milliseconds.

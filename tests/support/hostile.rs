@@ -42,7 +42,8 @@ pub fn thread_cpu(prefix: &str) -> Duration {
         let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         if fields.len() > 12 {
-            ticks += fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+            ticks +=
+                fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
         }
     }
     Duration::from_millis(ticks * 1000 / ticks_per_second)
