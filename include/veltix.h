@@ -291,6 +291,23 @@ typedef struct veltix_server_config_t {
      * `max_queued_messages` (at least 1). Default 16 MiB.
      */
     uint32_t max_queued_bytes;
+    /**
+     * Server-wide memory budget, in bytes (at least `max_outbound_bytes`):
+     * what the server holds on behalf of all peers together, that is
+     * partial inbound frames (counted by the bytes that arrived, never by
+     * a declared size), messages queued for callbacks and bytes queued for
+     * peers that do not read. Past it, the I/O thread disconnects the peer
+     * that holds the most (logged as a warning, `on_disconnect` with
+     * `VELTIX_DISCONNECT_ERROR`, its message callbacks not yet started
+     * dropped), then the next, until the server is back under the budget;
+     * and a send that would queue bytes past it disconnects its slow
+     * recipient (as `max_outbound_bytes` does). Cutting the largest holder
+     * rather than pausing everyone keeps the other peers served, and a
+     * peer that holds memory without finishing its frames (a slow-loris
+     * sender) is the one that goes. Reads check the budget before each
+     * read, so it is passed by at most one frame. Default 512 MiB.
+     */
+    uint64_t max_memory_bytes;
 } veltix_server_config_t;
 
 /**

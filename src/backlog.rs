@@ -14,6 +14,8 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::budget::{Account, MemoryBudget};
+
 /// The bounds of a connection's backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BacklogLimits {
@@ -34,10 +36,11 @@ pub(crate) struct Backlog {
     on_resume: Option<ResumeHook>,
 }
 
-#[derive(Default)]
 struct State {
     messages: usize,
     bytes: usize,
+    /// `bytes`, kept in the server's memory budget.
+    account: Account,
     /// The reader stopped reading and waits to be resumed.
     paused: bool,
     /// The connection is gone: waiting readers return.
@@ -62,11 +65,22 @@ pub(crate) struct Charge {
 }
 
 impl Backlog {
-    /// An empty backlog; `on_resume` is called when a reader paused by
+    /// An empty backlog whose bytes count in `budget`, if any;
+    /// `on_resume` is called when a reader paused by
     /// [`Backlog::pause_if_full`] may read again.
-    pub fn new(limits: BacklogLimits, on_resume: Option<ResumeHook>) -> Arc<Backlog> {
+    pub fn new(
+        limits: BacklogLimits,
+        budget: Option<Arc<MemoryBudget>>,
+        on_resume: Option<ResumeHook>,
+    ) -> Arc<Backlog> {
         Arc::new(Backlog {
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                messages: 0,
+                bytes: 0,
+                account: Account::new(budget),
+                paused: false,
+                closed: false,
+            }),
             room: Condvar::new(),
             limits,
             on_resume,
@@ -79,6 +93,8 @@ impl Backlog {
         let mut state = self.state();
         state.messages += 1;
         state.bytes += bytes;
+        let now = state.bytes;
+        state.account.set(now);
         Charge {
             backlog: self.clone(),
             bytes,
@@ -112,6 +128,11 @@ impl Backlog {
         self.room.notify_all();
     }
 
+    /// Payload bytes charged now.
+    pub fn bytes(&self) -> usize {
+        self.state().bytes
+    }
+
     /// Messages and bytes charged now.
     #[cfg(test)]
     fn load(&self) -> (usize, usize) {
@@ -124,6 +145,8 @@ impl Backlog {
             let mut state = self.state();
             state.messages -= 1;
             state.bytes -= bytes;
+            let now = state.bytes;
+            state.account.set(now);
             let resume = state.paused && state.drained(&self.limits);
             if resume {
                 state.paused = false;
@@ -166,6 +189,7 @@ mod tests {
         let counter = resumed.clone();
         let backlog = Backlog::new(
             LIMITS,
+            None,
             Some(Box::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
             })),
@@ -188,8 +212,21 @@ mod tests {
     }
 
     #[test]
+    fn charged_bytes_count_in_the_budget() {
+        let budget = MemoryBudget::new(1000);
+        let backlog = Backlog::new(LIMITS, Some(budget.clone()), None);
+        let a = backlog.charge(300);
+        let b = backlog.charge(200);
+        assert_eq!((budget.held(), backlog.bytes()), (500, 500));
+        drop(a);
+        assert_eq!(budget.held(), 200);
+        drop(b);
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
     fn bytes_bound_too_and_one_large_message_always_passes() {
-        let backlog = Backlog::new(LIMITS, None);
+        let backlog = Backlog::new(LIMITS, None, None);
         assert!(!backlog.pause_if_full());
         let large = backlog.charge(1000);
         assert!(backlog.pause_if_full(), "over the byte bound");
@@ -199,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_blocked_reader_wakes_when_callbacks_drain_or_the_connection_closes() {
-        let backlog = Backlog::new(LIMITS, None);
+        let backlog = Backlog::new(LIMITS, None, None);
         let charges: Vec<Charge> = (0..4).map(|_| backlog.charge(1)).collect();
         let waiter = {
             let backlog = backlog.clone();

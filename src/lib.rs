@@ -10,6 +10,7 @@
 //!   codes.
 
 mod backlog;
+mod budget;
 mod callbacks;
 pub mod client;
 mod config_checks;

@@ -40,11 +40,28 @@ pub struct Lane(Arc<Mutex<LaneState>>);
 
 #[derive(Default)]
 struct LaneState {
-    jobs: VecDeque<Job>,
+    /// Queued jobs, and whether [`Lane::drop_queued`] may drop each.
+    jobs: VecDeque<(Job, bool)>,
     draining: bool,
 }
 
 impl Lane {
+    /// Drops the lane's queued jobs that were submitted as droppable
+    /// ([`WorkerPool::submit_droppable_in`]) and have not started; the
+    /// others stay queued, in order. Returns how many were dropped.
+    pub fn drop_queued(&self) -> usize {
+        let dropped: VecDeque<(Job, bool)> = {
+            let mut state = self.state();
+            let (dropped, kept) = std::mem::take(&mut state.jobs)
+                .into_iter()
+                .partition(|(_, droppable)| *droppable);
+            state.jobs = kept;
+            dropped
+        };
+        // Dropped outside the lock: a job's captures may run code on drop.
+        dropped.len()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, LaneState> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -110,8 +127,18 @@ impl WorkerPool {
     /// Queues a job that runs after every job submitted to `lane` before it
     /// has finished, and before any submitted after it.
     pub fn submit_in(&self, lane: &Lane, job: Job) {
+        self.push_in(lane, job, false);
+    }
+
+    /// As [`WorkerPool::submit_in`], for a job that [`Lane::drop_queued`]
+    /// may drop before it starts.
+    pub fn submit_droppable_in(&self, lane: &Lane, job: Job) {
+        self.push_in(lane, job, true);
+    }
+
+    fn push_in(&self, lane: &Lane, job: Job, droppable: bool) {
         let mut state = lane.state();
-        state.jobs.push_back(job);
+        state.jobs.push_back((job, droppable));
         if state.draining {
             return;
         }
@@ -128,7 +155,7 @@ impl WorkerPool {
             };
             match next {
                 // After shutdown the lane's queued jobs are dropped unrun.
-                Some(job) if !stopped.load(Ordering::Acquire) => run_guarded(job),
+                Some((job, _)) if !stopped.load(Ordering::Acquire) => run_guarded(job),
                 Some(_) => {}
                 None => return,
             }
@@ -242,6 +269,33 @@ mod tests {
         assert_eq!(seen[0], (0..300).step_by(2).collect::<Vec<_>>());
         assert_eq!(seen[1], (1..300).step_by(2).collect::<Vec<_>>());
         drop(seen);
+        pool.shutdown(true);
+    }
+
+    #[test]
+    fn a_lane_drops_its_droppable_jobs_and_keeps_the_others_in_order() {
+        let pool = WorkerPool::new("test", 1).unwrap();
+        let lane = Lane::default();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        pool.submit_in(
+            &lane,
+            Box::new(move || {
+                let _ = gate_rx.recv_timeout(Duration::from_secs(5));
+            }),
+        );
+        for i in 0..10 {
+            let seen = seen.clone();
+            let job: Job = Box::new(move || seen.lock().unwrap().push(i));
+            match i % 5 {
+                4 => pool.submit_in(&lane, job),
+                _ => pool.submit_droppable_in(&lane, job),
+            }
+        }
+        assert_eq!(lane.drop_queued(), 8);
+        gate_tx.send(()).unwrap();
+        pool.wait_idle();
+        assert_eq!(*seen.lock().unwrap(), vec![4, 9]);
         pool.shutdown(true);
     }
 

@@ -158,33 +158,20 @@ fn write_parts_with(fd: RawFd, parts: &mut Parts<'_>, deadline: Option<Instant>)
     // With a deadline each call is non-blocking and the wait for room is a
     // poll bounded by the deadline.
     let flags = match deadline {
-        Some(_) => libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-        None => libc::MSG_NOSIGNAL,
+        Some(_) => libc::MSG_DONTWAIT,
+        None => 0,
     };
     while parts.iter().any(|part| !part.is_empty()) {
-        let iov = parts.map(|part| libc::iovec {
-            iov_base: part.as_ptr() as *mut libc::c_void,
-            iov_len: part.len(),
-        });
-        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_ptr().cast_mut();
-        msg.msg_iovlen = iov.len() as _;
-        // SAFETY: the iovecs point into live slices for the duration of the
-        // call; the caller owns the descriptor.
-        let sent = unsafe { libc::sendmsg(fd, &msg, flags) };
-        if sent < 0 {
-            let error = io::Error::last_os_error();
-            match (error.kind(), deadline) {
-                (io::ErrorKind::Interrupted, _) => continue,
+        let mut sent = match send_slices(fd, parts, flags) {
+            Ok(sent) => sent,
+            Err(error) => match (error.kind(), deadline) {
                 (io::ErrorKind::WouldBlock, Some(deadline)) => {
                     wait_writable(fd, deadline)?;
                     continue;
                 }
                 _ => return Err(error),
-            }
-        }
-        let mut sent = sent as usize;
+            },
+        };
         for part in parts.iter_mut() {
             let n = sent.min(part.len());
             *part = &part[n..];
@@ -192,6 +179,40 @@ fn write_parts_with(fd: RawFd, parts: &mut Parts<'_>, deadline: Option<Instant>)
         }
     }
     Ok(())
+}
+
+/// Most slices one [`send_slices`] call takes (the rest waits for the next).
+pub(crate) const MAX_SLICES: usize = 64;
+
+/// One `sendmsg(MSG_NOSIGNAL | flags)` of up to [`MAX_SLICES`] of `slices`,
+/// retried on interrupts; the number of bytes the socket took.
+pub(crate) fn send_slices(fd: RawFd, slices: &[&[u8]], flags: libc::c_int) -> io::Result<usize> {
+    let empty = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut iov = [empty; MAX_SLICES];
+    let count = slices.len().min(MAX_SLICES);
+    for (vec, slice) in iov.iter_mut().zip(slices) {
+        vec.iov_base = slice.as_ptr() as *mut libc::c_void;
+        vec.iov_len = slice.len();
+    }
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = count as _;
+    loop {
+        // SAFETY: the iovecs point into live slices for the duration of the
+        // call; the caller owns the descriptor.
+        let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | flags) };
+        if sent >= 0 {
+            return Ok(sent as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
 }
 
 /// Waits until `fd` can take more bytes; `TimedOut` at `deadline`.

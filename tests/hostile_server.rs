@@ -64,6 +64,21 @@ fn echo(peer: &mut RawPeer, id: u16) -> Duration {
     started.elapsed()
 }
 
+/// Whether the server closed `peer`'s connection (it sends it nothing).
+fn was_cut(peer: &mut RawPeer) -> bool {
+    peer.stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    match peer.stream.read(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
 fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
     samples.sort();
     samples[((samples.len() - 1) as f64 * p) as usize]
@@ -397,4 +412,94 @@ fn a_peer_held_back_by_back_pressure_loses_nothing_and_is_resumed() {
         echo(&mut peer, 9) < Duration::from_secs(1),
         "and it is still read"
     );
+}
+
+#[test]
+fn partial_frames_of_many_peers_stay_within_the_memory_budget() {
+    let _serial = serial();
+    let _watchdog = Watchdog::new(
+        "budget: partial frames",
+        Duration::from_secs(60),
+        rss() + 2 * 1024 * MIB,
+    );
+    let budget = 64 * MIB;
+    let running = Running::start(|c| c.max_memory_bytes = budget);
+    // A legitimate large message under the budget works before and after.
+    let mut legit = RawPeer::handshaken(running.port);
+    let large = vec![42u8; 3 << 20];
+    let round_trip = |peer: &mut RawPeer| {
+        peer.write(&frame(ECHO, 77, &large)).unwrap();
+        let mut reply = vec![0u8; 15 + large.len()];
+        peer.stream.read_exact(&mut reply).unwrap();
+        assert!(reply[15..] == large[..], "the large echo came back whole");
+    };
+    round_trip(&mut legit);
+    // 20 peers each send 8 MiB of a 9 MiB frame and stall: 160 MiB of real
+    // bytes, held by the server until the frames complete.
+    let peak = PeakRss::start();
+    let body = vec![1u8; 8 << 20];
+    let mut attackers = Vec::new();
+    for _ in 0..20 {
+        let mut peer = RawPeer::handshaken(running.port);
+        peer.stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let header = declaring_header(ECHO, (9 << 20) as u32);
+        let _ = peer.write(&header).and_then(|()| peer.write(&body));
+        attackers.push(peer);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    round_trip(&mut legit);
+    let grown = peak.growth();
+    let cut = attackers.iter_mut().map(was_cut).filter(|cut| *cut).count();
+    println!(
+        "20 peers holding 8 MiB partial frames, budget {} MiB: RSS peak growth {} MiB, {cut} peers cut",
+        budget / MIB,
+        grown / MIB
+    );
+    assert!(grown < budget + 24 * MIB, "RSS grew {} MiB", grown / MIB);
+    assert!(cut >= 10, "only {cut} of the 20 holders were cut");
+}
+
+#[test]
+fn broadcasts_to_stalled_readers_stay_within_the_memory_budget() {
+    let _serial = serial();
+    let _watchdog = Watchdog::new(
+        "budget: stalled readers",
+        Duration::from_secs(60),
+        rss() + 2 * 1024 * MIB,
+    );
+    let budget = 96 * MIB;
+    let running = Running::start(|c| c.max_memory_bytes = budget);
+    let mut reader = RawPeer::handshaken(running.port);
+    let stalled: Vec<RawPeer> = (0..20).map(|_| RawPeer::handshaken(running.port)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let payload = vec![9u8; 1 << 20];
+    let mut reader_stream = reader.stream.try_clone().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut got = 0;
+        let mut frame = vec![0u8; 15 + (1 << 20)];
+        while got < 40 {
+            reader_stream.read_exact(&mut frame).unwrap();
+            got += 1;
+        }
+        got
+    });
+    let peak = PeakRss::start();
+    for _ in 0..40 {
+        running.server.broadcast(SLOW, &payload, &[]).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let received = drain.join().unwrap();
+    let grown = peak.growth();
+    println!(
+        "40 broadcasts of 1 MiB to 20 stalled readers, budget {} MiB: RSS peak growth {} MiB; {} peers left",
+        budget / MIB,
+        grown / MIB,
+        running.server.client_count()
+    );
+    assert_eq!(received, 40, "the reading peer got every broadcast");
+    assert!(grown < budget + 16 * MIB, "RSS grew {} MiB", grown / MIB);
+    assert!(echo(&mut reader, 5) < Duration::from_secs(1));
+    drop(stalled);
 }

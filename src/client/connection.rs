@@ -49,7 +49,7 @@ impl Connection {
         Ok(Connection {
             stream,
             writer: FrameWriter::new(writer),
-            backlog: Backlog::new(config.backlog_limits()?, None),
+            backlog: Backlog::new(config.backlog_limits()?, None, None),
             send_timeout: config.send_timeout,
             shut: AtomicBool::new(false),
             send_failed: AtomicBool::new(false),

@@ -53,6 +53,21 @@ pub struct veltix_server_config_t {
     /// Back-pressure: the payload bytes of those messages, as
     /// `max_queued_messages` (at least 1). Default 16 MiB.
     pub max_queued_bytes: u32,
+    /// Server-wide memory budget, in bytes (at least `max_outbound_bytes`):
+    /// what the server holds on behalf of all peers together, that is
+    /// partial inbound frames (counted by the bytes that arrived, never by
+    /// a declared size), messages queued for callbacks and bytes queued for
+    /// peers that do not read. Past it, the I/O thread disconnects the peer
+    /// that holds the most (logged as a warning, `on_disconnect` with
+    /// `VELTIX_DISCONNECT_ERROR`, its message callbacks not yet started
+    /// dropped), then the next, until the server is back under the budget;
+    /// and a send that would queue bytes past it disconnects its slow
+    /// recipient (as `max_outbound_bytes` does). Cutting the largest holder
+    /// rather than pausing everyone keeps the other peers served, and a
+    /// peer that holds memory without finishing its frames (a slow-loris
+    /// sender) is the one that goes. Reads check the budget before each
+    /// read, so it is passed by at most one frame. Default 512 MiB.
+    pub max_memory_bytes: u64,
 }
 
 /// Fills `config` with the defaults. NULL is a no-op.
@@ -76,6 +91,7 @@ pub unsafe extern "C" fn veltix_server_config_init(config: *mut veltix_server_co
             max_outbound_bytes: defaults.max_outbound_bytes,
             max_queued_messages: defaults.max_queued_messages,
             max_queued_bytes: defaults.max_queued_bytes,
+            max_memory_bytes: defaults.max_memory_bytes,
         };
         Ok(())
     })
@@ -106,6 +122,7 @@ impl veltix_server_config_t {
             max_outbound_bytes: self.max_outbound_bytes,
             max_queued_messages: self.max_queued_messages,
             max_queued_bytes: self.max_queued_bytes,
+            max_memory_bytes: self.max_memory_bytes,
         };
         config.validate()?;
         Ok(config)

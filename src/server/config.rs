@@ -11,6 +11,8 @@ use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Default bound of a peer's queued outbound bytes (32 MiB).
 pub const DEFAULT_MAX_OUTBOUND_BYTES: u32 = 32 * 1024 * 1024;
+/// Default bound of the memory held on behalf of all peers (512 MiB).
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
 
 /// How a server listens and behaves. Field meanings follow the reference's
 /// `ServerConfig`.
@@ -38,6 +40,10 @@ pub struct ServerConfig {
     pub max_queued_messages: u32,
     /// Their payload bytes past which the server stops reading that peer.
     pub max_queued_bytes: u32,
+    /// Bound of the memory held on behalf of all peers (partial inbound
+    /// frames, messages queued for callbacks, queued outbound bytes); past
+    /// it the peers holding the most are disconnected.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +59,7 @@ impl Default for ServerConfig {
             max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
         }
     }
 }
@@ -79,6 +86,12 @@ impl ServerConfig {
                 self.max_outbound_bytes, self.max_message_size
             ));
         }
+        if self.max_memory_bytes < u64::from(self.max_outbound_bytes) {
+            return invalid(format!(
+                "config.max_memory_bytes ({}) is smaller than max_outbound_bytes ({}). Fix: use at least max_outbound_bytes (the default is {DEFAULT_MAX_MEMORY_BYTES})",
+                self.max_memory_bytes, self.max_outbound_bytes
+            ));
+        }
         self.backlog_limits().map(|_| ())
     }
 
@@ -96,7 +109,8 @@ mod tests {
     fn defaults_are_valid_and_bad_fields_are_named() {
         assert_eq!(ServerConfig::default().validate(), Ok(()));
         type Breaker = fn(&mut ServerConfig);
-        let cases: [(&str, Breaker); 9] = [
+        let cases: [(&str, Breaker); 10] = [
+            ("config.max_memory_bytes", |c| c.max_memory_bytes = 1000),
             ("config.max_queued_messages", |c| c.max_queued_messages = 0),
             ("config.max_queued_bytes", |c| c.max_queued_bytes = 0),
             ("config.max_connection", |c| c.max_connection = Some(0)),

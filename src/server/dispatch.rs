@@ -3,7 +3,6 @@
 //! run in order (`on_connect`, its messages, `on_disconnect`) while other
 //! peers' run in parallel.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::peer::{Peer, PeerId};
@@ -65,14 +64,17 @@ impl Server {
         match handler {
             Some(handler) => {
                 let charge = peer.backlog.charge(message.payload().len());
-                let epoch = self.inner.epoch.load(Ordering::Acquire);
-                self.run_in_lane(peer, move |server, id| {
-                    // Dropped unstarted if the server closed meanwhile.
-                    if server.inner.epoch.load(Ordering::Acquire) == epoch {
-                        handler(server, id, &message);
-                    }
-                    drop(charge);
-                })
+                let server = self.clone();
+                let id = peer.id;
+                // Droppable: a server closing, or cutting this peer to stay
+                // within its memory budget, drops it if not started.
+                self.inner.workers.submit_droppable_in(
+                    &peer.lane,
+                    Box::new(move || {
+                        handler(&server, id, &message);
+                        drop(charge);
+                    }),
+                );
             }
             None => log_at!(
                 Warn,

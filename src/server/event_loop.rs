@@ -25,6 +25,7 @@ use slab::Slab;
 use super::peer::{Peer, PeerId};
 use super::Server;
 use crate::backlog::Backlog;
+use crate::budget::Account;
 use crate::client::DisconnectReason;
 use crate::log::log_at;
 use crate::protocol::handshake::{self, HandshakeItem};
@@ -71,6 +72,8 @@ impl Control {
 struct Connection {
     peer: Arc<Peer>,
     decoder: FrameDecoder,
+    /// The decoder's buffer, kept in the server's memory budget.
+    inbound: Account,
     /// The handshake is complete (the ack was sent).
     connected: bool,
 }
@@ -84,6 +87,9 @@ enum Turn {
     /// The peer's callback backlog is full: it is read again on
     /// [`Command::Resume`].
     Paused,
+    /// The server's memory budget is exceeded: it must be enforced before
+    /// reading on.
+    OverBudget,
     /// The connection must be closed.
     Close(DisconnectReason),
 }
@@ -194,9 +200,10 @@ impl EventLoop {
                 self.accept_all();
             }
         }
+        // The server closes: message callbacks not yet started are dropped.
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
-            self.close(key, DisconnectReason::Manual);
+            self.close(key, DisconnectReason::Manual, true);
         }
     }
 
@@ -269,11 +276,22 @@ impl EventLoop {
         let id = self.server.next_peer_id();
         let max_outbound = config.max_outbound_bytes as usize;
         let control = self.control.clone();
+        let budget = self.server.budget().clone();
         let backlog = Backlog::new(
             self.server.backlog_limits(),
+            Some(budget.clone()),
             Some(Box::new(move || control.send(Command::Resume { key, id }))),
         );
-        let peer = Arc::new(Peer::new(id, addr, key, stream, max_outbound, backlog));
+        let peer = Peer::new(
+            id,
+            addr,
+            key,
+            stream,
+            max_outbound,
+            backlog,
+            Some(budget.clone()),
+        );
+        let peer = Arc::new(peer);
         if peer.send([&self.hello, &[]]).is_err() {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             return;
@@ -281,6 +299,7 @@ impl EventLoop {
         entry.insert(Connection {
             peer,
             decoder: FrameDecoder::new(config.max_message_size, config.buffer_size as usize),
+            inbound: Account::new(Some(budget)),
             connected: false,
         });
         let deadline = Instant::now() + config.handshake_timeout;
@@ -293,7 +312,7 @@ impl EventLoop {
         };
         if let Err(e) = connection.peer.flush() {
             log_at!(Debug, "write to peer {} failed: {e}", connection.peer.id);
-            self.close(key, DisconnectReason::Error);
+            self.close(key, DisconnectReason::Error, false);
         }
     }
 
@@ -304,7 +323,40 @@ impl EventLoop {
         match connection.read_turn(&self.server, &mut self.spare) {
             Turn::Drained | Turn::Paused => {}
             Turn::Unfinished => self.unfinished_reads.push(key),
-            Turn::Close(reason) => self.close(key, reason),
+            Turn::OverBudget => {
+                self.enforce_budget();
+                if self.connections.contains(key) {
+                    self.unfinished_reads.push(key);
+                }
+            }
+            Turn::Close(reason) => self.close(key, reason, false),
+        }
+    }
+
+    /// While the server holds more than its memory budget, disconnects the
+    /// peer holding the most (its message callbacks not yet started are
+    /// dropped, so their memory goes at once).
+    fn enforce_budget(&mut self) {
+        let budget = self.server.budget().clone();
+        while budget.exceeded() {
+            let largest = self
+                .connections
+                .iter()
+                .map(|(key, connection)| (connection.held(), key))
+                .max();
+            let Some((held, key)) = largest else {
+                return;
+            };
+            let peer = &self.connections[key].peer;
+            log_at!(
+                Warn,
+                "the server holds {} bytes for its peers, over max_memory_bytes ({}); disconnecting peer {} ({}), which holds the most ({held} bytes)",
+                budget.held(),
+                budget.limit(),
+                peer.id,
+                peer.addr
+            );
+            self.close(key, DisconnectReason::Error, true);
         }
     }
 
@@ -314,7 +366,7 @@ impl EventLoop {
             match command {
                 Command::Close { key, id, reason } => {
                     if self.connections.get(key).is_some_and(|c| c.peer.id == id) {
-                        self.close(key, reason);
+                        self.close(key, reason, false);
                     }
                 }
                 Command::Resume { key, id } => {
@@ -345,20 +397,25 @@ impl EventLoop {
                     connection.peer.addr,
                     self.server.config().handshake_timeout.as_millis()
                 );
-                self.close(key, DisconnectReason::Error);
+                self.close(key, DisconnectReason::Error, false);
             }
         }
     }
 
     /// Closes the connection at `key`. Queued bytes are written first if
     /// the close was asked for (`Manual`) and the socket takes them at once.
-    fn close(&mut self, key: usize, reason: DisconnectReason) {
+    /// With `drop_callbacks`, its message callbacks not yet started are
+    /// dropped (`on_connect`/`on_disconnect` still run).
+    fn close(&mut self, key: usize, reason: DisconnectReason, drop_callbacks: bool) {
         let Some(connection) = self.connections.try_remove(key) else {
             return;
         };
         let fd = connection.peer.stream.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         connection.peer.shut(reason == DisconnectReason::Manual);
+        if drop_callbacks {
+            connection.peer.lane.drop_queued();
+        }
         if connection.connected {
             self.server.peer_disconnected(&connection.peer, reason);
         }
@@ -366,6 +423,12 @@ impl EventLoop {
 }
 
 impl Connection {
+    /// Bytes held for this peer: its partial inbound frame, its messages
+    /// queued for callbacks and its queued outbound bytes.
+    fn held(&self) -> usize {
+        self.inbound.held() + self.peer.backlog.bytes() + self.peer.outbound_held()
+    }
+
     /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
     /// handles every complete handshake message and frame.
     fn read_turn(&mut self, server: &Server, spare: &mut Vec<u8>) -> Turn {
@@ -376,13 +439,23 @@ impl Connection {
                 turn = Turn::Paused;
                 break;
             }
+            if server.budget().exceeded() {
+                turn = Turn::OverBudget;
+                break;
+            }
             let stream = &self.peer.stream;
-            match self.decoder.fill_with(|buf| (&*stream).read(buf)) {
+            let read = self.decoder.fill_with(|buf| (&*stream).read(buf));
+            self.account_inbound();
+            match read {
                 Ok(0) => turn = Turn::Close(DisconnectReason::PeerClosed),
-                Ok(_) => match self.handle_input(server) {
-                    Ok(()) => continue,
-                    Err(reason) => turn = Turn::Close(reason),
-                },
+                Ok(_) => {
+                    let handled = self.handle_input(server);
+                    self.account_inbound();
+                    match handled {
+                        Ok(()) => continue,
+                        Err(reason) => turn = Turn::Close(reason),
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => turn = Turn::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -396,7 +469,19 @@ impl Connection {
         if reclaimed.len() > spare.len() {
             *spare = reclaimed;
         }
+        self.account_inbound();
         turn
+    }
+
+    /// Puts the decoder's buffer in the memory budget while it holds
+    /// received bytes not yet decoded; an emptied buffer goes back to the
+    /// loop at the end of the read turn, so it counts for nothing.
+    fn account_inbound(&mut self) {
+        let held = match self.decoder.buffered().is_empty() {
+            true => 0,
+            false => self.decoder.held_bytes(),
+        };
+        self.inbound.set(held);
     }
 
     /// Completes the handshake if it is pending, then dispatches every

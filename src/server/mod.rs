@@ -12,6 +12,7 @@ mod config;
 mod dispatch;
 mod event_loop;
 mod handlers;
+mod outbound;
 mod peer;
 
 use std::collections::HashMap;
@@ -22,11 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use config::{ServerConfig, DEFAULT_MAX_OUTBOUND_BYTES};
+pub use config::{ServerConfig, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTBOUND_BYTES};
 pub use handlers::{PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler};
 pub use peer::PeerId;
 
 use crate::backlog::BacklogLimits;
+use crate::budget::MemoryBudget;
 use crate::client::DisconnectReason;
 use crate::error::{Error, Result};
 use crate::log::log_at;
@@ -55,10 +57,9 @@ pub struct ServerInner {
     workers: WorkerPool,
     /// The last peer id handed out (ids start at 1, never reused).
     last_peer_id: AtomicU64,
-    /// Bumped by `close`: message callbacks queued before it are dropped
-    /// instead of run.
-    epoch: AtomicU64,
     backlog_limits: BacklogLimits,
+    /// What is held on behalf of all peers, and its bound.
+    budget: Arc<MemoryBudget>,
     running: Mutex<Option<Running>>,
 }
 
@@ -78,14 +79,16 @@ impl Server {
             .map_err(|e| Error::io("cannot start the worker threads", &e))?;
         Ok(Server {
             inner: Arc::new(ServerInner {
-                config,
                 callbacks: RwLock::default(),
                 peers: RwLock::default(),
                 pending: PendingRequests::new(IdAllocator::new(SERVER_IDS)),
                 workers,
                 last_peer_id: AtomicU64::new(0),
-                epoch: AtomicU64::new(0),
                 backlog_limits,
+                budget: MemoryBudget::new(
+                    usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX),
+                ),
+                config,
                 running: Mutex::default(),
             }),
         })
@@ -217,7 +220,6 @@ impl Server {
         let Some(running) = self.running().take() else {
             return;
         };
-        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         running.control.send(Command::Stop);
         if running.thread.thread().id() != std::thread::current().id() {
             let _ = running.thread.join();
@@ -366,6 +368,11 @@ impl Server {
         self.inner.backlog_limits
     }
 
+    /// The server-wide memory budget.
+    fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.inner.budget
+    }
+
     /// The next peer id (the I/O thread, on accept).
     fn next_peer_id(&self) -> PeerId {
         self.inner.last_peer_id.fetch_add(1, Ordering::Relaxed) + 1
@@ -395,6 +402,23 @@ impl Server {
         match peer.send([header, payload]) {
             Ok(()) => Ok(()),
             Err(SendError::Closed) => Err(Error::PeerNotConnected(peer.id)),
+            Err(SendError::OverBudget { queued }) => {
+                let budget = self.budget();
+                log_at!(
+                    Warn,
+                    "peer {} ({}) is not reading and the server holds {} bytes for its peers: queueing {queued} more bytes for it would pass max_memory_bytes ({}); disconnecting it",
+                    peer.id,
+                    peer.addr,
+                    budget.held(),
+                    budget.limit()
+                );
+                self.request_close(peer, DisconnectReason::Error);
+                Err(Error::Closed(format!(
+                    "peer {} was disconnected: it stopped reading and the server's memory budget (max_memory_bytes {}) is used up. Fix: raise max_memory_bytes, or send less to slow peers",
+                    peer.id,
+                    budget.limit()
+                )))
+            }
             Err(SendError::Overflow { queued }) => {
                 let max = self.inner.config.max_outbound_bytes;
                 log_at!(

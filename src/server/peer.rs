@@ -18,16 +18,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use mio::net::TcpStream;
 
 use crate::backlog::Backlog;
+use crate::budget::{Account, MemoryBudget};
 use crate::client::DisconnectReason;
 use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
 
+use super::outbound::ChunkQueue;
+
 /// A connected client of a server; never reused during the server's life.
 pub type PeerId = u64;
-
-/// Queue capacity kept after a flush; a larger buffer is released, so an
-/// idle peer holds no send buffer.
-const KEPT_QUEUE_CAPACITY: usize = 64 * 1024;
 
 /// The shared state of one connection.
 pub(crate) struct Peer {
@@ -46,19 +45,20 @@ pub(crate) struct Peer {
     tags: Mutex<BTreeMap<String, String>>,
 }
 
-#[derive(Default)]
 struct Outbound {
     /// Bytes accepted for sending that the socket has not taken yet.
-    queue: Vec<u8>,
-    /// How much of `queue` is already written.
-    written: usize,
+    queue: ChunkQueue,
     /// Set when the connection failed or is closing: sends are refused.
     failed: Option<DisconnectReason>,
+    /// The queue's memory, kept in the server's memory budget.
+    account: Account,
 }
 
 impl Outbound {
-    fn queued(&self) -> usize {
-        self.queue.len() - self.written
+    /// Drops the queue (the connection failed or closed).
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.account.set(0);
     }
 }
 
@@ -69,6 +69,9 @@ pub(crate) enum SendError {
     Closed,
     /// The peer does not read: queueing would exceed the bound.
     Overflow { queued: usize },
+    /// The peer does not read, and queueing would pass the server's memory
+    /// budget.
+    OverBudget { queued: usize },
     /// The socket failed.
     Io(io::Error),
 }
@@ -81,6 +84,7 @@ impl Peer {
         stream: TcpStream,
         max_outbound: usize,
         backlog: Arc<Backlog>,
+        budget: Option<Arc<MemoryBudget>>,
     ) -> Self {
         Peer {
             id,
@@ -89,7 +93,11 @@ impl Peer {
             stream,
             lane: Lane::default(),
             backlog,
-            outbound: Mutex::default(),
+            outbound: Mutex::new(Outbound {
+                queue: ChunkQueue::default(),
+                failed: None,
+                account: Account::new(budget),
+            }),
             max_outbound,
             tags: Mutex::default(),
         }
@@ -104,7 +112,7 @@ impl Peer {
         if out.failed.is_some() {
             return Err(SendError::Closed);
         }
-        if out.queued() == 0 {
+        if out.queue.len() == 0 {
             match write_parts(self.stream.as_raw_fd(), &mut parts) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -114,21 +122,23 @@ impl Peer {
                 }
             }
         }
-        let queued = out.queued() + parts[0].len() + parts[1].len();
+        let adding = parts[0].len() + parts[1].len();
+        let queued = out.queue.len() + adding;
         if queued > self.max_outbound {
             out.failed = Some(DisconnectReason::Error);
-            out.queue = Vec::new();
-            out.written = 0;
+            out.clear();
             return Err(SendError::Overflow { queued });
         }
-        if out.written > 0 && out.written >= out.queue.len() / 2 {
-            let written = out.written;
-            out.queue.drain(..written);
-            out.written = 0;
+        if !out.account.may_grow(adding) {
+            out.failed = Some(DisconnectReason::Error);
+            out.clear();
+            return Err(SendError::OverBudget { queued });
         }
         for part in parts {
-            out.queue.extend_from_slice(part);
+            out.queue.push(part);
         }
+        let held = out.queue.held();
+        out.account.set(held);
         Ok(())
     }
 
@@ -136,25 +146,22 @@ impl Peer {
     /// I/O thread, when the socket becomes writable).
     pub fn flush(&self) -> io::Result<()> {
         let mut out = self.outbound();
-        let mut rest = [&out.queue[out.written..], &[][..]];
-        let result = write_parts(self.stream.as_raw_fd(), &mut rest);
-        let unsent = rest[0].len();
-        out.written = out.queue.len() - unsent;
+        let result = out.queue.write_to(self.stream.as_raw_fd());
+        let held = out.queue.held();
+        out.account.set(held);
         match result {
-            Ok(()) => {
-                out.written = 0;
-                out.queue.clear();
-                if out.queue.capacity() > KEPT_QUEUE_CAPACITY {
-                    out.queue = Vec::new();
-                }
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => {
                 out.failed = Some(DisconnectReason::Error);
                 Err(e)
             }
         }
+    }
+
+    /// Bytes queued for sending, as the memory budget counts them.
+    pub fn outbound_held(&self) -> usize {
+        self.outbound().account.held()
     }
 
     /// Why the connection failed on a send, if it did.
@@ -177,8 +184,7 @@ impl Peer {
         {
             let mut out = self.outbound();
             out.failed.get_or_insert(DisconnectReason::Manual);
-            out.queue = Vec::new();
-            out.written = 0;
+            out.clear();
         }
         let _ = self.stream.shutdown(Shutdown::Both);
     }
@@ -242,7 +248,8 @@ mod tests {
             0,
             TcpStream::from_std(local),
             max_outbound,
-            Backlog::new(limits, None),
+            Backlog::new(limits, None, None),
+            None,
         );
         (peer, remote)
     }

@@ -1,0 +1,120 @@
+//! A peer's queue of bytes its socket has not taken yet, in fixed-size
+//! chunks: growing it never copies what is queued (a `Vec` that doubles
+//! would copy, and hold old and new buffers at once), the memory it holds
+//! is exactly its chunks, and a chunk written out is freed at once.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::writer::{send_slices, MAX_SLICES};
+
+/// Size of one chunk; below the allocator's large-allocation threshold, so
+/// chunks are recycled rather than mapped and unmapped.
+const CHUNK: usize = 64 * 1024;
+
+/// Queued outbound bytes.
+#[derive(Default)]
+pub(crate) struct ChunkQueue {
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already written.
+    head: usize,
+    /// Bytes queued and not written.
+    len: usize,
+}
+
+impl ChunkQueue {
+    /// Bytes queued and not yet written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of memory the chunks hold.
+    pub fn held(&self) -> usize {
+        self.chunks.len() * CHUNK
+    }
+
+    /// Appends `bytes`.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len();
+        while !bytes.is_empty() {
+            let back = match self.chunks.back_mut() {
+                Some(back) if back.len() < CHUNK => back,
+                _ => {
+                    self.chunks.push_back(Vec::with_capacity(CHUNK));
+                    self.chunks.back_mut().expect("just pushed")
+                }
+            };
+            let n = bytes.len().min(CHUNK - back.len());
+            back.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+        }
+    }
+
+    /// Writes queued bytes to `fd` until the queue is empty (`Ok`) or the
+    /// socket is full (`WouldBlock`) or fails; written chunks are freed.
+    pub fn write_to(&mut self, fd: RawFd) -> io::Result<()> {
+        while self.len > 0 {
+            let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
+            let mut count = 0;
+            for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
+                slices[i] = if i == 0 { &chunk[self.head..] } else { chunk };
+                count += 1;
+            }
+            let sent = send_slices(fd, &slices[..count], 0)?;
+            self.consume(sent);
+        }
+        Ok(())
+    }
+
+    /// Drops everything queued.
+    pub fn clear(&mut self) {
+        *self = ChunkQueue::default();
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let front = self.chunks.front().expect("consumed bytes are queued");
+            let left = front.len() - self.head;
+            if n < left {
+                self.head += n;
+                return;
+            }
+            n -= left;
+            self.head = 0;
+            self.chunks.pop_front();
+        }
+        if self.len == 0 {
+            self.head = 0;
+            self.chunks.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_fill_whole_chunks_and_consuming_frees_them() {
+        let mut queue = ChunkQueue::default();
+        let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        queue.push(&data[..10]);
+        queue.push(&data[10..]);
+        assert_eq!(queue.len(), 200_000);
+        assert_eq!(queue.held(), 4 * CHUNK);
+        queue.consume(CHUNK + 5);
+        assert_eq!(queue.held(), 3 * CHUNK);
+        let rest: Vec<u8> = queue
+            .chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| if i == 0 { &c[queue.head..] } else { &c[..] })
+            .copied()
+            .collect();
+        assert_eq!(rest, data[CHUNK + 5..]);
+        queue.consume(200_000 - CHUNK - 5);
+        assert_eq!((queue.len(), queue.held()), (0, 0));
+    }
+}
