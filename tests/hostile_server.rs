@@ -503,3 +503,42 @@ fn broadcasts_to_stalled_readers_stay_within_the_memory_budget() {
     assert!(echo(&mut reader, 5) < Duration::from_secs(1));
     drop(stalled);
 }
+
+#[test]
+fn a_peer_that_half_closes_after_its_request_still_gets_the_reply() {
+    let _serial = serial();
+    let running = Running::start(|_| {});
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    running
+        .server
+        .on_disconnect(Some(Arc::new(move |_, peer, reason| {
+            tx.lock().unwrap().send((peer, reason)).unwrap();
+        })));
+    running
+        .server
+        .route(
+            SLOW,
+            Arc::new(|server, peer, message| {
+                std::thread::sleep(Duration::from_millis(20));
+                server.reply(peer, message, SLOW, b"late").unwrap();
+            }),
+        )
+        .unwrap();
+    for id in 0..10u16 {
+        let mut peer = RawPeer::handshaken(running.port);
+        let type_code = if id % 2 == 0 { ECHO } else { SLOW };
+        peer.write(&frame(type_code, id, b"ping?")).unwrap();
+        peer.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = Vec::new();
+        peer.stream.read_to_end(&mut reply).unwrap();
+        assert_eq!(
+            reply.len(),
+            15 + if id % 2 == 0 { 5 } else { 4 },
+            "reply {id}"
+        );
+        assert_eq!(&reply[13..15], &id.to_be_bytes());
+        let (_, reason) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(reason, veltix::client::DisconnectReason::PeerClosed);
+    }
+}

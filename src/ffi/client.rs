@@ -34,7 +34,10 @@ pub const VELTIX_DISCONNECT_ERROR: veltix_disconnect_reason_t = 1;
 /// `veltix_client_disconnect()` was called; on a server,
 /// `veltix_server_close_client()` or `veltix_server_close()`.
 pub const VELTIX_DISCONNECT_MANUAL: veltix_disconnect_reason_t = 2;
-/// (Server side) the client closed its connection cleanly.
+/// (Server side) the client closed its connection cleanly. A client that
+/// only shut its sending side (`shutdown(SHUT_WR)` after its last request)
+/// is closed once the callbacks of what it sent have run, so their replies
+/// still reach it.
 pub const VELTIX_DISCONNECT_PEER_CLOSED: veltix_disconnect_reason_t = 3;
 
 /// The C value of a disconnection reason.

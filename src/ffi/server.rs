@@ -70,8 +70,10 @@ pub type veltix_server_connect_fn = Option<
 /// message callback, on a worker thread with no library lock held. The
 /// peer is already gone: calls naming it fail with
 /// `VELTIX_ERR_NOT_CONNECTED`. `reason`: `VELTIX_DISCONNECT_PEER_CLOSED`
-/// (the client closed), `VELTIX_DISCONNECT_ERROR` (reset, read error, or it
-/// stopped reading past `max_outbound_bytes`), `VELTIX_DISCONNECT_MANUAL`
+/// (the client closed, or shut its sending side: then once the callbacks
+/// of its messages have run), `VELTIX_DISCONNECT_ERROR` (reset, read
+/// error, it stopped reading past `max_outbound_bytes`, or it was cut to
+/// keep the server within `max_memory_bytes`), `VELTIX_DISCONNECT_MANUAL`
 /// (`veltix_server_close_client()` or `veltix_server_close()`). Clients
 /// that never completed the handshake are not reported. Calls allowed as in
 /// `veltix_server_message_fn`.

@@ -86,6 +86,12 @@ impl Server {
         }
     }
 
+    /// Runs `job` on a worker once the peer's callbacks queued so far have
+    /// run (it is never dropped by [`crate::workers::Lane::drop_queued`]).
+    pub(super) fn after_callbacks(&self, peer: &Peer, job: crate::workers::Job) {
+        self.inner.workers.submit_in(&peer.lane, job);
+    }
+
     /// Runs `callback` on a worker, after the peer's earlier callbacks.
     fn run_in_lane(&self, peer: &Peer, callback: impl FnOnce(&Server, PeerId) + Send + 'static) {
         let server = self.clone();

@@ -76,6 +76,9 @@ struct Connection {
     inbound: Account,
     /// The handshake is complete (the ack was sent).
     connected: bool,
+    /// The peer shut its sending side; the connection closes once the
+    /// callbacks of what it sent have run.
+    read_closed: bool,
 }
 
 /// How a connection's read turn ended.
@@ -84,6 +87,8 @@ enum Turn {
     Drained,
     /// The read budget ran out; the socket may hold more.
     Unfinished,
+    /// The peer shut its sending side (end of stream).
+    ReadClosed,
     /// The peer's callback backlog is full: it is read again on
     /// [`Command::Resume`].
     Paused,
@@ -301,6 +306,7 @@ impl EventLoop {
             decoder: FrameDecoder::new(config.max_message_size, config.buffer_size as usize),
             inbound: Account::new(Some(budget)),
             connected: false,
+            read_closed: false,
         });
         let deadline = Instant::now() + config.handshake_timeout;
         self.handshake_deadlines.push_back((deadline, key, id));
@@ -329,8 +335,33 @@ impl EventLoop {
                     self.unfinished_reads.push(key);
                 }
             }
+            Turn::ReadClosed => self.close_after_callbacks(key),
             Turn::Close(reason) => self.close(key, reason, false),
         }
+    }
+
+    /// The peer at `key` sent its last bytes (it may still read, as after
+    /// `shutdown(SHUT_WR)`): the connection closes once the callbacks of
+    /// what it sent have run, so their replies reach it. A peer still in
+    /// its handshake closes at once.
+    fn close_after_callbacks(&mut self, key: usize) {
+        let connection = &mut self.connections[key];
+        if !connection.connected {
+            self.close(key, DisconnectReason::PeerClosed, false);
+            return;
+        }
+        connection.read_closed = true;
+        let (control, id) = (self.control.clone(), connection.peer.id);
+        self.server.after_callbacks(
+            &connection.peer,
+            Box::new(move || {
+                control.send(Command::Close {
+                    key,
+                    id,
+                    reason: DisconnectReason::PeerClosed,
+                })
+            }),
+        );
     }
 
     /// While the server holds more than its memory budget, disconnects the
@@ -403,7 +434,8 @@ impl EventLoop {
     }
 
     /// Closes the connection at `key`. Queued bytes are written first if
-    /// the close was asked for (`Manual`) and the socket takes them at once.
+    /// the close was asked for (`Manual`) or the peer closed (it may still
+    /// read), and the socket takes them at once.
     /// With `drop_callbacks`, its message callbacks not yet started are
     /// dropped (`on_connect`/`on_disconnect` still run).
     fn close(&mut self, key: usize, reason: DisconnectReason, drop_callbacks: bool) {
@@ -412,7 +444,11 @@ impl EventLoop {
         };
         let fd = connection.peer.stream.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        connection.peer.shut(reason == DisconnectReason::Manual);
+        let flush_first = matches!(
+            reason,
+            DisconnectReason::Manual | DisconnectReason::PeerClosed
+        );
+        connection.peer.shut(flush_first);
         if drop_callbacks {
             connection.peer.lane.drop_queued();
         }
@@ -432,6 +468,9 @@ impl Connection {
     /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
     /// handles every complete handshake message and frame.
     fn read_turn(&mut self, server: &Server, spare: &mut Vec<u8>) -> Turn {
+        if self.read_closed {
+            return Turn::Drained;
+        }
         *spare = self.decoder.lend_buffer(std::mem::take(spare));
         let mut turn = Turn::Unfinished;
         for _ in 0..READS_PER_TURN {
@@ -447,7 +486,7 @@ impl Connection {
             let read = self.decoder.fill_with(|buf| (&*stream).read(buf));
             self.account_inbound();
             match read {
-                Ok(0) => turn = Turn::Close(DisconnectReason::PeerClosed),
+                Ok(0) => turn = Turn::ReadClosed,
                 Ok(_) => {
                     let handled = self.handle_input(server);
                     self.account_inbound();
