@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::hostile::{
-    declaring_header, frame, rss, serial, thread_cpu, PeakRss, RawPeer, Watchdog,
+    allocator_slack, declaring_header, frame, rss, serial, thread_cpu, PeakRss, RawPeer, Watchdog,
 };
 use veltix::server::{Server, ServerConfig};
 
@@ -117,7 +117,7 @@ fn frames_declared_large_cost_only_the_bytes_that_arrived() {
         grown / 1024
     );
     assert!(
-        grown < 16 * MIB,
+        grown < 16 * MIB + allocator_slack(),
         "120 peers declaring 10 MiB each cost the server {} MiB",
         grown / MIB
     );
@@ -354,7 +354,11 @@ fn a_flood_into_a_slow_callback_is_held_back_by_tcp() {
         sent / MIB,
         grown / MIB
     );
-    assert!(grown < 64 * MIB, "RSS grew {} MiB", grown / MIB);
+    assert!(
+        grown < 64 * MIB + allocator_slack(),
+        "RSS grew {} MiB",
+        grown / MIB
+    );
     assert!(
         sent < 64 * MIB,
         "the server took {} MiB from the flood",
@@ -457,7 +461,11 @@ fn partial_frames_of_many_peers_stay_within_the_memory_budget() {
         budget / MIB,
         grown / MIB
     );
-    assert!(grown < budget + 24 * MIB, "RSS grew {} MiB", grown / MIB);
+    assert!(
+        grown < budget + 24 * MIB + allocator_slack(),
+        "RSS grew {} MiB",
+        grown / MIB
+    );
     assert!(cut >= 10, "only {cut} of the 20 holders were cut");
 }
 
@@ -499,7 +507,11 @@ fn broadcasts_to_stalled_readers_stay_within_the_memory_budget() {
         running.server.client_count()
     );
     assert_eq!(received, 40, "the reading peer got every broadcast");
-    assert!(grown < budget + 16 * MIB, "RSS grew {} MiB", grown / MIB);
+    assert!(
+        grown < budget + 16 * MIB + allocator_slack(),
+        "RSS grew {} MiB",
+        grown / MIB
+    );
     assert!(echo(&mut reader, 5) < Duration::from_secs(1));
     drop(stalled);
 }

@@ -26,6 +26,17 @@ pub fn rss() -> u64 {
     kib * 1024
 }
 
+/// Extra resident memory an instrumented allocator adds to the bounds the
+/// tests assert (shadow memory, quarantine): `VELTIX_TEST_RSS_SLACK_MIB`,
+/// set by scripts/sanitize.sh; 0 otherwise.
+pub fn allocator_slack() -> u64 {
+    std::env::var("VELTIX_TEST_RSS_SLACK_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        << 20
+}
+
 /// CPU time (user + system) used so far by this process's threads whose
 /// name starts with `prefix`.
 pub fn thread_cpu(prefix: &str) -> Duration {
