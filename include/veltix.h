@@ -211,7 +211,11 @@ typedef void (*veltix_disconnect_fn)(void *user_data,
  * `veltix_client_disconnect()` and `veltix_client_free()` on this client
  * (free from a callback does not wait for this thread; do not use the
  * client afterwards). A slow callback delays other callbacks on the same
- * worker, never the reception of replies and pings.
+ * worker, not the reception of replies and pings, until the messages
+ * waiting for callbacks pass `max_queued_messages` or `max_queued_bytes`:
+ * then the reader stops reading (back-pressure), and replies and pings
+ * behind the unread bytes wait too, so a `send_and_wait()` inside a
+ * callback may then run into its timeout.
  */
 typedef void (*veltix_message_fn)(void *user_data,
                                   struct veltix_client_t *client,
@@ -348,7 +352,10 @@ typedef void (*veltix_server_disconnect_fn)(void *user_data,
  * replies are matched on the I/O thread), `veltix_server_close()` and
  * `veltix_server_free()` (neither waits for this thread; do not use the
  * server after free). A slow callback delays only its own peer's later
- * callbacks, and never reception.
+ * callbacks, and the reading of that peer once its messages waiting for
+ * callbacks pass `max_queued_messages` or `max_queued_bytes`
+ * (back-pressure: then that peer's replies and pings behind the unread
+ * bytes wait too); other peers are never delayed.
  */
 typedef void (*veltix_server_message_fn)(void *user_data,
                                          struct veltix_server_t *server,

@@ -80,7 +80,11 @@ pub struct veltix_disconnect_state_t {
 /// `veltix_client_disconnect()` and `veltix_client_free()` on this client
 /// (free from a callback does not wait for this thread; do not use the
 /// client afterwards). A slow callback delays other callbacks on the same
-/// worker, never the reception of replies and pings.
+/// worker, not the reception of replies and pings, until the messages
+/// waiting for callbacks pass `max_queued_messages` or `max_queued_bytes`:
+/// then the reader stops reading (back-pressure), and replies and pings
+/// behind the unread bytes wait too, so a `send_and_wait()` inside a
+/// callback may then run into its timeout.
 #[allow(non_camel_case_types)]
 pub type veltix_message_fn = Option<
     unsafe extern "C" fn(

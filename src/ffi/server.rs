@@ -43,7 +43,10 @@ pub type veltix_peer_id_t = u64;
 /// replies are matched on the I/O thread), `veltix_server_close()` and
 /// `veltix_server_free()` (neither waits for this thread; do not use the
 /// server after free). A slow callback delays only its own peer's later
-/// callbacks, and never reception.
+/// callbacks, and the reading of that peer once its messages waiting for
+/// callbacks pass `max_queued_messages` or `max_queued_bytes`
+/// (back-pressure: then that peer's replies and pings behind the unread
+/// bytes wait too); other peers are never delayed.
 #[allow(non_camel_case_types)]
 pub type veltix_server_message_fn = Option<
     unsafe extern "C" fn(
