@@ -8,11 +8,12 @@
 //! coalesce under load. Large frames, or a full backlog, wait for the socket
 //! instead, which bounds the backlog and gives back-pressure.
 //!
-//! Every write has a deadline: a peer that stops reading makes a sender
-//! wait at most until its deadline (or, for the socket itself, until the
-//! deadline of the sender holding it), never forever. A write that runs out
+//! Every write is bounded in time by a [`WriteLimit`]: a peer that stops
+//! reading makes a sender wait at most its limit (or, for the socket itself,
+//! the limit of the sender holding it), never forever. A write that runs out
 //! of time fails with `TimedOut`, possibly part-way through a frame, so the
-//! caller must then close the connection.
+//! caller must then close the connection. The clock is read only when a
+//! write has to wait, so the common case costs no time lookup.
 //!
 //! Writes use `MSG_NOSIGNAL`: a peer that resets the connection gives an
 //! error, never a `SIGPIPE` that would kill the host process.
@@ -21,7 +22,7 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Mutex, TryLockError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::protocol::frame::{FrameHeader, HEADER_SIZE};
 
@@ -56,14 +57,15 @@ impl FrameWriter {
 
     /// Sends one frame. Returns once the frame is written to the socket or
     /// queued behind a write in progress, which will carry it; `TimedOut`
-    /// if the socket did not take it by `deadline`.
+    /// if the socket did not take it within `limit`.
     pub fn send(
         &self,
         type_code: u16,
         request_id: u16,
         payload: &[u8],
-        deadline: Instant,
+        mut limit: WriteLimit,
     ) -> io::Result<()> {
+        let limit = &mut limit;
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
         let frame_len = HEADER_SIZE + payload.len();
         let mut socket = match self.socket.try_lock() {
@@ -71,7 +73,7 @@ impl FrameWriter {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => {
                 if frame_len <= MAX_QUEUED_FRAME && self.queue(&header, payload) {
-                    return self.flush_backlog_if_free(deadline);
+                    return self.flush_backlog_if_free(limit);
                 }
                 self.socket.lock().unwrap_or_else(|e| e.into_inner())
             }
@@ -79,11 +81,11 @@ impl FrameWriter {
         // Frames queued before ours go first.
         let fd = socket.stream.as_raw_fd();
         let result = self
-            .write_backlog(&mut socket, deadline)
-            .and_then(|()| write_parts_by(fd, &mut [&header, payload], deadline));
+            .write_backlog(&mut socket, limit)
+            .and_then(|()| write_parts_within(fd, &mut [&header, payload], limit));
         drop(socket);
         result?;
-        self.flush_backlog_if_free(deadline)
+        self.flush_backlog_if_free(limit)
     }
 
     /// Appends a frame to the backlog if it fits.
@@ -101,7 +103,7 @@ impl FrameWriter {
     /// release and after every queueing, so a queued frame is never left
     /// behind: either its sender gets the socket, or the holder sees the
     /// frame after releasing.
-    fn flush_backlog_if_free(&self, deadline: Instant) -> io::Result<()> {
+    fn flush_backlog_if_free(&self, limit: &mut WriteLimit) -> io::Result<()> {
         while !self
             .backlog
             .lock()
@@ -113,12 +115,12 @@ impl FrameWriter {
                 Err(TryLockError::Poisoned(e)) => e.into_inner(),
                 Err(TryLockError::WouldBlock) => return Ok(()),
             };
-            self.write_backlog(&mut socket, deadline)?;
+            self.write_backlog(&mut socket, limit)?;
         }
         Ok(())
     }
 
-    fn write_backlog(&self, socket: &mut Socket, deadline: Instant) -> io::Result<()> {
+    fn write_backlog(&self, socket: &mut Socket, limit: &mut WriteLimit) -> io::Result<()> {
         {
             let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
             if backlog.is_empty() {
@@ -127,7 +129,7 @@ impl FrameWriter {
             std::mem::swap(&mut *backlog, &mut socket.spare);
         }
         let fd = socket.stream.as_raw_fd();
-        let result = write_parts_by(fd, &mut [&socket.spare, &[]], deadline);
+        let result = write_parts_within(fd, &mut [&socket.spare, &[]], limit);
         socket.spare.clear();
         result
     }
@@ -144,29 +146,63 @@ pub(crate) fn write_parts(fd: RawFd, parts: &mut Parts<'_>) -> io::Result<()> {
     write_parts_with(fd, parts, None)
 }
 
-/// As [`write_parts`] on a blocking socket, but waits for room no later
-/// than `deadline`: `TimedOut` then, with `parts` holding the unsent bytes.
-pub(crate) fn write_parts_by(
-    fd: RawFd,
-    parts: &mut Parts<'_>,
-    deadline: Instant,
-) -> io::Result<()> {
-    write_parts_with(fd, parts, Some(deadline))
+/// How long a blocked write may wait for room: `timeout` from when it first
+/// has to wait, and never past the caller's own `deadline`, if any.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteLimit {
+    timeout: Duration,
+    deadline: Option<Instant>,
+    /// Set at the first wait.
+    resolved: Option<Instant>,
 }
 
-fn write_parts_with(fd: RawFd, parts: &mut Parts<'_>, deadline: Option<Instant>) -> io::Result<()> {
-    // With a deadline each call is non-blocking and the wait for room is a
-    // poll bounded by the deadline.
-    let flags = match deadline {
+impl WriteLimit {
+    /// `timeout` per blocked write, within `deadline`.
+    pub fn new(timeout: Duration, deadline: Option<Instant>) -> Self {
+        WriteLimit {
+            timeout,
+            deadline,
+            resolved: None,
+        }
+    }
+
+    /// The moment waiting must end; fixed at the first call.
+    fn deadline(&mut self) -> Instant {
+        *self.resolved.get_or_insert_with(|| {
+            let by_timeout = Instant::now() + self.timeout;
+            self.deadline.map_or(by_timeout, |d| d.min(by_timeout))
+        })
+    }
+}
+
+/// As [`write_parts`] on a blocking socket, but waits for room only within
+/// `limit`: `TimedOut` then, with `parts` holding the unsent bytes.
+pub(crate) fn write_parts_within(
+    fd: RawFd,
+    parts: &mut Parts<'_>,
+    limit: &mut WriteLimit,
+) -> io::Result<()> {
+    write_parts_with(fd, parts, Some(limit))
+}
+
+/// Writes `parts`; without a limit, as the socket's own blocking mode
+/// decides; with one, each call is non-blocking and the wait for room is a
+/// poll bounded by the limit.
+fn write_parts_with(
+    fd: RawFd,
+    parts: &mut Parts<'_>,
+    mut limit: Option<&mut WriteLimit>,
+) -> io::Result<()> {
+    let flags = match limit {
         Some(_) => libc::MSG_DONTWAIT,
         None => 0,
     };
     while parts.iter().any(|part| !part.is_empty()) {
         let mut sent = match send_slices(fd, parts, flags) {
             Ok(sent) => sent,
-            Err(error) => match (error.kind(), deadline) {
-                (io::ErrorKind::WouldBlock, Some(deadline)) => {
-                    wait_writable(fd, deadline)?;
+            Err(error) => match (error.kind(), limit.as_deref_mut()) {
+                (io::ErrorKind::WouldBlock, Some(limit)) => {
+                    wait_writable(fd, limit.deadline())?;
                     continue;
                 }
                 _ => return Err(error),
@@ -187,12 +223,25 @@ pub(crate) const MAX_SLICES: usize = 64;
 /// One `sendmsg(MSG_NOSIGNAL | flags)` of up to [`MAX_SLICES`] of `slices`,
 /// retried on interrupts; the number of bytes the socket took.
 pub(crate) fn send_slices(fd: RawFd, slices: &[&[u8]], flags: libc::c_int) -> io::Result<usize> {
+    // A frame (header and payload) is the hot path: a two-entry iovec
+    // array, not one sized for a queue's many chunks.
+    match slices.len() {
+        0..=2 => send_iovecs::<2>(fd, slices, flags),
+        _ => send_iovecs::<MAX_SLICES>(fd, slices, flags),
+    }
+}
+
+fn send_iovecs<const N: usize>(
+    fd: RawFd,
+    slices: &[&[u8]],
+    flags: libc::c_int,
+) -> io::Result<usize> {
     let empty = libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
     };
-    let mut iov = [empty; MAX_SLICES];
-    let count = slices.len().min(MAX_SLICES);
+    let mut iov = [empty; N];
+    let count = slices.len().min(N);
     for (vec, slice) in iov.iter_mut().zip(slices) {
         vec.iov_base = slice.as_ptr() as *mut libc::c_void;
         vec.iov_len = slice.len();
@@ -256,8 +305,8 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(60)
+    fn far() -> WriteLimit {
+        WriteLimit::new(Duration::from_secs(60), None)
     }
 
     #[test]
@@ -322,9 +371,12 @@ mod tests {
         let writer = FrameWriter::new(client);
         let payload = vec![0u8; 1 << 20];
         let started = Instant::now();
-        let deadline = started + Duration::from_millis(200);
+        let limit = WriteLimit::new(
+            Duration::from_secs(60),
+            Some(started + Duration::from_millis(200)),
+        );
         let error = (0..1000)
-            .find_map(|_| writer.send(200, 0, &payload, deadline).err())
+            .find_map(|_| writer.send(200, 0, &payload, limit).err())
             .expect("the socket filled up");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         let took = started.elapsed();

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Decoded, FrameDecoder, Message};
-use crate::writer::FrameWriter;
+use crate::writer::{FrameWriter, WriteLimit};
 
 /// An established connection: the socket, its send path and its callback
 /// backlog.
@@ -67,10 +67,9 @@ impl Connection {
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<()> {
-        let by_timeout = Instant::now() + self.send_timeout;
-        let deadline = deadline.map_or(by_timeout, |d| d.min(by_timeout));
+        let limit = WriteLimit::new(self.send_timeout, deadline);
         self.writer
-            .send(type_code, request_id, payload, deadline)
+            .send(type_code, request_id, payload, limit)
             .map_err(|e| {
                 let raced_a_close = self.shut.load(Ordering::SeqCst);
                 if !raced_a_close {
