@@ -14,6 +14,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::handshake_as_client;
 use veltix::client::{Client, ClientConfig};
 use veltix::protocol::frame::FrameHeader;
 use veltix::protocol::{handshake, Decoded, FrameDecoder};
@@ -81,21 +84,7 @@ fn same_thread_floor(port: u16, count: usize) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_nodelay(true).unwrap();
     let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
-    let mut handshake_messages = 0;
-    while handshake_messages < 2 {
-        match handshake::next_item(&mut decoder) {
-            Some(Ok(_)) => {
-                handshake_messages += 1;
-                if handshake_messages == 1 {
-                    stream.write_all(&handshake::hello("bench")).unwrap();
-                }
-            }
-            Some(Err(e)) => panic!("{e}"),
-            None => {
-                decoder.fill_with(|b| stream.read(b)).unwrap();
-            }
-        }
-    }
+    handshake_as_client(&mut stream, &mut decoder);
     let frame = veltix::protocol::encode_frame(200, 1, &[7u8; 64]);
     let start = Instant::now();
     for _ in 0..count {

@@ -19,6 +19,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::handshake_as_client;
 use veltix::protocol::frame::encode_frame;
 use veltix::protocol::{handshake, Decoded, FrameDecoder};
 use veltix::server::{Server, ServerConfig};
@@ -120,24 +123,6 @@ fn pipeline(port: u16, deadline: Instant) -> usize {
         echoed += got;
     }
     echoed
-}
-
-fn handshake_as_client(stream: &mut TcpStream, decoder: &mut FrameDecoder) {
-    let mut messages = 0;
-    while messages < 2 {
-        match handshake::next_item(decoder) {
-            Some(Ok(_)) => {
-                messages += 1;
-                if messages == 1 {
-                    stream.write_all(&handshake::hello("bench")).unwrap();
-                }
-            }
-            Some(Err(e)) => panic!("{e}"),
-            None => {
-                decoder.fill_with(|b| stream.read(b)).unwrap();
-            }
-        }
-    }
 }
 
 /// The raw baseline: greets, acks any hello, and echoes every frame from

@@ -44,6 +44,18 @@ fn flood(mut stream: TcpStream, chunk: &[u8], stop: &AtomicBool) -> u64 {
     sent
 }
 
+/// A client whose `on_recv` takes `pause`, and how many times it ran.
+fn slow_client(config: ClientConfig, pause: Duration) -> (Client, Arc<AtomicUsize>) {
+    let client = Client::new(config).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    client.on_recv(Some(Arc::new(move |_, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(pause);
+    })));
+    (client, ran)
+}
+
 #[test]
 fn a_server_flooding_a_slow_callback_is_held_back_by_tcp() {
     let _serial = serial();
@@ -53,18 +65,14 @@ fn a_server_flooding_a_slow_callback_is_held_back_by_tcp() {
         rss() + 3 * 1024 * MIB,
     );
     let fake = FakeServer::new();
-    let client = Client::new(ClientConfig {
-        port: fake.port,
-        max_workers: 1,
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let counter = handled.clone();
-    client.on_recv(Some(Arc::new(move |_, _| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(10));
-    })));
+    let (client, handled) = slow_client(
+        ClientConfig {
+            port: fake.port,
+            max_workers: 1,
+            ..ClientConfig::default()
+        },
+        Duration::from_millis(10),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
         let stop = stop.clone();
@@ -289,19 +297,15 @@ fn free_returns_promptly_with_a_backlog_of_client_callbacks() {
         let mut sink = Vec::new();
         let _ = stream.read_to_end(&mut sink);
     });
-    let client = Client::new(ClientConfig {
-        port,
-        max_workers: 1,
-        max_queued_messages: 200_000,
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let counter = ran.clone();
-    client.on_recv(Some(Arc::new(move |_, _| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(1));
-    })));
+    let (client, ran) = slow_client(
+        ClientConfig {
+            port,
+            max_workers: 1,
+            max_queued_messages: 200_000,
+            ..ClientConfig::default()
+        },
+        Duration::from_millis(1),
+    );
     client.connect().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();

@@ -2,7 +2,7 @@
 //! memory and a thread's CPU time, a watchdog, and a lock that runs the
 //! measuring tests of one binary one at a time.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use veltix::protocol::frame::{encode_frame, FrameHeader};
 use veltix::protocol::handshake;
+
+use super::fake_server::read_handshake;
 
 /// Runs the tests of a binary one at a time, so each sees only its own
 /// memory and CPU use.
@@ -116,11 +118,11 @@ impl RawPeer {
     /// Connects and completes the handshake.
     pub fn handshaken(port: u16) -> RawPeer {
         let mut peer = RawPeer::connect(port);
-        read_handshake_message(&mut peer.stream);
+        read_handshake(&mut peer.stream);
         peer.stream
             .write_all(&handshake::hello("hostile-test"))
             .unwrap();
-        let ack = read_handshake_message(&mut peer.stream);
+        let ack = read_handshake(&mut peer.stream);
         assert_eq!(ack["result"], "ok", "{ack}");
         peer
     }
@@ -128,15 +130,6 @@ impl RawPeer {
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)
     }
-}
-
-/// Reads one handshake message (2-byte length, JSON).
-pub fn read_handshake_message(stream: &mut TcpStream) -> serde_json::Value {
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut body).unwrap();
-    serde_json::from_slice(&body).unwrap()
 }
 
 /// A 15-byte header declaring a `payload_len`-byte payload with a CRC that
