@@ -296,7 +296,8 @@ typedef struct veltix_server_config_t {
      */
     uint32_t max_queued_bytes;
     /**
-     * Server-wide memory budget, in bytes (at least `max_outbound_bytes`):
+     * Server-wide memory budget, in bytes (at least `max_outbound_bytes`
+     * and `max_workers` x `max_message_size`):
      * what the server holds on behalf of all peers together, that is
      * partial inbound frames (counted by the bytes that arrived, never by
      * a declared size), messages queued for callbacks and bytes queued for

@@ -53,7 +53,8 @@ pub struct veltix_server_config_t {
     /// Back-pressure: the payload bytes of those messages, as
     /// `max_queued_messages` (at least 1). Default 16 MiB.
     pub max_queued_bytes: u32,
-    /// Server-wide memory budget, in bytes (at least `max_outbound_bytes`):
+    /// Server-wide memory budget, in bytes (at least `max_outbound_bytes`
+    /// and `max_workers` x `max_message_size`):
     /// what the server holds on behalf of all peers together, that is
     /// partial inbound frames (counted by the bytes that arrived, never by
     /// a declared size), messages queued for callbacks and bytes queued for

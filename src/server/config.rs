@@ -86,9 +86,13 @@ impl ServerConfig {
                 self.max_outbound_bytes, self.max_message_size
             ));
         }
-        if self.max_memory_bytes < u64::from(self.max_outbound_bytes) {
+        // One peer's queue, and a message in every running callback, must
+        // fit: cutting peers can free neither of those at once.
+        let in_callbacks = u64::from(self.max_workers) * u64::from(self.max_message_size);
+        let least = in_callbacks.max(u64::from(self.max_outbound_bytes));
+        if self.max_memory_bytes < least {
             return invalid(format!(
-                "config.max_memory_bytes ({}) is smaller than max_outbound_bytes ({}). Fix: use at least max_outbound_bytes (the default is {DEFAULT_MAX_MEMORY_BYTES})",
+                "config.max_memory_bytes ({}) is smaller than max_outbound_bytes ({}) or max_workers x max_message_size ({in_callbacks}). Fix: use at least {least} (the default is {DEFAULT_MAX_MEMORY_BYTES})",
                 self.max_memory_bytes, self.max_outbound_bytes
             ));
         }

@@ -366,7 +366,8 @@ impl EventLoop {
 
     /// While the server holds more than its memory budget, disconnects the
     /// peer holding the most (its message callbacks not yet started are
-    /// dropped, so their memory goes at once).
+    /// dropped, so their memory goes at once). Peers holding nothing are
+    /// never cut: what they would free is nothing.
     fn enforce_budget(&mut self) {
         let budget = self.server.budget().clone();
         while budget.exceeded() {
@@ -374,6 +375,7 @@ impl EventLoop {
                 .connections
                 .iter()
                 .map(|(key, connection)| (connection.held(), key))
+                .filter(|(held, _)| *held > 0)
                 .max();
             let Some((held, key)) = largest else {
                 return;
