@@ -169,9 +169,12 @@ pub unsafe extern "C" fn veltix_client_new(
 }
 
 /// Disconnects (without calling `on_disconnect`), fails pending requests
-/// with `VELTIX_ERR_CLOSED`, drops queued callbacks, waits for running
-/// callbacks and the library's threads to finish, and releases the client.
-/// No callback of this client starts after it returns. NULL is a no-op.
+/// with `VELTIX_ERR_CLOSED`, drops every queued callback not yet started
+/// (messages, and `on_connect`/`on_disconnect` calls queued earlier),
+/// waits for running callbacks and the library's threads to finish, and
+/// releases the client: it returns within the time the running callbacks
+/// take, whatever the backlog. No callback of this client starts after it
+/// returns. NULL is a no-op.
 ///
 /// Called from inside one of the client's callbacks it does not wait for
 /// the calling thread (nor for other callbacks), and returns at once; the
