@@ -360,3 +360,60 @@ fn a_server_held_back_by_back_pressure_loses_nothing() {
     server.join().unwrap();
     client.close();
 }
+
+#[test]
+fn a_stream_of_bad_crc_headers_costs_the_reader_linear_work() {
+    let _serial = serial();
+    let _watchdog = Watchdog::new(
+        "bad CRC stream to a client",
+        Duration::from_secs(60),
+        rss() + 2 * 1024 * MIB,
+    );
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        fake.serve_one(move |mut stream| {
+            complete_handshake(&mut stream);
+            // Back-to-back headers declaring 10 MiB frames with bad CRCs:
+            // 10 MiB at once, then 1 MiB/s.
+            let header = support::hostile::declaring_header(200, (10 * MIB) as u32 - 15);
+            let chunk: Vec<u8> = header.iter().copied().cycle().take(15 * 4369).collect();
+            let mut total = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if stream.write_all(&chunk).is_err() {
+                    return;
+                }
+                total += chunk.len();
+                sent.store(total, Ordering::Relaxed);
+                if total > 10 * MIB as usize {
+                    std::thread::sleep(Duration::from_micros(62_500));
+                }
+            }
+        })
+    };
+    let client = TestClient::new(port, |_| {});
+    assert_eq!(client.connect(), VELTIX_OK, "{}", last_error());
+    while sent.load(Ordering::Relaxed) < 10 * MIB as usize {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cpu_before = support::hostile::thread_cpu("veltix-reader");
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = support::hostile::thread_cpu("veltix-reader") - cpu_before;
+    let share = cpu.as_secs_f64() / window.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    drop(client);
+    server.join().unwrap();
+    println!(
+        "bad-CRC stream at 1 MiB/s to a client: its reader thread used {:.1}% of a core",
+        share * 100.0
+    );
+    assert!(
+        share < 0.5,
+        "the reader thread used {:.0}% of a core",
+        share * 100.0
+    );
+}
