@@ -548,7 +548,9 @@ void veltix_client_config_init(struct veltix_client_config_t *config);
  * so messages can be sent as soon as it returns `VELTIX_OK`. Then
  * `on_connect` runs on a worker. With `config.retry > 0`, a failure is
  * followed by up to `retry` attempts `retry_delay_ms` apart (reported
- * through `on_disconnect`) before the call returns the last error.
+ * through `on_disconnect`) before the call returns the last error. A
+ * failed call returns after its whole `on_disconnect` sequence has run
+ * (when called outside a callback; inside one, the calls are queued).
  *
  * Returns `VELTIX_ERR_ALREADY_CONNECTED` when connected, connecting or
  * reconnecting; `VELTIX_ERR_CONNECT_FAILED`, `VELTIX_ERR_TIMEOUT`,
@@ -575,16 +577,19 @@ veltix_status_t veltix_client_disconnect(struct veltix_client_t *client);
 
 /**
  * Disconnects (without calling `on_disconnect`), fails pending requests
- * with `VELTIX_ERR_CLOSED`, drops every queued callback not yet started
- * (messages, and `on_connect`/`on_disconnect` calls queued earlier),
- * waits for running callbacks and the library's threads to finish, and
- * releases the client: it returns within the time the running callbacks
- * take, whatever the backlog. No callback of this client starts after it
- * returns. NULL is a no-op.
+ * with `VELTIX_ERR_CLOSED`, drops the message callbacks not yet started,
+ * runs the `on_connect`/`on_disconnect` calls already queued (so
+ * `veltix_client_disconnect()` then `veltix_client_free()` always delivers
+ * the `VELTIX_DISCONNECT_MANUAL` call), waits for the library's threads to
+ * finish, and releases the client. It returns within the time the running
+ * and those queued lifecycle callbacks take, whatever the backlog of
+ * messages. No callback of this client starts after it returns. NULL is a
+ * no-op.
  *
  * Called from inside one of the client's callbacks it does not wait for
- * the calling thread (nor for other callbacks), and returns at once; the
- * memory is released when the last callback returns.
+ * the calling thread (nor for other callbacks), drops every queued
+ * callback, lifecycle ones included, and returns at once; the memory is
+ * released when the last callback returns.
  *
  * # Safety
  * `client` must be NULL or a live client, freed once; it must not be used
@@ -780,7 +785,9 @@ veltix_status_t veltix_client_unroute(struct veltix_client_t *client,
 /**
  * Blocks until the client is closed: neither connected nor reconnecting
  * (after `veltix_client_disconnect()`, a lost connection without retry, or
- * a reconnection loop that gave up). `timeout_ms < 0` waits forever;
+ * a reconnection loop that gave up), and the `on_disconnect` calls that
+ * reported it have run (outside callbacks: inside one, it does not wait
+ * for them, which could mean waiting for itself). `timeout_ms < 0` waits forever;
  * `VELTIX_ERR_TIMEOUT` if still open after `timeout_ms`. Returns at once
  * for a client that never connected.
  *

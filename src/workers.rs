@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 
@@ -21,13 +21,36 @@ use crate::log::log_at;
 /// A unit of work for the pool.
 pub type Job = Box<dyn FnOnce() + Send>;
 
+/// A job as queued: whether shutting down may drop it unstarted (a message
+/// callback may be; an `on_connect`/`on_disconnect` call is not).
+struct Queued {
+    job: Job,
+    droppable: bool,
+}
+
+/// What happens to queued jobs: all run (until shutdown), droppable ones
+/// are dropped (shutdown that waits), or all are dropped (shutdown that
+/// cannot wait, from inside a job).
+const RUN_ALL: u8 = 0;
+const DROP_DROPPABLE: u8 = 1;
+const DROP_ALL: u8 = 2;
+
+/// Whether a queued job runs under `policy`.
+fn runs(policy: &AtomicU8, droppable: bool) -> bool {
+    match policy.load(Ordering::Acquire) {
+        RUN_ALL => true,
+        DROP_DROPPABLE => !droppable,
+        _ => false,
+    }
+}
+
 /// A fixed set of threads running submitted jobs.
 pub struct WorkerPool {
-    sender: Mutex<Option<Sender<Job>>>,
+    sender: Mutex<Option<Sender<Queued>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     thread_ids: Vec<ThreadId>,
-    /// Set on shutdown: queued jobs are dropped instead of run.
-    stopped: Arc<AtomicBool>,
+    /// [`RUN_ALL`] until shutdown.
+    policy: Arc<AtomicU8>,
     lane: Lane,
     /// Jobs submitted and not yet finished, for [`WorkerPool::wait_idle`].
     outstanding: Arc<(Mutex<usize>, Condvar)>,
@@ -70,20 +93,20 @@ impl Lane {
 impl WorkerPool {
     /// Starts `count` (at least 1) threads named `name`.
     pub fn new(name: &str, count: usize) -> std::io::Result<Self> {
-        let (sender, receiver) = unbounded::<Job>();
-        let stopped = Arc::new(AtomicBool::new(false));
+        let (sender, receiver) = unbounded::<Queued>();
+        let policy = Arc::new(AtomicU8::new(RUN_ALL));
         let outstanding = Arc::new((Mutex::new(0usize), Condvar::new()));
         let mut threads = Vec::new();
         for index in 0..count.max(1) {
             let receiver = receiver.clone();
-            let stopped = stopped.clone();
+            let policy = policy.clone();
             let outstanding = outstanding.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{name}-{index}"))
                 .spawn(move || {
-                    for job in receiver.iter() {
-                        if !stopped.load(Ordering::Acquire) {
-                            run_guarded(job);
+                    for queued in receiver.iter() {
+                        if runs(&policy, queued.droppable) {
+                            run_guarded(queued.job);
                         }
                         let (count, idle) = &*outstanding;
                         let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +122,7 @@ impl WorkerPool {
             sender: Mutex::new(Some(sender)),
             thread_ids: threads.iter().map(|t| t.thread().id()).collect(),
             threads: Mutex::new(threads),
-            stopped,
+            policy,
             lane: Lane::default(),
             outstanding,
         })
@@ -107,12 +130,28 @@ impl WorkerPool {
 
     /// Queues a job; `false` (and the job dropped) after shutdown.
     pub fn submit(&self, job: Job) -> bool {
+        self.send(Queued {
+            job,
+            droppable: false,
+        })
+    }
+
+    /// Queues a job that a shutdown drops if it has not started (a message
+    /// callback).
+    pub fn submit_droppable(&self, job: Job) -> bool {
+        self.send(Queued {
+            job,
+            droppable: true,
+        })
+    }
+
+    fn send(&self, queued: Queued) -> bool {
         let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
         let Some(sender) = sender.as_ref() else {
             return false;
         };
         *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        if sender.send(job).is_ok() {
+        if sender.send(queued).is_ok() {
             return true;
         }
         *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
@@ -145,7 +184,7 @@ impl WorkerPool {
         state.draining = true;
         drop(state);
         let shared = lane.clone();
-        let stopped = self.stopped.clone();
+        let policy = self.policy.clone();
         let drain: Job = Box::new(move || loop {
             let next = {
                 let mut state = shared.state();
@@ -154,8 +193,7 @@ impl WorkerPool {
                 next
             };
             match next {
-                // After shutdown the lane's queued jobs are dropped unrun.
-                Some((job, _)) if !stopped.load(Ordering::Acquire) => run_guarded(job),
+                Some((job, droppable)) if runs(&policy, droppable) => run_guarded(job),
                 Some(_) => {}
                 None => return,
             }
@@ -182,13 +220,16 @@ impl WorkerPool {
         self.thread_ids.contains(&std::thread::current().id())
     }
 
-    /// Stops accepting jobs and drops the queued ones. Running jobs finish.
-    /// With `join`, waits for the workers to exit, except the calling thread
-    /// if it is one of them (it exits when its job returns).
+    /// Stops accepting jobs. With `join`, the queued jobs that are not
+    /// droppable still run, the droppable ones are dropped, and it waits for
+    /// the workers to exit, except the calling thread if it is one of them
+    /// (it exits when its job returns). Without `join` (a caller that must
+    /// not wait, such as a job), every queued job is dropped. Running jobs
+    /// finish either way.
     pub fn shutdown(&self, join: bool) {
-        self.stopped.store(true, Ordering::Release);
+        let policy = if join { DROP_DROPPABLE } else { DROP_ALL };
+        self.policy.fetch_max(policy, Ordering::AcqRel);
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.lane.state().jobs.clear();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if join {
             let me = std::thread::current().id();
@@ -270,6 +311,53 @@ mod tests {
         assert_eq!(seen[1], (1..300).step_by(2).collect::<Vec<_>>());
         drop(seen);
         pool.shutdown(true);
+    }
+
+    #[test]
+    fn a_waiting_shutdown_runs_queued_lifecycle_jobs_and_drops_messages() {
+        let pool = WorkerPool::new("test", 1).unwrap();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        pool.submit(Box::new(move || {
+            let _ = gate_rx.recv_timeout(Duration::from_secs(5));
+        }));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..6 {
+            let seen = seen.clone();
+            let job: Job = Box::new(move || seen.lock().unwrap().push(i));
+            match i % 2 {
+                0 => pool.submit_ordered(job),
+                _ => {
+                    pool.submit_droppable(job);
+                }
+            }
+        }
+        gate_tx.send(()).unwrap();
+        pool.shutdown(true);
+        assert_eq!(*seen.lock().unwrap(), vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn a_shutdown_that_cannot_wait_drops_everything_queued() {
+        let pool = WorkerPool::new("test", 1).unwrap();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        pool.submit(Box::new(move || {
+            started_tx.send(()).unwrap();
+            let _ = gate_rx.recv_timeout(Duration::from_secs(5));
+            done_tx.send(()).unwrap();
+        }));
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let ran = Arc::new(Mutex::new(0));
+        for _ in 0..4 {
+            let ran = ran.clone();
+            pool.submit_ordered(Box::new(move || *ran.lock().unwrap() += 1));
+        }
+        pool.shutdown(false);
+        gate_tx.send(()).unwrap();
+        done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(*ran.lock().unwrap(), 0);
     }
 
     #[test]

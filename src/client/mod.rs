@@ -63,6 +63,22 @@ struct State {
     /// The connect or retry operation in progress, if any.
     attempt: Option<Arc<Attempt>>,
     freed: bool,
+    /// `on_disconnect` calls decided on and not yet run (see
+    /// [`Undelivered`]).
+    undelivered: usize,
+}
+
+/// An `on_disconnect` call decided on and not yet run: while one exists,
+/// `wait_until_closed` and a failed `connect` keep waiting. Taken before
+/// the state change it reports, so no waiter sees the change without it;
+/// released when the callback has run, or when it is dropped unrun.
+struct Undelivered(Client);
+
+impl Drop for Undelivered {
+    fn drop(&mut self) {
+        self.0.state().undelivered -= 1;
+        self.0.inner.state_changed.notify_all();
+    }
 }
 
 impl Client {
@@ -164,26 +180,36 @@ impl Client {
                 log_at!(Error, "{error}");
                 let retry = self.inner.config.retry;
                 if retry == 0 {
+                    let report = self.undelivered();
                     self.end_attempt(&attempt);
                     if !attempt.is_quiet() {
+                        self.report_disconnect(
+                            report,
+                            DisconnectState {
+                                permanent: true,
+                                attempt: 0,
+                                retry_max: 0,
+                                reason,
+                            },
+                        );
+                    }
+                } else {
+                    if !attempt.is_quiet() {
                         self.emit_disconnect(DisconnectState {
-                            permanent: true,
+                            permanent: false,
                             attempt: 0,
-                            retry_max: 0,
+                            retry_max: retry,
                             reason,
                         });
                     }
-                    return Err(error);
+                    if let Err(last) = self.retry_loop(&attempt, retry, reason, error.clone()) {
+                        self.wait_delivered();
+                        return Err(last);
+                    }
+                    return Ok(());
                 }
-                if !attempt.is_quiet() {
-                    self.emit_disconnect(DisconnectState {
-                        permanent: false,
-                        attempt: 0,
-                        retry_max: retry,
-                        reason,
-                    });
-                }
-                self.retry_loop(&attempt, retry, reason, error)
+                self.wait_delivered();
+                Err(error)
             }
         }
     }
@@ -192,6 +218,7 @@ impl Client {
     /// `on_disconnect` with reason MANUAL. Never blocks on other threads.
     pub fn disconnect(&self) -> Result<()> {
         let why = Error::Closed("the client was disconnected while waiting for the reply".into());
+        let report = self.undelivered();
         if !self.shut_down(false, why) {
             return Err(Error::NotConnected);
         }
@@ -201,12 +228,15 @@ impl Client {
             self.inner.config.server_addr,
             self.inner.config.port
         );
-        self.emit_disconnect(DisconnectState {
-            permanent: true,
-            attempt: 0,
-            retry_max: self.inner.config.retry,
-            reason: DisconnectReason::Manual,
-        });
+        self.report_disconnect(
+            report,
+            DisconnectState {
+                permanent: true,
+                attempt: 0,
+                retry_max: self.inner.config.retry,
+                reason: DisconnectReason::Manual,
+            },
+        );
         Ok(())
     }
 
@@ -256,12 +286,17 @@ impl Client {
         self.inner.state_changed.notify_all();
     }
 
-    /// Waits until the client is neither connected nor reconnecting, at most
+    /// Waits until the client is neither connected nor reconnecting, and
+    /// (outside a callback) its `on_disconnect` calls have run, at most
     /// `timeout` (`None` = forever).
     pub fn wait_until_closed(&self, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let in_callback = self.inner.workers.is_worker_thread();
         let mut state = self.state();
-        while state.connection.is_some() || state.attempt.is_some() {
+        while state.connection.is_some()
+            || state.attempt.is_some()
+            || (state.undelivered > 0 && !in_callback)
+        {
             state = match deadline {
                 None => self
                     .inner
@@ -506,14 +541,45 @@ impl Client {
         }));
     }
 
+    /// Queues an `on_disconnect` call.
     fn emit_disconnect(&self, disconnect: DisconnectState) {
+        let report = self.undelivered();
+        self.report_disconnect(report, disconnect);
+    }
+
+    /// Counts an `on_disconnect` call about to be decided on; take it
+    /// before the state change it will report.
+    fn undelivered(&self) -> Undelivered {
+        self.state().undelivered += 1;
+        Undelivered(self.clone())
+    }
+
+    /// Queues the `on_disconnect` call counted by `report`.
+    fn report_disconnect(&self, report: Undelivered, disconnect: DisconnectState) {
         let client = self.clone();
         self.inner.workers.submit_ordered(Box::new(move || {
             let handler = client.callbacks().on_disconnect.clone();
             if let Some(handler) = handler {
                 handler(&client, &disconnect);
             }
+            drop(report);
         }));
+    }
+
+    /// Outside a callback, waits until every `on_disconnect` call decided
+    /// on has run (a callback waiting for them could wait for itself).
+    fn wait_delivered(&self) {
+        if self.inner.workers.is_worker_thread() {
+            return;
+        }
+        let mut state = self.state();
+        while state.undelivered > 0 {
+            state = self
+                .inner
+                .state_changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     fn spawn_thread(&self, name: &str, body: impl FnOnce() + Send + 'static) -> Result<()> {

@@ -71,7 +71,7 @@ impl Client {
             Some(handler) => {
                 let client = self.clone();
                 let charge = connection.backlog.charge(message.payload().len());
-                self.inner.workers.submit(Box::new(move || {
+                self.inner.workers.submit_droppable(Box::new(move || {
                     handler(&client, &message);
                     drop(charge);
                 }));
@@ -90,6 +90,7 @@ impl Client {
     fn connection_lost(&self, generation: u64, connection: &Connection, reason: DisconnectReason) {
         connection.shutdown();
         let retry = self.inner.config.retry;
+        let report = self.undelivered();
         let attempt = {
             let mut state = self.state();
             if state.generation != generation || state.connection.is_none() {
@@ -110,12 +111,15 @@ impl Client {
             self.inner.config.server_addr,
             self.inner.config.port
         );
-        self.emit_disconnect(DisconnectState {
-            permanent: attempt.is_none(),
-            attempt: 0,
-            retry_max: retry,
-            reason,
-        });
+        self.report_disconnect(
+            report,
+            DisconnectState {
+                permanent: attempt.is_none(),
+                attempt: 0,
+                retry_max: retry,
+                reason,
+            },
+        );
         if let Some(attempt) = attempt {
             let error = Error::Closed("the connection was lost".into());
             let _ = self.retry_loop(&attempt, retry, reason, error);

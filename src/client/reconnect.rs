@@ -48,15 +48,19 @@ impl Client {
                 break;
             }
         }
+        let report = self.undelivered();
         self.end_attempt(attempt);
         if !attempt.is_quiet() {
             log_at!(Error, "gave up reconnecting after {tried} attempt(s). Fix: check that the server is reachable, then call veltix_client_retry()");
-            self.emit_disconnect(DisconnectState {
-                permanent: true,
-                attempt: tried,
-                retry_max: max,
-                reason,
-            });
+            self.report_disconnect(
+                report,
+                DisconnectState {
+                    permanent: true,
+                    attempt: tried,
+                    retry_max: max,
+                    reason,
+                },
+            );
         }
         Err(last_error)
     }

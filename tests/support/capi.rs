@@ -275,6 +275,18 @@ impl TestClient {
     pub fn is_connected(&self) -> bool {
         unsafe { veltix_client_is_connected(self.ptr) }
     }
+
+    /// `veltix_client_free` now; the events recorded until it returned stay
+    /// readable (dropping the test client afterwards frees NULL, a no-op).
+    pub fn free_now(&mut self) {
+        unsafe { veltix_client_free(self.ptr) };
+        self.ptr = ptr::null_mut();
+    }
+
+    /// The events recorded so far, without waiting.
+    pub fn events_so_far(&self) -> Vec<Event> {
+        self.events.try_iter().collect()
+    }
 }
 
 impl Drop for TestClient {
