@@ -10,7 +10,9 @@
  * - A NULL required pointer gives VELTIX_ERR_NULL_POINTER; _free(NULL) is a
  *   no-op.
  * - No panic or C++ exception crosses this boundary in either direction:
- *   callbacks must not throw or longjmp out.
+ *   callbacks must not throw or longjmp out. A C++ exception escaping a
+ *   callback aborts the process (it cannot be caught across the boundary):
+ *   catch everything inside the callback.
  *
  * Threading
  * - Every function is safe to call from any thread, concurrently, including
@@ -153,6 +155,9 @@ typedef int32_t veltix_status_t;
  * Called after each successful connection (also after a reconnection), on
  * a worker thread, with no library lock held. Calls allowed as in
  * `veltix_message_fn`.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process. Catch
+ * everything inside (a C++ wrapper does it in its trampoline).
  */
 typedef void (*veltix_connect_fn)(void *user_data,
                                   struct veltix_client_t *client);
@@ -198,6 +203,9 @@ typedef struct veltix_disconnect_state_t {
  * worker thread, one call at a time and in order, with no library lock
  * held. `state` is borrowed for the call only. Calls allowed as in
  * `veltix_message_fn`.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process. Catch
+ * everything inside (a C++ wrapper does it in its trampoline).
  */
 typedef void (*veltix_disconnect_fn)(void *user_data,
                                      struct veltix_client_t *client,
@@ -216,6 +224,9 @@ typedef void (*veltix_disconnect_fn)(void *user_data,
  * then the reader stops reading (back-pressure), and replies and pings
  * behind the unread bytes wait too, so a `send_and_wait()` inside a
  * callback may then run into its timeout.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process. Catch
+ * everything inside (a C++ wrapper does it in its trampoline).
  */
 typedef void (*veltix_message_fn)(void *user_data,
                                   struct veltix_client_t *client,
@@ -319,6 +330,9 @@ typedef struct veltix_server_config_t {
  * Called when `peer` completes its handshake, before any of its messages,
  * on a worker thread with no library lock held. Calls allowed as in
  * `veltix_server_message_fn`.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process. Catch
+ * everything inside (a C++ wrapper does it in its trampoline).
  */
 typedef void (*veltix_server_connect_fn)(void *user_data,
                                          struct veltix_server_t *server,
@@ -336,6 +350,9 @@ typedef void (*veltix_server_connect_fn)(void *user_data,
  * (`veltix_server_close_client()` or `veltix_server_close()`). Clients
  * that never completed the handshake are not reported. Calls allowed as in
  * `veltix_server_message_fn`.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process. Catch
+ * everything inside (a C++ wrapper does it in its trampoline).
  */
 typedef void (*veltix_server_disconnect_fn)(void *user_data,
                                             struct veltix_server_t *server,
@@ -357,6 +374,9 @@ typedef void (*veltix_server_disconnect_fn)(void *user_data,
  * callbacks pass `max_queued_messages` or `max_queued_bytes`
  * (back-pressure: then that peer's replies and pings behind the unread
  * bytes wait too); other peers are never delayed.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process. Catch
+ * everything inside (a C++ wrapper does it in its trampoline).
  */
 typedef void (*veltix_server_message_fn)(void *user_data,
                                          struct veltix_server_t *server,
@@ -375,6 +395,9 @@ typedef int32_t veltix_log_level_t;
  * worker or retry thread), possibly from several threads at once, with no
  * library lock held. It may call any library function, but should return
  * quickly: a reader thread waits for it.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process. Catch
+ * everything inside (a C++ wrapper does it in its trampoline).
  */
 typedef void (*veltix_log_fn)(void *user_data,
                               veltix_log_level_t level,

@@ -85,6 +85,9 @@ pub struct veltix_disconnect_state_t {
 /// then the reader stops reading (back-pressure), and replies and pings
 /// behind the unread bytes wait too, so a `send_and_wait()` inside a
 /// callback may then run into its timeout.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process. Catch
+/// everything inside (a C++ wrapper does it in its trampoline).
 #[allow(non_camel_case_types)]
 pub type veltix_message_fn = Option<
     unsafe extern "C" fn(
@@ -97,6 +100,9 @@ pub type veltix_message_fn = Option<
 /// Called after each successful connection (also after a reconnection), on
 /// a worker thread, with no library lock held. Calls allowed as in
 /// `veltix_message_fn`.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process. Catch
+/// everything inside (a C++ wrapper does it in its trampoline).
 #[allow(non_camel_case_types)]
 pub type veltix_connect_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, client: *mut veltix_client_t)>;
@@ -105,6 +111,9 @@ pub type veltix_connect_fn =
 /// worker thread, one call at a time and in order, with no library lock
 /// held. `state` is borrowed for the call only. Calls allowed as in
 /// `veltix_message_fn`.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process. Catch
+/// everything inside (a C++ wrapper does it in its trampoline).
 #[allow(non_camel_case_types)]
 pub type veltix_disconnect_fn = Option<
     unsafe extern "C" fn(

@@ -24,6 +24,9 @@ pub const VELTIX_LOG_DEBUG: veltix_log_level_t = 3;
 /// worker or retry thread), possibly from several threads at once, with no
 /// library lock held. It may call any library function, but should return
 /// quickly: a reader thread waits for it.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process. Catch
+/// everything inside (a C++ wrapper does it in its trampoline).
 #[allow(non_camel_case_types)]
 pub type veltix_log_fn = Option<
     unsafe extern "C" fn(user_data: *mut c_void, level: veltix_log_level_t, message: *const c_char),

@@ -47,6 +47,9 @@ pub type veltix_peer_id_t = u64;
 /// callbacks pass `max_queued_messages` or `max_queued_bytes`
 /// (back-pressure: then that peer's replies and pings behind the unread
 /// bytes wait too); other peers are never delayed.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process. Catch
+/// everything inside (a C++ wrapper does it in its trampoline).
 #[allow(non_camel_case_types)]
 pub type veltix_server_message_fn = Option<
     unsafe extern "C" fn(
@@ -60,6 +63,9 @@ pub type veltix_server_message_fn = Option<
 /// Called when `peer` completes its handshake, before any of its messages,
 /// on a worker thread with no library lock held. Calls allowed as in
 /// `veltix_server_message_fn`.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process. Catch
+/// everything inside (a C++ wrapper does it in its trampoline).
 #[allow(non_camel_case_types)]
 pub type veltix_server_connect_fn = Option<
     unsafe extern "C" fn(
@@ -80,6 +86,9 @@ pub type veltix_server_connect_fn = Option<
 /// (`veltix_server_close_client()` or `veltix_server_close()`). Clients
 /// that never completed the handshake are not reported. Calls allowed as in
 /// `veltix_server_message_fn`.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process. Catch
+/// everything inside (a C++ wrapper does it in its trampoline).
 #[allow(non_camel_case_types)]
 pub type veltix_server_disconnect_fn = Option<
     unsafe extern "C" fn(
