@@ -645,6 +645,7 @@ veltix_status_t veltix_client_new(const struct veltix_client_config_t *config,
 
 /**
  * Sets the callback run after each successful connection (NULL clears).
+ * Replacing or clearing it waits as `veltix_client_on_recv()` does.
  *
  * # Safety
  * As `veltix_client_on_recv()`.
@@ -655,6 +656,7 @@ veltix_status_t veltix_client_on_connect(struct veltix_client_t *client,
 
 /**
  * Sets the callback run at each disconnection step (NULL clears).
+ * Replacing or clearing it waits as `veltix_client_on_recv()` does.
  *
  * # Safety
  * As `veltix_client_on_recv()`.
@@ -666,6 +668,12 @@ veltix_status_t veltix_client_on_disconnect(struct veltix_client_t *client,
 /**
  * Sets the callback for messages that no route takes (NULL `fn` clears
  * it). Messages with neither are dropped with a log line.
+ *
+ * The previous callback, if any, is never started again once this returns
+ * (not even for messages already received), and, when called outside a
+ * callback, this returns only when the previous callback is not running,
+ * so what its `user_data` points to may then be released. Inside a
+ * callback it does not wait (it could be waiting for itself).
  *
  * # Safety
  * `client` must be a live client; `fn` must be callable from any thread
@@ -798,6 +806,9 @@ veltix_status_t veltix_client_stop_retry(struct veltix_client_t *client);
 
 /**
  * Removes the route of `type_code`; `VELTIX_ERR_NOT_FOUND` if none.
+ * The removed callback is never started again once this returns, and
+ * outside a callback this returns only when it is not running, as
+ * `veltix_client_on_recv()` describes.
  *
  * # Safety
  * `client` must be a live client.
@@ -1016,7 +1027,8 @@ veltix_status_t veltix_server_new(const struct veltix_server_config_t *config,
 
 /**
  * Sets the callback run when a client completes its handshake (NULL
- * clears it).
+ * clears it). Replacing or clearing it waits as
+ * `veltix_server_on_recv()` does.
  *
  * # Safety
  * As `veltix_server_on_recv()`.
@@ -1027,6 +1039,7 @@ veltix_status_t veltix_server_on_connect(struct veltix_server_t *server,
 
 /**
  * Sets the callback run when a connected client leaves (NULL clears it).
+ * Replacing or clearing it waits as `veltix_server_on_recv()` does.
  *
  * # Safety
  * As `veltix_server_on_recv()`.
@@ -1038,6 +1051,12 @@ veltix_status_t veltix_server_on_disconnect(struct veltix_server_t *server,
 /**
  * Sets the callback for messages that no route takes (NULL `fn` clears
  * it). Messages with neither are dropped with a log line.
+ *
+ * The previous callback, if any, is never started again once this returns
+ * (not even for messages already received), and, when called outside a
+ * callback, this returns only when the previous callback is not running,
+ * so what its `user_data` points to may then be released. Inside a
+ * callback it does not wait (it could be waiting for itself).
  *
  * # Safety
  * `server` must be a live server; `fn` must be callable from any thread
@@ -1247,6 +1266,9 @@ veltix_status_t veltix_server_start(struct veltix_server_t *server);
 
 /**
  * Removes the route of `type_code`; `VELTIX_ERR_NOT_FOUND` if none.
+ * The removed callback is never started again once this returns, and
+ * outside a callback this returns only when it is not running, as
+ * `veltix_server_on_recv()` describes.
  *
  * # Safety
  * `server` must be a live server.

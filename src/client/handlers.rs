@@ -14,4 +14,4 @@ pub type DisconnectHandler = Arc<dyn Fn(&Client, &DisconnectState) + Send + Sync
 
 /// A client's registered callbacks; kept across reconnections.
 pub(crate) type Callbacks =
-    crate::callbacks::Callbacks<MessageHandler, ConnectHandler, DisconnectHandler>;
+    crate::callbacks::CallbackTable<MessageHandler, ConnectHandler, DisconnectHandler>;

@@ -14,7 +14,7 @@ mod handlers;
 mod reader;
 mod reconnect;
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ pub struct Client {
 /// The shared state behind every [`Client`] handle.
 pub struct ClientInner {
     config: ClientConfig,
-    callbacks: RwLock<Callbacks>,
+    callbacks: Callbacks,
     pending: PendingRequests,
     workers: WorkerPool,
     state: Mutex<State>,
@@ -90,7 +90,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(ClientInner {
                 config,
-                callbacks: RwLock::default(),
+                callbacks: Callbacks::default(),
                 pending: PendingRequests::new(IdAllocator::new(CLIENT_IDS)),
                 workers,
                 state: Mutex::default(),
@@ -138,28 +138,37 @@ impl Client {
 
     /// Sets (or with `None` clears) the handler for messages without a route.
     pub fn on_recv(&self, handler: Option<MessageHandler>) {
-        self.callbacks_mut().on_recv = handler;
+        self.inner
+            .callbacks
+            .set_on_recv(handler, !self.inner.workers.is_worker_thread());
     }
 
     /// Sets (or clears) the handler run after each successful connection.
     pub fn on_connect(&self, handler: Option<ConnectHandler>) {
-        self.callbacks_mut().on_connect = handler;
+        self.inner
+            .callbacks
+            .set_on_connect(handler, !self.inner.workers.is_worker_thread());
     }
 
     /// Sets (or clears) the handler run on each disconnection step.
     pub fn on_disconnect(&self, handler: Option<DisconnectHandler>) {
-        self.callbacks_mut().on_disconnect = handler;
+        self.inner
+            .callbacks
+            .set_on_disconnect(handler, !self.inner.workers.is_worker_thread());
     }
 
     /// Routes messages of `type_code` to `handler` instead of `on_recv`.
     pub fn route(&self, type_code: u16, handler: MessageHandler) -> Result<()> {
-        self.callbacks_mut()
+        self.inner
+            .callbacks
             .route("veltix_client", type_code, handler)
     }
 
     /// Removes the route of `type_code`.
     pub fn unroute(&self, type_code: u16) -> Result<()> {
-        self.callbacks_mut().unroute(type_code)
+        self.inner
+            .callbacks
+            .unroute(type_code, !self.inner.workers.is_worker_thread())
     }
 
     // ----- connection lifecycle ------------------------------------------
@@ -412,18 +421,8 @@ impl Client {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Callbacks> {
-        self.inner
-            .callbacks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn callbacks(&self) -> std::sync::RwLockReadGuard<'_, Callbacks> {
-        self.inner
-            .callbacks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+    fn callbacks(&self) -> &Callbacks {
+        &self.inner.callbacks
     }
 
     fn connection(&self) -> Result<Arc<Connection>> {
@@ -534,9 +533,8 @@ impl Client {
         );
         let client = self.clone();
         self.inner.workers.submit_ordered(Box::new(move || {
-            let handler = client.callbacks().on_connect.clone();
-            if let Some(handler) = handler {
-                handler(&client);
+            if let Some(handler) = client.callbacks().on_connect() {
+                handler.call(|handler| handler(&client));
             }
         }));
     }
@@ -558,9 +556,8 @@ impl Client {
     fn report_disconnect(&self, report: Undelivered, disconnect: DisconnectState) {
         let client = self.clone();
         self.inner.workers.submit_ordered(Box::new(move || {
-            let handler = client.callbacks().on_disconnect.clone();
-            if let Some(handler) = handler {
-                handler(&client, &disconnect);
+            if let Some(handler) = client.callbacks().on_disconnect() {
+                handler.call(|handler| handler(&client, &disconnect));
             }
             drop(report);
         }));

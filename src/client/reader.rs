@@ -66,13 +66,16 @@ impl Client {
         let Some(message) = self.inner.pending.complete(super::THE_CONNECTION, message) else {
             return;
         };
-        let handler = self.callbacks().handler_for(message.type_code());
-        match handler {
-            Some(handler) => {
+        match self.callbacks().message_handler(message.type_code()) {
+            Some(_) => {
                 let client = self.clone();
                 let charge = connection.backlog.charge(message.payload().len());
+                // The handler is looked up again when the job runs: one
+                // removed or replaced meanwhile is never started.
                 self.inner.workers.submit_droppable(Box::new(move || {
-                    handler(&client, &message);
+                    if let Some(handler) = client.callbacks().message_handler(message.type_code()) {
+                        handler.call(|handler| handler(&client, &message));
+                    }
                     drop(charge);
                 }));
             }

@@ -211,6 +211,12 @@ pub unsafe extern "C" fn veltix_client_free(client: *mut veltix_client_t) {
 /// Sets the callback for messages that no route takes (NULL `fn` clears
 /// it). Messages with neither are dropped with a log line.
 ///
+/// The previous callback, if any, is never started again once this returns
+/// (not even for messages already received), and, when called outside a
+/// callback, this returns only when the previous callback is not running,
+/// so what its `user_data` points to may then be released. Inside a
+/// callback it does not wait (it could be waiting for itself).
+///
 /// # Safety
 /// `client` must be a live client; `fn` must be callable from any thread
 /// with `user_data`.
@@ -230,6 +236,7 @@ pub unsafe extern "C" fn veltix_client_on_recv(
 }
 
 /// Sets the callback run after each successful connection (NULL clears).
+/// Replacing or clearing it waits as `veltix_client_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_client_on_recv()`.
@@ -254,6 +261,7 @@ pub unsafe extern "C" fn veltix_client_on_connect(
 }
 
 /// Sets the callback run at each disconnection step (NULL clears).
+/// Replacing or clearing it waits as `veltix_client_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_client_on_recv()`.
@@ -311,6 +319,9 @@ pub unsafe extern "C" fn veltix_client_route(
 }
 
 /// Removes the route of `type_code`; `VELTIX_ERR_NOT_FOUND` if none.
+/// The removed callback is never started again once this returns, and
+/// outside a callback this returns only when it is not running, as
+/// `veltix_client_on_recv()` describes.
 ///
 /// # Safety
 /// `client` must be a live client.

@@ -311,6 +311,12 @@ fn message_handler(
 /// Sets the callback for messages that no route takes (NULL `fn` clears
 /// it). Messages with neither are dropped with a log line.
 ///
+/// The previous callback, if any, is never started again once this returns
+/// (not even for messages already received), and, when called outside a
+/// callback, this returns only when the previous callback is not running,
+/// so what its `user_data` points to may then be released. Inside a
+/// callback it does not wait (it could be waiting for itself).
+///
 /// # Safety
 /// `server` must be a live server; `fn` must be callable from any thread
 /// with `user_data`.
@@ -330,7 +336,8 @@ pub unsafe extern "C" fn veltix_server_on_recv(
 }
 
 /// Sets the callback run when a client completes its handshake (NULL
-/// clears it).
+/// clears it). Replacing or clearing it waits as
+/// `veltix_server_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_server_on_recv()`.
@@ -355,6 +362,7 @@ pub unsafe extern "C" fn veltix_server_on_connect(
 }
 
 /// Sets the callback run when a connected client leaves (NULL clears it).
+/// Replacing or clearing it waits as `veltix_server_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_server_on_recv()`.
@@ -409,6 +417,9 @@ pub unsafe extern "C" fn veltix_server_route(
 }
 
 /// Removes the route of `type_code`; `VELTIX_ERR_NOT_FOUND` if none.
+/// The removed callback is never started again once this returns, and
+/// outside a callback this returns only when it is not running, as
+/// `veltix_server_on_recv()` describes.
 ///
 /// # Safety
 /// `server` must be a live server.

@@ -19,9 +19,11 @@ impl Server {
     pub(super) fn peer_connected(&self, peer: &Arc<Peer>) {
         self.peers_mut().insert(peer.id, peer.clone());
         log_at!(Debug, "peer {} ({}) connected", peer.id, peer.addr);
-        if let Some(handler) = self.callbacks().on_connect.clone() {
-            self.run_in_lane(peer, move |server, id| handler(server, id));
-        }
+        self.run_in_lane(peer, move |server, id| {
+            if let Some(handler) = server.callbacks().on_connect() {
+                handler.call(|handler| handler(server, id));
+            }
+        });
     }
 
     /// A connected peer's connection ended: it leaves the API, its pending
@@ -41,9 +43,11 @@ impl Server {
             peer.id,
             peer.addr
         );
-        if let Some(handler) = self.callbacks().on_disconnect.clone() {
-            self.run_in_lane(peer, move |server, id| handler(server, id, reason));
-        }
+        self.run_in_lane(peer, move |server, id| {
+            if let Some(handler) = server.callbacks().on_disconnect() {
+                handler.call(|handler| handler(server, id, reason));
+            }
+        });
     }
 
     /// Routes one message from `peer`, in the reference's order: PING is
@@ -60,18 +64,21 @@ impl Server {
         let Some(message) = self.inner.pending.complete(peer.id, message) else {
             return;
         };
-        let handler = self.callbacks().handler_for(message.type_code());
-        match handler {
-            Some(handler) => {
+        match self.callbacks().message_handler(message.type_code()) {
+            Some(_) => {
                 let charge = peer.backlog.charge(message.payload().len());
                 let server = self.clone();
                 let id = peer.id;
                 // Droppable: a server closing, or cutting this peer to stay
-                // within its memory budget, drops it if not started.
+                // within its memory budget, drops it if not started. The
+                // handler is looked up again when the job runs: one removed
+                // or replaced meanwhile is never started.
                 self.inner.workers.submit_droppable_in(
                     &peer.lane,
                     Box::new(move || {
-                        handler(&server, id, &message);
+                        if let Some(handler) = server.callbacks().message_handler(message.type_code()) {
+                            handler.call(|handler| handler(&server, id, &message));
+                        }
                         drop(charge);
                     }),
                 );

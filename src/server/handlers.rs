@@ -15,4 +15,4 @@ pub type PeerDisconnectHandler = Arc<dyn Fn(&Server, PeerId, DisconnectReason) +
 
 /// A server's registered callbacks; kept across restarts.
 pub(crate) type Callbacks =
-    crate::callbacks::Callbacks<PeerMessageHandler, PeerConnectHandler, PeerDisconnectHandler>;
+    crate::callbacks::CallbackTable<PeerMessageHandler, PeerConnectHandler, PeerDisconnectHandler>;

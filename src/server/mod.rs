@@ -50,7 +50,7 @@ pub struct Server {
 /// The shared state behind every [`Server`] handle.
 pub struct ServerInner {
     config: ServerConfig,
-    callbacks: RwLock<Callbacks>,
+    callbacks: Callbacks,
     /// Peers that completed the handshake and are not yet disconnected.
     peers: RwLock<HashMap<PeerId, Arc<Peer>>>,
     pending: PendingRequests,
@@ -79,7 +79,7 @@ impl Server {
             .map_err(|e| Error::io("cannot start the worker threads", &e))?;
         Ok(Server {
             inner: Arc::new(ServerInner {
-                callbacks: RwLock::default(),
+                callbacks: Callbacks::default(),
                 peers: RwLock::default(),
                 pending: PendingRequests::new(IdAllocator::new(SERVER_IDS)),
                 workers,
@@ -134,28 +134,37 @@ impl Server {
 
     /// Sets (or with `None` clears) the handler for messages without a route.
     pub fn on_recv(&self, handler: Option<PeerMessageHandler>) {
-        self.callbacks_mut().on_recv = handler;
+        self.inner
+            .callbacks
+            .set_on_recv(handler, !self.inner.workers.is_worker_thread());
     }
 
     /// Sets (or clears) the handler run when a peer completes its handshake.
     pub fn on_connect(&self, handler: Option<PeerConnectHandler>) {
-        self.callbacks_mut().on_connect = handler;
+        self.inner
+            .callbacks
+            .set_on_connect(handler, !self.inner.workers.is_worker_thread());
     }
 
     /// Sets (or clears) the handler run when a connected peer leaves.
     pub fn on_disconnect(&self, handler: Option<PeerDisconnectHandler>) {
-        self.callbacks_mut().on_disconnect = handler;
+        self.inner
+            .callbacks
+            .set_on_disconnect(handler, !self.inner.workers.is_worker_thread());
     }
 
     /// Routes messages of `type_code` to `handler` instead of `on_recv`.
     pub fn route(&self, type_code: u16, handler: PeerMessageHandler) -> Result<()> {
-        self.callbacks_mut()
+        self.inner
+            .callbacks
             .route("veltix_server", type_code, handler)
     }
 
     /// Removes the route of `type_code`.
     pub fn unroute(&self, type_code: u16) -> Result<()> {
-        self.callbacks_mut().unroute(type_code)
+        self.inner
+            .callbacks
+            .unroute(type_code, !self.inner.workers.is_worker_thread())
     }
 
     // ----- lifecycle ----------------------------------------------------
@@ -463,17 +472,7 @@ impl Server {
         self.inner.peers.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn callbacks(&self) -> RwLockReadGuard<'_, Callbacks> {
-        self.inner
-            .callbacks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn callbacks_mut(&self) -> RwLockWriteGuard<'_, Callbacks> {
-        self.inner
-            .callbacks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
+    fn callbacks(&self) -> &Callbacks {
+        &self.inner.callbacks
     }
 }
