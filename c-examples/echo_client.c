@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
 
     example_config(&config, argc, argv);
     example_check(veltix_client_new(&config, &client), "veltix_client_new");
-    example_check(veltix_client_on_recv(client, on_recv, NULL), "veltix_client_on_recv");
+    example_check(veltix_client_on_recv(client, on_recv, NULL, NULL), "veltix_client_on_recv");
     example_check(veltix_client_connect(client), "veltix_client_connect");
     printf("connected to %s:%u\n", config.server_addr, (unsigned)config.port);
 

@@ -90,12 +90,12 @@ int main(int argc, char **argv) {
     config.host = "127.0.0.1";
     config.port = (uint16_t)(argc > 1 ? atoi(argv[1]) : 8080);
     example_check(veltix_server_new(&config, &server), "veltix_server_new");
-    example_check(veltix_server_on_connect(server, on_connect, NULL), "veltix_server_on_connect");
-    example_check(veltix_server_on_disconnect(server, on_disconnect, NULL),
+    example_check(veltix_server_on_connect(server, on_connect, NULL, NULL), "veltix_server_on_connect");
+    example_check(veltix_server_on_disconnect(server, on_disconnect, NULL, NULL),
                   "veltix_server_on_disconnect");
-    example_check(veltix_server_route(server, ECHO, on_echo, NULL), "veltix_server_route");
-    example_check(veltix_server_route(server, CMD, on_command, NULL), "veltix_server_route");
-    example_check(veltix_server_on_recv(server, on_recv, NULL), "veltix_server_on_recv");
+    example_check(veltix_server_route(server, ECHO, on_echo, NULL, NULL), "veltix_server_route");
+    example_check(veltix_server_route(server, CMD, on_command, NULL, NULL), "veltix_server_route");
+    example_check(veltix_server_on_recv(server, on_recv, NULL, NULL), "veltix_server_on_recv");
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     example_check(veltix_server_start(server), "veltix_server_start");

@@ -62,8 +62,8 @@ int main(int argc, char **argv) {
     config.retry = 5;
     config.retry_delay_ms = 200;
     example_check(veltix_client_new(&config, &client), "veltix_client_new");
-    example_check(veltix_client_on_connect(client, on_connect, NULL), "on_connect");
-    example_check(veltix_client_on_disconnect(client, on_disconnect, NULL), "on_disconnect");
+    example_check(veltix_client_on_connect(client, on_connect, NULL, NULL), "on_connect");
+    example_check(veltix_client_on_disconnect(client, on_disconnect, NULL, NULL), "on_disconnect");
     example_check(veltix_client_connect(client), "veltix_client_connect");
 
     example_check(veltix_client_send(client, 210, (const uint8_t *)close_me, sizeof close_me - 1),

@@ -163,6 +163,19 @@ typedef void (*veltix_connect_fn)(void *user_data,
                                   struct veltix_client_t *client);
 
 /**
+ * Releases a callback's `user_data`, given with it when the callback is
+ * registered (`free_user_data`, NULL for none). It is called exactly once,
+ * with that `user_data`, when the callback can never run again: when it is
+ * replaced, cleared or unrouted (after its running calls have returned),
+ * or when the handle is freed. It runs on the thread that ends the last
+ * use: the one replacing or removing the callback, a worker finishing the
+ * callback's last call, or the one freeing the handle. It is not called
+ * when the registration fails, nor for a registration with a NULL `fn`.
+ * It must not call into the library with the handle being freed.
+ */
+typedef void (*veltix_free_fn)(void *user_data);
+
+/**
  * Why a connection ended (a fixed-width integer, see `VELTIX_DISCONNECT_*`).
  */
 typedef int32_t veltix_disconnect_reason_t;
@@ -652,7 +665,8 @@ veltix_status_t veltix_client_new(const struct veltix_client_config_t *config,
  */
 veltix_status_t veltix_client_on_connect(struct veltix_client_t *client,
                                          veltix_connect_fn fn,
-                                         void *user_data);
+                                         void *user_data,
+                                         veltix_free_fn free_user_data);
 
 /**
  * Sets the callback run at each disconnection step (NULL clears).
@@ -663,7 +677,8 @@ veltix_status_t veltix_client_on_connect(struct veltix_client_t *client,
  */
 veltix_status_t veltix_client_on_disconnect(struct veltix_client_t *client,
                                             veltix_disconnect_fn fn,
-                                            void *user_data);
+                                            void *user_data,
+                                            veltix_free_fn free_user_data);
 
 /**
  * Sets the callback for messages that no route takes (NULL `fn` clears
@@ -674,6 +689,9 @@ veltix_status_t veltix_client_on_disconnect(struct veltix_client_t *client,
  * callback, this returns only when the previous callback is not running,
  * so what its `user_data` points to may then be released. Inside a
  * callback it does not wait (it could be waiting for itself).
+ * `free_user_data` (may be NULL) releases `user_data` once this
+ * registration can never run again (see `veltix_free_fn`); every
+ * registration function takes one.
  *
  * # Safety
  * `client` must be a live client; `fn` must be callable from any thread
@@ -681,7 +699,8 @@ veltix_status_t veltix_client_on_disconnect(struct veltix_client_t *client,
  */
 veltix_status_t veltix_client_on_recv(struct veltix_client_t *client,
                                       veltix_message_fn fn,
-                                      void *user_data);
+                                      void *user_data,
+                                      veltix_free_fn free_user_data);
 
 /**
  * Pings the server (PING, answered by PONG) and writes the round trip in
@@ -738,7 +757,8 @@ veltix_status_t veltix_client_retry(struct veltix_client_t *client,
 veltix_status_t veltix_client_route(struct veltix_client_t *client,
                                     uint16_t type_code,
                                     veltix_message_fn fn,
-                                    void *user_data);
+                                    void *user_data,
+                                    veltix_free_fn free_user_data);
 
 /**
  * Sends `len` bytes at `data` as a message of `type_code` (with a fresh
@@ -1035,7 +1055,8 @@ veltix_status_t veltix_server_new(const struct veltix_server_config_t *config,
  */
 veltix_status_t veltix_server_on_connect(struct veltix_server_t *server,
                                          veltix_server_connect_fn fn,
-                                         void *user_data);
+                                         void *user_data,
+                                         veltix_free_fn free_user_data);
 
 /**
  * Sets the callback run when a connected client leaves (NULL clears it).
@@ -1046,7 +1067,8 @@ veltix_status_t veltix_server_on_connect(struct veltix_server_t *server,
  */
 veltix_status_t veltix_server_on_disconnect(struct veltix_server_t *server,
                                             veltix_server_disconnect_fn fn,
-                                            void *user_data);
+                                            void *user_data,
+                                            veltix_free_fn free_user_data);
 
 /**
  * Sets the callback for messages that no route takes (NULL `fn` clears
@@ -1057,6 +1079,9 @@ veltix_status_t veltix_server_on_disconnect(struct veltix_server_t *server,
  * callback, this returns only when the previous callback is not running,
  * so what its `user_data` points to may then be released. Inside a
  * callback it does not wait (it could be waiting for itself).
+ * `free_user_data` (may be NULL) releases `user_data` once this
+ * registration can never run again (see `veltix_free_fn`); every
+ * registration function takes one.
  *
  * # Safety
  * `server` must be a live server; `fn` must be callable from any thread
@@ -1064,7 +1089,8 @@ veltix_status_t veltix_server_on_disconnect(struct veltix_server_t *server,
  */
 veltix_status_t veltix_server_on_recv(struct veltix_server_t *server,
                                       veltix_server_message_fn fn,
-                                      void *user_data);
+                                      void *user_data,
+                                      veltix_free_fn free_user_data);
 
 /**
  * Writes `peer`'s IP address as text (e.g. `"127.0.0.1"` or `"::1"`), NUL
@@ -1175,7 +1201,8 @@ veltix_status_t veltix_server_reply(struct veltix_server_t *server,
 veltix_status_t veltix_server_route(struct veltix_server_t *server,
                                     uint16_t type_code,
                                     veltix_server_message_fn fn,
-                                    void *user_data);
+                                    void *user_data,
+                                    veltix_free_fn free_user_data);
 
 /**
  * Sends `len` bytes at `data` to `peer` as a message of `type_code` (with

@@ -312,7 +312,7 @@ fn null_pointers_and_invalid_config_are_refused() {
         );
         assert!(response.is_null());
         assert_eq!(
-            veltix_client_route(c, 200, None, ptr::null_mut()),
+            veltix_client_route(c, 200, None, ptr::null_mut(), None),
             VELTIX_ERR_NULL_POINTER
         );
         assert_eq!(
@@ -331,7 +331,7 @@ fn null_pointers_and_invalid_config_are_refused() {
             assert_eq!(f(ptr::null_mut()), VELTIX_ERR_NULL_POINTER);
         }
         assert_eq!(
-            veltix_client_on_recv(ptr::null_mut(), None, ptr::null_mut()),
+            veltix_client_on_recv(ptr::null_mut(), None, ptr::null_mut(), None),
             VELTIX_ERR_NULL_POINTER
         );
         assert_eq!(veltix_message_type(ptr::null()), 0);

@@ -7,7 +7,7 @@
 mod support;
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::capi::{disconnect, last_error, TestClient};
@@ -140,7 +140,7 @@ fn client_unroute_returns_only_when_the_callback_is_not_running() {
     let user_data = &*state as *const SlowCallback as *mut c_void;
     let client = TestClient::new(port, |_| {});
     assert_eq!(
-        unsafe { veltix_client_route(client.ptr, 230, Some(slow_client_route), user_data) },
+        unsafe { veltix_client_route(client.ptr, 230, Some(slow_client_route), user_data, None) },
         VELTIX_OK
     );
     assert_eq!(client.connect(), VELTIX_OK);
@@ -160,7 +160,7 @@ fn server_unroute_returns_only_when_the_callback_is_not_running() {
     let state = Box::new(SlowCallback::default());
     let user_data = &*state as *const SlowCallback as *mut c_void;
     assert_eq!(
-        unsafe { veltix_server_route(server.ptr, 230, Some(slow_server_route), user_data) },
+        unsafe { veltix_server_route(server.ptr, 230, Some(slow_server_route), user_data, None) },
         VELTIX_OK
     );
     let client = TestClient::connected(server.port);
@@ -172,4 +172,189 @@ fn server_unroute_returns_only_when_the_callback_is_not_running() {
         "unroute returned while the callback was running"
     );
     drop(client);
+}
+
+unsafe extern "C" fn count_free(user_data: *mut c_void) {
+    (*(user_data as *const AtomicUsize)).fetch_add(1, Ordering::SeqCst);
+}
+
+unsafe extern "C" fn ignore_message(
+    _: *mut c_void,
+    _: *mut veltix_client_t,
+    _: *const veltix_message_t,
+) {
+}
+
+unsafe extern "C" fn ignore_connect(_: *mut c_void, _: *mut veltix_client_t) {}
+
+unsafe extern "C" fn ignore_server_message(
+    _: *mut c_void,
+    _: *mut veltix_server_t,
+    _: veltix_peer_id_t,
+    _: *const veltix_message_t,
+) {
+}
+
+/// A user_data that counts how often it was released.
+fn counter() -> Box<AtomicUsize> {
+    Box::new(AtomicUsize::new(0))
+}
+
+fn data(counter: &AtomicUsize) -> *mut c_void {
+    counter as *const AtomicUsize as *mut c_void
+}
+
+fn frees(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+#[test]
+fn client_free_user_data_runs_exactly_once_in_every_path() {
+    let client = TestClient::new(support::free_port(), |_| {});
+    let free = Some(count_free as unsafe extern "C" fn(*mut c_void));
+    let (replaced, cleared, unrouted, at_free, refused, kept) = (
+        counter(),
+        counter(),
+        counter(),
+        counter(),
+        counter(),
+        counter(),
+    );
+    unsafe {
+        // Replaced by another on_recv.
+        veltix_client_on_recv(client.ptr, Some(ignore_message), data(&replaced), free);
+        veltix_client_on_recv(client.ptr, Some(ignore_message), data(&cleared), free);
+        assert_eq!(frees(&replaced), 1, "replaced");
+        // Cleared with NULL; the NULL registration's own free is not taken.
+        veltix_client_on_recv(client.ptr, None, data(&kept), free);
+        assert_eq!(frees(&cleared), 1, "cleared");
+        // Unrouted.
+        veltix_client_route(client.ptr, 230, Some(ignore_message), data(&unrouted), free);
+        assert_eq!(frees(&unrouted), 0, "still routed");
+        veltix_client_unroute(client.ptr, 230);
+        assert_eq!(frees(&unrouted), 1, "unrouted");
+        // A refused registration does not take its user_data.
+        veltix_client_route(client.ptr, 231, Some(ignore_message), data(&at_free), free);
+        assert_eq!(
+            veltix_client_route(client.ptr, 231, Some(ignore_message), data(&refused), free),
+            VELTIX_ERR_ALREADY_EXISTS
+        );
+        veltix_client_on_connect(client.ptr, Some(ignore_connect), data(&at_free), free);
+    }
+    assert_eq!(frees(&refused), 0, "refused route");
+    assert_eq!(frees(&at_free), 0, "still registered");
+    drop(client);
+    assert_eq!(frees(&at_free), 2, "the route and on_connect, at free");
+    for (name, c) in [
+        ("replaced", &replaced),
+        ("cleared", &cleared),
+        ("unrouted", &unrouted),
+    ] {
+        assert_eq!(frees(c), 1, "{name}: exactly once");
+    }
+    assert_eq!((frees(&refused), frees(&kept)), (0, 0));
+}
+
+#[test]
+fn server_free_user_data_runs_exactly_once_in_every_path() {
+    let free = Some(count_free as unsafe extern "C" fn(*mut c_void));
+    let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
+    unsafe { veltix_server_config_init(&mut config) };
+    let mut server = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { veltix_server_new(&config, &mut server) },
+        VELTIX_OK
+    );
+    let (replaced, unrouted, at_free, refused) = (counter(), counter(), counter(), counter());
+    unsafe {
+        veltix_server_on_recv(server, Some(ignore_server_message), data(&replaced), free);
+        veltix_server_on_recv(server, Some(ignore_server_message), data(&at_free), free);
+        assert_eq!(frees(&replaced), 1, "replaced");
+        veltix_server_route(
+            server,
+            230,
+            Some(ignore_server_message),
+            data(&unrouted),
+            free,
+        );
+        veltix_server_unroute(server, 230);
+        assert_eq!(frees(&unrouted), 1, "unrouted");
+        veltix_server_route(
+            server,
+            231,
+            Some(ignore_server_message),
+            data(&at_free),
+            free,
+        );
+        assert_eq!(
+            veltix_server_route(
+                server,
+                231,
+                Some(ignore_server_message),
+                data(&refused),
+                free
+            ),
+            VELTIX_ERR_ALREADY_EXISTS
+        );
+        assert_eq!(frees(&at_free), 0);
+        veltix_server_free(server);
+    }
+    assert_eq!(frees(&at_free), 2, "on_recv and the route, at free");
+    assert_eq!(
+        (frees(&replaced), frees(&unrouted), frees(&refused)),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn free_user_data_waits_for_the_running_call() {
+    let (server, port) = local_server();
+    server.on_connect(Some(std::sync::Arc::new(|server, peer| {
+        let _ = server.send(peer, 230, b"slow");
+    })));
+    let client = TestClient::new(port, |_| {});
+    // The route's user_data: its slow-callback state, and how often it was
+    // released (which must come after the running call finished).
+    unsafe extern "C" fn slow_then_count(
+        user_data: *mut c_void,
+        client: *mut veltix_client_t,
+        message: *const veltix_message_t,
+    ) {
+        let pair = &*(user_data as *const (SlowCallback, AtomicUsize));
+        slow_client_route(
+            &pair.0 as *const SlowCallback as *mut c_void,
+            client,
+            message,
+        );
+    }
+    unsafe extern "C" fn count_pair_free(user_data: *mut c_void) {
+        let pair = &*(user_data as *const (SlowCallback, AtomicUsize));
+        assert!(
+            pair.0.finished.load(Ordering::SeqCst),
+            "released while its callback ran"
+        );
+        pair.1.fetch_add(1, Ordering::SeqCst);
+    }
+    let pair = Box::new((SlowCallback::default(), AtomicUsize::new(0)));
+    let pair_ptr = &*pair as *const (SlowCallback, AtomicUsize) as *mut c_void;
+    unsafe {
+        veltix_client_route(
+            client.ptr,
+            230,
+            Some(slow_then_count),
+            pair_ptr,
+            Some(count_pair_free),
+        );
+    }
+    assert_eq!(client.connect(), VELTIX_OK);
+    wait_until("the route callback to start", &pair.0.started);
+    assert_eq!(unsafe { veltix_client_unroute(client.ptr, 230) }, VELTIX_OK);
+    assert_eq!(
+        pair.1.load(Ordering::SeqCst),
+        1,
+        "released once, after the call"
+    );
+    drop(client);
+    assert_eq!(pair.1.load(Ordering::SeqCst), 1, "and not again at free");
+    server.shut_down();
 }

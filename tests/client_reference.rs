@@ -86,7 +86,7 @@ fn route_then_on_recv_then_pending_order() {
     assert_eq!(client.next_message(), (None, b"unrouted".to_vec()));
     // With neither, the message is dropped (logged) and nothing breaks.
     assert_eq!(
-        unsafe { veltix_client_on_recv(client.ptr, None, std::ptr::null_mut()) },
+        unsafe { veltix_client_on_recv(client.ptr, None, std::ptr::null_mut(), None) },
         VELTIX_OK
     );
     assert_eq!(client.send(ECHO, b"dropped"), VELTIX_OK);

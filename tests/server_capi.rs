@@ -298,7 +298,7 @@ fn free_from_inside_a_callback_returns_and_closes_everything() {
     unsafe {
         assert_eq!(veltix_server_new(&config, &mut server), VELTIX_OK);
         assert_eq!(
-            veltix_server_on_recv(server, Some(free_on_message), std::ptr::null_mut()),
+            veltix_server_on_recv(server, Some(free_on_message), std::ptr::null_mut(), None),
             VELTIX_OK
         );
         assert_eq!(veltix_server_start(server), VELTIX_OK);

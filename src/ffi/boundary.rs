@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 
 use super::status::{status_of, veltix_status_t, VELTIX_OK};
 use crate::error::{Error, Result};
@@ -123,6 +124,76 @@ impl UserData {
     /// The pointer (a method, so closures capture the whole `Send` wrapper).
     pub fn get(self) -> *mut c_void {
         self.0
+    }
+}
+
+/// Releases a callback's `user_data`, given with it when the callback is
+/// registered (`free_user_data`, NULL for none). It is called exactly once,
+/// with that `user_data`, when the callback can never run again: when it is
+/// replaced, cleared or unrouted (after its running calls have returned),
+/// or when the handle is freed. It runs on the thread that ends the last
+/// use: the one replacing or removing the callback, a worker finishing the
+/// callback's last call, or the one freeing the handle. It is not called
+/// when the registration fails, nor for a registration with a NULL `fn`.
+/// It must not call into the library with the handle being freed.
+#[allow(non_camel_case_types)]
+pub type veltix_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// A registered callback's `user_data` and the function that releases it
+/// (`free_user_data`): called once, with `user_data`, on whichever thread
+/// drops the last reference to the registration (the one replacing or
+/// removing it, a worker finishing its last call, or the one freeing the
+/// handle), unless the registration did not happen ([`CallbackData::keep`]).
+pub(crate) struct CallbackData {
+    user_data: UserData,
+    free: Mutex<veltix_free_fn>,
+}
+
+impl CallbackData {
+    pub fn new(user_data: *mut c_void, free: veltix_free_fn) -> Arc<Self> {
+        Arc::new(CallbackData {
+            user_data: UserData::new(user_data),
+            free: Mutex::new(free),
+        })
+    }
+
+    /// The `user_data` pointer.
+    pub fn get(&self) -> *mut c_void {
+        self.user_data.get()
+    }
+
+    /// The registration failed or registered nothing: the caller keeps
+    /// `user_data`, and `free_user_data` is never called.
+    pub fn keep(&self) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// The handler `make` builds from the C callback `callback`, if it is not
+/// NULL; for NULL (clearing a callback) nothing is registered, so `data`'s
+/// `free_user_data` is never called.
+pub(crate) fn registration<F, H>(
+    callback: Option<F>,
+    data: &Arc<CallbackData>,
+    make: impl FnOnce(F, Arc<CallbackData>) -> H,
+) -> Option<H> {
+    match callback {
+        Some(callback) => Some(make(callback, data.clone())),
+        None => {
+            data.keep();
+            None
+        }
+    }
+}
+
+impl Drop for CallbackData {
+    fn drop(&mut self) {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(free) = free {
+            // SAFETY: the caller registered `free` to release this pointer;
+            // this is the one call.
+            unsafe { free(self.user_data.get()) }
+        }
     }
 }
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{
-    non_null, non_null_mut, payload_slice, with_fallback, with_status, UserData,
+    non_null, non_null_mut, payload_slice, registration, veltix_free_fn, with_fallback,
+    with_status, CallbackData,
 };
 use super::config::veltix_client_config_t;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
@@ -145,11 +146,11 @@ fn handle(client: &Client) -> *mut veltix_client_t {
 
 fn message_handler(
     callback: unsafe extern "C" fn(*mut c_void, *mut veltix_client_t, *const veltix_message_t),
-    user_data: UserData,
+    data: Arc<CallbackData>,
 ) -> MessageHandler {
     Arc::new(move |client, message| {
         // SAFETY: the callback and user_data were registered together.
-        unsafe { callback(user_data.get(), handle(client), message_handle(message)) }
+        unsafe { callback(data.get(), handle(client), message_handle(message)) }
     })
 }
 
@@ -216,6 +217,9 @@ pub unsafe extern "C" fn veltix_client_free(client: *mut veltix_client_t) {
 /// callback, this returns only when the previous callback is not running,
 /// so what its `user_data` points to may then be released. Inside a
 /// callback it does not wait (it could be waiting for itself).
+/// `free_user_data` (may be NULL) releases `user_data` once this
+/// registration can never run again (see `veltix_free_fn`); every
+/// registration function takes one.
 ///
 /// # Safety
 /// `client` must be a live client; `fn` must be callable from any thread
@@ -225,11 +229,12 @@ pub unsafe extern "C" fn veltix_client_on_recv(
     client: *mut veltix_client_t,
     r#fn: veltix_message_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_client(client, |client| {
-            let user_data = UserData::new(user_data);
-            client.on_recv(r#fn.map(|callback| message_handler(callback, user_data)));
+            let data = CallbackData::new(user_data, free_user_data);
+            client.on_recv(registration(r#fn, &data, message_handler));
             Ok(())
         })
     })
@@ -245,14 +250,15 @@ pub unsafe extern "C" fn veltix_client_on_connect(
     client: *mut veltix_client_t,
     r#fn: veltix_connect_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_client(client, |client| {
-            let user_data = UserData::new(user_data);
-            client.on_connect(r#fn.map(|callback| {
+            let data = CallbackData::new(user_data, free_user_data);
+            client.on_connect(registration(r#fn, &data, |callback, data| {
                 Arc::new(move |client: &Client| {
                     // SAFETY: registered together with user_data.
-                    unsafe { callback(user_data.get(), handle(client)) }
+                    unsafe { callback(data.get(), handle(client)) }
                 }) as ConnectHandler
             }));
             Ok(())
@@ -270,11 +276,12 @@ pub unsafe extern "C" fn veltix_client_on_disconnect(
     client: *mut veltix_client_t,
     r#fn: veltix_disconnect_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_client(client, |client| {
-            let user_data = UserData::new(user_data);
-            client.on_disconnect(r#fn.map(|callback| {
+            let data = CallbackData::new(user_data, free_user_data);
+            client.on_disconnect(registration(r#fn, &data, |callback, data| {
                 Arc::new(move |client: &Client, state: &DisconnectState| {
                     let state = veltix_disconnect_state_t {
                         permanent: state.permanent,
@@ -283,7 +290,7 @@ pub unsafe extern "C" fn veltix_client_on_disconnect(
                         reason: reason_code(state.reason),
                     };
                     // SAFETY: registered together with user_data.
-                    unsafe { callback(user_data.get(), handle(client), &state) }
+                    unsafe { callback(data.get(), handle(client), &state) }
                 }) as DisconnectHandler
             }));
             Ok(())
@@ -306,14 +313,17 @@ pub unsafe extern "C" fn veltix_client_route(
     type_code: u16,
     r#fn: veltix_message_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_client(client, |client| {
             let callback = r#fn.ok_or(Error::NullPointer("fn"))?;
-            client.route(
-                type_code,
-                message_handler(callback, UserData::new(user_data)),
-            )
+            let data = CallbackData::new(user_data, free_user_data);
+            let routed = client.route(type_code, message_handler(callback, data.clone()));
+            if routed.is_err() {
+                data.keep();
+            }
+            routed
         })
     })
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{
-    non_null, non_null_mut, payload_slice, utf8, with_fallback, with_status, UserData,
+    non_null, non_null_mut, payload_slice, registration, utf8, veltix_free_fn, with_fallback,
+    with_status, CallbackData,
 };
 use super::client::{reason_code, veltix_disconnect_reason_t};
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
@@ -293,18 +294,11 @@ fn message_handler(
         veltix_peer_id_t,
         *const veltix_message_t,
     ),
-    user_data: UserData,
+    data: Arc<CallbackData>,
 ) -> PeerMessageHandler {
     Arc::new(move |server, peer, message| {
         // SAFETY: the callback and user_data were registered together.
-        unsafe {
-            callback(
-                user_data.get(),
-                handle(server),
-                peer,
-                message_handle(message),
-            )
-        }
+        unsafe { callback(data.get(), handle(server), peer, message_handle(message)) }
     })
 }
 
@@ -316,6 +310,9 @@ fn message_handler(
 /// callback, this returns only when the previous callback is not running,
 /// so what its `user_data` points to may then be released. Inside a
 /// callback it does not wait (it could be waiting for itself).
+/// `free_user_data` (may be NULL) releases `user_data` once this
+/// registration can never run again (see `veltix_free_fn`); every
+/// registration function takes one.
 ///
 /// # Safety
 /// `server` must be a live server; `fn` must be callable from any thread
@@ -325,11 +322,12 @@ pub unsafe extern "C" fn veltix_server_on_recv(
     server: *mut veltix_server_t,
     r#fn: veltix_server_message_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_server(server, |server| {
-            let user_data = UserData::new(user_data);
-            server.on_recv(r#fn.map(|callback| message_handler(callback, user_data)));
+            let data = CallbackData::new(user_data, free_user_data);
+            server.on_recv(registration(r#fn, &data, message_handler));
             Ok(())
         })
     })
@@ -346,14 +344,15 @@ pub unsafe extern "C" fn veltix_server_on_connect(
     server: *mut veltix_server_t,
     r#fn: veltix_server_connect_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_server(server, |server| {
-            let user_data = UserData::new(user_data);
-            server.on_connect(r#fn.map(|callback| {
+            let data = CallbackData::new(user_data, free_user_data);
+            server.on_connect(registration(r#fn, &data, |callback, data| {
                 Arc::new(move |server: &Server, peer: PeerId| {
                     // SAFETY: registered together with user_data.
-                    unsafe { callback(user_data.get(), handle(server), peer) }
+                    unsafe { callback(data.get(), handle(server), peer) }
                 }) as PeerConnectHandler
             }));
             Ok(())
@@ -371,17 +370,16 @@ pub unsafe extern "C" fn veltix_server_on_disconnect(
     server: *mut veltix_server_t,
     r#fn: veltix_server_disconnect_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_server(server, |server| {
-            let user_data = UserData::new(user_data);
-            server.on_disconnect(r#fn.map(|callback| {
+            let data = CallbackData::new(user_data, free_user_data);
+            server.on_disconnect(registration(r#fn, &data, |callback, data| {
                 Arc::new(
                     move |server: &Server, peer: PeerId, reason: DisconnectReason| {
                         // SAFETY: registered together with user_data.
-                        unsafe {
-                            callback(user_data.get(), handle(server), peer, reason_code(reason))
-                        }
+                        unsafe { callback(data.get(), handle(server), peer, reason_code(reason)) }
                     },
                 ) as PeerDisconnectHandler
             }));
@@ -404,14 +402,17 @@ pub unsafe extern "C" fn veltix_server_route(
     type_code: u16,
     r#fn: veltix_server_message_fn,
     user_data: *mut c_void,
+    free_user_data: veltix_free_fn,
 ) -> veltix_status_t {
     with_status(|| {
         with_server(server, |server| {
             let callback = r#fn.ok_or(Error::NullPointer("fn"))?;
-            server.route(
-                type_code,
-                message_handler(callback, UserData::new(user_data)),
-            )
+            let data = CallbackData::new(user_data, free_user_data);
+            let routed = server.route(type_code, message_handler(callback, data.clone()));
+            if routed.is_err() {
+                data.keep();
+            }
+            routed
         })
     })
 }

@@ -99,7 +99,7 @@ static void test_free_inside_callback(void) {
     int i, done = 0;
     pthread_mutex_init(&state.lock, NULL);
     state.done = 0;
-    CHECK(veltix_client_on_recv(client, free_me, &state) == VELTIX_OK);
+    CHECK(veltix_client_on_recv(client, free_me, &state, NULL) == VELTIX_OK);
     CHECK(veltix_client_connect(client) == VELTIX_OK);
     CHECK(veltix_client_send_text(client, 200, "free me") == VELTIX_OK);
     for (i = 0; i < 200 && !done; i++) {

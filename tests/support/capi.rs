@@ -147,15 +147,15 @@ impl TestClient {
         let user_data = &*sink as *const Sink as *mut c_void;
         unsafe {
             assert_eq!(
-                veltix_client_on_recv(ptr, Some(on_recv), user_data),
+                veltix_client_on_recv(ptr, Some(on_recv), user_data, None),
                 VELTIX_OK
             );
             assert_eq!(
-                veltix_client_on_connect(ptr, Some(on_connect), user_data),
+                veltix_client_on_connect(ptr, Some(on_connect), user_data, None),
                 VELTIX_OK
             );
             assert_eq!(
-                veltix_client_on_disconnect(ptr, Some(on_disconnect), user_data),
+                veltix_client_on_disconnect(ptr, Some(on_disconnect), user_data, None),
                 VELTIX_OK
             );
         }
@@ -176,7 +176,7 @@ impl TestClient {
 
     pub fn route(&self, type_code: u16) -> veltix_status_t {
         let user_data = &*self.sink as *const Sink as *mut c_void;
-        unsafe { veltix_client_route(self.ptr, type_code, Some(on_route), user_data) }
+        unsafe { veltix_client_route(self.ptr, type_code, Some(on_route), user_data, None) }
     }
 
     pub fn send(&self, type_code: u16, payload: &[u8]) -> veltix_status_t {

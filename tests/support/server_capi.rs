@@ -127,19 +127,19 @@ impl TestServer {
         let user_data = &*sink as *const Sink as *mut c_void;
         unsafe {
             assert_eq!(
-                veltix_server_on_recv(ptr, Some(on_recv), user_data),
+                veltix_server_on_recv(ptr, Some(on_recv), user_data, None),
                 VELTIX_OK
             );
             assert_eq!(
-                veltix_server_on_connect(ptr, Some(on_connect), user_data),
+                veltix_server_on_connect(ptr, Some(on_connect), user_data, None),
                 VELTIX_OK
             );
             assert_eq!(
-                veltix_server_on_disconnect(ptr, Some(on_disconnect), user_data),
+                veltix_server_on_disconnect(ptr, Some(on_disconnect), user_data, None),
                 VELTIX_OK
             );
             assert_eq!(
-                veltix_server_route(ptr, ECHO, Some(on_echo), ptr::null_mut()),
+                veltix_server_route(ptr, ECHO, Some(on_echo), ptr::null_mut(), None),
                 VELTIX_OK
             );
         }
