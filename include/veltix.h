@@ -107,7 +107,8 @@ typedef struct veltix_client_config_t {
     uint32_t handshake_timeout_ms;
     /**
      * Callback threads (1 to 256). Default 4. With 1, callbacks run one at
-     * a time in arrival order.
+     * a time in arrival order. 0 is dispatch mode: no callback threads;
+     * callbacks run on your thread inside `veltix_client_dispatch()`.
      */
     uint32_t max_workers;
     /**
@@ -295,7 +296,9 @@ typedef struct veltix_server_config_t {
      */
     uint32_t handshake_timeout_ms;
     /**
-     * Callback threads (1 to 256). Default 4.
+     * Callback threads (1 to 256). Default 4. 0 is dispatch mode: no
+     * callback threads; callbacks run on your thread inside
+     * `veltix_server_dispatch()`.
      */
     uint32_t max_workers;
     /**
@@ -610,6 +613,52 @@ veltix_status_t veltix_client_connect(struct veltix_client_t *client);
  * `client` must be a live client.
  */
 veltix_status_t veltix_client_disconnect(struct veltix_client_t *client);
+
+/**
+ * Dispatch mode (a client created with `config.max_workers = 0`: no
+ * callback threads): runs the client's due callbacks on the calling
+ * thread. Waits up to `timeout_ms` (0: not at all; negative: until one is
+ * due) for a callback to be due, then runs it and every callback due by
+ * then, in order, and writes how many ran to `*out_count` if it is not
+ * NULL. Network I/O never waits for it: the reader thread answers PINGs
+ * and completes `veltix_client_send_and_wait()` while the host is busy;
+ * messages wait, within `max_queued_messages`/`max_queued_bytes`
+ * (back-pressure), until the host dispatches.
+ *
+ * Inside dispatched callbacks the same calls are allowed as inside worker
+ * callbacks (send, reply, `send_and_wait`, disconnect, free). In dispatch
+ * mode no call runs callbacks or waits for them, except
+ * `veltix_client_free()`: it runs the `on_connect`/`on_disconnect` calls
+ * still due on the calling thread and drops the messages not dispatched.
+ * So a failed `veltix_client_connect()` returns with its `on_disconnect`
+ * calls due, and `veltix_client_wait_until_closed()` does not wait for
+ * them.
+ *
+ * Returns `VELTIX_ERR_INVALID_ARGUMENT` if the client has worker threads,
+ * or when called from inside a dispatched callback.
+ *
+ * # Safety
+ * `client` must be a live client; `out_count` NULL or writable.
+ */
+veltix_status_t veltix_client_dispatch(struct veltix_client_t *client,
+                                       int32_t timeout_ms,
+                                       size_t *out_count);
+
+/**
+ * Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+ * callbacks are due, for the host's poll/epoll/select, libuv or GUI loop:
+ * when it is readable, call `veltix_client_dispatch(client, 0, NULL)`. It
+ * belongs to the client (do not close it) and is valid until
+ * `veltix_client_free()`. It may be readable with nothing due (dispatch
+ * then returns 0).
+ *
+ * Returns `VELTIX_ERR_INVALID_ARGUMENT` if the client has worker threads.
+ *
+ * # Safety
+ * `client` must be a live client; `out_fd` writable.
+ */
+veltix_status_t veltix_client_event_fd(struct veltix_client_t *client,
+                                       int *out_fd);
 
 /**
  * Disconnects (without calling `on_disconnect`), fails pending requests
@@ -992,6 +1041,47 @@ veltix_status_t veltix_server_close_client(struct veltix_server_t *server,
  * A non-NULL `config` must point to a writable `veltix_server_config_t`.
  */
 void veltix_server_config_init(struct veltix_server_config_t *config);
+
+/**
+ * Dispatch mode (a server created with `config.max_workers = 0`: no
+ * callback threads): runs the server's due callbacks on the calling
+ * thread. Waits up to `timeout_ms` (0: not at all; negative: until one is
+ * due) for a callback to be due, then runs it and every callback due by
+ * then (each peer's in arrival order), and writes how many ran to
+ * `*out_count` if it is not NULL. Network I/O never waits for it: the I/O
+ * thread accepts, answers PINGs and completes
+ * `veltix_server_send_and_wait()` while the host is busy; messages wait,
+ * within each peer's `max_queued_messages`/`max_queued_bytes`
+ * (back-pressure), until the host dispatches.
+ *
+ * Inside dispatched callbacks the same calls are allowed as inside worker
+ * callbacks. In dispatch mode `veltix_server_close()` and
+ * `veltix_server_free()` run the `on_connect`/`on_disconnect` calls still
+ * due (those of the close included) on the calling thread, and drop the
+ * messages not dispatched.
+ *
+ * Returns `VELTIX_ERR_INVALID_ARGUMENT` if the server has worker threads,
+ * or when called from inside a dispatched callback.
+ *
+ * # Safety
+ * `server` must be a live server; `out_count` NULL or writable.
+ */
+veltix_status_t veltix_server_dispatch(struct veltix_server_t *server,
+                                       int32_t timeout_ms,
+                                       size_t *out_count);
+
+/**
+ * Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+ * callbacks are due (see `veltix_client_event_fd()`); valid until
+ * `veltix_server_free()`.
+ *
+ * Returns `VELTIX_ERR_INVALID_ARGUMENT` if the server has worker threads.
+ *
+ * # Safety
+ * `server` must be a live server; `out_fd` writable.
+ */
+veltix_status_t veltix_server_event_fd(struct veltix_server_t *server,
+                                       int *out_fd);
 
 /**
  * Closes the server as `veltix_server_close()` does (so each connected

@@ -18,7 +18,8 @@ pub const MAX_WORKERS: u32 = 256;
 pub const MAX_BUFFER_SIZE: u32 = 64 * 1024 * 1024;
 
 /// Checks `buffer_size`, `max_message_size`, `handshake_timeout_ms` and
-/// `max_workers` (1 keeps a client's callbacks in arrival order).
+/// `max_workers` (1 keeps a client's callbacks in arrival order; 0 is
+/// dispatch mode: no worker threads, the host runs callbacks).
 pub(crate) fn check_shared_fields(
     buffer_size: u32,
     max_message_size: u32,
@@ -39,9 +40,9 @@ pub(crate) fn check_shared_fields(
     if handshake_timeout.is_zero() {
         return invalid("config.handshake_timeout_ms is 0. Fix: use a positive number of milliseconds (the default is 5000)".into());
     }
-    if max_workers == 0 || max_workers > MAX_WORKERS {
+    if max_workers > MAX_WORKERS {
         return invalid(format!(
-            "config.max_workers is {max_workers}. Fix: use 1 to {MAX_WORKERS} (the default is 4)"
+            "config.max_workers is {max_workers}. Fix: use 1 to {MAX_WORKERS} worker threads (the default is 4), or 0 to run callbacks on your own thread with dispatch"
         ));
     }
     Ok(())

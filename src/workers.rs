@@ -1,20 +1,26 @@
-//! The callback thread pool.
+//! The callback pool: where callbacks run.
 //!
 //! Jobs run on `count` threads fed by one channel; with one thread they run
-//! in submission order. A [`Lane`] runs its jobs one at a time in submission
+//! in submission order. With `count` 0 (dispatch mode) there are no
+//! threads: jobs wait in the channel until the host calls
+//! [`WorkerPool::dispatch`] on its own thread, and an eventfd is readable
+//! while any wait, for the host's poll/epoll loop. A [`Lane`] runs its jobs one at a time in submission
 //! order whatever the pool size: the client's lifecycle events use the
 //! pool's own lane ([`WorkerPool::submit_ordered`]), and the server gives
 //! each connection a lane so its callbacks keep arrival order while other
 //! connections' run in parallel. A panicking job is caught and logged; it
 //! never takes a worker, or the host process, down.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Sender};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use crate::log::log_at;
 
@@ -26,6 +32,9 @@ pub type Job = Box<dyn FnOnce() + Send>;
 struct Queued {
     job: Job,
     droppable: bool,
+    /// A callback (counted by `dispatch`), not a lane's runner, whose
+    /// callbacks count themselves.
+    callback: bool,
 }
 
 /// What happens to queued jobs: all run (until shutdown), droppable ones
@@ -44,16 +53,101 @@ fn runs(policy: &AtomicU8, droppable: bool) -> bool {
     }
 }
 
-/// A fixed set of threads running submitted jobs.
+/// Jobs submitted and not yet finished, for [`WorkerPool::wait_idle`].
+type Outstanding = Arc<(Mutex<usize>, Condvar)>;
+
+/// Runs (or, by `policy`, drops) one queued job and counts it finished.
+fn finish(queued: Queued, policy: &AtomicU8, outstanding: &Outstanding) {
+    if runs(policy, queued.droppable) {
+        run_guarded(queued.job);
+        if queued.callback {
+            count_callback();
+        }
+    }
+    let (count, idle) = &**outstanding;
+    let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
+    *count -= 1;
+    if *count == 0 {
+        idle.notify_all();
+    }
+}
+
+thread_local! {
+    /// The pool this thread is dispatching for, if any (dispatch mode).
+    static DISPATCHING: Cell<*const WorkerPool> = const { Cell::new(std::ptr::null()) };
+    /// Callbacks this thread ran (what `dispatch` reports).
+    static CALLBACKS_RUN: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_callback() {
+    CALLBACKS_RUN.with(|count| count.set(count.get() + 1));
+}
+
+/// Dispatch mode: the queue the host drains, and its eventfd.
+struct Host {
+    receiver: Receiver<Queued>,
+    /// Readable while jobs wait (a counter the host may poll).
+    event: OwnedFd,
+    /// Set once the eventfd was written since the host last reset it, so a
+    /// burst of jobs costs one write.
+    armed: AtomicBool,
+}
+
+impl Host {
+    fn new(receiver: Receiver<Queued>) -> std::io::Result<Host> {
+        // SAFETY: eventfd takes no pointers; a valid result is a new fd.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Host {
+            receiver,
+            // SAFETY: fd is a new descriptor owned by nobody else.
+            event: unsafe { OwnedFd::from_raw_fd(fd) },
+            armed: AtomicBool::new(false),
+        })
+    }
+
+    /// After a job was queued: makes the eventfd readable.
+    fn signal(&self) {
+        if !self.armed.swap(true, Ordering::SeqCst) {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from a live u64 to our eventfd.
+            unsafe { libc::write(self.event.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Before draining: makes the eventfd unreadable. Jobs queued from now
+    /// on signal again; those queued before are drained by the caller.
+    fn reset(&self) {
+        let mut count = 0u64;
+        // SAFETY: reads 8 bytes into a live u64 from our non-blocking eventfd.
+        unsafe { libc::read(self.event.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        self.armed.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Why [`WorkerPool::dispatch`] cannot run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DispatchError {
+    /// Callbacks run on worker threads (the pool was made with threads).
+    NotInDispatchMode,
+    /// Called from inside a dispatched callback.
+    Nested,
+}
+
+/// A fixed set of threads running submitted jobs, or (dispatch mode) a
+/// queue the host drains.
 pub struct WorkerPool {
     sender: Mutex<Option<Sender<Queued>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     thread_ids: Vec<ThreadId>,
+    /// Dispatch mode's queue, when the pool has no threads.
+    host: Option<Host>,
     /// [`RUN_ALL`] until shutdown.
     policy: Arc<AtomicU8>,
     lane: Lane,
-    /// Jobs submitted and not yet finished, for [`WorkerPool::wait_idle`].
-    outstanding: Arc<(Mutex<usize>, Condvar)>,
+    outstanding: Outstanding,
 }
 
 /// A queue of jobs that run one at a time, in submission order, on any of
@@ -91,13 +185,14 @@ impl Lane {
 }
 
 impl WorkerPool {
-    /// Starts `count` (at least 1) threads named `name`.
+    /// Starts `count` threads named `name`; with `count` 0, none: the pool
+    /// is in dispatch mode.
     pub fn new(name: &str, count: usize) -> std::io::Result<Self> {
         let (sender, receiver) = unbounded::<Queued>();
         let policy = Arc::new(AtomicU8::new(RUN_ALL));
-        let outstanding = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let outstanding: Outstanding = Arc::new((Mutex::new(0usize), Condvar::new()));
         let mut threads = Vec::new();
-        for index in 0..count.max(1) {
+        for index in 0..count {
             let receiver = receiver.clone();
             let policy = policy.clone();
             let outstanding = outstanding.clone();
@@ -105,23 +200,20 @@ impl WorkerPool {
                 .name(format!("{name}-{index}"))
                 .spawn(move || {
                     for queued in receiver.iter() {
-                        if runs(&policy, queued.droppable) {
-                            run_guarded(queued.job);
-                        }
-                        let (count, idle) = &*outstanding;
-                        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
-                        *count -= 1;
-                        if *count == 0 {
-                            idle.notify_all();
-                        }
+                        finish(queued, &policy, &outstanding);
                     }
                 })?;
             threads.push(handle);
         }
+        let host = match count {
+            0 => Some(Host::new(receiver)?),
+            _ => None,
+        };
         Ok(WorkerPool {
             sender: Mutex::new(Some(sender)),
             thread_ids: threads.iter().map(|t| t.thread().id()).collect(),
             threads: Mutex::new(threads),
+            host,
             policy,
             lane: Lane::default(),
             outstanding,
@@ -129,10 +221,12 @@ impl WorkerPool {
     }
 
     /// Queues a job; `false` (and the job dropped) after shutdown.
+    #[cfg(test)]
     pub fn submit(&self, job: Job) -> bool {
         self.send(Queued {
             job,
             droppable: false,
+            callback: true,
         })
     }
 
@@ -142,6 +236,7 @@ impl WorkerPool {
         self.send(Queued {
             job,
             droppable: true,
+            callback: true,
         })
     }
 
@@ -152,6 +247,9 @@ impl WorkerPool {
         };
         *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         if sender.send(queued).is_ok() {
+            if let Some(host) = &self.host {
+                host.signal();
+            }
             return true;
         }
         *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
@@ -193,12 +291,20 @@ impl WorkerPool {
                 next
             };
             match next {
-                Some((job, droppable)) if runs(&policy, droppable) => run_guarded(job),
+                Some((job, droppable)) if runs(&policy, droppable) => {
+                    run_guarded(job);
+                    count_callback();
+                }
                 Some(_) => {}
                 None => return,
             }
         });
-        if !self.submit(drain) {
+        let queued = Queued {
+            job: drain,
+            droppable: false,
+            callback: false,
+        };
+        if !self.send(queued) {
             let mut state = lane.state();
             state.jobs.clear();
             state.draining = false;
@@ -206,8 +312,14 @@ impl WorkerPool {
     }
 
     /// Waits until every submitted job has finished. Must not be called
-    /// from a worker (it would wait for itself).
+    /// from a worker (it would wait for itself). In dispatch mode the jobs
+    /// still queued run on the calling thread (the host's).
     pub fn wait_idle(&self) {
+        if let Some(host) = &self.host {
+            while let Ok(queued) = host.receiver.try_recv() {
+                self.run_dispatched(queued);
+            }
+        }
         let (count, idle) = &*self.outstanding;
         let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
         while *count > 0 {
@@ -215,9 +327,61 @@ impl WorkerPool {
         }
     }
 
-    /// Whether the calling thread is one of this pool's workers.
+    /// Whether the calling thread is running one of this pool's jobs: one
+    /// of its workers, or (dispatch mode) a thread inside `dispatch`.
     pub fn is_worker_thread(&self) -> bool {
-        self.thread_ids.contains(&std::thread::current().id())
+        match self.host {
+            Some(_) => DISPATCHING.with(|current| std::ptr::eq(current.get(), self)),
+            None => self.thread_ids.contains(&std::thread::current().id()),
+        }
+    }
+
+    /// Whether the pool is in dispatch mode (no threads of its own).
+    pub fn is_dispatch_mode(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// Dispatch mode: the eventfd that is readable while jobs wait.
+    pub fn event_fd(&self) -> Option<RawFd> {
+        self.host.as_ref().map(|host| host.event.as_raw_fd())
+    }
+
+    /// Dispatch mode: waits up to `timeout` (`None`: for ever) for a job,
+    /// then runs it and the jobs queued by then, on the calling thread;
+    /// how many ran.
+    pub fn dispatch(&self, timeout: Option<Duration>) -> Result<usize, DispatchError> {
+        let host = self.host.as_ref().ok_or(DispatchError::NotInDispatchMode)?;
+        if self.is_worker_thread() {
+            return Err(DispatchError::Nested);
+        }
+        host.reset();
+        let first = match timeout {
+            Some(timeout) if timeout.is_zero() => host.receiver.try_recv().ok(),
+            Some(timeout) => host.receiver.recv_timeout(timeout).ok(),
+            None => host.receiver.recv().ok(),
+        };
+        let Some(first) = first else {
+            return Ok(0);
+        };
+        // What is due: the first job and those queued by now, not those
+        // that keep arriving meanwhile (the host gets its thread back).
+        let due = host.receiver.len();
+        let before = CALLBACKS_RUN.with(Cell::get);
+        self.run_dispatched(first);
+        for _ in 0..due {
+            let Ok(queued) = host.receiver.try_recv() else {
+                break;
+            };
+            self.run_dispatched(queued);
+        }
+        Ok(CALLBACKS_RUN.with(Cell::get) - before)
+    }
+
+    /// Runs a dispatched job on this thread, marked as inside a callback.
+    fn run_dispatched(&self, queued: Queued) {
+        let outer = DISPATCHING.with(|current| current.replace(self));
+        finish(queued, &self.policy, &self.outstanding);
+        DISPATCHING.with(|current| current.set(outer));
     }
 
     /// Stops accepting jobs. With `join`, the queued jobs that are not
@@ -230,6 +394,13 @@ impl WorkerPool {
         let policy = if join { DROP_DROPPABLE } else { DROP_ALL };
         self.policy.fetch_max(policy, Ordering::AcqRel);
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Dispatch mode: what waits runs (or is dropped) on this thread now;
+        // nothing may stay queued, as a job holds its client or server.
+        if let Some(host) = &self.host {
+            while let Ok(queued) = host.receiver.try_recv() {
+                self.run_dispatched(queued);
+            }
+        }
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if join {
             let me = std::thread::current().id();
@@ -358,6 +529,44 @@ mod tests {
         done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(*ran.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn in_dispatch_mode_the_event_fd_never_misses_a_queued_job() {
+        let pool = Arc::new(WorkerPool::new("test", 0).unwrap());
+        let fd = pool.event_fd().unwrap();
+        let ran = Arc::new(Mutex::new(0usize));
+        let producer = {
+            let (pool, ran) = (pool.clone(), ran.clone());
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    let ran = ran.clone();
+                    pool.submit_droppable(Box::new(move || *ran.lock().unwrap() += 1));
+                    if i % 1000 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            })
+        };
+        let mut dispatched = 0;
+        while dispatched < 20_000 {
+            let mut pollfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut pollfd, 1, 5000) };
+            assert_eq!(
+                ready, 1,
+                "jobs waited ({dispatched} of 20000 run) with the fd quiet"
+            );
+            dispatched += pool.dispatch(Some(Duration::ZERO)).unwrap();
+        }
+        producer.join().unwrap();
+        assert_eq!(*ran.lock().unwrap(), 20_000);
+        assert_eq!(pool.dispatch(Some(Duration::ZERO)), Ok(0));
+        assert!(!pool.is_worker_thread());
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn null_pointers_and_invalid_config_are_refused() {
                 "config.port",
                 (|c: &mut veltix_client_config_t| c.port = 0) as fn(&mut _),
             ),
-            ("config.max_workers", |c| c.max_workers = 0),
+            ("config.max_workers", |c| c.max_workers = 257),
             ("config.buffer_size", |c| c.buffer_size = 0),
             ("config.max_message_size", |c| c.max_message_size = 10),
             ("config.handshake_timeout_ms", |c| {

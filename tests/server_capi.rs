@@ -336,7 +336,7 @@ fn configuration_and_arguments_are_checked() {
     assert_eq!(config.handshake_timeout_ms, 5000);
     assert_eq!(config.max_message_size, 10 * 1024 * 1024);
     let mut server = std::ptr::null_mut();
-    config.max_workers = 0;
+    config.max_workers = 257;
     assert_eq!(
         unsafe { veltix_server_new(&config, &mut server) },
         VELTIX_ERR_INVALID_ARGUMENT

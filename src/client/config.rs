@@ -111,7 +111,7 @@ mod tests {
             ("config.port", |c| c.port = 0),
             ("config.buffer_size", |c| c.buffer_size = 0),
             ("config.max_message_size", |c| c.max_message_size = 14),
-            ("config.max_workers", |c| c.max_workers = 0),
+            ("config.max_workers", |c| c.max_workers = 257),
             ("config.server_addr", |c| c.server_addr = " ".into()),
         ];
         for (field, break_it) in cases {

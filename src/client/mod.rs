@@ -300,7 +300,7 @@ impl Client {
     /// `timeout` (`None` = forever).
     pub fn wait_until_closed(&self, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let in_callback = self.inner.workers.is_worker_thread();
+        let in_callback = self.cannot_wait_for_callbacks();
         let mut state = self.state();
         while state.connection.is_some()
             || state.attempt.is_some()
@@ -351,6 +351,18 @@ impl Client {
                 let _ = handle.join();
             }
         }
+    }
+
+    /// Dispatch mode (`max_workers` 0): waits up to `timeout` (`None`: for
+    /// ever) for a callback to be due, then runs it and those due by then
+    /// on the calling thread; how many ran.
+    pub fn dispatch(&self, timeout: Option<Duration>) -> Result<usize> {
+        self.inner.workers.dispatch(timeout).map_err(dispatch_error)
+    }
+
+    /// Dispatch mode: a descriptor readable while callbacks are due.
+    pub fn event_fd(&self) -> Result<std::os::fd::RawFd> {
+        self.inner.workers.event_fd().ok_or_else(not_dispatch_mode)
     }
 
     // ----- messaging ----------------------------------------------------
@@ -563,10 +575,17 @@ impl Client {
         }));
     }
 
+    /// Whether waiting for queued callbacks could wait for ever: inside a
+    /// callback (it would wait for itself), or in dispatch mode (they run
+    /// only when the host dispatches, and the host may be the caller).
+    fn cannot_wait_for_callbacks(&self) -> bool {
+        self.inner.workers.is_dispatch_mode() || self.inner.workers.is_worker_thread()
+    }
+
     /// Outside a callback, waits until every `on_disconnect` call decided
     /// on has run (a callback waiting for them could wait for itself).
     fn wait_delivered(&self) {
-        if self.inner.workers.is_worker_thread() {
+        if self.cannot_wait_for_callbacks() {
             return;
         }
         let mut state = self.state();
@@ -596,6 +615,24 @@ enum Busy {
     Freed,
     Connected,
     InProgress,
+}
+
+/// The error for a dispatch-mode call on a client or server whose callbacks
+/// run on worker threads.
+pub(crate) fn not_dispatch_mode() -> Error {
+    Error::InvalidArgument(
+        "callbacks run on worker threads (config.max_workers > 0). Fix: create it with max_workers = 0 to run callbacks on your own thread with dispatch".into(),
+    )
+}
+
+/// The error for a dispatch that cannot run.
+pub(crate) fn dispatch_error(error: crate::workers::DispatchError) -> Error {
+    match error {
+        crate::workers::DispatchError::NotInDispatchMode => not_dispatch_mode(),
+        crate::workers::DispatchError::Nested => Error::InvalidArgument(
+            "dispatch was called from inside a dispatched callback. Fix: return from the callback; the host's loop dispatches again".into(),
+        ),
+    }
 }
 
 fn freed() -> Error {

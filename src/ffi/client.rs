@@ -570,3 +570,66 @@ pub unsafe extern "C" fn veltix_client_is_connected(client: *const veltix_client
         with_client(client, |client| Ok(client.is_connected()))
     })
 }
+
+/// Dispatch mode (a client created with `config.max_workers = 0`: no
+/// callback threads): runs the client's due callbacks on the calling
+/// thread. Waits up to `timeout_ms` (0: not at all; negative: until one is
+/// due) for a callback to be due, then runs it and every callback due by
+/// then, in order, and writes how many ran to `*out_count` if it is not
+/// NULL. Network I/O never waits for it: the reader thread answers PINGs
+/// and completes `veltix_client_send_and_wait()` while the host is busy;
+/// messages wait, within `max_queued_messages`/`max_queued_bytes`
+/// (back-pressure), until the host dispatches.
+///
+/// Inside dispatched callbacks the same calls are allowed as inside worker
+/// callbacks (send, reply, `send_and_wait`, disconnect, free). In dispatch
+/// mode no call runs callbacks or waits for them, except
+/// `veltix_client_free()`: it runs the `on_connect`/`on_disconnect` calls
+/// still due on the calling thread and drops the messages not dispatched.
+/// So a failed `veltix_client_connect()` returns with its `on_disconnect`
+/// calls due, and `veltix_client_wait_until_closed()` does not wait for
+/// them.
+///
+/// Returns `VELTIX_ERR_INVALID_ARGUMENT` if the client has worker threads,
+/// or when called from inside a dispatched callback.
+///
+/// # Safety
+/// `client` must be a live client; `out_count` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_dispatch(
+    client: *mut veltix_client_t,
+    timeout_ms: i32,
+    out_count: *mut usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let ran = with_client(client, |client| client.dispatch(timeout))?;
+        if let Some(out) = out_count.as_mut() {
+            *out = ran;
+        }
+        Ok(())
+    })
+}
+
+/// Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+/// callbacks are due, for the host's poll/epoll/select, libuv or GUI loop:
+/// when it is readable, call `veltix_client_dispatch(client, 0, NULL)`. It
+/// belongs to the client (do not close it) and is valid until
+/// `veltix_client_free()`. It may be readable with nothing due (dispatch
+/// then returns 0).
+///
+/// Returns `VELTIX_ERR_INVALID_ARGUMENT` if the client has worker threads.
+///
+/// # Safety
+/// `client` must be a live client; `out_fd` writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_event_fd(
+    client: *mut veltix_client_t,
+    out_fd: *mut std::ffi::c_int,
+) -> veltix_status_t {
+    with_status(|| {
+        let out_fd = non_null_mut(out_fd, "out_fd")?;
+        *out_fd = with_client(client, |client| client.event_fd())?;
+        Ok(())
+    })
+}

@@ -29,7 +29,8 @@ pub struct veltix_client_config_t {
     /// (at least 1). Default 5000.
     pub handshake_timeout_ms: u32,
     /// Callback threads (1 to 256). Default 4. With 1, callbacks run one at
-    /// a time in arrival order.
+    /// a time in arrival order. 0 is dispatch mode: no callback threads;
+    /// callbacks run on your thread inside `veltix_client_dispatch()`.
     pub max_workers: u32,
     /// Reconnection attempts, on a failed `veltix_client_connect()` and on a
     /// lost connection. Default 0 = no reconnection.

@@ -820,3 +820,61 @@ unsafe fn optional_utf8<'a>(ptr: *const c_char, name: &'static str) -> Result<Op
     }
     utf8(ptr, name).map(Some)
 }
+
+/// Dispatch mode (a server created with `config.max_workers = 0`: no
+/// callback threads): runs the server's due callbacks on the calling
+/// thread. Waits up to `timeout_ms` (0: not at all; negative: until one is
+/// due) for a callback to be due, then runs it and every callback due by
+/// then (each peer's in arrival order), and writes how many ran to
+/// `*out_count` if it is not NULL. Network I/O never waits for it: the I/O
+/// thread accepts, answers PINGs and completes
+/// `veltix_server_send_and_wait()` while the host is busy; messages wait,
+/// within each peer's `max_queued_messages`/`max_queued_bytes`
+/// (back-pressure), until the host dispatches.
+///
+/// Inside dispatched callbacks the same calls are allowed as inside worker
+/// callbacks. In dispatch mode `veltix_server_close()` and
+/// `veltix_server_free()` run the `on_connect`/`on_disconnect` calls still
+/// due (those of the close included) on the calling thread, and drop the
+/// messages not dispatched.
+///
+/// Returns `VELTIX_ERR_INVALID_ARGUMENT` if the server has worker threads,
+/// or when called from inside a dispatched callback.
+///
+/// # Safety
+/// `server` must be a live server; `out_count` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_dispatch(
+    server: *mut veltix_server_t,
+    timeout_ms: i32,
+    out_count: *mut usize,
+) -> veltix_status_t {
+    with_status(|| {
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        let ran = with_server(server, |server| server.dispatch(timeout))?;
+        if let Some(out) = out_count.as_mut() {
+            *out = ran;
+        }
+        Ok(())
+    })
+}
+
+/// Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+/// callbacks are due (see `veltix_client_event_fd()`); valid until
+/// `veltix_server_free()`.
+///
+/// Returns `VELTIX_ERR_INVALID_ARGUMENT` if the server has worker threads.
+///
+/// # Safety
+/// `server` must be a live server; `out_fd` writable.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_event_fd(
+    server: *mut veltix_server_t,
+    out_fd: *mut std::ffi::c_int,
+) -> veltix_status_t {
+    with_status(|| {
+        let out_fd = non_null_mut(out_fd, "out_fd")?;
+        *out_fd = with_server(server, |server| server.event_fd())?;
+        Ok(())
+    })
+}

@@ -36,7 +36,9 @@ pub struct veltix_server_config_t {
     /// Time a client has, from its TCP accept, to complete the handshake, in
     /// milliseconds (at least 1); then it is closed. Default 5000.
     pub handshake_timeout_ms: u32,
-    /// Callback threads (1 to 256). Default 4.
+    /// Callback threads (1 to 256). Default 4. 0 is dispatch mode: no
+    /// callback threads; callbacks run on your thread inside
+    /// `veltix_server_dispatch()`.
     pub max_workers: u32,
     /// Most bytes queued for one peer whose socket is full because it does
     /// not read (at least `max_message_size`). A send that would queue more

@@ -88,7 +88,8 @@ impl ServerConfig {
         }
         // One peer's queue, and a message in every running callback, must
         // fit: cutting peers can free neither of those at once.
-        let in_callbacks = u64::from(self.max_workers) * u64::from(self.max_message_size);
+        let running = self.max_workers.max(1);
+        let in_callbacks = u64::from(running) * u64::from(self.max_message_size);
         let least = in_callbacks.max(u64::from(self.max_outbound_bytes));
         if self.max_memory_bytes < least {
             return invalid(format!(
@@ -124,7 +125,7 @@ mod tests {
             ("config.handshake_timeout_ms", |c| {
                 c.handshake_timeout = Duration::ZERO
             }),
-            ("config.max_workers", |c| c.max_workers = 0),
+            ("config.max_workers", |c| c.max_workers = 257),
             ("config.max_outbound_bytes", |c| c.max_outbound_bytes = 100),
         ];
         for (field, break_it) in cases {

@@ -53,7 +53,7 @@ impl Server {
     /// Routes one message from `peer`, in the reference's order: PING is
     /// answered, a reply completes its pending request, then a route or
     /// `on_recv` gets it, else it is dropped with a log line.
-    pub(super) fn dispatch(&self, peer: &Arc<Peer>, message: Message) {
+    pub(super) fn route_message(&self, peer: &Arc<Peer>, message: Message) {
         if message.type_code() == PING {
             let pong = FrameHeader::for_payload(PONG, message.request_id(), &[]).encode();
             if let Err(e) = peer.send([&pong, &[]]) {

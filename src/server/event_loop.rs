@@ -3,7 +3,7 @@
 //!
 //! It accepts (or refuses with `server_full`), greets, runs each handshake
 //! under its deadline, reads and decodes frames, hands them to
-//! [`Server::dispatch`], writes queued bytes when a socket becomes writable,
+//! [`Server::route_message`], writes queued bytes when a socket becomes writable,
 //! and closes connections. It never runs user code and never blocks: a
 //! connection that never completes its handshake costs only its table slot
 //! until its deadline, and a connection that floods is read a bounded
@@ -557,7 +557,7 @@ impl Connection {
         }
         while let Some(decoded) = self.decoder.next_frame() {
             match decoded {
-                Decoded::Frame(message) => server.dispatch(&self.peer, message),
+                Decoded::Frame(message) => server.route_message(&self.peer, message),
                 Decoded::Dropped(reason) => {
                     log_at!(
                         Warn,

@@ -247,6 +247,24 @@ impl Server {
         self.inner.workers.shutdown(!in_callback);
     }
 
+    /// Dispatch mode (`max_workers` 0): waits up to `timeout` (`None`: for
+    /// ever) for a callback to be due, then runs it and those due by then
+    /// on the calling thread; how many ran.
+    pub fn dispatch(&self, timeout: Option<Duration>) -> Result<usize> {
+        self.inner
+            .workers
+            .dispatch(timeout)
+            .map_err(crate::client::dispatch_error)
+    }
+
+    /// Dispatch mode: a descriptor readable while callbacks are due.
+    pub fn event_fd(&self) -> Result<std::os::fd::RawFd> {
+        self.inner
+            .workers
+            .event_fd()
+            .ok_or_else(crate::client::not_dispatch_mode)
+    }
+
     // ----- messaging ----------------------------------------------------
 
     /// Sends a message to `peer` with a fresh request id.

@@ -1,0 +1,254 @@
+//! Dispatch mode (`max_workers = 0`): callbacks run only on the host's
+//! thread, inside `veltix_*_dispatch`, in arrival order; the event fd is
+//! readable while they are due; network I/O (PINGs, `send_and_wait`
+//! replies) goes on without the host; `free` delivers the due lifecycle
+//! calls on the calling thread.
+
+mod support;
+
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use support::capi::{last_error, read_message, TestClient};
+use veltix::ffi::*;
+use veltix::server::{Server, ServerConfig};
+
+/// What the callbacks saw, and on which thread.
+#[derive(Default)]
+struct Seen(Mutex<Vec<(String, ThreadId)>>);
+
+impl Seen {
+    fn push(&self, what: String) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((what, std::thread::current().id()));
+    }
+
+    fn take(&self) -> Vec<(String, ThreadId)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+unsafe extern "C" fn on_connect(user_data: *mut c_void, _: *mut veltix_client_t) {
+    (*(user_data as *const Seen)).push("connect".into());
+}
+
+unsafe extern "C" fn on_recv(
+    user_data: *mut c_void,
+    _: *mut veltix_client_t,
+    message: *const veltix_message_t,
+) {
+    let (_, _, payload) = read_message(message);
+    (*(user_data as *const Seen)).push(String::from_utf8(payload).unwrap());
+}
+
+unsafe extern "C" fn on_disconnect(
+    user_data: *mut c_void,
+    _: *mut veltix_client_t,
+    state: *const veltix_disconnect_state_t,
+) {
+    (*(user_data as *const Seen)).push(format!("disconnect {}", (*state).reason));
+}
+
+unsafe extern "C" fn dispatch_inside(
+    user_data: *mut c_void,
+    client: *mut veltix_client_t,
+    _: *const veltix_message_t,
+) {
+    let status = veltix_client_dispatch(client, 0, std::ptr::null_mut());
+    (*(user_data as *const Seen)).push(format!("nested dispatch {status}"));
+}
+
+/// Whether `fd` becomes readable within `timeout`.
+fn readable(fd: i32, timeout: Duration) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    unsafe { libc::poll(&mut pollfd, 1, timeout.as_millis() as i32) == 1 }
+}
+
+/// A server (worker mode) that greets each client with five messages and
+/// echoes type 200.
+fn greeting_server() -> (Server, u16) {
+    let server = Server::new(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    server.on_connect(Some(Arc::new(|server, peer| {
+        for i in 0..5 {
+            server.send(peer, 230, format!("m{i}").as_bytes()).unwrap();
+        }
+    })));
+    server
+        .route(
+            200,
+            Arc::new(|server, peer, message| {
+                let _ = server.reply(peer, message, 200, message.payload());
+            }),
+        )
+        .unwrap();
+    let port = server.start().unwrap();
+    (server, port)
+}
+
+#[test]
+fn client_callbacks_run_only_in_dispatch_on_the_host_thread_in_order() {
+    let (server, port) = greeting_server();
+    let seen = Box::new(Seen::default());
+    let user_data = &*seen as *const Seen as *mut c_void;
+    let mut client = TestClient::new(port, |c| c.max_workers = 0);
+    unsafe {
+        veltix_client_on_connect(client.ptr, Some(on_connect), user_data, None);
+        veltix_client_on_recv(client.ptr, Some(on_recv), user_data, None);
+        veltix_client_on_disconnect(client.ptr, Some(on_disconnect), user_data, None);
+    }
+    let mut fd = -1;
+    assert_eq!(
+        unsafe { veltix_client_event_fd(client.ptr, &mut fd) },
+        VELTIX_OK
+    );
+    assert!(!readable(fd, Duration::ZERO), "nothing due yet");
+    assert_eq!(client.connect(), VELTIX_OK, "{}", last_error());
+    assert!(readable(fd, Duration::from_secs(5)), "the event fd signals");
+
+    // Without the host dispatching: pings are answered and send_and_wait
+    // completes, and no callback runs.
+    let peer = server.peer_ids()[0];
+    assert!(server.ping(peer, Duration::from_secs(5)).is_ok());
+    assert_eq!(client.request(200, b"echo", 5000).unwrap().2, b"echo");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(seen.take().is_empty(), "a callback ran outside dispatch");
+
+    let host = std::thread::current().id();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while events.len() < 6 && Instant::now() < deadline {
+        let mut ran = usize::MAX;
+        let status = unsafe { veltix_client_dispatch(client.ptr, 100, &mut ran) };
+        assert_eq!(status, VELTIX_OK, "{}", last_error());
+        let got = seen.take();
+        assert_eq!(got.len(), ran, "dispatch counts what it ran");
+        events.extend(got);
+    }
+    let names: Vec<&str> = events.iter().map(|(what, _)| what.as_str()).collect();
+    assert_eq!(names, ["connect", "m0", "m1", "m2", "m3", "m4"]);
+    assert!(
+        events.iter().all(|(_, thread)| *thread == host),
+        "on the host thread"
+    );
+    let mut ran = usize::MAX;
+    assert_eq!(
+        unsafe { veltix_client_dispatch(client.ptr, 0, &mut ran) },
+        VELTIX_OK
+    );
+    assert_eq!(ran, 0);
+    assert!(
+        !readable(fd, Duration::ZERO),
+        "nothing due: the fd is quiet"
+    );
+
+    // A nested dispatch is refused.
+    unsafe {
+        veltix_client_route(client.ptr, 231, Some(dispatch_inside), user_data, None);
+    }
+    server.send(peer, 231, b"x").unwrap();
+    assert!(readable(fd, Duration::from_secs(5)));
+    unsafe { veltix_client_dispatch(client.ptr, 1000, std::ptr::null_mut()) };
+    assert_eq!(
+        seen.take()[0].0,
+        format!("nested dispatch {VELTIX_ERR_INVALID_ARGUMENT}")
+    );
+
+    // disconnect, then free: the on_disconnect still due runs inside free,
+    // on this thread.
+    assert_eq!(unsafe { veltix_client_disconnect(client.ptr) }, VELTIX_OK);
+    assert!(seen.take().is_empty());
+    client.free_now();
+    let got = seen.take();
+    assert_eq!(
+        got,
+        vec![(format!("disconnect {VELTIX_DISCONNECT_MANUAL}"), host)]
+    );
+    server.shut_down();
+}
+
+#[test]
+fn dispatch_is_refused_with_worker_threads() {
+    let client = TestClient::new(support::free_port(), |_| {});
+    let mut fd = -1;
+    assert_eq!(
+        unsafe { veltix_client_dispatch(client.ptr, 0, std::ptr::null_mut()) },
+        VELTIX_ERR_INVALID_ARGUMENT
+    );
+    assert!(last_error().contains("max_workers = 0"), "{}", last_error());
+    assert_eq!(
+        unsafe { veltix_client_event_fd(client.ptr, &mut fd) },
+        VELTIX_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(fd, -1, "out written only on success");
+}
+
+#[test]
+fn a_dispatch_mode_server_runs_routes_on_the_host_thread() {
+    let seen = Arc::new(Seen::default());
+    let server = Server::new(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        max_workers: 0,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let recorder = seen.clone();
+    server
+        .route(
+            200,
+            Arc::new(move |server, peer, message| {
+                recorder.push("echo".into());
+                let _ = server.reply(peer, message, 200, message.payload());
+            }),
+        )
+        .unwrap();
+    let port = server.start().unwrap();
+    let fd = server.event_fd().unwrap();
+    // The client pings with no host dispatching: the I/O thread answers.
+    let client = TestClient::connected(port);
+    let mut rtt = 0.0;
+    assert_eq!(
+        unsafe { veltix_client_ping(client.ptr, 5000, &mut rtt) },
+        VELTIX_OK
+    );
+    // A request completes once the host dispatches.
+    let client = Arc::new(client);
+    let requester = {
+        let client = client.clone();
+        std::thread::spawn(move || client.request(200, b"hi", 5000))
+    };
+    assert!(readable(fd, Duration::from_secs(5)));
+    let host = std::thread::current().id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !requester.is_finished() && Instant::now() < deadline {
+        server.dispatch(Some(Duration::from_millis(50))).unwrap();
+    }
+    assert_eq!(requester.join().unwrap().unwrap().2, b"hi");
+    assert_eq!(seen.take(), vec![("echo".to_string(), host)]);
+    // One peer's callbacks run in its lane: dispatch counts each callback.
+    for _ in 0..3 {
+        assert_eq!(client.send(200, b"more"), VELTIX_OK);
+    }
+    let mut counted = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counted < 3 && Instant::now() < deadline {
+        counted += server.dispatch(Some(Duration::from_millis(50))).unwrap();
+    }
+    assert_eq!(counted, 3);
+    assert_eq!(seen.take().len(), 3);
+    drop(client);
+    server.shut_down();
+}
