@@ -41,7 +41,7 @@ mkdir -p "$OUT"
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic -g -fsanitize=address -fno-omit-frame-pointer -Iinclude)
 LINK=(-L"$LIB_DIR" -Wl,-rpath,"$LIB_DIR" -lveltix -lpthread -lm)
 gcc "${CFLAGS[@]}" tests/c/test_capi.c -o "$OUT/test_capi" "${LINK[@]}"
-for example in echo_client request_client ping_tool reconnect_demo echo_server; do
+for example in echo_client request_client ping_tool reconnect_demo echo_server poll_loop; do
     gcc "${CFLAGS[@]}" -Ic-examples "c-examples/$example.c" -o "$OUT/$example" "${LINK[@]}"
 done
 
@@ -50,6 +50,8 @@ for program in test_capi echo_client request_client ping_tool reconnect_demo; do
     echo "--- $program (reference server)"
     "$OUT/$program"
 done
+echo "--- poll_loop (reference server, two lines on stdin)"
+printf 'hello\nworld\n' | "$OUT/poll_loop"
 stop_server
 echo "--- echo_server (start, serve nothing, stop)"
 "$OUT/echo_server" 0 1
