@@ -25,6 +25,19 @@ ensure_tools() {
     export VELTIX_TEST_PYTHON="$VENV/bin/python"
 }
 
+# Installs Debian's luajit when the machine has none (the LuaJIT host test).
+ensure_luajit() {
+    if command -v luajit >/dev/null; then
+        return 0
+    fi
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    if ! $sudo apt-get install -y -q luajit >/dev/null 2>&1; then
+        $sudo apt-get update -q >/dev/null
+        $sudo apt-get install -y -q luajit >/dev/null
+    fi
+}
+
 # Starts the scripted reference server (Python, veltix 3.3.0) on a free
 # port; sets VELTIX_PORT and SERVER_PID. stop_server kills it.
 start_server() {

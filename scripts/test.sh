@@ -5,7 +5,8 @@
 # check, the Rust unit/property/end-to-end tests, the CMake build of the
 # examples and C tests under CTest (with an install + find_package/pkg-config
 # consumer), the Python ctypes test, and the demo command (C server and C
-# clients together).
+# clients together), and the LuaJIT host (installing Debian's luajit when
+# missing).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -42,6 +43,13 @@ start_server
 
 step "Python ctypes loading target/release/libveltix.so"
 "$VENV/bin/python" tests/ctypes_client.py target/release/libveltix.so "$VELTIX_PORT"
+
+step "LuaJIT host in dispatch mode (Debian luajit), against the reference server and the C server"
+ensure_luajit
+luajit tests/hosts/luajit_client.lua target/release/libveltix.so "$VELTIX_PORT" 20
+stop_server
+start_c_server
+luajit tests/hosts/luajit_client.lua target/release/libveltix.so "$VELTIX_PORT" 20
 stop_server
 
 step "the demo command: the C examples against libveltix's embedded C server"

@@ -1,0 +1,125 @@
+-- A LuaJIT host using libveltix in dispatch mode: every callback runs on
+-- this (the only Lua) thread, inside veltix_client_dispatch(). A callback
+-- from another thread would kill LuaJIT ("bad callback").
+--
+--   luajit luajit_client.lua <path to libveltix.so> <port> [runs]
+--
+-- Each run: connect, send 20 messages of type 200 (the server echoes
+-- them), receive every echo through a route, disconnect and free (which
+-- delivers on_disconnect on this thread). Prints "OK <runs>" at the end.
+local ffi = require("ffi")
+
+ffi.cdef[[
+typedef struct veltix_client_t veltix_client_t;
+typedef struct veltix_message_t veltix_message_t;
+typedef int32_t veltix_status_t;
+typedef struct veltix_client_config_t {
+    const char *server_addr;
+    uint16_t port;
+    uint32_t buffer_size;
+    uint32_t max_message_size;
+    uint32_t handshake_timeout_ms;
+    uint32_t max_workers;
+    uint32_t retry;
+    uint32_t retry_delay_ms;
+    uint32_t send_timeout_ms;
+    uint32_t max_queued_messages;
+    uint32_t max_queued_bytes;
+} veltix_client_config_t;
+typedef struct veltix_disconnect_state_t {
+    bool permanent;
+    uint32_t attempt;
+    uint32_t retry_max;
+    int32_t reason;
+} veltix_disconnect_state_t;
+typedef void (*veltix_message_fn)(void *, veltix_client_t *, const veltix_message_t *);
+typedef void (*veltix_disconnect_fn)(void *, veltix_client_t *, const veltix_disconnect_state_t *);
+typedef void (*veltix_free_fn)(void *);
+void veltix_client_config_init(veltix_client_config_t *config);
+veltix_status_t veltix_client_new(const veltix_client_config_t *config, veltix_client_t **out);
+void veltix_client_free(veltix_client_t *client);
+veltix_status_t veltix_client_route(veltix_client_t *client, uint16_t type_code,
+                                    veltix_message_fn fn, void *user_data,
+                                    veltix_free_fn free_user_data);
+veltix_status_t veltix_client_on_disconnect(veltix_client_t *client, veltix_disconnect_fn fn,
+                                            void *user_data, veltix_free_fn free_user_data);
+veltix_status_t veltix_client_connect(veltix_client_t *client);
+veltix_status_t veltix_client_disconnect(veltix_client_t *client);
+veltix_status_t veltix_client_send(veltix_client_t *client, uint16_t type_code,
+                                   const uint8_t *data, size_t len);
+veltix_status_t veltix_client_dispatch(veltix_client_t *client, int32_t timeout_ms,
+                                       size_t *out_count);
+const uint8_t *veltix_message_content(const veltix_message_t *message, size_t *out_len);
+const char *veltix_last_error(void);
+const char *veltix_status_str(veltix_status_t status);
+unsigned long pthread_self(void);
+]]
+
+local lib = ffi.load(assert(arg[1], "usage: luajit_client.lua <libveltix.so> <port> [runs]"))
+local port = assert(tonumber(arg[2]), "port")
+local runs = tonumber(arg[3] or "20")
+local MESSAGES = 20
+
+local function check(status, what)
+    if status ~= 0 then
+        error(string.format("%s: %s (%s)", what, ffi.string(lib.veltix_status_str(status)),
+                            ffi.string(lib.veltix_last_error())))
+    end
+end
+
+-- Callbacks are created once and live for the whole program. Each checks
+-- that it runs on this thread.
+local main_thread = ffi.C.pthread_self()
+local function on_this_thread()
+    assert(ffi.C.pthread_self() == main_thread, "a callback ran on another thread")
+end
+local echoes, disconnects = {}, {}
+local on_echo = ffi.cast("veltix_message_fn", function(_, _, message)
+    on_this_thread()
+    local len = ffi.new("size_t[1]")
+    local data = lib.veltix_message_content(message, len)
+    echoes[#echoes + 1] = ffi.string(data, len[0])
+end)
+local on_disconnect = ffi.cast("veltix_disconnect_fn", function(_, _, state)
+    on_this_thread()
+    disconnects[#disconnects + 1] = tonumber(state.reason)
+end)
+
+for run = 1, runs do
+    echoes, disconnects = {}, {}
+    local config = ffi.new("veltix_client_config_t")
+    lib.veltix_client_config_init(config)
+    config.server_addr = "127.0.0.1"
+    config.port = port
+    config.max_workers = 0 -- dispatch mode
+    local out = ffi.new("veltix_client_t *[1]")
+    check(lib.veltix_client_new(config, out), "veltix_client_new")
+    local client = out[0]
+    check(lib.veltix_client_route(client, 200, on_echo, nil, nil), "route")
+    check(lib.veltix_client_on_disconnect(client, on_disconnect, nil, nil), "on_disconnect")
+    check(lib.veltix_client_connect(client), "connect")
+    for i = 1, MESSAGES do
+        local text = string.format("run %d message %d", run, i)
+        check(lib.veltix_client_send(client, 200, ffi.cast("const uint8_t *", text), #text), "send")
+    end
+    local rounds = 0
+    while #echoes < MESSAGES do
+        check(lib.veltix_client_dispatch(client, 100, nil), "dispatch")
+        rounds = rounds + 1
+        assert(rounds < 100, "echoes missing after 100 dispatch rounds of up to 100 ms")
+    end
+    -- The reference server replies from a pool of threads: any order.
+    local expected = {}
+    for i = 1, MESSAGES do
+        expected[i] = string.format("run %d message %d", run, i)
+    end
+    table.sort(expected)
+    table.sort(echoes)
+    for i = 1, MESSAGES do
+        assert(echoes[i] == expected[i], "echo " .. expected[i] .. " received once")
+    end
+    check(lib.veltix_client_disconnect(client), "disconnect")
+    lib.veltix_client_free(client) -- runs the due on_disconnect on this thread
+    assert(#disconnects == 1 and disconnects[1] == 2, "one on_disconnect(MANUAL) by free")
+end
+print("OK " .. runs)
