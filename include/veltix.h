@@ -247,6 +247,24 @@ typedef void (*veltix_message_fn)(void *user_data,
                                   const struct veltix_message_t *message);
 
 /**
+ * Receives the outcome of `veltix_client_request()`, exactly once, as a
+ * callback: on a worker thread, or inside `veltix_client_dispatch()` in
+ * dispatch mode. `status` is `VELTIX_OK` with `reply` the reply, or
+ * `VELTIX_ERR_TIMEOUT` or `VELTIX_ERR_CLOSED` (the connection ended, or
+ * the client was disconnected or freed) with `reply` NULL. `reply` and
+ * `error` (the detail, "" on success: this thread's
+ * `veltix_last_error()` does not have it) are borrowed for the call.
+ * Calls allowed as in `veltix_message_fn`.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process.
+ */
+typedef void (*veltix_reply_fn)(void *user_data,
+                                struct veltix_client_t *client,
+                                veltix_status_t status,
+                                const struct veltix_message_t *reply,
+                                const char *error);
+
+/**
  * A connected client of a server, as given to `on_connect`. Ids start at 1
  * and are never reused during the server's life (restarts included), so a
  * stale id fails with `VELTIX_ERR_NOT_CONNECTED` instead of reaching
@@ -398,6 +416,23 @@ typedef void (*veltix_server_message_fn)(void *user_data,
                                          struct veltix_server_t *server,
                                          veltix_peer_id_t peer,
                                          const struct veltix_message_t *message);
+
+/**
+ * Receives the outcome of `veltix_server_request()`, exactly once, as a
+ * callback (on a worker thread, or inside `veltix_server_dispatch()`):
+ * `status` `VELTIX_OK` with `reply`, or `VELTIX_ERR_TIMEOUT` or
+ * `VELTIX_ERR_CLOSED` (the peer left or the server closed) with `reply`
+ * NULL; `reply` and `error` ("" on success) are borrowed for the call.
+ * Calls allowed as in `veltix_server_message_fn`.
+ * A C++ exception must not escape it: the library cannot catch foreign
+ * exceptions, so one that unwinds into it aborts the process.
+ */
+typedef void (*veltix_server_reply_fn)(void *user_data,
+                                       struct veltix_server_t *server,
+                                       veltix_peer_id_t peer,
+                                       veltix_status_t status,
+                                       const struct veltix_message_t *reply,
+                                       const char *error);
 
 /**
  * Severity of a log line (a fixed-width integer, not a C enum, so any value
@@ -776,6 +811,31 @@ veltix_status_t veltix_client_reply(struct veltix_client_t *client,
                                     uint16_t type_code,
                                     const uint8_t *data,
                                     size_t len);
+
+/**
+ * Sends a request and returns without waiting for the reply: `on_reply`
+ * receives the outcome later, exactly once (see `veltix_reply_fn`): the
+ * reply, `VELTIX_ERR_TIMEOUT` after `timeout_ms`, or `VELTIX_ERR_CLOSED`.
+ * The one exception: a `veltix_client_free()` from inside a callback drops
+ * the outcomes not yet delivered. For a host's own thread, use it in
+ * dispatch mode: the outcome arrives inside `veltix_client_dispatch()`.
+ *
+ * Returns at once with the error, and `on_reply` is never called, when the
+ * request cannot be sent: `VELTIX_ERR_NULL_POINTER` (NULL `on_reply`),
+ * `VELTIX_ERR_MESSAGE_TOO_LARGE`, `VELTIX_ERR_NOT_CONNECTED`,
+ * `VELTIX_ERR_IDS_EXHAUSTED`, or a failed write.
+ *
+ * # Safety
+ * `client` must be a live client; `data` `len` bytes; `on_reply` callable
+ * from any thread with `user_data`.
+ */
+veltix_status_t veltix_client_request(struct veltix_client_t *client,
+                                      uint16_t type_code,
+                                      const uint8_t *data,
+                                      size_t len,
+                                      uint32_t timeout_ms,
+                                      veltix_reply_fn on_reply,
+                                      void *user_data);
 
 /**
  * Starts reconnecting in the background: up to `max_attempts` attempts
@@ -1277,6 +1337,27 @@ veltix_status_t veltix_server_reply(struct veltix_server_t *server,
                                     uint16_t type_code,
                                     const uint8_t *data,
                                     size_t len);
+
+/**
+ * Sends a request to `peer` and returns without waiting: `on_reply`
+ * receives the outcome later, exactly once (see `veltix_server_reply_fn`),
+ * except that a `veltix_server_free()` from inside a callback drops the
+ * outcomes not yet delivered. Returns at once with the error, and
+ * `on_reply` is never called, when the request cannot be sent (as
+ * `veltix_server_send()` fails, or a NULL `on_reply`).
+ *
+ * # Safety
+ * `server` must be a live server; `data` `len` bytes; `on_reply` callable
+ * from any thread with `user_data`.
+ */
+veltix_status_t veltix_server_request(struct veltix_server_t *server,
+                                      veltix_peer_id_t peer,
+                                      uint16_t type_code,
+                                      const uint8_t *data,
+                                      size_t len,
+                                      uint32_t timeout_ms,
+                                      veltix_server_reply_fn on_reply,
+                                      void *user_data);
 
 /**
  * Routes messages of `type_code` to `fn` instead of `on_recv`. Replies to

@@ -1,13 +1,17 @@
-//! Requests awaiting a reply (`send_and_wait`, `ping`), keyed by request id.
+//! Requests awaiting a reply, keyed by request id: blocking ones
+//! (`send_and_wait`, `ping`), whose caller waits, and asynchronous ones
+//! (`request`), whose outcome goes to a function.
 //!
 //! Each request completes exactly once: with its reply (matched on the
 //! thread that reads the connection), with a timeout, or with an error as
-//! soon as the connection closes. Each request has an owner, the connection
+//! soon as the connection closes. Asynchronous requests time out on one
+//! timer thread per table, started with the first of them. Each request has an owner, the connection
 //! it was sent on: a client has one (owner 0), a server one per peer, and
 //! only a message from the owner completes a request.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -18,17 +22,50 @@ use crate::protocol::Message;
 
 /// The pending-request table and the id allocator that avoids its ids.
 pub(crate) struct PendingRequests {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     inner: Mutex<Inner>,
+    /// Wakes the timer thread when an earlier deadline arrives.
+    timer: Condvar,
 }
 
 struct Inner {
     ids: IdAllocator,
     waiters: HashMap<u16, Waiter>,
+    /// Deadlines of asynchronous requests: (when, id, serial).
+    deadlines: BinaryHeap<Reverse<(Instant, u16, u64)>>,
+    /// Tells apart two requests that used the same id, one after the other.
+    next_serial: u64,
+    timer_started: bool,
 }
+
+/// What a request's outcome is handed to, once.
+pub(crate) type OnOutcome = Box<dyn FnOnce(Result<Message>) + Send>;
 
 struct Waiter {
     owner: u64,
-    outcome: Sender<Result<Message>>,
+    serial: u64,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    /// A caller blocked in `send_and_wait`.
+    Waiting(Sender<Result<Message>>),
+    /// An asynchronous request, with the time it was given.
+    Async(OnOutcome, Duration),
+}
+
+impl Waiter {
+    fn deliver(self, result: Result<Message>) {
+        match self.outcome {
+            Outcome::Waiting(sender) => {
+                let _ = sender.send(result);
+            }
+            Outcome::Async(on_outcome, _) => on_outcome(result),
+        }
+    }
 }
 
 impl Inner {
@@ -51,9 +88,15 @@ impl PendingRequests {
     /// A table allocating ids from `ids`.
     pub fn new(ids: IdAllocator) -> Self {
         PendingRequests {
-            inner: Mutex::new(Inner {
-                ids,
-                waiters: HashMap::new(),
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    ids,
+                    waiters: HashMap::new(),
+                    deadlines: BinaryHeap::new(),
+                    next_serial: 0,
+                    timer_started: false,
+                }),
+                timer: Condvar::new(),
             }),
         }
     }
@@ -66,17 +109,60 @@ impl PendingRequests {
     /// Registers a request to `owner` before it is sent, so its reply
     /// cannot be missed.
     pub fn register(&self, owner: u64) -> Result<PendingRequest> {
+        let (sender, outcome) = bounded(1);
+        let id = self.insert(owner, Outcome::Waiting(sender))?.0;
+        Ok(PendingRequest { id, outcome })
+    }
+
+    /// An asynchronous request to `owner`: registers an id, calls `send`
+    /// with it, and hands the outcome to `on_outcome` once: the reply, a
+    /// timeout after `timeout`, or the connection's end. If `send` fails,
+    /// the request is withdrawn, its error returned, and `on_outcome`
+    /// dropped unused.
+    pub fn request(
+        &self,
+        owner: u64,
+        timeout: Duration,
+        send: impl FnOnce(u16) -> Result<()>,
+        on_outcome: OnOutcome,
+    ) -> Result<()> {
+        let (id, serial) = self.insert(owner, Outcome::Async(on_outcome, timeout))?;
+        if let Err(error) = send(id) {
+            self.lock().waiters.remove(&id);
+            return Err(error);
+        }
+        let start_timer = {
+            let mut inner = self.lock();
+            inner
+                .deadlines
+                .push(Reverse((Instant::now() + timeout, id, serial)));
+            !std::mem::replace(&mut inner.timer_started, true)
+        };
+        self.shared.timer.notify_all();
+        if start_timer {
+            let shared = Arc::downgrade(&self.shared);
+            std::thread::Builder::new()
+                .name("veltix-timer".into())
+                .spawn(move || expire_requests(shared))
+                .map_err(|e| Error::io("cannot start the request timer thread", &e))?;
+        }
+        Ok(())
+    }
+
+    fn insert(&self, owner: u64, outcome: Outcome) -> Result<(u16, u64)> {
         let mut inner = self.lock();
         let id = inner.free_id()?;
-        let (sender, outcome) = bounded(1);
+        let serial = inner.next_serial;
+        inner.next_serial += 1;
         inner.waiters.insert(
             id,
             Waiter {
                 owner,
-                outcome: sender,
+                serial,
+                outcome,
             },
         );
-        Ok(PendingRequest { id, outcome })
+        Ok((id, serial))
     }
 
     /// Hands `message`, received from `owner`, to the request with its id;
@@ -89,7 +175,7 @@ impl PendingRequests {
         }
         let waiter = inner.waiters.remove(&message.request_id())?;
         drop(inner);
-        let _ = waiter.outcome.send(Ok(message));
+        waiter.deliver(Ok(message));
         None
     }
 
@@ -97,7 +183,7 @@ impl PendingRequests {
     pub fn fail_all(&self, error: &Error) {
         let waiters = std::mem::take(&mut self.lock().waiters);
         for waiter in waiters.into_values() {
-            let _ = waiter.outcome.send(Err(error.clone()));
+            waiter.deliver(Err(error.clone()));
         }
     }
 
@@ -116,7 +202,7 @@ impl PendingRequests {
                 .collect()
         };
         for waiter in failed {
-            let _ = waiter.outcome.send(Err(error.clone()));
+            waiter.deliver(Err(error.clone()));
         }
     }
 
@@ -162,11 +248,7 @@ impl PendingRequests {
             Ok(outcome) => outcome,
             Err(RecvTimeoutError::Timeout) => {
                 if self.lock().waiters.remove(&request.id).is_some() {
-                    return Err(Error::Timeout(format!(
-                        "no reply to request {} within {} ms. Fix: raise the timeout, or check that the peer answers this message type",
-                        request.id,
-                        timeout.as_millis()
-                    )));
+                    return Err(timed_out(request.id, timeout));
                 }
                 // Completed while timing out: the outcome is in the channel.
                 request.outcome.recv().unwrap_or_else(|_| Err(closed()))
@@ -176,8 +258,70 @@ impl PendingRequests {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.shared.lock()
+    }
+}
+
+impl Drop for PendingRequests {
+    fn drop(&mut self) {
+        // Lets the timer thread see the table is gone.
+        self.shared.timer.notify_all();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The timer thread: fails asynchronous requests whose deadline passed,
+/// until the table is dropped.
+fn expire_requests(shared: Weak<Shared>) {
+    /// Longest sleep, so a dropped table is noticed.
+    const NAP: Duration = Duration::from_secs(1);
+    loop {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut inner = shared.lock();
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        while let Some(&Reverse((deadline, id, serial))) = inner.deadlines.peek() {
+            if deadline > now {
+                break;
+            }
+            inner.deadlines.pop();
+            if inner.waiters.get(&id).is_some_and(|w| w.serial == serial) {
+                expired.extend(inner.waiters.remove(&id).map(|waiter| (id, waiter)));
+            }
+        }
+        if expired.is_empty() {
+            let nap = inner
+                .deadlines
+                .peek()
+                .map_or(NAP, |Reverse((deadline, _, _))| {
+                    deadline.saturating_duration_since(now).min(NAP)
+                });
+            drop(shared.timer.wait_timeout(inner, nap));
+            continue;
+        }
+        drop(inner);
+        for (id, waiter) in expired {
+            let timeout = match &waiter.outcome {
+                Outcome::Async(_, timeout) => *timeout,
+                Outcome::Waiting(_) => Duration::ZERO,
+            };
+            waiter.deliver(Err(timed_out(id, timeout)));
+        }
+    }
+}
+
+fn timed_out(id: u16, timeout: Duration) -> Error {
+    Error::Timeout(format!(
+        "no reply to request {id} within {} ms. Fix: raise the timeout, or check that the peer answers this message type",
+        timeout.as_millis()
+    ))
 }
 
 fn closed() -> Error {
@@ -256,5 +400,56 @@ mod tests {
                 .payload(),
             b"ok"
         );
+    }
+
+    #[test]
+    fn async_requests_complete_once_by_reply_timeout_or_failure() {
+        let pending = PendingRequests::new(IdAllocator::new(CLIENT_IDS));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outcome = |tag: &'static str| -> OnOutcome {
+            let tx = tx.clone();
+            Box::new(move |result: Result<Message>| tx.send((tag, result.is_ok())).unwrap())
+        };
+        let mut sent = Vec::new();
+        for (tag, timeout) in [("replied", 5_000), ("timed out", 50), ("failed", 5_000)] {
+            pending
+                .request(
+                    0,
+                    Duration::from_millis(timeout),
+                    |id| {
+                        sent.push(id);
+                        Ok(())
+                    },
+                    outcome(tag),
+                )
+                .unwrap();
+        }
+        assert!(pending
+            .complete(0, Message::new(200, sent[0], b"r"))
+            .is_none());
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Ok(("replied", true))
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Ok(("timed out", false))
+        );
+        pending.fail_all(&closed());
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Ok(("failed", false))
+        );
+        // The replied request's deadline passes: no second outcome.
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        // A request that cannot be sent is withdrawn and never calls back.
+        let refused = pending.request(
+            0,
+            Duration::from_millis(10),
+            |_| Err(Error::NotConnected),
+            outcome("refused"),
+        );
+        assert_eq!(refused, Err(Error::NotConnected));
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
     }
 }

@@ -252,3 +252,152 @@ fn a_dispatch_mode_server_runs_routes_on_the_host_thread() {
     drop(client);
     server.shut_down();
 }
+
+/// Outcomes of `veltix_*_request`: (status, reply payload, thread).
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<(veltix_status_t, Vec<u8>, ThreadId)>>);
+
+unsafe extern "C" fn on_client_reply(
+    user_data: *mut c_void,
+    _: *mut veltix_client_t,
+    status: veltix_status_t,
+    reply: *const veltix_message_t,
+    error: *const std::ffi::c_char,
+) {
+    let payload = if reply.is_null() {
+        std::ffi::CStr::from_ptr(error).to_bytes().to_vec()
+    } else {
+        read_message(reply).2
+    };
+    (*(user_data as *const Outcomes)).0.lock().unwrap().push((
+        status,
+        payload,
+        std::thread::current().id(),
+    ));
+}
+
+unsafe extern "C" fn on_server_reply(
+    user_data: *mut c_void,
+    _: *mut veltix_server_t,
+    _: veltix_peer_id_t,
+    status: veltix_status_t,
+    reply: *const veltix_message_t,
+    error: *const std::ffi::c_char,
+) {
+    on_client_reply(user_data, std::ptr::null_mut(), status, reply, error);
+}
+
+#[test]
+fn client_requests_complete_once_inside_dispatch_in_all_three_outcomes() {
+    let (server, port) = greeting_server();
+    let outcomes = Box::new(Outcomes::default());
+    let user_data = &*outcomes as *const Outcomes as *mut c_void;
+    let client = TestClient::new(port, |c| c.max_workers = 0);
+    assert_eq!(client.connect(), VELTIX_OK);
+    let request = |type_code: u16, timeout_ms: u32| unsafe {
+        veltix_client_request(
+            client.ptr,
+            type_code,
+            b"ask".as_ptr(),
+            3,
+            timeout_ms,
+            Some(on_client_reply),
+            user_data,
+        )
+    };
+    // The reply; a type the server drops (timeout); one cut by disconnect.
+    assert_eq!(request(200, 5000), VELTIX_OK);
+    assert_eq!(request(232, 200), VELTIX_OK);
+    assert_eq!(request(232, 60_000), VELTIX_OK);
+    let host = std::thread::current().id();
+    let took = |n: usize| outcomes.0.lock().unwrap().len() >= n;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !took(2) && Instant::now() < deadline {
+        unsafe { veltix_client_dispatch(client.ptr, 50, std::ptr::null_mut()) };
+    }
+    assert_eq!(unsafe { veltix_client_disconnect(client.ptr) }, VELTIX_OK);
+    while !took(3) && Instant::now() < deadline {
+        unsafe { veltix_client_dispatch(client.ptr, 50, std::ptr::null_mut()) };
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { veltix_client_dispatch(client.ptr, 0, std::ptr::null_mut()) };
+    let got = std::mem::take(&mut *outcomes.0.lock().unwrap());
+    let statuses: Vec<veltix_status_t> = got.iter().map(|(status, _, _)| *status).collect();
+    assert_eq!(
+        statuses,
+        vec![VELTIX_OK, VELTIX_ERR_TIMEOUT, VELTIX_ERR_CLOSED],
+        "{got:?}"
+    );
+    assert_eq!(got[0].1, b"ask", "the reply");
+    assert!(
+        String::from_utf8_lossy(&got[1].1).contains("200 ms"),
+        "the detail comes with the status"
+    );
+    assert!(
+        got.iter().all(|(_, _, thread)| *thread == host),
+        "inside dispatch"
+    );
+    // A request that cannot be sent fails at once; its callback never runs.
+    assert_eq!(request(200, 1000), VELTIX_ERR_NOT_CONNECTED);
+    drop(client);
+    assert!(outcomes.0.lock().unwrap().is_empty());
+    server.shut_down();
+}
+
+#[test]
+fn server_requests_complete_once_with_the_reply_or_the_peer_leaving() {
+    let server = support::server_capi::TestServer::start(|_| {});
+    let outcomes = Box::new(Outcomes::default());
+    let user_data = &*outcomes as *const Outcomes as *mut c_void;
+    // A client that answers type 240 and ignores 241.
+    let client = veltix::client::Client::new(veltix::client::ClientConfig {
+        port: server.port,
+        ..Default::default()
+    })
+    .unwrap();
+    client
+        .route(
+            240,
+            Arc::new(|client, message| {
+                let _ = client.reply(message, 240, b"answer");
+            }),
+        )
+        .unwrap();
+    client.route(241, Arc::new(|_, _| {})).unwrap();
+    client.connect().unwrap();
+    let peer = server.next_connect();
+    let request = |peer: veltix_peer_id_t, type_code: u16| unsafe {
+        veltix_server_request(
+            server.ptr,
+            peer,
+            type_code,
+            b"q".as_ptr(),
+            1,
+            60_000,
+            Some(on_server_reply),
+            user_data,
+        )
+    };
+    assert_eq!(request(peer, 240), VELTIX_OK);
+    assert_eq!(request(peer, 241), VELTIX_OK);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while outcomes.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    client.close();
+    while outcomes.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let got = std::mem::take(&mut *outcomes.0.lock().unwrap());
+    let statuses: Vec<veltix_status_t> = got.iter().map(|(status, _, _)| *status).collect();
+    assert_eq!(statuses, vec![VELTIX_OK, VELTIX_ERR_CLOSED], "{got:?}");
+    assert_eq!(got[0].1, b"answer");
+    assert_eq!(request(peer, 240), VELTIX_ERR_NOT_CONNECTED);
+    assert_eq!(request(9999, 240), VELTIX_ERR_NOT_CONNECTED);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        outcomes.0.lock().unwrap().is_empty(),
+        "refused requests never call back"
+    );
+}

@@ -10,6 +10,8 @@ pub type MessageHandler = Arc<dyn Fn(&Client, &Message) + Send + Sync>;
 /// Called when a connection (or reconnection) completes.
 pub type ConnectHandler = Arc<dyn Fn(&Client) + Send + Sync>;
 /// Called on every disconnection step (see [`DisconnectState`]).
+/// Receives the outcome of [`super::Client::request`], once.
+pub type ReplyHandler = Box<dyn FnOnce(&Client, crate::Result<Message>) + Send>;
 pub type DisconnectHandler = Arc<dyn Fn(&Client, &DisconnectState) + Send + Sync>;
 
 /// A client's registered callbacks; kept across reconnections.

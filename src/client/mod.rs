@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 pub use config::{ClientConfig, MAX_BUFFER_SIZE, MAX_WORKERS};
 pub use disconnect::{DisconnectReason, DisconnectState};
-pub use handlers::{ConnectHandler, DisconnectHandler, MessageHandler};
+pub use handlers::{ConnectHandler, DisconnectHandler, MessageHandler, ReplyHandler};
 
 use crate::error::{Error, Result};
 use crate::log::log_at;
@@ -396,6 +396,37 @@ impl Client {
                 self.connection()?
                     .send(type_code, request_id, payload, Some(deadline))
             })
+    }
+
+    /// Sends a request without waiting for its reply: `on_reply` runs once,
+    /// as a callback (on a worker, or inside `dispatch`), with the reply, a
+    /// timeout after `timeout`, or the error that ended the connection. If
+    /// this returns an error, `on_reply` never runs. The write itself waits
+    /// for a full socket at most `send_timeout` (or `timeout`, if shorter).
+    pub fn request(
+        &self,
+        type_code: u16,
+        payload: &[u8],
+        timeout: Duration,
+        on_reply: ReplyHandler,
+    ) -> Result<()> {
+        self.check_size(payload)?;
+        let client = self.clone();
+        let on_outcome: crate::pending::OnOutcome = Box::new(move |result| {
+            let workers = &client.inner.workers;
+            let handle = client.clone();
+            workers.submit_ordered(Box::new(move || on_reply(&handle, result)));
+        });
+        let deadline = Instant::now() + timeout;
+        self.inner.pending.request(
+            THE_CONNECTION,
+            timeout,
+            |request_id| {
+                self.connection()?
+                    .send(type_code, request_id, payload, Some(deadline))
+            },
+            on_outcome,
+        )
     }
 
     /// Pings the server; the round trip in milliseconds.

@@ -127,6 +127,26 @@ impl UserData {
     }
 }
 
+/// Calls `deliver` with a request's outcome as C sees it: the status, the
+/// reply (NULL unless `VELTIX_OK`), and the error's detail ("" on success),
+/// all borrowed for the call.
+pub(crate) fn with_outcome(
+    outcome: &Result<crate::protocol::Message>,
+    deliver: impl FnOnce(veltix_status_t, *const super::message::veltix_message_t, *const c_char),
+) {
+    match outcome {
+        Ok(reply) => deliver(
+            VELTIX_OK,
+            super::message::message_handle(reply),
+            c"".as_ptr(),
+        ),
+        Err(error) => {
+            let text = CString::new(error.to_string().replace('\0', "?")).unwrap_or_default();
+            deliver(status_of(error), std::ptr::null(), text.as_ptr());
+        }
+    }
+}
+
 /// Releases a callback's `user_data`, given with it when the callback is
 /// registered (`free_user_data`, NULL for none). It is called exactly once,
 /// with that `user_data`, when the callback can never run again: when it is

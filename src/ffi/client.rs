@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::boundary::{
     non_null, non_null_mut, payload_slice, registration, veltix_free_fn, with_fallback,
-    with_status, CallbackData,
+    with_outcome, with_status, CallbackData, UserData,
 };
 use super::config::veltix_client_config_t;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
@@ -631,5 +631,72 @@ pub unsafe extern "C" fn veltix_client_event_fd(
         let out_fd = non_null_mut(out_fd, "out_fd")?;
         *out_fd = with_client(client, |client| client.event_fd())?;
         Ok(())
+    })
+}
+
+/// Receives the outcome of `veltix_client_request()`, exactly once, as a
+/// callback: on a worker thread, or inside `veltix_client_dispatch()` in
+/// dispatch mode. `status` is `VELTIX_OK` with `reply` the reply, or
+/// `VELTIX_ERR_TIMEOUT` or `VELTIX_ERR_CLOSED` (the connection ended, or
+/// the client was disconnected or freed) with `reply` NULL. `reply` and
+/// `error` (the detail, "" on success: this thread's
+/// `veltix_last_error()` does not have it) are borrowed for the call.
+/// Calls allowed as in `veltix_message_fn`.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process.
+#[allow(non_camel_case_types)]
+pub type veltix_reply_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        client: *mut veltix_client_t,
+        status: veltix_status_t,
+        reply: *const veltix_message_t,
+        error: *const std::ffi::c_char,
+    ),
+>;
+
+/// Sends a request and returns without waiting for the reply: `on_reply`
+/// receives the outcome later, exactly once (see `veltix_reply_fn`): the
+/// reply, `VELTIX_ERR_TIMEOUT` after `timeout_ms`, or `VELTIX_ERR_CLOSED`.
+/// The one exception: a `veltix_client_free()` from inside a callback drops
+/// the outcomes not yet delivered. For a host's own thread, use it in
+/// dispatch mode: the outcome arrives inside `veltix_client_dispatch()`.
+///
+/// Returns at once with the error, and `on_reply` is never called, when the
+/// request cannot be sent: `VELTIX_ERR_NULL_POINTER` (NULL `on_reply`),
+/// `VELTIX_ERR_MESSAGE_TOO_LARGE`, `VELTIX_ERR_NOT_CONNECTED`,
+/// `VELTIX_ERR_IDS_EXHAUSTED`, or a failed write.
+///
+/// # Safety
+/// `client` must be a live client; `data` `len` bytes; `on_reply` callable
+/// from any thread with `user_data`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_request(
+    client: *mut veltix_client_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u32,
+    on_reply: veltix_reply_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        let on_reply = on_reply.ok_or(Error::NullPointer("on_reply"))?;
+        let user_data = UserData::new(user_data);
+        with_client(client, |client| {
+            let payload = payload_slice(data, len, client.max_message_size())?;
+            let timeout = Duration::from_millis(timeout_ms.into());
+            client.request(
+                type_code,
+                payload,
+                timeout,
+                Box::new(move |client, outcome| {
+                    with_outcome(&outcome, |status, reply, error| {
+                        // SAFETY: registered together with user_data.
+                        unsafe { on_reply(user_data.get(), handle(client), status, reply, error) }
+                    })
+                }),
+            )
+        })
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::boundary::{
     non_null, non_null_mut, payload_slice, registration, utf8, veltix_free_fn, with_fallback,
-    with_status, CallbackData,
+    with_outcome, with_status, CallbackData, UserData,
 };
 use super::client::{reason_code, veltix_disconnect_reason_t};
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
@@ -876,5 +876,70 @@ pub unsafe extern "C" fn veltix_server_event_fd(
         let out_fd = non_null_mut(out_fd, "out_fd")?;
         *out_fd = with_server(server, |server| server.event_fd())?;
         Ok(())
+    })
+}
+
+/// Receives the outcome of `veltix_server_request()`, exactly once, as a
+/// callback (on a worker thread, or inside `veltix_server_dispatch()`):
+/// `status` `VELTIX_OK` with `reply`, or `VELTIX_ERR_TIMEOUT` or
+/// `VELTIX_ERR_CLOSED` (the peer left or the server closed) with `reply`
+/// NULL; `reply` and `error` ("" on success) are borrowed for the call.
+/// Calls allowed as in `veltix_server_message_fn`.
+/// A C++ exception must not escape it: the library cannot catch foreign
+/// exceptions, so one that unwinds into it aborts the process.
+#[allow(non_camel_case_types)]
+pub type veltix_server_reply_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        server: *mut veltix_server_t,
+        peer: veltix_peer_id_t,
+        status: veltix_status_t,
+        reply: *const veltix_message_t,
+        error: *const c_char,
+    ),
+>;
+
+/// Sends a request to `peer` and returns without waiting: `on_reply`
+/// receives the outcome later, exactly once (see `veltix_server_reply_fn`),
+/// except that a `veltix_server_free()` from inside a callback drops the
+/// outcomes not yet delivered. Returns at once with the error, and
+/// `on_reply` is never called, when the request cannot be sent (as
+/// `veltix_server_send()` fails, or a NULL `on_reply`).
+///
+/// # Safety
+/// `server` must be a live server; `data` `len` bytes; `on_reply` callable
+/// from any thread with `user_data`.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_request(
+    server: *mut veltix_server_t,
+    peer: veltix_peer_id_t,
+    type_code: u16,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u32,
+    on_reply: veltix_server_reply_fn,
+    user_data: *mut c_void,
+) -> veltix_status_t {
+    with_status(|| {
+        let on_reply = on_reply.ok_or(Error::NullPointer("on_reply"))?;
+        let user_data = UserData::new(user_data);
+        with_server(server, |server| {
+            let payload = payload_slice(data, len, server.config().max_message_size)?;
+            let timeout = Duration::from_millis(timeout_ms.into());
+            server.request(
+                peer,
+                type_code,
+                payload,
+                timeout,
+                Box::new(move |server, peer, outcome| {
+                    with_outcome(&outcome, |status, reply, error| {
+                        // SAFETY: registered together with user_data.
+                        unsafe {
+                            on_reply(user_data.get(), handle(server), peer, status, reply, error)
+                        }
+                    })
+                }),
+            )
+        })
     })
 }

@@ -24,7 +24,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use config::{ServerConfig, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTBOUND_BYTES};
-pub use handlers::{PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler};
+pub use handlers::{
+    PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler, PeerReplyHandler,
+};
 pub use peer::PeerId;
 
 use crate::backlog::BacklogLimits;
@@ -301,6 +303,36 @@ impl Server {
                 let peer = self.peer(peer)?;
                 self.send_frame(&peer, type_code, request_id, payload)
             })
+    }
+
+    /// Sends a request to `peer` without waiting for its reply: `on_reply`
+    /// runs once, as a callback (on a worker, or inside `dispatch`), with
+    /// the reply, a timeout after `timeout`, or the error that ended the
+    /// peer's connection. If this returns an error, `on_reply` never runs.
+    pub fn request(
+        &self,
+        peer: PeerId,
+        type_code: u16,
+        payload: &[u8],
+        timeout: Duration,
+        on_reply: PeerReplyHandler,
+    ) -> Result<()> {
+        check_frame_size(payload.len(), self.inner.config.max_message_size)?;
+        let server = self.clone();
+        let on_outcome: crate::pending::OnOutcome = Box::new(move |result| {
+            let workers = &server.inner.workers;
+            let handle = server.clone();
+            workers.submit_ordered(Box::new(move || on_reply(&handle, peer, result)));
+        });
+        self.inner.pending.request(
+            peer,
+            timeout,
+            |request_id| {
+                let peer = self.peer(peer)?;
+                self.send_frame(&peer, type_code, request_id, payload)
+            },
+            on_outcome,
+        )
     }
 
     /// Pings `peer`; the round trip in milliseconds.

@@ -5,8 +5,10 @@
 --   luajit luajit_client.lua <path to libveltix.so> <port> [runs]
 --
 -- Each run: connect, send 20 messages of type 200 (the server echoes
--- them), receive every echo through a route, disconnect and free (which
--- delivers on_disconnect on this thread). Prints "OK <runs>" at the end.
+-- them), receive every echo through a route, make one request with
+-- veltix_client_request (its reply arrives in a callback, never blocking
+-- this thread), disconnect and free (which delivers on_disconnect on this
+-- thread). Prints "OK <runs>" at the end.
 local ffi = require("ffi")
 
 ffi.cdef[[
@@ -35,6 +37,11 @@ typedef struct veltix_disconnect_state_t {
 typedef void (*veltix_message_fn)(void *, veltix_client_t *, const veltix_message_t *);
 typedef void (*veltix_disconnect_fn)(void *, veltix_client_t *, const veltix_disconnect_state_t *);
 typedef void (*veltix_free_fn)(void *);
+typedef void (*veltix_reply_fn)(void *, veltix_client_t *, veltix_status_t,
+                                const veltix_message_t *, const char *);
+veltix_status_t veltix_client_request(veltix_client_t *client, uint16_t type_code,
+                                      const uint8_t *data, size_t len, uint32_t timeout_ms,
+                                      veltix_reply_fn on_reply, void *user_data);
 void veltix_client_config_init(veltix_client_config_t *config);
 veltix_status_t veltix_client_new(const veltix_client_config_t *config, veltix_client_t **out);
 void veltix_client_free(veltix_client_t *client);
@@ -80,6 +87,14 @@ local on_echo = ffi.cast("veltix_message_fn", function(_, _, message)
     local data = lib.veltix_message_content(message, len)
     echoes[#echoes + 1] = ffi.string(data, len[0])
 end)
+local replies = {}
+local on_reply = ffi.cast("veltix_reply_fn", function(_, _, status, reply, error)
+    on_this_thread()
+    local len = ffi.new("size_t[1]")
+    local text = reply ~= nil and ffi.string(lib.veltix_message_content(reply, len), len[0])
+        or ffi.string(error)
+    replies[#replies + 1] = { status = tonumber(status), text = text }
+end)
 local on_disconnect = ffi.cast("veltix_disconnect_fn", function(_, _, state)
     on_this_thread()
     disconnects[#disconnects + 1] = tonumber(state.reason)
@@ -118,6 +133,17 @@ for run = 1, runs do
     for i = 1, MESSAGES do
         assert(echoes[i] == expected[i], "echo " .. expected[i] .. " received once")
     end
+    replies = {}
+    local question = "request of run " .. run
+    check(lib.veltix_client_request(client, 200, ffi.cast("const uint8_t *", question), #question,
+                                    5000, on_reply, nil), "request")
+    rounds = 0
+    while #replies < 1 do
+        check(lib.veltix_client_dispatch(client, 100, nil), "dispatch")
+        rounds = rounds + 1
+        assert(rounds < 100, "no reply to the request")
+    end
+    assert(replies[1].status == 0 and replies[1].text == question, "the request's reply")
     check(lib.veltix_client_disconnect(client), "disconnect")
     lib.veltix_client_free(client) -- runs the due on_disconnect on this thread
     assert(#disconnects == 1 and disconnects[1] == 2, "one on_disconnect(MANUAL) by free")
