@@ -38,6 +38,24 @@ ensure_luajit() {
     fi
 }
 
+# Node.js (Debian's nodejs and npm when missing) and the npm package koffi
+# in target/node (outside the tree); sets NODE_PATH for the Node host test.
+ensure_node_koffi() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -q >/dev/null
+        $sudo apt-get install -y -q nodejs npm >/dev/null
+    fi
+    local prefix="$ROOT/target/node"
+    if [ ! -d "$prefix/node_modules/koffi" ]; then
+        mkdir -p "$prefix"
+        npm install --silent --no-save --no-package-lock --no-audit --no-fund \
+            --prefix "$prefix" koffi@2 >/dev/null
+    fi
+    export NODE_PATH="$prefix/node_modules"
+}
+
 # Starts the scripted reference server (Python, veltix 3.3.0) on a free
 # port; sets VELTIX_PORT and SERVER_PID. stop_server kills it.
 start_server() {

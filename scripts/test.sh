@@ -5,8 +5,8 @@
 # check, the Rust unit/property/end-to-end tests, the CMake build of the
 # examples and C tests under CTest (with an install + find_package/pkg-config
 # consumer), the Python ctypes test, and the demo command (C server and C
-# clients together), and the LuaJIT host (installing Debian's luajit when
-# missing).
+# clients together), and the LuaJIT and Node.js hosts (installing Debian's
+# luajit, and nodejs with npm's koffi, when missing).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -44,12 +44,19 @@ start_server
 step "Python ctypes loading target/release/libveltix.so"
 "$VENV/bin/python" tests/ctypes_client.py target/release/libveltix.so "$VELTIX_PORT"
 
-step "LuaJIT host in dispatch mode (Debian luajit), against the reference server and the C server"
+step "LuaJIT and Node.js hosts in dispatch mode, against the reference server and the C server"
 ensure_luajit
-luajit tests/hosts/luajit_client.lua target/release/libveltix.so "$VELTIX_PORT" 20
+ensure_node_koffi
+for host in "luajit tests/hosts/luajit_client.lua" "node tests/hosts/node_client.js"; do
+    # shellcheck disable=SC2086 # the interpreter and its script
+    timeout 300 $host target/release/libveltix.so "$VELTIX_PORT" 20
+done
 stop_server
 start_c_server
-luajit tests/hosts/luajit_client.lua target/release/libveltix.so "$VELTIX_PORT" 20
+for host in "luajit tests/hosts/luajit_client.lua" "node tests/hosts/node_client.js"; do
+    # shellcheck disable=SC2086
+    timeout 300 $host target/release/libveltix.so "$VELTIX_PORT" 20
+done
 stop_server
 
 step "the demo command: the C examples against libveltix's embedded C server"
