@@ -16,47 +16,78 @@ use crate::error::{Error, Result};
 /// A registered handler and its calls in progress.
 pub(crate) struct Registered<H> {
     handler: H,
-    calls: Mutex<usize>,
+    /// In its own allocation, so a finishing call can signal it after
+    /// letting go of the handler.
+    calls: Arc<Calls>,
+}
+
+#[derive(Default)]
+struct Calls {
+    count: Mutex<usize>,
     idle: Condvar,
+}
+
+impl Calls {
+    fn count(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl<H> Registered<H> {
     fn new(handler: H) -> Arc<Self> {
         Arc::new(Registered {
             handler,
-            calls: Mutex::new(0),
-            idle: Condvar::new(),
+            calls: Arc::default(),
         })
     }
 
-    /// Runs `call` with the handler, counted as a call in progress (also if
-    /// it panics).
-    pub fn call<R>(&self, call: impl FnOnce(&H) -> R) -> R {
-        struct InProgress<'a, H>(&'a Registered<H>);
-        impl<H> Drop for InProgress<'_, H> {
-            fn drop(&mut self) {
-                let mut calls = self.0.calls();
-                *calls -= 1;
-                if *calls == 0 {
-                    self.0.idle.notify_all();
-                }
-            }
+    /// A call of the handler, counted as in progress from now (the table's
+    /// lock is held, so a removal cannot miss it) until it is dropped.
+    fn start_call(self: &Arc<Self>) -> Call<H> {
+        *self.calls.count() += 1;
+        Call {
+            registered: Some(self.clone()),
+            calls: self.calls.clone(),
         }
-        *self.calls() += 1;
-        let _in_progress = InProgress(self);
-        call(&self.handler)
     }
 
-    /// Waits until no call is in progress.
+    /// Waits until no call is in progress: then this is the handler's last
+    /// reference, and dropping it releases what it holds here.
     fn wait_idle(&self) {
-        let mut calls = self.calls();
-        while *calls > 0 {
-            calls = self.idle.wait(calls).unwrap_or_else(|e| e.into_inner());
+        let mut count = self.calls.count();
+        while *count > 0 {
+            count = self
+                .calls
+                .idle
+                .wait(count)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
+}
 
-    fn calls(&self) -> std::sync::MutexGuard<'_, usize> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+/// One call of a handler looked up in the table; in progress until dropped.
+pub(crate) struct Call<H> {
+    registered: Option<Arc<Registered<H>>>,
+    calls: Arc<Calls>,
+}
+
+impl<H> Call<H> {
+    /// The handler to call.
+    pub fn handler(&self) -> &H {
+        &self.registered.as_ref().expect("until dropped").handler
+    }
+}
+
+impl<H> Drop for Call<H> {
+    fn drop(&mut self) {
+        // The handler first: once the count reaches 0, a waiting remover
+        // holds its last reference.
+        self.registered.take();
+        let mut count = self.calls.count();
+        *count -= 1;
+        if *count == 0 {
+            self.calls.idle.notify_all();
+        }
     }
 }
 
@@ -141,24 +172,31 @@ impl<M, C, D> CallbackTable<M, C, D> {
         }
     }
 
-    /// The handler for a message now: its type's route, else `on_recv`.
-    pub fn message_handler(&self, type_code: u16) -> Retired<M> {
+    /// A call of the handler for a message now: its type's route, else
+    /// `on_recv`.
+    pub fn message_handler(&self, type_code: u16) -> Option<Call<M>> {
         let table = self.read();
-        table
-            .routes
-            .get(&type_code)
-            .or(table.on_recv.as_ref())
-            .cloned()
+        let registered = table.routes.get(&type_code).or(table.on_recv.as_ref());
+        registered.map(Registered::start_call)
     }
 
-    /// The connection handler now.
-    pub fn on_connect(&self) -> Retired<C> {
-        self.read().on_connect.clone()
+    /// A call of the connection handler now.
+    pub fn on_connect(&self) -> Option<Call<C>> {
+        self.read().on_connect.as_ref().map(Registered::start_call)
     }
 
-    /// The disconnection handler now.
-    pub fn on_disconnect(&self) -> Retired<D> {
-        self.read().on_disconnect.clone()
+    /// A call of the disconnection handler now.
+    pub fn on_disconnect(&self) -> Option<Call<D>> {
+        self.read()
+            .on_disconnect
+            .as_ref()
+            .map(Registered::start_call)
+    }
+
+    /// Whether a message of `type_code` has a handler now.
+    pub fn handles(&self, type_code: u16) -> bool {
+        let table = self.read();
+        table.routes.contains_key(&type_code) || table.on_recv.is_some()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Table<M, C, D>> {
@@ -171,9 +209,10 @@ impl<M, C, D> CallbackTable<M, C, D> {
 }
 
 /// Lets a handler taken out of the table finish its running calls, if
-/// asked to wait (the table's lock is already released).
+/// asked to wait (the table's lock is already released); then this holds
+/// its last reference, and what the handler owns is released here.
 fn retire<H>(old: Retired<H>, wait: bool) {
-    if let (Some(old), true) = (old, wait) {
+    if let (Some(old), true) = (&old, wait) {
         old.wait_idle();
     }
 }
@@ -197,7 +236,7 @@ mod tests {
         });
         table.route("veltix_test", 200, slow).unwrap();
         let running = table.message_handler(200).unwrap();
-        let call = std::thread::spawn(move || running.call(|h| h()));
+        let call = std::thread::spawn(move || (running.handler())());
         std::thread::sleep(Duration::from_millis(20));
         table.unroute(200, true).unwrap();
         assert!(finished.load(Ordering::SeqCst), "unroute returned mid-call");
@@ -211,7 +250,7 @@ mod tests {
         let table: CallbackTable<u32, (), ()> = CallbackTable::default();
         table.set_on_recv(Some(1), true);
         table.route("veltix_test", 7, 2).unwrap();
-        let handler = |t| table.message_handler(t).map(|r| r.call(|h| *h));
+        let handler = |t| table.message_handler(t).map(|call| *call.handler());
         assert_eq!((handler(7), handler(8)), (Some(2), Some(1)));
         table.set_on_recv(None, true);
         assert_eq!((handler(7), handler(8)), (Some(2), None));

@@ -576,8 +576,8 @@ impl Client {
         );
         let client = self.clone();
         self.inner.workers.submit_ordered(Box::new(move || {
-            if let Some(handler) = client.callbacks().on_connect() {
-                handler.call(|handler| handler(&client));
+            if let Some(call) = client.callbacks().on_connect() {
+                (call.handler())(&client);
             }
         }));
     }
@@ -599,8 +599,8 @@ impl Client {
     fn report_disconnect(&self, report: Undelivered, disconnect: DisconnectState) {
         let client = self.clone();
         self.inner.workers.submit_ordered(Box::new(move || {
-            if let Some(handler) = client.callbacks().on_disconnect() {
-                handler.call(|handler| handler(&client, &disconnect));
+            if let Some(call) = client.callbacks().on_disconnect() {
+                (call.handler())(&client, &disconnect);
             }
             drop(report);
         }));

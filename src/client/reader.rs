@@ -66,20 +66,20 @@ impl Client {
         let Some(message) = self.inner.pending.complete(super::THE_CONNECTION, message) else {
             return;
         };
-        match self.callbacks().message_handler(message.type_code()) {
-            Some(_) => {
+        match self.callbacks().handles(message.type_code()) {
+            true => {
                 let client = self.clone();
                 let charge = connection.backlog.charge(message.payload().len());
                 // The handler is looked up again when the job runs: one
                 // removed or replaced meanwhile is never started.
                 self.inner.workers.submit_droppable(Box::new(move || {
-                    if let Some(handler) = client.callbacks().message_handler(message.type_code()) {
-                        handler.call(|handler| handler(&client, &message));
+                    if let Some(call) = client.callbacks().message_handler(message.type_code()) {
+                        (call.handler())(&client, &message);
                     }
                     drop(charge);
                 }));
             }
-            None => log_at!(
+            false => log_at!(
                 Warn,
                 "message of type {} (request id {}) dropped: no route and no on_recv callback",
                 message.type_code(),

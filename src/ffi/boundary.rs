@@ -150,11 +150,12 @@ pub(crate) fn with_outcome(
 /// Releases a callback's `user_data`, given with it when the callback is
 /// registered (`free_user_data`, NULL for none). It is called exactly once,
 /// with that `user_data`, when the callback can never run again: when it is
-/// replaced, cleared or unrouted (after its running calls have returned),
-/// or when the handle is freed. It runs on the thread that ends the last
-/// use: the one replacing or removing the callback, a worker finishing the
-/// callback's last call, or the one freeing the handle. It is not called
-/// when the registration fails, nor for a registration with a NULL `fn`.
+/// replaced, cleared or unrouted, or when the handle is freed. Replacing or
+/// removing a callback outside a callback waits for its running calls and
+/// calls `free_user_data` on the calling thread before returning; inside a
+/// callback it does not wait, and `free_user_data` runs on the thread that
+/// finishes the old callback's last call. It is not called when the
+/// registration fails, nor for a registration with a NULL `fn`.
 /// It must not call into the library with the handle being freed.
 #[allow(non_camel_case_types)]
 pub type veltix_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;

@@ -20,8 +20,8 @@ impl Server {
         self.peers_mut().insert(peer.id, peer.clone());
         log_at!(Debug, "peer {} ({}) connected", peer.id, peer.addr);
         self.run_in_lane(peer, move |server, id| {
-            if let Some(handler) = server.callbacks().on_connect() {
-                handler.call(|handler| handler(server, id));
+            if let Some(call) = server.callbacks().on_connect() {
+                (call.handler())(server, id);
             }
         });
     }
@@ -44,8 +44,8 @@ impl Server {
             peer.addr
         );
         self.run_in_lane(peer, move |server, id| {
-            if let Some(handler) = server.callbacks().on_disconnect() {
-                handler.call(|handler| handler(server, id, reason));
+            if let Some(call) = server.callbacks().on_disconnect() {
+                (call.handler())(server, id, reason);
             }
         });
     }
@@ -64,8 +64,8 @@ impl Server {
         let Some(message) = self.inner.pending.complete(peer.id, message) else {
             return;
         };
-        match self.callbacks().message_handler(message.type_code()) {
-            Some(_) => {
+        match self.callbacks().handles(message.type_code()) {
+            true => {
                 let charge = peer.backlog.charge(message.payload().len());
                 let server = self.clone();
                 let id = peer.id;
@@ -76,14 +76,14 @@ impl Server {
                 self.inner.workers.submit_droppable_in(
                     &peer.lane,
                     Box::new(move || {
-                        if let Some(handler) = server.callbacks().message_handler(message.type_code()) {
-                            handler.call(|handler| handler(&server, id, &message));
+                        if let Some(call) = server.callbacks().message_handler(message.type_code()) {
+                            (call.handler())(&server, id, &message);
                         }
                         drop(charge);
                     }),
                 );
             }
-            None => log_at!(
+            false => log_at!(
                 Warn,
                 "message of type {} (request id {}) from peer {} dropped: no route and no on_recv callback",
                 message.type_code(),
