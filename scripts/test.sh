@@ -39,7 +39,11 @@ step "CMake build of the examples and C tests; CTest against the reference serve
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELTIX_BUILD_TESTS=ON -DVELTIX_BUILD_EXAMPLES=ON
 cmake --build build -j 2
 start_server
-(cd build && ctest --output-on-failure --timeout 120)
+if ! (cd build && ctest --output-on-failure --timeout 120); then
+    echo "CTest failed; the reference server's log (last 60 lines):" >&2
+    tail -n 60 target/server.log >&2
+    exit 8
+fi
 
 step "Python ctypes loading target/release/libveltix.so"
 "$VENV/bin/python" tests/ctypes_client.py target/release/libveltix.so "$VELTIX_PORT"

@@ -15,6 +15,7 @@ Prints "READY <port>" once listening and runs until stdin closes (or, with
 
 import argparse
 import json
+import socket
 import sys
 import threading
 import time
@@ -100,7 +101,14 @@ def main() -> None:
                 server.send(Request(RESULT, json={"answer": result}), client)
             in_thread(ask)
         elif name == "close_me":
-            in_thread(lambda: server.close_client(client))
+            # Not server.close_client(client): in veltix 3.3.0 it closes the
+            # fd from this thread while the selector thread may be handling
+            # the same client, and the selector then dies on unregister(fd=-1)
+            # (ValueError), leaving every later handshake unanswered. Shutting
+            # the socket down makes the selector see EOF and close the client
+            # on its own thread; the peer sees the same FIN.
+            with socket.fromfd(client.conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
+                dup.shutdown(socket.SHUT_RDWR)
         elif name == "stats":
             with stats_lock:
                 result = {"count": stats["count"], "sum": stats["sum"]}
