@@ -6,8 +6,11 @@
  * line typed is sent as a message of type 200 (the reference server echoes
  * it), and every message received is printed by a callback that runs on
  * this same thread, inside veltix_client_dispatch(). No library thread ever
- * calls into this program's code, so it needs no locks. At the end of stdin
- * it waits for the last echoes and exits 0 if every line came back. */
+ * calls into this program's code, so it needs no locks, and no call blocks
+ * the loop: veltix_client_connect_async() returns at once and on_connect
+ * (or on_disconnect, with veltix_last_error() saying why) tells the
+ * outcome. stdin is read only once connected. At the end of stdin it waits
+ * for the last echoes and exits 0 if every line came back. */
 #include "example_common.h" /* first: it sets _POSIX_C_SOURCE */
 
 #include <poll.h>
@@ -16,9 +19,25 @@
 #define CHAT 200
 
 struct chat {
+    int connected; /* 1 connected, -1 gave up */
     unsigned sent;
     unsigned received;
 };
+
+static void on_connect(void *user_data, veltix_client_t *client) {
+    (void)client;
+    ((struct chat *)user_data)->connected = 1;
+}
+
+static void on_disconnect(void *user_data, veltix_client_t *client,
+                          const veltix_disconnect_state_t *state) {
+    (void)client;
+    fprintf(stderr, "disconnected (attempt %u): %s\n", (unsigned)state->attempt,
+            veltix_last_error());
+    if (state->permanent) {
+        ((struct chat *)user_data)->connected = -1;
+    }
+}
 
 static void on_chat(void *user_data, veltix_client_t *client, const veltix_message_t *msg) {
     struct chat *chat = (struct chat *)user_data;
@@ -47,7 +66,7 @@ static void send_lines(veltix_client_t *client, char *buf, size_t *len, struct c
 int main(int argc, char **argv) {
     veltix_client_config_t config;
     veltix_client_t *client = NULL;
-    struct chat chat = {0, 0};
+    struct chat chat = {0, 0, 0};
     struct pollfd fds[2];
     char buf[4096];
     size_t len = 0;
@@ -58,15 +77,19 @@ int main(int argc, char **argv) {
     config.max_workers = 0; /* dispatch mode: callbacks run on this thread */
     example_check(veltix_client_new(&config, &client), "veltix_client_new");
     example_check(veltix_client_route(client, CHAT, on_chat, &chat, NULL), "veltix_client_route");
-    example_check(veltix_client_connect(client), "veltix_client_connect");
+    example_check(veltix_client_on_connect(client, on_connect, &chat, NULL),
+                  "veltix_client_on_connect");
+    example_check(veltix_client_on_disconnect(client, on_disconnect, &chat, NULL),
+                  "veltix_client_on_disconnect");
+    example_check(veltix_client_connect_async(client), "veltix_client_connect_async");
 
-    fds[0].fd = STDIN_FILENO;
+    fds[0].fd = -1; /* stdin waits until on_connect */
     fds[0].events = POLLIN;
     fds[1].events = POLLIN;
     example_check(veltix_client_event_fd(client, &fds[1].fd), "veltix_client_event_fd");
 
     /* Until stdin ends and every line has come back (or 5 s pass idle). */
-    while (stdin_open || chat.received < chat.sent) {
+    while ((stdin_open || chat.received < chat.sent) && chat.connected >= 0) {
         int ready = poll(fds, 2, 1000);
         if (ready == 0 && ++idle_rounds >= 5) {
             break;
@@ -76,6 +99,9 @@ int main(int argc, char **argv) {
         }
         if (fds[1].revents & POLLIN) {
             example_check(veltix_client_dispatch(client, 0, NULL), "veltix_client_dispatch");
+            if (chat.connected == 1 && stdin_open) {
+                fds[0].fd = STDIN_FILENO;
+            }
         }
         if (stdin_open && (fds[0].revents & (POLLIN | POLLHUP))) {
             ssize_t n = read(STDIN_FILENO, buf + len, sizeof buf - len);

@@ -215,9 +215,11 @@ typedef struct veltix_disconnect_state_t {
 
 /**
  * Called at each disconnection step (see `veltix_disconnect_state_t`), on a
- * worker thread, one call at a time and in order, with no library lock
- * held. `state` is borrowed for the call only. Calls allowed as in
- * `veltix_message_fn`.
+ * worker thread (inside `veltix_client_dispatch()` in dispatch mode), one
+ * call at a time and in order, with no library lock held. `state` is
+ * borrowed for the call only. Inside it, `veltix_last_error()` says what
+ * ended the connection or failed the attempt ("" after
+ * `veltix_client_disconnect()`). Calls allowed as in `veltix_message_fn`.
  * A C++ exception must not escape it: the library cannot catch foreign
  * exceptions, so one that unwinds into it aborts the process. Catch
  * everything inside (a C++ wrapper does it in its trampoline).
@@ -637,6 +639,28 @@ void veltix_client_config_init(struct veltix_client_config_t *config);
  * `client` must be a live client.
  */
 veltix_status_t veltix_client_connect(struct veltix_client_t *client);
+
+/**
+ * Starts connecting on a library thread and returns at once: the host's
+ * thread never waits for the network. The outcome arrives as callbacks,
+ * through the same path as every other callback (a worker thread, or
+ * `veltix_client_dispatch()` in dispatch mode): `on_connect` once the
+ * handshake is acknowledged (sends work from then on), or the
+ * `on_disconnect` sequence that `veltix_client_connect()` would report
+ * (with `config.retry > 0`, one call per failed attempt, then the
+ * permanent one). Inside those `on_disconnect` calls, `veltix_last_error()`
+ * says why the attempt failed. `veltix_client_disconnect()`,
+ * `_stop_retry()` and `_free()` cancel it as they cancel a blocking
+ * connect.
+ *
+ * Returns `VELTIX_OK` once the attempt has started,
+ * `VELTIX_ERR_ALREADY_CONNECTED` when connected, connecting or
+ * reconnecting, `VELTIX_ERR_IO` if no thread could be started.
+ *
+ * # Safety
+ * `client` must be a live client.
+ */
+veltix_status_t veltix_client_connect_async(struct veltix_client_t *client);
 
 /**
  * Closes the connection, or cancels a reconnection in progress, and runs
@@ -1482,12 +1506,21 @@ veltix_status_t veltix_server_unroute(struct veltix_server_t *server,
  * stderr. An out-of-range `max_level` is clamped to the nearest level.
  * Safe to call from any thread at any time.
  *
+ * `free_user_data` (nullable) is called exactly once with `user_data`
+ * when this logger can never run again: after a later `veltix_set_logger`
+ * replaced it and its last running call returned (on the thread that
+ * replaced it, or on the logging thread that finished last). It is never
+ * called when `fn` is NULL. A logger still installed when the process
+ * exits is not released.
+ *
  * # Safety
- * `fn` must be safe to call from any thread with `user_data`.
+ * `fn` must be safe to call from any thread with `user_data`, and
+ * `free_user_data` with `user_data` from any thread.
  */
 void veltix_set_logger(veltix_log_fn fn,
                        void *user_data,
-                       veltix_log_level_t max_level);
+                       veltix_log_level_t max_level,
+                       veltix_free_fn free_user_data);
 
 /**
  * A static, human-readable name for `status`; never NULL. An unknown code

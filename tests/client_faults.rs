@@ -378,10 +378,20 @@ fn logger_receives_lines_and_can_be_removed() {
         let text = CStr::from_ptr(message).to_string_lossy().into_owned();
         LINES.lock().unwrap().push((level, text));
     }
-    unsafe { veltix_set_logger(Some(sink), ptr::null_mut(), VELTIX_LOG_WARN) };
+    static FREED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    unsafe extern "C" fn release(user_data: *mut std::ffi::c_void) {
+        FREED.lock().unwrap().push(user_data as usize);
+    }
+    // Replaced: the first logger is released once, the second still runs.
+    unsafe { veltix_set_logger(Some(sink), 1 as *mut _, VELTIX_LOG_WARN, Some(release)) };
+    unsafe { veltix_set_logger(Some(sink), 2 as *mut _, VELTIX_LOG_WARN, Some(release)) };
+    assert_eq!(*FREED.lock().unwrap(), [1]);
     let client = TestClient::new(support::free_port(), |_| {});
     assert_eq!(client.connect(), VELTIX_ERR_CONNECT_FAILED);
-    unsafe { veltix_set_logger(None, ptr::null_mut(), 99) };
+    // Removed: released once; a NULL fn never releases its user_data.
+    unsafe { veltix_set_logger(None, 3 as *mut _, 99, Some(release)) };
+    unsafe { veltix_set_logger(None, ptr::null_mut(), 99, None) };
+    assert_eq!(*FREED.lock().unwrap(), [1, 2]);
     let lines = LINES.lock().unwrap().clone();
     assert!(
         lines

@@ -120,6 +120,11 @@ fn client_callbacks_run_only_in_dispatch_on_the_host_thread_in_order() {
 
     // Without the host dispatching: pings are answered and send_and_wait
     // completes, and no callback runs.
+    // The server lists the peer just after it sends the ack.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.peer_ids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let peer = server.peer_ids()[0];
     assert!(server.ping(peer, Duration::from_secs(5)).is_ok());
     assert_eq!(client.request(200, b"echo", 5000).unwrap().2, b"echo");
@@ -399,5 +404,140 @@ fn server_requests_complete_once_with_the_reply_or_the_peer_leaving() {
     assert!(
         outcomes.0.lock().unwrap().is_empty(),
         "refused requests never call back"
+    );
+}
+
+unsafe extern "C" fn on_disconnect_detail(
+    user_data: *mut c_void,
+    _: *mut veltix_client_t,
+    state: *const veltix_disconnect_state_t,
+) {
+    let state = &*state;
+    (*(user_data as *const Seen)).push(format!(
+        "disconnect attempt={} permanent={} reason={} error={}",
+        state.attempt,
+        state.permanent,
+        state.reason,
+        last_error()
+    ));
+}
+
+/// Dispatches `client` until `seen` holds `count` events or 5 s pass.
+fn dispatch_until(client: &TestClient, seen: &Seen, count: usize) -> Vec<(String, ThreadId)> {
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while events.len() < count && Instant::now() < deadline {
+        let status = unsafe { veltix_client_dispatch(client.ptr, 50, std::ptr::null_mut()) };
+        assert_eq!(status, VELTIX_OK, "{}", last_error());
+        events.extend(seen.take());
+    }
+    events
+}
+
+#[test]
+fn connect_async_returns_at_once_and_reports_through_dispatch() {
+    let (server, port) = greeting_server();
+    let seen = Box::new(Seen::default());
+    let user_data = &*seen as *const Seen as *mut c_void;
+    let client = TestClient::new(port, |c| c.max_workers = 0);
+    unsafe {
+        veltix_client_on_connect(client.ptr, Some(on_connect), user_data, None);
+        veltix_client_on_recv(client.ptr, Some(on_recv), user_data, None);
+        veltix_client_on_disconnect(client.ptr, Some(on_disconnect_detail), user_data, None);
+    }
+    assert_eq!(
+        unsafe { veltix_client_connect_async(client.ptr) },
+        VELTIX_OK
+    );
+    assert_eq!(
+        unsafe { veltix_client_connect_async(client.ptr) },
+        VELTIX_ERR_ALREADY_CONNECTED,
+        "one attempt at a time"
+    );
+    let host = std::thread::current().id();
+    let events = dispatch_until(&client, &seen, 6);
+    let names: Vec<&str> = events.iter().map(|(what, _)| what.as_str()).collect();
+    assert_eq!(names, ["connect", "m0", "m1", "m2", "m3", "m4"]);
+    assert!(events.iter().all(|(_, thread)| *thread == host));
+    assert!(client.is_connected());
+    assert_eq!(client.request(200, b"after", 5000).unwrap().2, b"after");
+    // The manual disconnection carries no error detail.
+    assert_eq!(unsafe { veltix_client_disconnect(client.ptr) }, VELTIX_OK);
+    let events = dispatch_until(&client, &seen, 1);
+    assert_eq!(
+        events[0].0,
+        format!("disconnect attempt=0 permanent=true reason={VELTIX_DISCONNECT_MANUAL} error=")
+    );
+    server.shut_down();
+}
+
+#[test]
+fn a_failed_connect_async_reports_each_attempt_with_its_error() {
+    let seen = Box::new(Seen::default());
+    let user_data = &*seen as *const Seen as *mut c_void;
+    let client = TestClient::new(support::free_port(), |c| {
+        c.max_workers = 0;
+        c.retry = 2;
+        c.retry_delay_ms = 50;
+    });
+    unsafe {
+        veltix_client_on_disconnect(client.ptr, Some(on_disconnect_detail), user_data, None);
+    }
+    assert_eq!(
+        unsafe { veltix_client_connect_async(client.ptr) },
+        VELTIX_OK
+    );
+    let events = dispatch_until(&client, &seen, 4);
+    let steps: Vec<String> = events
+        .iter()
+        .map(|(what, _)| what.split(" error=").next().unwrap().to_string())
+        .collect();
+    let error = VELTIX_DISCONNECT_ERROR;
+    assert_eq!(
+        steps,
+        [
+            format!("disconnect attempt=0 permanent=false reason={error}"),
+            format!("disconnect attempt=1 permanent=false reason={error}"),
+            format!("disconnect attempt=2 permanent=false reason={error}"),
+            format!("disconnect attempt=2 permanent=true reason={error}"),
+        ]
+    );
+    assert!(
+        events.iter().all(|(what, _)| what.contains("refused")),
+        "veltix_last_error() inside on_disconnect says why: {events:?}"
+    );
+    assert!(!client.is_connected());
+}
+
+#[test]
+fn connect_async_to_a_silent_server_never_blocks_and_free_cancels_it() {
+    // Accepts, then never answers the handshake.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Box::new(Seen::default());
+    let user_data = &*seen as *const Seen as *mut c_void;
+    let mut client = TestClient::new(port, |c| {
+        c.max_workers = 0;
+        c.handshake_timeout_ms = 30_000;
+    });
+    unsafe {
+        veltix_client_on_disconnect(client.ptr, Some(on_disconnect_detail), user_data, None);
+    }
+    let started = Instant::now();
+    assert_eq!(
+        unsafe { veltix_client_connect_async(client.ptr) },
+        VELTIX_OK
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+    let (_accepted, _) = listener.accept().unwrap();
+    let mut ran = usize::MAX;
+    unsafe { veltix_client_dispatch(client.ptr, 200, &mut ran) };
+    assert_eq!(ran, 0, "nothing to report while the handshake waits");
+    let started = Instant::now();
+    client.free_now();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "free cancels the attempt: {:?}",
+        started.elapsed()
     );
 }

@@ -1,5 +1,7 @@
 //! What `on_disconnect` receives.
 
+use crate::error::Error;
+
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisconnectReason {
@@ -15,8 +17,8 @@ pub enum DisconnectReason {
 }
 
 /// The state passed to `on_disconnect`, as in the reference's
-/// `DisconnectState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `DisconnectState`, with the error behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisconnectState {
     /// True when the client has given up: no reconnection attempt follows.
     pub permanent: bool,
@@ -27,4 +29,7 @@ pub struct DisconnectState {
     pub retry_max: u32,
     /// Why the connection ended.
     pub reason: DisconnectReason,
+    /// What ended the connection or failed the attempt; `None` for a
+    /// manual disconnection.
+    pub error: Option<Error>,
 }

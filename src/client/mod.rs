@@ -176,21 +176,54 @@ impl Client {
     /// Connects and completes the handshake; with `retry > 0`, retries on
     /// failure before giving up (blocking).
     pub fn connect(&self) -> Result<()> {
-        let attempt = self.begin_attempt().map_err(|busy| match busy {
+        let attempt = self.begin_connect()?;
+        let result = self.run_connect(&attempt);
+        if result.is_err() {
+            self.wait_delivered();
+        }
+        result
+    }
+
+    /// Starts `connect` on a thread of its own and returns at once. The
+    /// outcome arrives as callbacks: `on_connect`, or the `on_disconnect`
+    /// sequence of a failed connect (with `retry > 0`, one call per failed
+    /// attempt, then the permanent one).
+    pub fn connect_async(&self) -> Result<()> {
+        let attempt = self.begin_connect()?;
+        let client = self.clone();
+        let run = attempt.clone();
+        let spawned = self.spawn_thread("veltix-connect", move || {
+            let _ = client.run_connect(&run);
+        });
+        if let Err(error) = spawned {
+            self.end_attempt(&attempt);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Registers a connect operation, or says why one cannot start.
+    fn begin_connect(&self) -> Result<Arc<Attempt>> {
+        self.begin_attempt().map_err(|busy| match busy {
             Busy::Freed => freed(),
             Busy::Connected | Busy::InProgress => Error::AlreadyConnected(
                 "already connected, connecting or reconnecting. Fix: veltix_client_disconnect() first".into(),
             ),
-        })?;
+        })
+    }
+
+    /// The body of `connect`: one attempt, then on failure the
+    /// `on_disconnect` sequence and, with `retry > 0`, the retry loop.
+    fn run_connect(&self, attempt: &Arc<Attempt>) -> Result<()> {
         match attempt.establish(&self.inner.config) {
-            Ok(established) => self.install(established, &attempt),
+            Ok(established) => self.install(established, attempt),
             Err(error) => {
                 let reason = reason_for(&error);
                 log_at!(Error, "{error}");
                 let retry = self.inner.config.retry;
                 if retry == 0 {
                     let report = self.undelivered();
-                    self.end_attempt(&attempt);
+                    self.end_attempt(attempt);
                     if !attempt.is_quiet() {
                         self.report_disconnect(
                             report,
@@ -199,26 +232,22 @@ impl Client {
                                 attempt: 0,
                                 retry_max: 0,
                                 reason,
+                                error: Some(error.clone()),
                             },
                         );
                     }
-                } else {
-                    if !attempt.is_quiet() {
-                        self.emit_disconnect(DisconnectState {
-                            permanent: false,
-                            attempt: 0,
-                            retry_max: retry,
-                            reason,
-                        });
-                    }
-                    if let Err(last) = self.retry_loop(&attempt, retry, reason, error.clone()) {
-                        self.wait_delivered();
-                        return Err(last);
-                    }
-                    return Ok(());
+                    return Err(error);
                 }
-                self.wait_delivered();
-                Err(error)
+                if !attempt.is_quiet() {
+                    self.emit_disconnect(DisconnectState {
+                        permanent: false,
+                        attempt: 0,
+                        retry_max: retry,
+                        reason,
+                        error: Some(error.clone()),
+                    });
+                }
+                self.retry_loop(attempt, retry, reason, error)
             }
         }
     }
@@ -244,6 +273,7 @@ impl Client {
                 attempt: 0,
                 retry_max: self.inner.config.retry,
                 reason: DisconnectReason::Manual,
+                error: None,
             },
         );
         Ok(())

@@ -25,7 +25,7 @@ impl Client {
         for message in early_frames {
             self.on_frame(&connection, message);
         }
-        let reason = loop {
+        let ended = loop {
             while let Some(decoded) = decoder.next_frame() {
                 match decoded {
                     Decoded::Frame(message) => self.on_frame(&connection, message),
@@ -34,23 +34,37 @@ impl Client {
             }
             // Back-pressure: no reading while the callbacks lag behind.
             if !connection.backlog.wait_for_room() {
-                break DisconnectReason::Error;
+                break (
+                    DisconnectReason::Error,
+                    Error::Closed("the connection was closed".into()),
+                );
             }
             match decoder.fill_with(|buf| (&mut connection.stream()).read(buf)) {
-                Ok(0) => break DisconnectReason::ServerClosed,
+                Ok(0) => {
+                    break (
+                        DisconnectReason::ServerClosed,
+                        Error::Closed("the server closed the connection".into()),
+                    )
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log_at!(Debug, "connection read failed: {e}");
-                    break DisconnectReason::Error;
+                    break (
+                        DisconnectReason::Error,
+                        Error::io("reading from the server failed", &e),
+                    );
                 }
             }
         };
-        let reason = match connection.send_failed() {
-            true => DisconnectReason::Error,
-            false => reason,
+        let ended = match connection.send_failed() {
+            true => (
+                DisconnectReason::Error,
+                Error::Closed("a send to the server failed or timed out".into()),
+            ),
+            false => ended,
         };
-        self.connection_lost(generation, &connection, reason);
+        self.connection_lost(generation, &connection, ended);
     }
 
     /// Routes one incoming message, in the reference's order: PING is
@@ -90,7 +104,12 @@ impl Client {
 
     /// Reports the end of connection `generation`, unless `disconnect` or
     /// `free` already took it, and starts reconnecting if configured.
-    fn connection_lost(&self, generation: u64, connection: &Connection, reason: DisconnectReason) {
+    fn connection_lost(
+        &self,
+        generation: u64,
+        connection: &Connection,
+        (reason, error): (DisconnectReason, Error),
+    ) {
         connection.shutdown();
         let retry = self.inner.config.retry;
         let report = self.undelivered();
@@ -121,10 +140,10 @@ impl Client {
                 attempt: 0,
                 retry_max: retry,
                 reason,
+                error: Some(error.clone()),
             },
         );
         if let Some(attempt) = attempt {
-            let error = Error::Closed("the connection was lost".into());
             let _ = self.retry_loop(&attempt, retry, reason, error);
         }
     }

@@ -43,6 +43,7 @@ impl Client {
                 attempt: tried,
                 retry_max: max,
                 reason,
+                error: Some(last_error.clone()),
             });
             if tried < max && self.sleep_unless_cancelled(attempt) {
                 break;
@@ -59,6 +60,7 @@ impl Client {
                     attempt: tried,
                     retry_max: max,
                     reason,
+                    error: Some(last_error.clone()),
                 },
             );
         }

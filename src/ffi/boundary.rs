@@ -42,10 +42,17 @@ pub(crate) fn with_fallback<T>(fallback: T, body: impl FnOnce() -> Result<T>) ->
 }
 
 fn fail(error: Error) -> veltix_status_t {
-    let status = status_of(&error);
-    let text = CString::new(error.to_string().replace('\0', "?")).unwrap_or_default();
+    record_error(Some(&error));
+    status_of(&error)
+}
+
+/// Makes `error` (or "" for `None`) this thread's `veltix_last_error()`;
+/// callbacks use it to hand their cause to the code they call.
+pub(crate) fn record_error(error: Option<&Error>) {
+    let text = error.map_or_else(CString::default, |error| {
+        CString::new(error.to_string().replace('\0', "?")).unwrap_or_default()
+    });
     LAST_ERROR.with(|last| *last.borrow_mut() = text);
-    status
 }
 
 /// The last error recorded on this thread (valid until the next failure on

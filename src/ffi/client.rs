@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{
-    non_null, non_null_mut, payload_slice, registration, veltix_free_fn, with_fallback,
-    with_outcome, with_status, CallbackData, UserData,
+    non_null, non_null_mut, payload_slice, record_error, registration, veltix_free_fn,
+    with_fallback, with_outcome, with_status, CallbackData, UserData,
 };
 use super::config::veltix_client_config_t;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
@@ -109,9 +109,11 @@ pub type veltix_connect_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, client: *mut veltix_client_t)>;
 
 /// Called at each disconnection step (see `veltix_disconnect_state_t`), on a
-/// worker thread, one call at a time and in order, with no library lock
-/// held. `state` is borrowed for the call only. Calls allowed as in
-/// `veltix_message_fn`.
+/// worker thread (inside `veltix_client_dispatch()` in dispatch mode), one
+/// call at a time and in order, with no library lock held. `state` is
+/// borrowed for the call only. Inside it, `veltix_last_error()` says what
+/// ended the connection or failed the attempt ("" after
+/// `veltix_client_disconnect()`). Calls allowed as in `veltix_message_fn`.
 /// A C++ exception must not escape it: the library cannot catch foreign
 /// exceptions, so one that unwinds into it aborts the process. Catch
 /// everything inside (a C++ wrapper does it in its trampoline).
@@ -283,6 +285,7 @@ pub unsafe extern "C" fn veltix_client_on_disconnect(
             let data = CallbackData::new(user_data, free_user_data);
             client.on_disconnect(registration(r#fn, &data, |callback, data| {
                 Arc::new(move |client: &Client, state: &DisconnectState| {
+                    record_error(state.error.as_ref());
                     let state = veltix_disconnect_state_t {
                         permanent: state.permanent,
                         attempt: state.attempt,
@@ -362,6 +365,31 @@ pub unsafe extern "C" fn veltix_client_unroute(
 #[no_mangle]
 pub unsafe extern "C" fn veltix_client_connect(client: *mut veltix_client_t) -> veltix_status_t {
     with_status(|| with_client(client, Client::connect))
+}
+
+/// Starts connecting on a library thread and returns at once: the host's
+/// thread never waits for the network. The outcome arrives as callbacks,
+/// through the same path as every other callback (a worker thread, or
+/// `veltix_client_dispatch()` in dispatch mode): `on_connect` once the
+/// handshake is acknowledged (sends work from then on), or the
+/// `on_disconnect` sequence that `veltix_client_connect()` would report
+/// (with `config.retry > 0`, one call per failed attempt, then the
+/// permanent one). Inside those `on_disconnect` calls, `veltix_last_error()`
+/// says why the attempt failed. `veltix_client_disconnect()`,
+/// `_stop_retry()` and `_free()` cancel it as they cancel a blocking
+/// connect.
+///
+/// Returns `VELTIX_OK` once the attempt has started,
+/// `VELTIX_ERR_ALREADY_CONNECTED` when connected, connecting or
+/// reconnecting, `VELTIX_ERR_IO` if no thread could be started.
+///
+/// # Safety
+/// `client` must be a live client.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_connect_async(
+    client: *mut veltix_client_t,
+) -> veltix_status_t {
+    with_status(|| with_client(client, Client::connect_async))
 }
 
 /// Closes the connection, or cancels a reconnection in progress, and runs

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
-use super::boundary::{with_fallback, UserData};
+use super::boundary::{registration, veltix_free_fn, with_fallback, CallbackData};
 use crate::log::{set_logger, LogLevel};
 
 /// Severity of a log line (a fixed-width integer, not a C enum, so any value
@@ -38,23 +38,32 @@ pub type veltix_log_fn = Option<
 /// stderr. An out-of-range `max_level` is clamped to the nearest level.
 /// Safe to call from any thread at any time.
 ///
+/// `free_user_data` (nullable) is called exactly once with `user_data`
+/// when this logger can never run again: after a later `veltix_set_logger`
+/// replaced it and its last running call returned (on the thread that
+/// replaced it, or on the logging thread that finished last). It is never
+/// called when `fn` is NULL. A logger still installed when the process
+/// exits is not released.
+///
 /// # Safety
-/// `fn` must be safe to call from any thread with `user_data`.
+/// `fn` must be safe to call from any thread with `user_data`, and
+/// `free_user_data` with `user_data` from any thread.
 #[no_mangle]
 pub unsafe extern "C" fn veltix_set_logger(
     r#fn: veltix_log_fn,
     user_data: *mut c_void,
     max_level: veltix_log_level_t,
+    free_user_data: veltix_free_fn,
 ) {
     with_fallback((), || {
         let max_level = LogLevel::from_i32(max_level.clamp(VELTIX_LOG_ERROR, VELTIX_LOG_DEBUG))
             .unwrap_or(LogLevel::Debug);
-        let user_data = UserData::new(user_data);
-        let sink = r#fn.map(|callback| {
+        let data = CallbackData::new(user_data, free_user_data);
+        let sink = registration(r#fn, &data, |callback, data| {
             Arc::new(move |level: LogLevel, message: &str| {
                 let text = CString::new(message.replace('\0', "?")).unwrap_or_default();
                 // SAFETY: the caller registered a callback valid on any thread.
-                unsafe { callback(user_data.get(), level as veltix_log_level_t, text.as_ptr()) }
+                unsafe { callback(data.get(), level as veltix_log_level_t, text.as_ptr()) }
             }) as crate::log::LogSink
         });
         set_logger(sink, max_level);

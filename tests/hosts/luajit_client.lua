@@ -4,11 +4,14 @@
 --
 --   luajit luajit_client.lua <path to libveltix.so> <port> [runs]
 --
--- Each run: connect, send 20 messages of type 200 (the server echoes
--- them), receive every echo through a route, make one request with
--- veltix_client_request (its reply arrives in a callback, never blocking
--- this thread), disconnect and free (which delivers on_disconnect on this
--- thread). Prints "OK <runs>" at the end.
+-- Each run: connect with veltix_client_connect_async (on_connect arrives
+-- in a dispatch, the thread never waits for the network), send 20 messages
+-- of type 200 (the server echoes them), receive every echo through a route,
+-- make one request with veltix_client_request (its reply arrives in a
+-- callback, never blocking this thread), disconnect and free (which
+-- delivers on_disconnect on this thread). Then one connect_async to a port
+-- that refuses: its permanent on_disconnect arrives with the cause in
+-- veltix_last_error(). Prints "OK <runs>" at the end.
 local ffi = require("ffi")
 
 ffi.cdef[[
@@ -35,6 +38,7 @@ typedef struct veltix_disconnect_state_t {
     int32_t reason;
 } veltix_disconnect_state_t;
 typedef void (*veltix_message_fn)(void *, veltix_client_t *, const veltix_message_t *);
+typedef void (*veltix_connect_fn)(void *, veltix_client_t *);
 typedef void (*veltix_disconnect_fn)(void *, veltix_client_t *, const veltix_disconnect_state_t *);
 typedef void (*veltix_free_fn)(void *);
 typedef void (*veltix_reply_fn)(void *, veltix_client_t *, veltix_status_t,
@@ -50,7 +54,9 @@ veltix_status_t veltix_client_route(veltix_client_t *client, uint16_t type_code,
                                     veltix_free_fn free_user_data);
 veltix_status_t veltix_client_on_disconnect(veltix_client_t *client, veltix_disconnect_fn fn,
                                             void *user_data, veltix_free_fn free_user_data);
-veltix_status_t veltix_client_connect(veltix_client_t *client);
+veltix_status_t veltix_client_on_connect(veltix_client_t *client, veltix_connect_fn fn,
+                                         void *user_data, veltix_free_fn free_user_data);
+veltix_status_t veltix_client_connect_async(veltix_client_t *client);
 veltix_status_t veltix_client_disconnect(veltix_client_t *client);
 veltix_status_t veltix_client_send(veltix_client_t *client, uint16_t type_code,
                                    const uint8_t *data, size_t len);
@@ -80,7 +86,11 @@ local main_thread = ffi.C.pthread_self()
 local function on_this_thread()
     assert(ffi.C.pthread_self() == main_thread, "a callback ran on another thread")
 end
-local echoes, disconnects = {}, {}
+local echoes, disconnects, connects = {}, {}, 0
+local on_connect = ffi.cast("veltix_connect_fn", function()
+    on_this_thread()
+    connects = connects + 1
+end)
 local on_echo = ffi.cast("veltix_message_fn", function(_, _, message)
     on_this_thread()
     local len = ffi.new("size_t[1]")
@@ -98,31 +108,45 @@ end)
 local on_disconnect = ffi.cast("veltix_disconnect_fn", function(_, _, state)
     on_this_thread()
     disconnects[#disconnects + 1] = tonumber(state.reason)
+    disconnects.permanent = state.permanent
+    disconnects.cause = ffi.string(lib.veltix_last_error())
 end)
 
-for run = 1, runs do
-    echoes, disconnects = {}, {}
+-- Dispatches until done() is true, at most 100 rounds of up to 100 ms.
+local function dispatch_until(client, done, what)
+    local rounds = 0
+    while not done() do
+        check(lib.veltix_client_dispatch(client, 100, nil), "dispatch")
+        rounds = rounds + 1
+        assert(rounds < 100, what .. " missing after 100 dispatch rounds of up to 100 ms")
+    end
+end
+
+local function new_client(to_port)
     local config = ffi.new("veltix_client_config_t")
     lib.veltix_client_config_init(config)
     config.server_addr = "127.0.0.1"
-    config.port = port
+    config.port = to_port
     config.max_workers = 0 -- dispatch mode
     local out = ffi.new("veltix_client_t *[1]")
     check(lib.veltix_client_new(config, out), "veltix_client_new")
     local client = out[0]
-    check(lib.veltix_client_route(client, 200, on_echo, nil, nil), "route")
+    check(lib.veltix_client_on_connect(client, on_connect, nil, nil), "on_connect")
     check(lib.veltix_client_on_disconnect(client, on_disconnect, nil, nil), "on_disconnect")
-    check(lib.veltix_client_connect(client), "connect")
+    return client
+end
+
+for run = 1, runs do
+    echoes, disconnects, connects = {}, {}, 0
+    local client = new_client(port)
+    check(lib.veltix_client_route(client, 200, on_echo, nil, nil), "route")
+    check(lib.veltix_client_connect_async(client), "connect_async")
+    dispatch_until(client, function() return connects == 1 end, "on_connect")
     for i = 1, MESSAGES do
         local text = string.format("run %d message %d", run, i)
         check(lib.veltix_client_send(client, 200, ffi.cast("const uint8_t *", text), #text), "send")
     end
-    local rounds = 0
-    while #echoes < MESSAGES do
-        check(lib.veltix_client_dispatch(client, 100, nil), "dispatch")
-        rounds = rounds + 1
-        assert(rounds < 100, "echoes missing after 100 dispatch rounds of up to 100 ms")
-    end
+    dispatch_until(client, function() return #echoes >= MESSAGES end, "echoes")
     -- The reference server replies from a pool of threads: any order.
     local expected = {}
     for i = 1, MESSAGES do
@@ -137,15 +161,19 @@ for run = 1, runs do
     local question = "request of run " .. run
     check(lib.veltix_client_request(client, 200, ffi.cast("const uint8_t *", question), #question,
                                     5000, on_reply, nil), "request")
-    rounds = 0
-    while #replies < 1 do
-        check(lib.veltix_client_dispatch(client, 100, nil), "dispatch")
-        rounds = rounds + 1
-        assert(rounds < 100, "no reply to the request")
-    end
+    dispatch_until(client, function() return #replies >= 1 end, "the request's reply")
     assert(replies[1].status == 0 and replies[1].text == question, "the request's reply")
     check(lib.veltix_client_disconnect(client), "disconnect")
     lib.veltix_client_free(client) -- runs the due on_disconnect on this thread
     assert(#disconnects == 1 and disconnects[1] == 2, "one on_disconnect(MANUAL) by free")
 end
+
+-- A refused connection (port 1: nothing listens there).
+disconnects = {}
+local refused = new_client(1)
+check(lib.veltix_client_connect_async(refused), "connect_async")
+dispatch_until(refused, function() return disconnects.permanent end, "the permanent on_disconnect")
+assert(disconnects[1] == 1, "reason ERROR")
+assert(disconnects.cause:find("refused"), "the cause inside on_disconnect: " .. disconnects.cause)
+lib.veltix_client_free(refused)
 print("OK " .. runs)

@@ -1,14 +1,17 @@
 // A Node.js host using libveltix in dispatch mode through koffi: every
 // callback runs on the JS thread, inside veltix_client_dispatch(), called
-// from a timer of the event loop. Nothing blocks the loop but connect, and
-// free never waits for a callback marshalled to this thread.
+// from a timer of the event loop. Nothing blocks the loop (connect is
+// veltix_client_connect_async), and free never waits for a callback
+// marshalled to this thread.
 //
 //   node node_client.js <path to libveltix.so> <port> [runs]
 //
-// Each run: connect, send 20 messages of type 200 (echoed by the server),
-// receive every echo through a route, one veltix_client_request whose reply
-// arrives in a callback, disconnect and free (which delivers on_disconnect
-// on this thread). Prints "OK <runs>" at the end.
+// Each run: connect_async and wait for on_connect, send 20 messages of type
+// 200 (echoed by the server), receive every echo through a route, one
+// veltix_client_request whose reply arrives in a callback, disconnect and
+// free (which delivers on_disconnect on this thread). Then a connect_async
+// to a port that refuses: the permanent on_disconnect arrives with the
+// cause in veltix_last_error(). Prints "OK <runs>" at the end.
 'use strict';
 const koffi = require('koffi');
 
@@ -41,6 +44,7 @@ koffi.struct('veltix_disconnect_state_t', {
   retry_max: 'uint32_t',
   reason: 'int32_t',
 });
+const ConnectFn = koffi.proto('void veltix_connect_fn(void *user_data, void *client)');
 const MessageFn = koffi.proto('void veltix_message_fn(void *user_data, void *client, void *message)');
 const DisconnectFn = koffi.proto(
   'void veltix_disconnect_fn(void *user_data, void *client, veltix_disconnect_state_t *state)');
@@ -55,7 +59,9 @@ const api = {
     'int32_t veltix_client_route(void *client, uint16_t type, veltix_message_fn *fn, void *user_data, void *free_user_data)'),
   onDisconnect: lib.func(
     'int32_t veltix_client_on_disconnect(void *client, veltix_disconnect_fn *fn, void *user_data, void *free_user_data)'),
-  connect: lib.func('int32_t veltix_client_connect(void *client)'),
+  onConnect: lib.func(
+    'int32_t veltix_client_on_connect(void *client, veltix_connect_fn *fn, void *user_data, void *free_user_data)'),
+  connectAsync: lib.func('int32_t veltix_client_connect_async(void *client)'),
   disconnect: lib.func('int32_t veltix_client_disconnect(void *client)'),
   send: lib.func('int32_t veltix_client_send(void *client, uint16_t type, const char *data, size_t len)'),
   request: lib.func(
@@ -76,11 +82,18 @@ function check(status, what) {
 let echoes = [];
 let replies = [];
 let disconnects = [];
+let connects = 0;
+const onConnect = koffi.register(() => {
+  connects += 1;
+}, koffi.pointer(ConnectFn));
 const onEcho = koffi.register((_, __, message) => {
   echoes.push(api.content(message, null));
 }, koffi.pointer(MessageFn));
 const onDisconnect = koffi.register((_, __, state) => {
-  disconnects.push(koffi.decode(state, 'veltix_disconnect_state_t').reason);
+  const decoded = koffi.decode(state, 'veltix_disconnect_state_t');
+  disconnects.push(decoded.reason);
+  disconnects.permanent = decoded.permanent;
+  disconnects.cause = api.lastError();
 }, koffi.pointer(DisconnectFn));
 const onReply = koffi.register((_, __, status, reply, error) => {
   replies.push({ status, text: reply ? api.content(reply, null) : error });
@@ -108,21 +121,29 @@ function dispatchUntil(client, done, what) {
   });
 }
 
-async function run(index) {
-  echoes = [];
-  replies = [];
-  disconnects = [];
+function newClient(toPort) {
   const config = {};
   api.configInit(config);
   config.server_addr = '127.0.0.1';
-  config.port = port;
+  config.port = toPort;
   config.max_workers = 0; // dispatch mode
   const out = [null];
   check(api.clientNew(config, out), 'veltix_client_new');
   const client = out[0];
-  check(api.route(client, 200, onEcho, null, null), 'route');
+  check(api.onConnect(client, onConnect, null, null), 'on_connect');
   check(api.onDisconnect(client, onDisconnect, null, null), 'on_disconnect');
-  check(api.connect(client), 'connect');
+  return client;
+}
+
+async function run(index) {
+  echoes = [];
+  replies = [];
+  disconnects = [];
+  connects = 0;
+  const client = newClient(port);
+  check(api.route(client, 200, onEcho, null, null), 'route');
+  check(api.connectAsync(client), 'connect_async');
+  await dispatchUntil(client, () => connects === 1, 'on_connect');
   const expected = [];
   for (let i = 1; i <= MESSAGES; i++) {
     const text = `run ${index} message ${i}`;
@@ -155,6 +176,15 @@ async function run(index) {
   for (let index = 1; index <= runs; index++) {
     await run(index);
   }
+  // A refused connection (port 1: nothing listens there).
+  disconnects = [];
+  const refused = newClient(1);
+  check(api.connectAsync(refused), 'connect_async');
+  await dispatchUntil(refused, () => disconnects.permanent === true, 'the permanent on_disconnect');
+  if (disconnects[0] !== 1 || !disconnects.cause.includes('refused')) {
+    throw new Error(`refused: ${JSON.stringify(disconnects)} ${disconnects.cause}`);
+  }
+  api.free(refused);
   console.log(`OK ${runs}`);
 })().catch((error) => {
   console.error(error.message);
