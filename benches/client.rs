@@ -4,6 +4,10 @@
 //! when present, against the same in-process Rust echo peer (so the peer is
 //! not the bottleneck), and prints:
 //! - request/response: sequential `send_and_wait` of 64 bytes (rate, p50, p99);
+//! - callback round trips in worker mode and in dispatch mode: a 64-byte
+//!   message echoed into a route callback, and a `request` whose reply
+//!   callback runs, each waited for by the sending thread (on a channel in
+//!   worker mode, by calling `dispatch` in dispatch mode);
 //! - one-way throughput: 4 threads sending 64-byte messages;
 //! - 1 MiB round trips.
 
@@ -11,6 +15,8 @@ use std::io::{BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +44,9 @@ fn main() {
 
     same_thread_floor(port, 20_000);
     request_response(&client, 20_000);
+    for mode in [Mode::Workers, Mode::Dispatch] {
+        callback_round_trips(port, mode, 20_000);
+    }
     throughput(&client, 4, 50_000);
     large_round_trips(&client, 100);
     client.close();
@@ -59,19 +68,107 @@ fn main() {
 
 fn request_response(client: &Client, count: usize) {
     let payload = [7u8; 64];
-    let mut samples = Vec::with_capacity(count);
-    let start = Instant::now();
-    for _ in 0..count {
-        let t = Instant::now();
-        client
-            .send_and_wait(200, &payload, Duration::from_secs(5))
-            .unwrap();
-        samples.push(t.elapsed());
+    let samples = (0..count)
+        .map(|_| {
+            let t = Instant::now();
+            client
+                .send_and_wait(200, &payload, Duration::from_secs(5))
+                .unwrap();
+            t.elapsed()
+        })
+        .collect();
+    print_latencies("request/response 64 B (send_and_wait)", samples);
+}
+
+/// Where callbacks run.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// On the client's worker threads (the default `max_workers`).
+    Workers,
+    /// On the host's thread, inside `dispatch` (`max_workers = 0`).
+    Dispatch,
+}
+
+/// Round trips whose end is a callback: an echo into a route, and a
+/// `request` reply. The sending thread waits for each callback before the
+/// next send: on a channel the callback signals (worker mode), or by
+/// calling `dispatch`, which runs it on this thread (dispatch mode).
+fn callback_round_trips(port: u16, mode: Mode, count: usize) {
+    let client = Client::new(ClientConfig {
+        port,
+        max_workers: match mode {
+            Mode::Workers => ClientConfig::default().max_workers,
+            Mode::Dispatch => 0,
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let ran = Arc::new(AtomicU64::new(0));
+    let (signal, signalled) = mpsc::channel::<()>();
+    let callback_done = {
+        let ran = ran.clone();
+        let signal = std::sync::Mutex::new(signal);
+        Arc::new(move || {
+            ran.fetch_add(1, Ordering::Release);
+            if let Mode::Workers = mode {
+                let _ = signal.lock().unwrap().send(());
+            }
+        })
+    };
+    let on_echo = callback_done.clone();
+    client.route(200, Arc::new(move |_, _| on_echo())).unwrap();
+    client.connect().unwrap();
+    let wait_for_callback = |expected: u64| match mode {
+        Mode::Workers => signalled.recv().unwrap(),
+        Mode::Dispatch => {
+            while ran.load(Ordering::Acquire) < expected {
+                client.dispatch(Some(Duration::from_secs(5))).unwrap();
+            }
+        }
+    };
+    let payload = [7u8; 64];
+    // The connection's on_connect is the first dispatched event: run it.
+    if let Mode::Dispatch = mode {
+        client.dispatch(Some(Duration::ZERO)).unwrap();
     }
-    let total = start.elapsed();
+    let mut routed = Vec::with_capacity(count);
+    for i in 0..count as u64 {
+        let t = Instant::now();
+        client.send(200, &payload).unwrap();
+        wait_for_callback(i + 1);
+        routed.push(t.elapsed());
+    }
+    let mut requested = Vec::with_capacity(count);
+    for i in 0..count as u64 {
+        let t = Instant::now();
+        let on_reply = callback_done.clone();
+        client
+            .request(
+                200,
+                &payload,
+                Duration::from_secs(5),
+                Box::new(move |_, result| {
+                    result.unwrap();
+                    on_reply();
+                }),
+            )
+            .unwrap();
+        wait_for_callback(count as u64 + i + 1);
+        requested.push(t.elapsed());
+    }
+    for (what, samples) in [("echo into a route", routed), ("request reply", requested)] {
+        print_latencies(&format!("{what}, {mode:?} mode"), samples);
+    }
+    client.close();
+}
+
+/// Prints the rate, p50 and p99 of sequential round trips.
+fn print_latencies(what: &str, mut samples: Vec<Duration>) {
+    let count = samples.len();
+    let total: Duration = samples.iter().sum();
     samples.sort();
     println!(
-        "request/response 64 B: {:>9.0} req/s  p50 {:>6.1} us  p99 {:>6.1} us  ({count} sequential)",
+        "{what:<40} {:>9.0} /s  p50 {:>6.1} us  p99 {:>6.1} us",
         count as f64 / total.as_secs_f64(),
         micros(samples[count / 2]),
         micros(samples[count * 99 / 100]),

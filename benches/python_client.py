@@ -13,10 +13,19 @@ from veltix import Client, ClientConfig, MessageType, Request
 ECHO = MessageType(200, "echo")
 COUNTED = MessageType(220, "counted")
 COUNT_QUERY = MessageType(221, "count_query")
+ROUTED = MessageType(230, "routed")  # echoed by the peer into a route
 
 
 def counted(client: Client) -> int:
     return int.from_bytes(client.send_and_wait(Request(COUNT_QUERY, b""), timeout=5).content, "big")
+
+
+def print_latencies(what: str, samples: list) -> None:
+    """Rate, p50 and p99 of sequential round trips, as benches/client.rs prints them."""
+    count = len(samples)
+    samples = sorted(samples)
+    print(f"{what:<40} {count / sum(samples):>9.0f} /s  "
+          f"p50 {samples[count // 2] * 1e6:>6.1f} us  p99 {samples[count * 99 // 100] * 1e6:>6.1f} us")
 
 
 def main() -> None:
@@ -26,16 +35,23 @@ def main() -> None:
     count = 2000
     payload = bytes([7]) * 64
     samples = []
-    start = time.perf_counter()
     for _ in range(count):
         t = time.perf_counter()
         assert client.send_and_wait(Request(ECHO, payload), timeout=5) is not None
         samples.append(time.perf_counter() - t)
-    total = time.perf_counter() - start
-    samples.sort()
-    print(f"request/response 64 B: {count / total:>9.0f} req/s  "
-          f"p50 {samples[count // 2] * 1e6:>6.1f} us  p99 {samples[count * 99 // 100] * 1e6:>6.1f} us"
-          f"  ({count} sequential)")
+    print_latencies("request/response 64 B (send_and_wait)", samples)
+
+    # Echo into a route callback: the sender waits for the callback (the
+    # reference runs it on its worker pool; it has no dispatch mode).
+    arrived = threading.Semaphore(0)
+    client.route(ROUTED)(lambda response: arrived.release())
+    samples = []
+    for _ in range(count):
+        t = time.perf_counter()
+        client.send(Request(ROUTED, payload))
+        assert arrived.acquire(timeout=5)
+        samples.append(time.perf_counter() - t)
+    print_latencies("echo into a route, worker pool", samples)
 
     threads, per_thread = 4, 5000
     before = counted(client)

@@ -27,6 +27,18 @@
  * - Data passed to a callback is borrowed for the duration of the call.
  * - user_data is passed back untouched; it must be usable from those
  *   threads.
+ *
+ * Picking a mode (config.max_workers, client and server alike)
+ * - Worker mode (1 to 256, default 4): callbacks run on library threads,
+ *   concurrently with the host's code. For threaded C and C++ programs
+ *   whose callbacks lock what they share.
+ * - Dispatch mode (0): no callback thread. Callbacks run only inside
+ *   veltix_client_dispatch()/veltix_server_dispatch(), on the thread that
+ *   calls it; veltix_*_event_fd() is readable while some are due. For game
+ *   loops, GUIs and runtimes that must not be entered from foreign threads
+ *   (LuaJIT, Node.js). Such a host also uses the calls that never block:
+ *   veltix_client_connect_async() and veltix_*_request(). Network I/O
+ *   (PONGs, matching replies) runs on library threads in both modes.
  */
 
 
