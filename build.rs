@@ -29,10 +29,43 @@ fn main() {
 
     // Only the ffi module (which cbindgen follows into its submodules) is
     // the C API; the rest of the crate stays out of the header.
+    let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_config(config)
         .with_src(crate_dir.join("src/ffi/mod.rs"))
         .generate()
         .expect("cbindgen could not generate veltix.h")
-        .write_to_file(crate_dir.join("include/veltix.h"));
+        .write(&mut generated);
+    let header = strict_c89(&String::from_utf8(generated).expect("cbindgen writes UTF-8"));
+    let path = crate_dir.join("include/veltix.h");
+    // Rewritten only when it changes, so builds do not touch its mtime.
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(header.as_str()) {
+        std::fs::write(&path, header).expect("include/veltix.h is writable");
+    }
+}
+
+/// Makes cbindgen's output clean under `-std=c89 -pedantic-errors`: its
+/// `// __cplusplus` comments become C comments, and negative constants are
+/// parenthesized (`#define VELTIX_ERR_IO (-11)`, so `x-VELTIX_ERR_IO`
+/// stays an expression).
+fn strict_c89(header: &str) -> String {
+    header
+        .lines()
+        .map(|line| {
+            if let Some(code) = line.strip_suffix("// __cplusplus") {
+                return format!("{code}/* __cplusplus */");
+            }
+            let mut words = line.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("#define"), Some(name), Some(value))
+                    if value.starts_with('-') && value[1..].bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    format!("#define {name} ({value})")
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }

@@ -497,103 +497,103 @@ typedef void (*veltix_log_fn)(void *user_data,
  * `veltix_client_connect()` (or `_retry()`) while connected, connecting or
  * reconnecting.
  */
-#define VELTIX_ERR_ALREADY_CONNECTED -4
+#define VELTIX_ERR_ALREADY_CONNECTED (-4)
 
 /**
  * Already registered (a route for this type).
  */
-#define VELTIX_ERR_ALREADY_EXISTS -14
+#define VELTIX_ERR_ALREADY_EXISTS (-14)
 
 /**
  * `veltix_server_start()` on a server that is already running.
  */
-#define VELTIX_ERR_ALREADY_RUNNING -19
+#define VELTIX_ERR_ALREADY_RUNNING (-19)
 
 /**
  * The server could not listen: address in use, not permitted, or a host
  * that does not resolve to a local address.
  */
-#define VELTIX_ERR_BIND_FAILED -17
+#define VELTIX_ERR_BIND_FAILED (-17)
 
 /**
  * An output buffer is too small; `veltix_last_error()` gives the size
  * needed.
  */
-#define VELTIX_ERR_BUFFER_TOO_SMALL -18
+#define VELTIX_ERR_BUFFER_TOO_SMALL (-18)
 
 /**
  * The connection closed, or the client was disconnected or freed, while
  * the call was in progress.
  */
-#define VELTIX_ERR_CLOSED -12
+#define VELTIX_ERR_CLOSED (-12)
 
 /**
  * The TCP connection could not be made (refused, unreachable, unresolved).
  */
-#define VELTIX_ERR_CONNECT_FAILED -5
+#define VELTIX_ERR_CONNECT_FAILED (-5)
 
 /**
  * The handshake failed: the server closed, or sent something unexpected.
  */
-#define VELTIX_ERR_HANDSHAKE_FAILED -6
+#define VELTIX_ERR_HANDSHAKE_FAILED (-6)
 
 /**
  * All request ids are waiting for replies.
  */
-#define VELTIX_ERR_IDS_EXHAUSTED -13
+#define VELTIX_ERR_IDS_EXHAUSTED (-13)
 
 /**
  * An argument or configuration field is out of range; `veltix_last_error()`
  * names it and the fix.
  */
-#define VELTIX_ERR_INVALID_ARGUMENT -2
+#define VELTIX_ERR_INVALID_ARGUMENT (-2)
 
 /**
  * A socket error on an established connection; the connection is closed.
  */
-#define VELTIX_ERR_IO -11
+#define VELTIX_ERR_IO (-11)
 
 /**
  * The message (15-byte header plus payload) exceeds `max_message_size`;
  * nothing was sent.
  */
-#define VELTIX_ERR_MESSAGE_TOO_LARGE -10
+#define VELTIX_ERR_MESSAGE_TOO_LARGE (-10)
 
 /**
  * The call needs a connection and the client has none, or the server has
  * no connected peer with that id.
  */
-#define VELTIX_ERR_NOT_CONNECTED -3
+#define VELTIX_ERR_NOT_CONNECTED (-3)
 
 /**
  * Not registered (no route for this type).
  */
-#define VELTIX_ERR_NOT_FOUND -15
+#define VELTIX_ERR_NOT_FOUND (-15)
 
 /**
  * A required pointer argument was NULL.
  */
-#define VELTIX_ERR_NULL_POINTER -1
+#define VELTIX_ERR_NULL_POINTER (-1)
 
 /**
  * An internal error (a caught panic). Please report it.
  */
-#define VELTIX_ERR_PANIC -16
+#define VELTIX_ERR_PANIC (-16)
 
 /**
  * The server refused the connection because it is full.
  */
-#define VELTIX_ERR_SERVER_FULL -8
+#define VELTIX_ERR_SERVER_FULL (-8)
 
 /**
  * A wait ran out of time (reply, ping, handshake, wait_until_closed).
  */
-#define VELTIX_ERR_TIMEOUT -9
+#define VELTIX_ERR_TIMEOUT (-9)
 
 /**
  * The server speaks an incompatible protocol version.
  */
-#define VELTIX_ERR_VERSION_MISMATCH -7
+#define VELTIX_ERR_VERSION_MISMATCH (-7)
 
 /**
  * Details for debugging.
@@ -622,7 +622,7 @@ typedef void (*veltix_log_fn)(void *user_data,
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * Fills `config` with the defaults. NULL is a no-op.
@@ -1548,6 +1548,6 @@ const char *veltix_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"
-#endif  // __cplusplus
+#endif  /* __cplusplus */
 
 #endif  /* VELTIX_H */
