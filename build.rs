@@ -7,9 +7,11 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     println!("cargo:rerun-if-changed=src/ffi");
-    // A stable SONAME, so consumers record "libveltix.so" and find it
-    // through their rpath or the loader path.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libveltix.so");
+    // The versioned SONAME (the README's ABI policy): programs record
+    // libveltix.so.<major>, 0 for the whole 0.x series, as CMakeLists.txt
+    // (VELTIX_SOVERSION) installs it.
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("set by cargo");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libveltix.so.{major}");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))

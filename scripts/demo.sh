@@ -13,7 +13,7 @@ trap stop_server EXIT
 
 examples=(echo_client request_client ping_tool reconnect_demo)
 ensure_tools
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELTIX_CARGO_TARGET_DIR="$ROOT/target" >/dev/null
 cmake --build build -j 2 --target echo_server "${examples[@]}"
 if [ "${1:-}" = "--python" ]; then
     start_server

@@ -35,6 +35,8 @@ cargo test --release --target "$TARGET" --lib --tests
 
 cargo build --release --target "$TARGET" --lib
 LIB_DIR="$CARGO_TARGET_DIR/$TARGET/release"
+# Programs record the SONAME (libveltix.so.0): make it resolve here too.
+ln -sf libveltix.so "$LIB_DIR/libveltix.so.0"
 echo "==> C programs against $LIB_DIR/libveltix.so, built with gcc -fsanitize=address"
 OUT="$CARGO_TARGET_DIR/c"
 mkdir -p "$OUT"

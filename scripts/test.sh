@@ -36,7 +36,8 @@ step "Rust tests (unit, property, C ABI end to end against the reference server,
 cargo test --release
 
 step "CMake build of the examples and C tests; CTest against the reference server"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELTIX_BUILD_TESTS=ON -DVELTIX_BUILD_EXAMPLES=ON
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELTIX_BUILD_TESTS=ON -DVELTIX_BUILD_EXAMPLES=ON \
+    -DVELTIX_CARGO_TARGET_DIR="$ROOT/target"
 cmake --build build -j 2
 start_server
 if ! (cd build && ctest --output-on-failure --timeout 120); then

@@ -1,0 +1,27 @@
+# CTest driver: the shared library exports only veltix_* symbols and
+# records the versioned SONAME (the README's ABI policy).
+#   cmake -DLIB=<libveltix.so> -DSONAME=<libveltix.so.N> -P abi_check.cmake
+find_program(NM nm REQUIRED)
+find_program(READELF readelf REQUIRED)
+execute_process(COMMAND "${NM}" -D --defined-only "${LIB}"
+    OUTPUT_VARIABLE symbols RESULT_VARIABLE result)
+if(NOT result EQUAL 0)
+    message(FATAL_ERROR "nm failed on ${LIB}")
+endif()
+string(REGEX MATCHALL "[^\n]+" lines "${symbols}")
+set(count 0)
+foreach(line IN LISTS lines)
+    string(REGEX REPLACE "^.* " "" name "${line}")
+    if(NOT name MATCHES "^veltix_")
+        message(FATAL_ERROR "exported symbol outside the veltix_ namespace: ${name}")
+    endif()
+    math(EXPR count "${count} + 1")
+endforeach()
+if(count LESS 10)
+    message(FATAL_ERROR "only ${count} exported symbols in ${LIB}")
+endif()
+execute_process(COMMAND "${READELF}" -d "${LIB}" OUTPUT_VARIABLE dynamic)
+if(NOT dynamic MATCHES "Library soname: \\[${SONAME}\\]")
+    message(FATAL_ERROR "the SONAME is not ${SONAME}:\n${dynamic}")
+endif()
+message(STATUS "${count} exported symbols, all veltix_*; SONAME ${SONAME}")
