@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
     long seconds = argc > 2 ? atol(argv[2]) : 0;
     long waited_ms = 0;
 
-    veltix_server_config_init(&config);
+    veltix_server_config_init(&config, sizeof config);
     config.host = "127.0.0.1";
     config.port = (uint16_t)(argc > 1 ? atoi(argv[1]) : 8080);
     example_check(veltix_server_new(&config, &server), "veltix_server_new");

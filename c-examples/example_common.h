@@ -19,7 +19,7 @@
 static inline void example_config(veltix_client_config_t *config, int argc, char **argv) {
     const char *host = argc > 1 ? argv[1] : getenv("VELTIX_HOST");
     const char *port = argc > 2 ? argv[2] : getenv("VELTIX_PORT");
-    veltix_client_config_init(config);
+    veltix_client_config_init(config, sizeof *config);
     if (host != NULL && host[0] != '\0') {
         config->server_addr = host;
     }

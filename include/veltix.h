@@ -87,11 +87,29 @@ typedef struct veltix_message_t veltix_message_t;
 typedef struct veltix_server_t veltix_server_t;
 
 /**
- * How a client connects. Fill it with `veltix_client_config_init()`, then
- * change the fields you need. `veltix_client_new()` copies everything, so
- * the struct (and the `server_addr` string) may be released after it.
+ * A status code: `VELTIX_OK` (0) or one of the negative `VELTIX_ERR_*`
+ * codes. The values are stable across releases. Read as a plain integer;
+ * `veltix_status_str()` describes any value, known or not.
+ */
+typedef int32_t veltix_status_t;
+
+/**
+ * How a client connects. Fill it with
+ * `veltix_client_config_init(&config, sizeof config)`, then change the
+ * fields you need. `veltix_client_new()` copies everything, so the struct
+ * (and the `server_addr` string) may be released after it.
+ *
+ * Later versions of the library only append fields; `struct_size` tells
+ * the library which fields a program has, so a program built against
+ * this header keeps working with a newer library (the newer fields take
+ * their defaults).
  */
 typedef struct veltix_client_config_t {
+    /**
+     * `sizeof(veltix_client_config_t)` as the program was compiled; set by
+     * `veltix_client_config_init()`. Never change it.
+     */
+    uint32_t struct_size;
     /**
      * Host name or IPv4/IPv6 literal of the server, NUL-terminated UTF-8;
      * copied. NULL means the default, "127.0.0.1".
@@ -156,13 +174,6 @@ typedef struct veltix_client_config_t {
      */
     uint32_t max_queued_bytes;
 } veltix_client_config_t;
-
-/**
- * A status code: `VELTIX_OK` (0) or one of the negative `VELTIX_ERR_*`
- * codes. The values are stable across releases. Read as a plain integer;
- * `veltix_status_str()` describes any value, known or not.
- */
-typedef int32_t veltix_status_t;
 
 /**
  * Called after each successful connection (also after a reconnection), on
@@ -288,11 +299,18 @@ typedef void (*veltix_reply_fn)(void *user_data,
 typedef uint64_t veltix_peer_id_t;
 
 /**
- * How a server listens. Fill it with `veltix_server_config_init()`, then
- * change the fields you need. `veltix_server_new()` copies everything, so
- * the struct (and the `host` string) may be released after it.
+ * How a server listens. Fill it with
+ * `veltix_server_config_init(&config, sizeof config)`, then change the
+ * fields you need. `veltix_server_new()` copies everything, so the struct
+ * (and the `host` string) may be released after it. It grows as
+ * `veltix_client_config_t` does (see `struct_size`).
  */
 typedef struct veltix_server_config_t {
+    /**
+     * `sizeof(veltix_server_config_t)` as the program was compiled; set by
+     * `veltix_server_config_init()`. Never change it.
+     */
+    uint32_t struct_size;
     /**
      * Address to listen on, NUL-terminated: an IPv4 or IPv6 literal
      * (`"0.0.0.0"` all IPv4 interfaces, `"::"` all IPv6, `"127.0.0.1"`
@@ -625,12 +643,19 @@ extern "C" {
 #endif /* __cplusplus */
 
 /**
- * Fills `config` with the defaults. NULL is a no-op.
+ * Fills `config` with the defaults and sets `config->struct_size`; pass
+ * `sizeof *config`. Call it before changing any field.
+ *
+ * Returns `VELTIX_ERR_NULL_POINTER` for a NULL `config`, and
+ * `VELTIX_ERR_INVALID_ARGUMENT` (writing nothing) for a `struct_size`
+ * under 4 or larger than this library's struct (a header newer than the
+ * library).
  *
  * # Safety
- * A non-NULL `config` must point to a writable `veltix_client_config_t`.
+ * A non-NULL `config` must be writable for `struct_size` bytes.
  */
-void veltix_client_config_init(struct veltix_client_config_t *config);
+veltix_status_t veltix_client_config_init(struct veltix_client_config_t *config,
+                                          size_t struct_size);
 
 /**
  * Connects to the server and blocks until the handshake is acknowledged,
@@ -1132,12 +1157,15 @@ veltix_status_t veltix_server_close_client(struct veltix_server_t *server,
                                            veltix_peer_id_t peer);
 
 /**
- * Fills `config` with the defaults. NULL is a no-op.
+ * Fills `config` with the defaults and sets `config->struct_size`; pass
+ * `sizeof *config`. Call it before changing any field. Statuses as
+ * `veltix_client_config_init()`.
  *
  * # Safety
- * A non-NULL `config` must point to a writable `veltix_server_config_t`.
+ * A non-NULL `config` must be writable for `struct_size` bytes.
  */
-void veltix_server_config_init(struct veltix_server_config_t *config);
+veltix_status_t veltix_server_config_init(struct veltix_server_config_t *config,
+                                          size_t struct_size);
 
 /**
  * Dispatch mode (a server created with `config.max_workers = 0`: no

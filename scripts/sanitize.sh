@@ -42,13 +42,15 @@ OUT="$CARGO_TARGET_DIR/c"
 mkdir -p "$OUT"
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic -g -fsanitize=address -fno-omit-frame-pointer -Iinclude)
 LINK=(-L"$LIB_DIR" -Wl,-rpath,"$LIB_DIR" -lveltix -lpthread -lm)
-gcc "${CFLAGS[@]}" tests/c/test_capi.c -o "$OUT/test_capi" "${LINK[@]}"
+for test in test_capi test_abi_layout; do
+    gcc "${CFLAGS[@]}" "tests/c/$test.c" -o "$OUT/$test" "${LINK[@]}"
+done
 for example in echo_client request_client ping_tool reconnect_demo echo_server poll_loop; do
     gcc "${CFLAGS[@]}" -Ic-examples "c-examples/$example.c" -o "$OUT/$example" "${LINK[@]}"
 done
 
 start_server
-for program in test_capi echo_client request_client ping_tool reconnect_demo; do
+for program in test_capi test_abi_layout echo_client request_client ping_tool reconnect_demo; do
     echo "--- $program (reference server)"
     "$OUT/$program"
 done

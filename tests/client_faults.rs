@@ -233,8 +233,13 @@ fn null_pointers_and_invalid_config_are_refused() {
             VELTIX_ERR_NULL_POINTER
         );
         let mut config = std::mem::zeroed::<veltix_client_config_t>();
-        veltix_client_config_init(&mut config);
-        veltix_client_config_init(ptr::null_mut());
+        let size = std::mem::size_of_val(&config);
+        assert_eq!(veltix_client_config_init(&mut config, size), VELTIX_OK);
+        assert_eq!(config.struct_size as usize, size);
+        assert_eq!(
+            veltix_client_config_init(ptr::null_mut(), size),
+            VELTIX_ERR_NULL_POINTER
+        );
         assert_eq!(CStr::from_ptr(config.server_addr).to_str(), Ok("127.0.0.1"));
         assert_eq!(
             (
@@ -267,7 +272,7 @@ fn null_pointers_and_invalid_config_are_refused() {
             }),
         ] {
             let mut bad = std::mem::zeroed::<veltix_client_config_t>();
-            veltix_client_config_init(&mut bad);
+            veltix_client_config_init(&mut bad, std::mem::size_of_val(&bad));
             tweak(&mut bad);
             let mut out = ptr::null_mut();
             assert_eq!(

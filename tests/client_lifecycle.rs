@@ -259,7 +259,7 @@ fn client_free_user_data_runs_exactly_once_in_every_path() {
 fn server_free_user_data_runs_exactly_once_in_every_path() {
     let free = Some(count_free as unsafe extern "C" fn(*mut c_void));
     let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
-    unsafe { veltix_server_config_init(&mut config) };
+    unsafe { veltix_server_config_init(&mut config, std::mem::size_of_val(&config)) };
     let mut server = std::ptr::null_mut();
     assert_eq!(
         unsafe { veltix_server_new(&config, &mut server) },

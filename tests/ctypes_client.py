@@ -2,6 +2,10 @@
 against the reference server, to show the library serves any language with
 an FFI.
 
+Its ClientConfig deliberately stops at retry_delay_ms, as a program built
+against an older header would: the library must fill and read only the
+fields within struct_size, and take the defaults for the rest.
+
 Usage: python tests/ctypes_client.py path/to/libveltix.so PORT
 """
 
@@ -13,6 +17,7 @@ VELTIX_OK = 0
 
 class ClientConfig(ctypes.Structure):
     _fields_ = [
+        ("struct_size", ctypes.c_uint32),
         ("server_addr", ctypes.c_char_p),
         ("port", ctypes.c_uint16),
         ("buffer_size", ctypes.c_uint32),
@@ -29,7 +34,7 @@ def load(path: str) -> ctypes.CDLL:
     lib.veltix_version.restype = ctypes.c_char_p
     lib.veltix_status_str.restype = ctypes.c_char_p
     lib.veltix_last_error.restype = ctypes.c_char_p
-    lib.veltix_client_config_init.argtypes = [ctypes.POINTER(ClientConfig)]
+    lib.veltix_client_config_init.argtypes = [ctypes.POINTER(ClientConfig), ctypes.c_size_t]
     lib.veltix_client_new.argtypes = [ctypes.POINTER(ClientConfig), ctypes.POINTER(ctypes.c_void_p)]
     lib.veltix_client_connect.argtypes = [ctypes.c_void_p]
     lib.veltix_client_free.argtypes = [ctypes.c_void_p]
@@ -55,7 +60,8 @@ def check(lib: ctypes.CDLL, status: int, what: str) -> None:
 def main() -> None:
     lib = load(sys.argv[1])
     config = ClientConfig()
-    lib.veltix_client_config_init(ctypes.byref(config))
+    check(lib, lib.veltix_client_config_init(ctypes.byref(config), ctypes.sizeof(config)), "config_init")
+    assert config.struct_size == ctypes.sizeof(config) and config.retry_delay_ms == 1000
     config.port = int(sys.argv[2])
     client = ctypes.c_void_p()
     check(lib, lib.veltix_client_new(ctypes.byref(config), ctypes.byref(client)), "new")

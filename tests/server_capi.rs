@@ -290,7 +290,7 @@ unsafe extern "C" fn free_on_message(
 #[test]
 fn free_from_inside_a_callback_returns_and_closes_everything() {
     let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
-    unsafe { veltix_server_config_init(&mut config) };
+    unsafe { veltix_server_config_init(&mut config, std::mem::size_of_val(&config)) };
     let host = c"127.0.0.1";
     config.host = host.as_ptr();
     config.port = 0;
@@ -329,7 +329,7 @@ fn free_from_inside_a_callback_returns_and_closes_everything() {
 #[test]
 fn configuration_and_arguments_are_checked() {
     let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
-    unsafe { veltix_server_config_init(&mut config) };
+    unsafe { veltix_server_config_init(&mut config, std::mem::size_of_val(&config)) };
     assert_eq!(config.port, 8080);
     assert_eq!(config.max_connection, -1);
     assert_eq!(config.max_workers, 4);

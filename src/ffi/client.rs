@@ -9,6 +9,7 @@ use super::boundary::{
     with_fallback, with_outcome, with_status, CallbackData, UserData,
 };
 use super::config::veltix_client_config_t;
+use super::extensible;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
 use super::status::veltix_status_t;
 use crate::client::{
@@ -172,7 +173,9 @@ pub unsafe extern "C" fn veltix_client_new(
     out: *mut *mut veltix_client_t,
 ) -> veltix_status_t {
     with_status(|| {
-        let config = non_null(config, "config")?.to_config()?;
+        let config = non_null(config, "config")?;
+        // SAFETY: a config from the caller, filled by its _config_init().
+        let config = unsafe { extensible::read(config) }?.to_config()?;
         let out = non_null_mut(out, "out")?;
         let client = Client::new(config)?;
         *out = client.into_raw().cast_mut().cast();

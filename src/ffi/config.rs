@@ -3,16 +3,27 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::boundary::{non_null_mut, utf8, with_fallback};
+use super::boundary::{non_null_mut, utf8, with_status};
+use super::extensible::{self, field_ends, Extensible};
+use super::status::veltix_status_t;
 use crate::client::ClientConfig;
 use crate::error::Result;
 
-/// How a client connects. Fill it with `veltix_client_config_init()`, then
-/// change the fields you need. `veltix_client_new()` copies everything, so
-/// the struct (and the `server_addr` string) may be released after it.
+/// How a client connects. Fill it with
+/// `veltix_client_config_init(&config, sizeof config)`, then change the
+/// fields you need. `veltix_client_new()` copies everything, so the struct
+/// (and the `server_addr` string) may be released after it.
+///
+/// Later versions of the library only append fields; `struct_size` tells
+/// the library which fields a program has, so a program built against
+/// this header keeps working with a newer library (the newer fields take
+/// their defaults).
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct veltix_client_config_t {
+    /// `sizeof(veltix_client_config_t)` as the program was compiled; set by
+    /// `veltix_client_config_init()`. Never change it.
+    pub struct_size: u32,
     /// Host name or IPv4/IPv6 literal of the server, NUL-terminated UTF-8;
     /// copied. NULL means the default, "127.0.0.1".
     pub server_addr: *const c_char,
@@ -56,16 +67,36 @@ pub struct veltix_client_config_t {
     pub max_queued_bytes: u32,
 }
 
-/// Fills `config` with the defaults. NULL is a no-op.
+/// Fills `config` with the defaults and sets `config->struct_size`; pass
+/// `sizeof *config`. Call it before changing any field.
+///
+/// Returns `VELTIX_ERR_NULL_POINTER` for a NULL `config`, and
+/// `VELTIX_ERR_INVALID_ARGUMENT` (writing nothing) for a `struct_size`
+/// under 4 or larger than this library's struct (a header newer than the
+/// library).
 ///
 /// # Safety
-/// A non-NULL `config` must point to a writable `veltix_client_config_t`.
+/// A non-NULL `config` must be writable for `struct_size` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn veltix_client_config_init(config: *mut veltix_client_config_t) {
-    with_fallback((), || {
+pub unsafe extern "C" fn veltix_client_config_init(
+    config: *mut veltix_client_config_t,
+    struct_size: usize,
+) -> veltix_status_t {
+    with_status(|| {
         let config = non_null_mut(config, "config")?;
+        // SAFETY: the caller gives struct_size writable bytes.
+        unsafe { extensible::init(config, struct_size) }
+    })
+}
+
+// SAFETY: repr(C), struct_size: u32 first, plain data, every field listed.
+unsafe impl Extensible for veltix_client_config_t {
+    const NAME: &'static str = "veltix_client_config_t";
+
+    fn defaults() -> Self {
         let defaults = ClientConfig::default();
-        *config = veltix_client_config_t {
+        veltix_client_config_t {
+            struct_size: std::mem::size_of::<Self>() as u32,
             server_addr: c"127.0.0.1".as_ptr(),
             port: defaults.port,
             buffer_size: defaults.buffer_size,
@@ -77,9 +108,29 @@ pub unsafe extern "C" fn veltix_client_config_init(config: *mut veltix_client_co
             send_timeout_ms: millis(defaults.send_timeout),
             max_queued_messages: defaults.max_queued_messages,
             max_queued_bytes: defaults.max_queued_bytes,
-        };
-        Ok(())
-    })
+        }
+    }
+
+    fn field_ends() -> Vec<usize> {
+        field_ends!(
+            veltix_client_config_t,
+            Self::defaults(),
+            [
+                struct_size,
+                server_addr,
+                port,
+                buffer_size,
+                max_message_size,
+                handshake_timeout_ms,
+                max_workers,
+                retry,
+                retry_delay_ms,
+                send_timeout_ms,
+                max_queued_messages,
+                max_queued_bytes,
+            ]
+        )
+    }
 }
 
 fn millis(duration: Duration) -> u32 {

@@ -8,6 +8,7 @@
 mod boundary;
 pub mod client;
 pub mod config;
+mod extensible;
 pub mod log;
 pub mod message;
 pub mod server;

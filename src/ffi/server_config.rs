@@ -3,16 +3,23 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::boundary::{non_null_mut, utf8, with_fallback};
+use super::boundary::{non_null_mut, utf8, with_status};
+use super::extensible::{self, field_ends, Extensible};
+use super::status::veltix_status_t;
 use crate::error::Result;
 use crate::server::ServerConfig;
 
-/// How a server listens. Fill it with `veltix_server_config_init()`, then
-/// change the fields you need. `veltix_server_new()` copies everything, so
-/// the struct (and the `host` string) may be released after it.
+/// How a server listens. Fill it with
+/// `veltix_server_config_init(&config, sizeof config)`, then change the
+/// fields you need. `veltix_server_new()` copies everything, so the struct
+/// (and the `host` string) may be released after it. It grows as
+/// `veltix_client_config_t` does (see `struct_size`).
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct veltix_server_config_t {
+    /// `sizeof(veltix_server_config_t)` as the program was compiled; set by
+    /// `veltix_server_config_init()`. Never change it.
+    pub struct_size: u32,
     /// Address to listen on, NUL-terminated: an IPv4 or IPv6 literal
     /// (`"0.0.0.0"` all IPv4 interfaces, `"::"` all IPv6, `"127.0.0.1"`
     /// local only) or a host name; copied. NULL means the default,
@@ -73,16 +80,32 @@ pub struct veltix_server_config_t {
     pub max_memory_bytes: u64,
 }
 
-/// Fills `config` with the defaults. NULL is a no-op.
+/// Fills `config` with the defaults and sets `config->struct_size`; pass
+/// `sizeof *config`. Call it before changing any field. Statuses as
+/// `veltix_client_config_init()`.
 ///
 /// # Safety
-/// A non-NULL `config` must point to a writable `veltix_server_config_t`.
+/// A non-NULL `config` must be writable for `struct_size` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn veltix_server_config_init(config: *mut veltix_server_config_t) {
-    with_fallback((), || {
+pub unsafe extern "C" fn veltix_server_config_init(
+    config: *mut veltix_server_config_t,
+    struct_size: usize,
+) -> veltix_status_t {
+    with_status(|| {
         let config = non_null_mut(config, "config")?;
+        // SAFETY: the caller gives struct_size writable bytes.
+        unsafe { extensible::init(config, struct_size) }
+    })
+}
+
+// SAFETY: repr(C), struct_size: u32 first, plain data, every field listed.
+unsafe impl Extensible for veltix_server_config_t {
+    const NAME: &'static str = "veltix_server_config_t";
+
+    fn defaults() -> Self {
         let defaults = ServerConfig::default();
-        *config = veltix_server_config_t {
+        veltix_server_config_t {
+            struct_size: std::mem::size_of::<Self>() as u32,
             host: c"0.0.0.0".as_ptr(),
             port: defaults.port,
             buffer_size: defaults.buffer_size,
@@ -95,9 +118,29 @@ pub unsafe extern "C" fn veltix_server_config_init(config: *mut veltix_server_co
             max_queued_messages: defaults.max_queued_messages,
             max_queued_bytes: defaults.max_queued_bytes,
             max_memory_bytes: defaults.max_memory_bytes,
-        };
-        Ok(())
-    })
+        }
+    }
+
+    fn field_ends() -> Vec<usize> {
+        field_ends!(
+            veltix_server_config_t,
+            Self::defaults(),
+            [
+                struct_size,
+                host,
+                port,
+                buffer_size,
+                max_connection,
+                max_message_size,
+                handshake_timeout_ms,
+                max_workers,
+                max_outbound_bytes,
+                max_queued_messages,
+                max_queued_bytes,
+                max_memory_bytes,
+            ]
+        )
+    }
 }
 
 impl veltix_server_config_t {

@@ -33,7 +33,7 @@ static veltix_client_t *new_client(void) {
     veltix_client_config_t config;
     veltix_client_t *client = NULL;
     const char *port = getenv("VELTIX_PORT");
-    veltix_client_config_init(&config);
+    veltix_client_config_init(&config, sizeof config);
     if (getenv("VELTIX_HOST") != NULL) {
         config.server_addr = getenv("VELTIX_HOST");
     }

@@ -7,7 +7,7 @@
 
 int main() {
     veltix_client_config_t config;
-    veltix_client_config_init(&config);
+    veltix_client_config_init(&config, sizeof config);
     veltix_client_t *client = nullptr;
     if (veltix_client_new(&config, &client) != VELTIX_OK || client == nullptr) {
         std::cerr << "veltix_client_new: " << veltix_last_error() << "\n";

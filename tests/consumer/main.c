@@ -8,7 +8,7 @@
 int main(void) {
     veltix_client_config_t config;
     veltix_client_t *client = NULL;
-    veltix_client_config_init(&config);
+    veltix_client_config_init(&config, sizeof config);
     if (veltix_client_new(&config, &client) != VELTIX_OK) {
         fprintf(stderr, "veltix_client_new: %s\n", veltix_last_error());
         return 1;

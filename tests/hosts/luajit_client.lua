@@ -19,6 +19,7 @@ typedef struct veltix_client_t veltix_client_t;
 typedef struct veltix_message_t veltix_message_t;
 typedef int32_t veltix_status_t;
 typedef struct veltix_client_config_t {
+    uint32_t struct_size;
     const char *server_addr;
     uint16_t port;
     uint32_t buffer_size;
@@ -46,7 +47,7 @@ typedef void (*veltix_reply_fn)(void *, veltix_client_t *, veltix_status_t,
 veltix_status_t veltix_client_request(veltix_client_t *client, uint16_t type_code,
                                       const uint8_t *data, size_t len, uint32_t timeout_ms,
                                       veltix_reply_fn on_reply, void *user_data);
-void veltix_client_config_init(veltix_client_config_t *config);
+veltix_status_t veltix_client_config_init(veltix_client_config_t *config, size_t struct_size);
 veltix_status_t veltix_client_new(const veltix_client_config_t *config, veltix_client_t **out);
 void veltix_client_free(veltix_client_t *client);
 veltix_status_t veltix_client_route(veltix_client_t *client, uint16_t type_code,
@@ -124,7 +125,7 @@ end
 
 local function new_client(to_port)
     local config = ffi.new("veltix_client_config_t")
-    lib.veltix_client_config_init(config)
+    check(lib.veltix_client_config_init(config, ffi.sizeof(config)), "config_init")
     config.server_addr = "127.0.0.1"
     config.port = to_port
     config.max_workers = 0 -- dispatch mode

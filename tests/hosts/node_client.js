@@ -26,6 +26,7 @@ const MESSAGES = 20;
 
 const lib = koffi.load(libPath);
 koffi.struct('veltix_client_config_t', {
+  struct_size: 'uint32_t',
   server_addr: 'const char *',
   port: 'uint16_t',
   buffer_size: 'uint32_t',
@@ -52,7 +53,8 @@ const ReplyFn = koffi.proto(
   'void veltix_reply_fn(void *user_data, void *client, int32_t status, void *reply, const char *error)');
 
 const api = {
-  configInit: lib.func('void veltix_client_config_init(_Out_ veltix_client_config_t *config)'),
+  configInit: lib.func(
+    'int32_t veltix_client_config_init(_Out_ veltix_client_config_t *config, size_t struct_size)'),
   clientNew: lib.func('int32_t veltix_client_new(veltix_client_config_t *config, _Out_ void **out)'),
   free: lib.func('void veltix_client_free(void *client)'),
   route: lib.func(
@@ -123,7 +125,7 @@ function dispatchUntil(client, done, what) {
 
 function newClient(toPort) {
   const config = {};
-  api.configInit(config);
+  check(api.configInit(config, koffi.sizeof('veltix_client_config_t')), 'config_init');
   config.server_addr = '127.0.0.1';
   config.port = toPort;
   config.max_workers = 0; // dispatch mode

@@ -132,7 +132,7 @@ impl TestClient {
     pub fn new(port: u16, tweak: impl FnOnce(&mut veltix_client_config_t)) -> TestClient {
         let addr = CString::new("127.0.0.1").unwrap();
         let mut config = unsafe { std::mem::zeroed::<veltix_client_config_t>() };
-        unsafe { veltix_client_config_init(&mut config) };
+        unsafe { veltix_client_config_init(&mut config, std::mem::size_of_val(&config)) };
         config.server_addr = addr.as_ptr();
         config.port = port;
         tweak(&mut config);

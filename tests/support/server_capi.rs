@@ -113,7 +113,7 @@ impl TestServer {
     pub fn try_start(tweak: impl FnOnce(&mut veltix_server_config_t)) -> Option<TestServer> {
         let host = CString::new("127.0.0.1").unwrap();
         let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
-        unsafe { veltix_server_config_init(&mut config) };
+        unsafe { veltix_server_config_init(&mut config, std::mem::size_of_val(&config)) };
         config.host = host.as_ptr();
         config.port = 0;
         tweak(&mut config);
