@@ -8,7 +8,8 @@
 -- in a dispatch, the thread never waits for the network), send 20 messages
 -- of type 200 (the server echoes them), receive every echo through a route,
 -- make one request with veltix_client_request (its reply arrives in a
--- callback, never blocking this thread), disconnect and free (which
+-- callback, never blocking this thread), unroute type 200 so the next
+-- echo reaches on_recv instead, disconnect and free (which
 -- delivers on_disconnect on this thread). Then one connect_async to a port
 -- that refuses: its permanent on_disconnect arrives with the cause in
 -- veltix_last_error(). Prints "OK <runs>" at the end.
@@ -58,6 +59,9 @@ veltix_status_t veltix_client_on_disconnect(veltix_client_t *client, veltix_disc
 veltix_status_t veltix_client_on_connect(veltix_client_t *client, veltix_connect_fn fn,
                                          void *user_data, veltix_free_fn free_user_data);
 veltix_status_t veltix_client_connect_async(veltix_client_t *client);
+veltix_status_t veltix_client_on_recv(veltix_client_t *client, veltix_message_fn fn,
+                                      void *user_data, veltix_free_fn free_user_data);
+veltix_status_t veltix_client_unroute(veltix_client_t *client, uint16_t type_code);
 veltix_status_t veltix_client_disconnect(veltix_client_t *client);
 veltix_status_t veltix_client_send(veltix_client_t *client, uint16_t type_code,
                                    const uint8_t *data, size_t len);
@@ -97,6 +101,13 @@ local on_echo = ffi.cast("veltix_message_fn", function(_, _, message)
     local len = ffi.new("size_t[1]")
     local data = lib.veltix_message_content(message, len)
     echoes[#echoes + 1] = ffi.string(data, len[0])
+end)
+local received = {}
+local on_recv = ffi.cast("veltix_message_fn", function(_, _, message)
+    on_this_thread()
+    local len = ffi.new("size_t[1]")
+    local data = lib.veltix_message_content(message, len)
+    received[#received + 1] = ffi.string(data, len[0])
 end)
 local replies = {}
 local on_reply = ffi.cast("veltix_reply_fn", function(_, _, status, reply, error)
@@ -164,6 +175,14 @@ for run = 1, runs do
                                     5000, on_reply, nil), "request")
     dispatch_until(client, function() return #replies >= 1 end, "the request's reply")
     assert(replies[1].status == 0 and replies[1].text == question, "the request's reply")
+    -- Without the route, the echo goes to on_recv.
+    received = {}
+    check(lib.veltix_client_on_recv(client, on_recv, nil, nil), "on_recv")
+    check(lib.veltix_client_unroute(client, 200), "unroute")
+    local last = "unrouted " .. run
+    check(lib.veltix_client_send(client, 200, ffi.cast("const uint8_t *", last), #last), "send")
+    dispatch_until(client, function() return #received >= 1 end, "the on_recv message")
+    assert(received[1] == last and #echoes == MESSAGES, "on_recv got it, the old route did not")
     check(lib.veltix_client_disconnect(client), "disconnect")
     lib.veltix_client_free(client) -- runs the due on_disconnect on this thread
     assert(#disconnects == 1 and disconnects[1] == 2, "one on_disconnect(MANUAL) by free")

@@ -8,7 +8,8 @@
 //
 // Each run: connect_async and wait for on_connect, send 20 messages of type
 // 200 (echoed by the server), receive every echo through a route, one
-// veltix_client_request whose reply arrives in a callback, disconnect and
+// veltix_client_request whose reply arrives in a callback, unroute type 200
+// so the next echo reaches on_recv instead, disconnect and
 // free (which delivers on_disconnect on this thread). Then a connect_async
 // to a port that refuses: the permanent on_disconnect arrives with the
 // cause in veltix_last_error(). Prints "OK <runs>" at the end.
@@ -64,6 +65,9 @@ const api = {
   onConnect: lib.func(
     'int32_t veltix_client_on_connect(void *client, veltix_connect_fn *fn, void *user_data, void *free_user_data)'),
   connectAsync: lib.func('int32_t veltix_client_connect_async(void *client)'),
+  onRecv: lib.func(
+    'int32_t veltix_client_on_recv(void *client, veltix_message_fn *fn, void *user_data, void *free_user_data)'),
+  unroute: lib.func('int32_t veltix_client_unroute(void *client, uint16_t type)'),
   disconnect: lib.func('int32_t veltix_client_disconnect(void *client)'),
   send: lib.func('int32_t veltix_client_send(void *client, uint16_t type, const char *data, size_t len)'),
   request: lib.func(
@@ -83,6 +87,10 @@ function check(status, what) {
 // State the callbacks fill; callbacks are registered once, for the program.
 let echoes = [];
 let replies = [];
+let received = [];
+const onRecv = koffi.register((_, __, message) => {
+  received.push(api.content(message, null));
+}, koffi.pointer(MessageFn));
 let disconnects = [];
 let connects = 0;
 const onConnect = koffi.register(() => {
@@ -162,6 +170,16 @@ async function run(index) {
   await dispatchUntil(client, () => replies.length >= 1, 'the reply');
   if (replies[0].status !== 0 || replies[0].text !== question) {
     throw new Error(`reply: ${JSON.stringify(replies[0])}`);
+  }
+  // Without the route, the echo goes to on_recv.
+  received = [];
+  check(api.onRecv(client, onRecv, null, null), 'on_recv');
+  check(api.unroute(client, 200), 'unroute');
+  const last = `unrouted ${index}`;
+  check(api.send(client, 200, last, Buffer.byteLength(last)), 'send');
+  await dispatchUntil(client, () => received.length >= 1, 'the on_recv message');
+  if (received[0] !== last || echoes.length !== MESSAGES) {
+    throw new Error(`on_recv: ${JSON.stringify(received)}, route: ${echoes.length}`);
   }
   check(api.disconnect(client), 'disconnect');
   const started = Date.now();
