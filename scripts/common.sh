@@ -25,18 +25,24 @@ ensure_tools() {
     export VELTIX_TEST_PYTHON="$VENV/bin/python"
 }
 
-# Installs Debian's luajit when the machine has none (the LuaJIT host test).
-ensure_luajit() {
-    if command -v luajit >/dev/null; then
+# Installs Debian package $2 when command $1 is missing.
+ensure_debian_package() {
+    if command -v "$1" >/dev/null; then
         return 0
     fi
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    if ! $sudo apt-get install -y -q luajit >/dev/null 2>&1; then
+    if ! $sudo apt-get install -y -q "$2" >/dev/null 2>&1; then
         $sudo apt-get update -q >/dev/null
-        $sudo apt-get install -y -q luajit >/dev/null
+        $sudo apt-get install -y -q "$2" >/dev/null
     fi
 }
+
+# Debian's luajit (the LuaJIT host test).
+ensure_luajit() { ensure_debian_package luajit luajit; }
+
+# Debian's clang (the C++ API is compiled by Clang as well as GCC).
+ensure_clang() { ensure_debian_package clang++ clang; }
 
 # Node.js (Debian's nodejs and npm when missing) and the npm package koffi
 # in target/node (outside the tree); sets NODE_PATH for the Node host test.

@@ -48,6 +48,9 @@ done
 for example in echo_client request_client ping_tool reconnect_demo echo_server poll_loop; do
     gcc "${CFLAGS[@]}" -Ic-examples "c-examples/$example.c" -o "$OUT/$example" "${LINK[@]}"
 done
+CXXFLAGS=(-std=c++17 -Wall -Wextra -Wpedantic -Werror -g -fsanitize=address -fno-omit-frame-pointer -Iinclude)
+g++ "${CXXFLAGS[@]}" tests/cpp/test_veltix_hpp.cpp -o "$OUT/test_veltix_hpp" "${LINK[@]}"
+g++ "${CXXFLAGS[@]}" c-examples/chat.cpp -o "$OUT/chat" "${LINK[@]}"
 
 start_server
 for program in test_capi test_abi_layout echo_client request_client ping_tool reconnect_demo; do
@@ -59,6 +62,10 @@ printf 'hello\nworld\n' | "$OUT/poll_loop"
 stop_server
 echo "--- echo_server (start, serve nothing, stop)"
 "$OUT/echo_server" 0 1
+for program in test_veltix_hpp chat; do
+    echo "--- $program (C++ API, in-process server)"
+    "$OUT/$program"
+done
 
 echo "==> AddressSanitizer pass clean"
 

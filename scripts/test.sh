@@ -35,7 +35,8 @@ fi
 step "Rust tests (unit, property, C ABI end to end against the reference server, faults)"
 cargo test --release
 
-step "CMake build of the examples and C tests; CTest against the reference server"
+step "CMake build of the examples and C/C++ tests; CTest against the reference server"
+ensure_clang
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELTIX_BUILD_TESTS=ON -DVELTIX_BUILD_EXAMPLES=ON \
     -DVELTIX_CARGO_TARGET_DIR="$ROOT/target"
 cmake --build build -j 2

@@ -1,0 +1,1260 @@
+/*
+ * veltix.hpp: the C++17 API of libveltix, header-only, over the C API of
+ * veltix.h (link with libveltix as for C).
+ *
+ *   veltix::client client(veltix::client_config().server("127.0.0.1", 8080));
+ *   client.route(200, [](veltix::client_ref self, veltix::message_view m) {
+ *       self.reply(m, 200, m.text());           // any callable, captures too
+ *   });
+ *   client.connect();
+ *   veltix::message answer = client.send_and_wait(200, "hi", std::chrono::seconds(5));
+ *
+ * Conventions
+ * - `client`, `server` and `message` own their C handle: move-only, freed
+ *   by the destructor. `client_ref`/`server_ref` (what callbacks receive)
+ *   and `message_view` are borrowed, valid for the call they are given to.
+ * - Errors: every operation has a throwing form (`veltix::error`, with the
+ *   status and the library's detail text) and a `noexcept` form taking a
+ *   `std::error_code &` as its last parameter (the detail is then in
+ *   `veltix::last_error()`, on the same thread, until the next failure).
+ *   Built without exceptions (-fno-exceptions), the throwing forms print
+ *   the error and abort: use the `std::error_code` forms.
+ * - Callbacks are any callable. Each is stored on the heap and released,
+ *   exactly once, when the library can never call it again (replaced,
+ *   unrouted, handle freed): its captures live exactly that long. An
+ *   exception thrown by a callback is caught in the trampoline and passed
+ *   to the handler set with `veltix::set_callback_exception_handler`
+ *   (default: a line on stderr); it never crosses into the library.
+ * - Threads: callbacks run as the C API says (worker threads, or inside
+ *   `dispatch()` when `max_workers` is 0), with no library lock held. Every
+ *   call is allowed inside them, destroying the handle included (it then
+ *   returns without waiting for the calling thread).
+ * - Payloads go in as `std::string_view` (text or bytes) or as a pointer
+ *   and a length; received payloads come out as `message_view::text()`
+ *   (`std::string_view`) and `data()`/`size()`.
+ */
+#ifndef VELTIX_HPP
+#define VELTIX_HPP
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "veltix.h"
+
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define VELTIX_HPP_EXCEPTIONS 1
+#else
+#define VELTIX_HPP_EXCEPTIONS 0
+#endif
+
+namespace veltix {
+
+/** Status codes as a scoped enum; compare a `std::error_code` with them. */
+enum class status : std::int32_t {
+    ok = VELTIX_OK,
+    null_pointer = VELTIX_ERR_NULL_POINTER,
+    invalid_argument = VELTIX_ERR_INVALID_ARGUMENT,
+    not_connected = VELTIX_ERR_NOT_CONNECTED,
+    already_connected = VELTIX_ERR_ALREADY_CONNECTED,
+    connect_failed = VELTIX_ERR_CONNECT_FAILED,
+    handshake_failed = VELTIX_ERR_HANDSHAKE_FAILED,
+    version_mismatch = VELTIX_ERR_VERSION_MISMATCH,
+    server_full = VELTIX_ERR_SERVER_FULL,
+    timeout = VELTIX_ERR_TIMEOUT,
+    message_too_large = VELTIX_ERR_MESSAGE_TOO_LARGE,
+    io = VELTIX_ERR_IO,
+    closed = VELTIX_ERR_CLOSED,
+    ids_exhausted = VELTIX_ERR_IDS_EXHAUSTED,
+    already_exists = VELTIX_ERR_ALREADY_EXISTS,
+    not_found = VELTIX_ERR_NOT_FOUND,
+    panic = VELTIX_ERR_PANIC,
+    bind_failed = VELTIX_ERR_BIND_FAILED,
+    buffer_too_small = VELTIX_ERR_BUFFER_TOO_SMALL,
+    already_running = VELTIX_ERR_ALREADY_RUNNING,
+};
+
+/** The error category of libveltix status codes (name "veltix"). */
+inline const std::error_category &category() noexcept {
+    struct veltix_category final : std::error_category {
+        const char *name() const noexcept override { return "veltix"; }
+        std::string message(int code) const override { return veltix_status_str(code); }
+    };
+    static const veltix_category instance;
+    return instance;
+}
+
+/** A status as a `std::error_code` (empty for `status::ok`). */
+inline std::error_code make_error_code(status code) noexcept {
+    return {static_cast<int>(code), category()};
+}
+
+}  // namespace veltix
+
+namespace std {
+template <>
+struct is_error_code_enum<veltix::status> : true_type {};
+}  // namespace std
+
+namespace veltix {
+
+/** A peer of a server (the C `veltix_peer_id_t`). */
+using peer_id = veltix_peer_id_t;
+/** Milliseconds, the unit of every timeout. */
+using milliseconds = std::chrono::milliseconds;
+
+/** The calling thread's detail of its last failure ("" if none). */
+inline std::string_view last_error() noexcept { return veltix_last_error(); }
+
+/** The library's version ("MAJOR.MINOR.PATCH"). */
+inline std::string_view version() noexcept { return veltix_version(); }
+
+/**
+ * What the throwing forms throw: the status (as `code()`, comparable with
+ * `veltix::status`) and the detail of `veltix_last_error()` (in `what()`).
+ */
+class error : public std::system_error {
+   public:
+    error(std::error_code code, const std::string &detail) : std::system_error(code, detail) {}
+    /** The C status value. */
+    veltix_status_t status_value() const noexcept { return code().value(); }
+};
+
+namespace detail {
+
+inline std::error_code code_of(veltix_status_t result) noexcept {
+    return result == VELTIX_OK ? std::error_code() : std::error_code(result, category());
+}
+
+/** Throws `ec` with the thread's detail (or aborts, without exceptions). */
+inline void throw_if(const std::error_code &ec) {
+    if (!ec) {
+        return;
+    }
+#if VELTIX_HPP_EXCEPTIONS
+    throw error(ec, std::string(last_error()));
+#else
+    std::fprintf(stderr, "veltix: %s: %s\n", ec.message().c_str(), veltix_last_error());
+    std::abort();
+#endif
+}
+
+inline const std::uint8_t *bytes(std::string_view payload) noexcept {
+    return reinterpret_cast<const std::uint8_t *>(payload.data());
+}
+
+inline std::uint32_t to_ms(milliseconds timeout) noexcept {
+    auto count = timeout.count();
+    return count <= 0 ? 0u
+                      : (count >= 0xFFFFFFFFll ? 0xFFFFFFFFu : static_cast<std::uint32_t>(count));
+}
+
+inline std::int32_t to_signed_ms(std::optional<milliseconds> timeout) noexcept {
+    if (!timeout) {
+        return -1;
+    }
+    auto count = timeout->count();
+    return count <= 0 ? 0 : (count >= 0x7FFFFFFFll ? 0x7FFFFFFF : static_cast<std::int32_t>(count));
+}
+
+/** The handler of exceptions escaping callbacks, see
+ * `set_callback_exception_handler`. */
+inline std::function<void(std::exception_ptr)> &exception_handler() {
+    static std::function<void(std::exception_ptr)> handler;
+    return handler;
+}
+
+inline std::mutex &exception_handler_lock() {
+    static std::mutex lock;
+    return lock;
+}
+
+/** Runs a user callback: an exception stops here and goes to the handler. */
+template <typename Body>
+void guarded(Body &&body) noexcept {
+#if VELTIX_HPP_EXCEPTIONS
+    try {
+        body();
+    } catch (...) {
+        std::function<void(std::exception_ptr)> handler;
+        {
+            std::lock_guard<std::mutex> hold(exception_handler_lock());
+            handler = exception_handler();
+        }
+        try {
+            if (handler) {
+                handler(std::current_exception());
+            } else {
+                try {
+                    throw;
+                } catch (const std::exception &e) {
+                    std::fprintf(stderr, "veltix: a callback threw: %s\n", e.what());
+                } catch (...) {
+                    std::fprintf(stderr, "veltix: a callback threw a non-std exception\n");
+                }
+            }
+        } catch (...) {
+            std::fprintf(stderr, "veltix: the callback exception handler threw\n");
+        }
+    }
+#else
+    body();
+#endif
+}
+
+/** A callable on the heap, passed to C as user_data. */
+template <typename Signature>
+using slot = std::function<Signature>;
+
+template <typename Signature>
+void release(void *user_data) {
+    delete static_cast<slot<Signature> *>(user_data);
+}
+
+template <typename Signature>
+slot<Signature> &slot_of(void *user_data) {
+    return *static_cast<slot<Signature> *>(user_data);
+}
+
+/**
+ * Registers `callable` through `register_fn(trampoline, user_data,
+ * free_user_data)`; on failure the slot is released here.
+ */
+template <typename Signature, typename Callable, typename Register>
+std::error_code attach(Callable &&callable, Register &&register_fn) noexcept {
+    auto *stored = new (std::nothrow) slot<Signature>();
+    if (stored == nullptr) {
+        return make_error_code(status::invalid_argument);
+    }
+#if VELTIX_HPP_EXCEPTIONS
+    try {
+        *stored = std::forward<Callable>(callable);
+    } catch (...) {
+        delete stored;
+        return make_error_code(status::invalid_argument);
+    }
+#else
+    *stored = std::forward<Callable>(callable);
+#endif
+    veltix_status_t result = register_fn(static_cast<void *>(stored), &release<Signature>);
+    if (result != VELTIX_OK) {
+        delete stored;  // the library keeps nothing when it refuses
+    }
+    return code_of(result);
+}
+
+}  // namespace detail
+
+/**
+ * Sets the handler of exceptions thrown by callbacks (the trampoline
+ * catches them; they never reach the library). Called on the thread of the
+ * callback that threw. An empty function restores the default: one line on
+ * stderr.
+ */
+inline void set_callback_exception_handler(std::function<void(std::exception_ptr)> handler) {
+    std::lock_guard<std::mutex> hold(detail::exception_handler_lock());
+    detail::exception_handler() = std::move(handler);
+}
+
+/** A received message, borrowed: valid during the callback it is given to.
+ * `clone()` keeps it. */
+class message_view {
+   public:
+    explicit message_view(const veltix_message_t *raw) noexcept : raw_(raw) {}
+    /** The message type code. */
+    std::uint16_t type() const noexcept { return veltix_message_type(raw_); }
+    /** The request id (replies carry the request's id). */
+    std::uint16_t request_id() const noexcept { return veltix_message_request_id(raw_); }
+    /** The payload bytes (NUL-terminated one past `size()`). */
+    const std::uint8_t *data() const noexcept { return veltix_message_content(raw_, nullptr); }
+    /** The payload length in bytes. */
+    std::size_t size() const noexcept {
+        std::size_t len = 0;
+        veltix_message_content(raw_, &len);
+        return len;
+    }
+    /** The payload as text (any bytes; no encoding is checked). */
+    std::string_view text() const noexcept {
+        std::size_t len = 0;
+        const std::uint8_t *data = veltix_message_content(raw_, &len);
+        return {reinterpret_cast<const char *>(data), len};
+    }
+    /** The C message. */
+    const veltix_message_t *raw() const noexcept { return raw_; }
+    /** An owned copy. */
+    class message clone() const;
+
+   private:
+    const veltix_message_t *raw_;
+};
+
+/** An owned message (from `send_and_wait` or `clone`); move-only. An empty
+ * message (after a failed `noexcept` call or a move) has `raw() == nullptr`
+ * and reads as type 0 with an empty payload. */
+class message {
+   public:
+    message() noexcept = default;
+    /** Takes ownership of a C message. */
+    explicit message(veltix_message_t *raw) noexcept : raw_(raw) {}
+    message(message &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
+    message &operator=(message &&other) noexcept {
+        if (this != &other) {
+            veltix_message_free(raw_);
+            raw_ = std::exchange(other.raw_, nullptr);
+        }
+        return *this;
+    }
+    message(const message &) = delete;
+    message &operator=(const message &) = delete;
+    ~message() { veltix_message_free(raw_); }
+
+    /** Whether it holds a message. */
+    explicit operator bool() const noexcept { return raw_ != nullptr; }
+    /** A borrowed view of it. */
+    message_view view() const noexcept { return message_view(raw_); }
+    /** See `message_view`. */
+    std::uint16_t type() const noexcept { return view().type(); }
+    /** See `message_view`. */
+    std::uint16_t request_id() const noexcept { return view().request_id(); }
+    /** See `message_view`. */
+    const std::uint8_t *data() const noexcept { return view().data(); }
+    /** See `message_view`. */
+    std::size_t size() const noexcept { return view().size(); }
+    /** See `message_view`. */
+    std::string_view text() const noexcept { return view().text(); }
+    /** The C message (still owned by this object). */
+    veltix_message_t *raw() const noexcept { return raw_; }
+    /** Gives up ownership: the caller frees it with `veltix_message_free`. */
+    veltix_message_t *release() noexcept { return std::exchange(raw_, nullptr); }
+
+   private:
+    veltix_message_t *raw_ = nullptr;
+};
+
+inline message message_view::clone() const { return message(veltix_message_clone(raw_)); }
+
+/**
+ * The outcome of a `request`, given once to its callback: the reply, or
+ * `status::timeout` / `status::closed` with the detail.
+ */
+class reply_result {
+   public:
+    reply_result(veltix_status_t result, const veltix_message_t *reply, const char *detail) noexcept
+        : code_(detail::code_of(result)), reply_(reply), detail_(detail != nullptr ? detail : "") {}
+    /** True when the reply arrived. */
+    explicit operator bool() const noexcept { return !code_; }
+    /** Empty on success, else `status::timeout` or `status::closed`. */
+    const std::error_code &code() const noexcept { return code_; }
+    /** The reply (borrowed for the callback); only when successful. */
+    message_view reply() const noexcept { return message_view(reply_); }
+    /** What went wrong ("" on success). */
+    std::string_view detail() const noexcept { return detail_; }
+
+   private:
+    std::error_code code_;
+    const veltix_message_t *reply_;
+    std::string_view detail_;
+};
+
+/** Why a connection ended (`VELTIX_DISCONNECT_*`). */
+enum class disconnect_reason : std::int32_t {
+    server_closed = VELTIX_DISCONNECT_SERVER_CLOSED,
+    error = VELTIX_DISCONNECT_ERROR,
+    manual = VELTIX_DISCONNECT_MANUAL,
+    peer_closed = VELTIX_DISCONNECT_PEER_CLOSED,
+};
+
+/** What a client's `on_disconnect` receives (see `veltix_disconnect_state_t`). */
+struct disconnect_state {
+    /** True when no reconnection attempt follows. */
+    bool permanent;
+    /** 0 for the disconnection itself, else the failed attempt's number. */
+    std::uint32_t attempt;
+    /** Attempts of the reconnection loop. */
+    std::uint32_t retry_max;
+    /** Why. */
+    disconnect_reason reason;
+    /** What ended the connection or failed the attempt ("" after
+     * `disconnect`); borrowed for the callback. */
+    std::string_view cause;
+};
+
+/** Severity of a log line (`VELTIX_LOG_*`). */
+enum class log_level : std::int32_t {
+    error = VELTIX_LOG_ERROR,
+    warn = VELTIX_LOG_WARN,
+    info = VELTIX_LOG_INFO,
+    debug = VELTIX_LOG_DEBUG,
+};
+
+/**
+ * Sends the library's log lines up to `max_level` to `sink` (process-wide;
+ * called on whichever thread logs, possibly several at once). An empty
+ * function restores the default (silent, or stderr per `VELTIX_LOG`). The
+ * previous sink is released once its last running call returns.
+ */
+inline void set_logger(std::function<void(log_level, std::string_view)> sink,
+                       log_level max_level = log_level::info) {
+    using signature = void(log_level, std::string_view);
+    if (!sink) {
+        veltix_set_logger(nullptr, nullptr, static_cast<veltix_log_level_t>(max_level), nullptr);
+        return;
+    }
+    auto *stored = new detail::slot<signature>(std::move(sink));
+    veltix_set_logger(
+        [](void *user_data, veltix_log_level_t level, const char *text) {
+            detail::guarded([&] {
+                detail::slot_of<signature>(user_data)(static_cast<log_level>(level), text);
+            });
+        },
+        stored, static_cast<veltix_log_level_t>(max_level), &detail::release<signature>);
+}
+
+// ---------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------
+
+/** How a client connects; starts from the library's defaults
+ * (127.0.0.1:8080, 4 workers, no retry, ...). Setters chain. */
+class client_config {
+   public:
+    client_config() noexcept {
+        veltix_client_config_init(&raw_, sizeof raw_);
+        server_addr_ = "127.0.0.1";
+    }
+    /** Host name or IP literal, and port. */
+    client_config &server(std::string host, std::uint16_t port) {
+        server_addr_ = std::move(host);
+        raw_.port = port;
+        return *this;
+    }
+    /** Callback threads (1-256); 0 is dispatch mode (see `client::dispatch`). */
+    client_config &max_workers(std::uint32_t count) noexcept {
+        raw_.max_workers = count;
+        return *this;
+    }
+    /** Reconnection attempts and the pause between them. */
+    client_config &retry(std::uint32_t attempts, milliseconds delay = milliseconds(1000)) noexcept {
+        raw_.retry = attempts;
+        raw_.retry_delay_ms = detail::to_ms(delay);
+        return *this;
+    }
+    /** Bound on the TCP connect plus the handshake. */
+    client_config &handshake_timeout(milliseconds timeout) noexcept {
+        raw_.handshake_timeout_ms = detail::to_ms(timeout);
+        return *this;
+    }
+    /** Bound on one blocking write to a server that stopped reading. */
+    client_config &send_timeout(milliseconds timeout) noexcept {
+        raw_.send_timeout_ms = detail::to_ms(timeout);
+        return *this;
+    }
+    /** Largest frame (header + payload) sent or accepted. */
+    client_config &max_message_size(std::uint32_t bytes) noexcept {
+        raw_.max_message_size = bytes;
+        return *this;
+    }
+    /** Back-pressure bounds of the messages waiting for callbacks. */
+    client_config &max_queued(std::uint32_t messages, std::uint32_t bytes) noexcept {
+        raw_.max_queued_messages = messages;
+        raw_.max_queued_bytes = bytes;
+        return *this;
+    }
+    /** Every field of the C struct (except `server_addr`: use `server`). */
+    veltix_client_config_t &raw() noexcept { return raw_; }
+    /** The C struct to pass to `veltix_client_new`; valid while this lives. */
+    const veltix_client_config_t *c_config() noexcept {
+        raw_.server_addr = server_addr_.c_str();
+        return &raw_;
+    }
+
+   private:
+    veltix_client_config_t raw_{};
+    std::string server_addr_;
+};
+
+/**
+ * A client's operations on a borrowed handle: what callbacks receive, and
+ * the base of `client`. Valid while the client is.
+ */
+class client_ref {
+   public:
+    explicit client_ref(veltix_client_t *raw) noexcept : raw_(raw) {}
+
+    /** The C handle. */
+    veltix_client_t *raw() const noexcept { return raw_; }
+
+    /** Connects and waits for the handshake (see `veltix_client_connect`). */
+    void connect(std::error_code &ec) noexcept { ec = detail::code_of(veltix_client_connect(raw_)); }
+    /** Throwing form. */
+    void connect() { throw_on(veltix_client_connect(raw_)); }
+
+    /** Starts connecting and returns at once; the outcome comes as
+     * `on_connect` or `on_disconnect`. */
+    void connect_async(std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_client_connect_async(raw_));
+    }
+    /** Throwing form. */
+    void connect_async() { throw_on(veltix_client_connect_async(raw_)); }
+
+    /** Closes the connection (or cancels a reconnection); `on_disconnect`
+     * with reason manual. */
+    void disconnect(std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_client_disconnect(raw_));
+    }
+    /** Throwing form. */
+    void disconnect() { throw_on(veltix_client_disconnect(raw_)); }
+
+    /** Whether connected now. */
+    bool is_connected() const noexcept { return veltix_client_is_connected(raw_); }
+
+    /** Sends a message. */
+    void send(std::uint16_t type, std::string_view payload, std::error_code &ec) noexcept {
+        ec = detail::code_of(
+            veltix_client_send(raw_, type, detail::bytes(payload), payload.size()));
+    }
+    /** Throwing form. */
+    void send(std::uint16_t type, std::string_view payload) {
+        throw_on(veltix_client_send(raw_, type, detail::bytes(payload), payload.size()));
+    }
+
+    /** Replies to `to` (a message carrying its request id). */
+    void reply(message_view to, std::uint16_t type, std::string_view payload,
+               std::error_code &ec) noexcept {
+        ec = detail::code_of(
+            veltix_client_reply(raw_, to.raw(), type, detail::bytes(payload), payload.size()));
+    }
+    /** Throwing form. */
+    void reply(message_view to, std::uint16_t type, std::string_view payload) {
+        std::error_code ec;
+        reply(to, type, payload, ec);
+        detail::throw_if(ec);
+    }
+
+    /** Sends a request and blocks for its reply (up to `timeout`); an empty
+     * message on error. */
+    message send_and_wait(std::uint16_t type, std::string_view payload, milliseconds timeout,
+                          std::error_code &ec) noexcept {
+        veltix_message_t *response = nullptr;
+        ec = detail::code_of(veltix_client_send_and_wait(raw_, type, detail::bytes(payload),
+                                                         payload.size(), detail::to_ms(timeout),
+                                                         &response));
+        return message(response);
+    }
+    /** Throwing form. */
+    message send_and_wait(std::uint16_t type, std::string_view payload, milliseconds timeout) {
+        std::error_code ec;
+        message reply_message = send_and_wait(type, payload, timeout, ec);
+        detail::throw_if(ec);
+        return reply_message;
+    }
+
+    /**
+     * Sends a request without waiting: `on_reply(client_ref, reply_result)`
+     * runs exactly once (on a worker, or in `dispatch`) with the reply, a
+     * timeout, or `status::closed`. If the call fails, it never runs.
+     */
+    template <typename OnReply>
+    void request(std::uint16_t type, std::string_view payload, milliseconds timeout,
+                 OnReply &&on_reply, std::error_code &ec) noexcept {
+        using signature = void(client_ref, const reply_result &);
+        auto *stored = new (std::nothrow) detail::slot<signature>(std::forward<OnReply>(on_reply));
+        if (stored == nullptr) {
+            ec = make_error_code(status::invalid_argument);
+            return;
+        }
+        veltix_status_t result = veltix_client_request(
+            raw_, type, detail::bytes(payload), payload.size(), detail::to_ms(timeout),
+            [](void *user_data, veltix_client_t *client, veltix_status_t outcome,
+               const veltix_message_t *reply_message, const char *error_text) {
+                std::unique_ptr<detail::slot<signature>> slot(
+                    static_cast<detail::slot<signature> *>(user_data));
+                detail::guarded([&] {
+                    (*slot)(client_ref(client), reply_result(outcome, reply_message, error_text));
+                });
+            },
+            stored);
+        if (result != VELTIX_OK) {
+            delete stored;
+        }
+        ec = detail::code_of(result);
+    }
+    /** Throwing form. */
+    template <typename OnReply>
+    void request(std::uint16_t type, std::string_view payload, milliseconds timeout,
+                 OnReply &&on_reply) {
+        std::error_code ec;
+        request(type, payload, timeout, std::forward<OnReply>(on_reply), ec);
+        detail::throw_if(ec);
+    }
+
+    /** Pings the server; the round trip in milliseconds. */
+    double ping(milliseconds timeout, std::error_code &ec) noexcept {
+        double rtt = 0.0;
+        ec = detail::code_of(veltix_client_ping(raw_, detail::to_ms(timeout), &rtt));
+        return rtt;
+    }
+    /** Throwing form. */
+    double ping(milliseconds timeout) {
+        std::error_code ec;
+        double rtt = ping(timeout, ec);
+        detail::throw_if(ec);
+        return rtt;
+    }
+
+    /** Starts a reconnection loop (`attempts`, or `config.retry` if none). */
+    void retry(std::optional<std::int32_t> attempts, std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_client_retry(raw_, attempts.value_or(-1)));
+    }
+    /** Throwing form. */
+    void retry(std::optional<std::int32_t> attempts = std::nullopt) {
+        throw_on(veltix_client_retry(raw_, attempts.value_or(-1)));
+    }
+    /** Cancels a running reconnection loop. */
+    void stop_retry() noexcept { veltix_client_stop_retry(raw_); }
+
+    /** Waits until the client is closed and its `on_disconnect` calls ran
+     * (up to `timeout`, none: forever). */
+    void wait_until_closed(std::optional<milliseconds> timeout, std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_client_wait_until_closed(raw_, detail::to_signed_ms(timeout)));
+    }
+    /** Throwing form. */
+    void wait_until_closed(std::optional<milliseconds> timeout = std::nullopt) {
+        throw_on(veltix_client_wait_until_closed(raw_, detail::to_signed_ms(timeout)));
+    }
+
+    /** Dispatch mode: runs the due callbacks on this thread, waiting up to
+     * `timeout` for the first (none: until one is due); how many ran. */
+    std::size_t dispatch(std::optional<milliseconds> timeout, std::error_code &ec) noexcept {
+        std::size_t count = 0;
+        ec = detail::code_of(veltix_client_dispatch(raw_, detail::to_signed_ms(timeout), &count));
+        return count;
+    }
+    /** Throwing form. */
+    std::size_t dispatch(std::optional<milliseconds> timeout = milliseconds(0)) {
+        std::error_code ec;
+        std::size_t count = dispatch(timeout, ec);
+        detail::throw_if(ec);
+        return count;
+    }
+
+    /** Dispatch mode: an fd readable while callbacks are due. */
+    int event_fd(std::error_code &ec) const noexcept {
+        int fd = -1;
+        ec = detail::code_of(veltix_client_event_fd(raw_, &fd));
+        return fd;
+    }
+    /** Throwing form. */
+    int event_fd() const {
+        std::error_code ec;
+        int fd = event_fd(ec);
+        detail::throw_if(ec);
+        return fd;
+    }
+
+    /** `f(client_ref, message_view)` for every message with no route. */
+    template <typename F>
+    void on_recv(F &&f, std::error_code &ec) noexcept {
+        ec = set_message_callback(std::forward<F>(f), [&](veltix_message_fn fn, void *data,
+                                                          veltix_free_fn release) {
+            return veltix_client_on_recv(raw_, fn, data, release);
+        });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void on_recv(F &&f) {
+        std::error_code ec;
+        on_recv(std::forward<F>(f), ec);
+        detail::throw_if(ec);
+    }
+
+    /** `f(client_ref, message_view)` for messages of `type`. */
+    template <typename F>
+    void route(std::uint16_t type, F &&f, std::error_code &ec) noexcept {
+        ec = set_message_callback(std::forward<F>(f), [&](veltix_message_fn fn, void *data,
+                                                          veltix_free_fn release) {
+            return veltix_client_route(raw_, type, fn, data, release);
+        });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void route(std::uint16_t type, F &&f) {
+        std::error_code ec;
+        route(type, std::forward<F>(f), ec);
+        detail::throw_if(ec);
+    }
+
+    /** Removes the route of `type`; outside a callback, returns once the
+     * old callback is not running (and has been released). */
+    void unroute(std::uint16_t type, std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_client_unroute(raw_, type));
+    }
+    /** Throwing form. */
+    void unroute(std::uint16_t type) { throw_on(veltix_client_unroute(raw_, type)); }
+
+    /** `f(client_ref)` once each connection's handshake is done. */
+    template <typename F>
+    void on_connect(F &&f, std::error_code &ec) noexcept {
+        using signature = void(client_ref);
+        ec = detail::attach<signature>(std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+            return veltix_client_on_connect(
+                raw_,
+                [](void *user_data, veltix_client_t *client) {
+                    detail::guarded([&] { detail::slot_of<signature>(user_data)(client_ref(client)); });
+                },
+                data, release);
+        });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void on_connect(F &&f) {
+        std::error_code ec;
+        on_connect(std::forward<F>(f), ec);
+        detail::throw_if(ec);
+    }
+
+    /** `f(client_ref, const disconnect_state &)` at each disconnection step. */
+    template <typename F>
+    void on_disconnect(F &&f, std::error_code &ec) noexcept {
+        using signature = void(client_ref, const disconnect_state &);
+        ec = detail::attach<signature>(std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+            return veltix_client_on_disconnect(
+                raw_,
+                [](void *user_data, veltix_client_t *client, const veltix_disconnect_state_t *s) {
+                    disconnect_state state{s->permanent, s->attempt, s->retry_max,
+                                           static_cast<disconnect_reason>(s->reason),
+                                           veltix_last_error()};
+                    detail::guarded(
+                        [&] { detail::slot_of<signature>(user_data)(client_ref(client), state); });
+                },
+                data, release);
+        });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void on_disconnect(F &&f) {
+        std::error_code ec;
+        on_disconnect(std::forward<F>(f), ec);
+        detail::throw_if(ec);
+    }
+
+   protected:
+    static void throw_on(veltix_status_t result) { detail::throw_if(detail::code_of(result)); }
+
+    template <typename F, typename Register>
+    static std::error_code set_message_callback(F &&f, Register &&register_fn) noexcept {
+        using signature = void(client_ref, message_view);
+        return detail::attach<signature>(
+            std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+                return register_fn(
+                    [](void *user_data, veltix_client_t *client, const veltix_message_t *m) {
+                        detail::guarded([&] {
+                            detail::slot_of<signature>(user_data)(client_ref(client),
+                                                                  message_view(m));
+                        });
+                    },
+                    data, release);
+            });
+    }
+
+    veltix_client_t *raw_;
+};
+
+/** A client: owns its handle (move-only); the destructor frees it (see
+ * `veltix_client_free`, which is safe inside the client's callbacks). */
+class client : public client_ref {
+   public:
+    /** Creates a client (not connected yet). */
+    explicit client(client_config config) : client_ref(nullptr) {
+        throw_on(veltix_client_new(config.c_config(), &raw_));
+    }
+    /** Non-throwing creation: an empty client (`!*this`) on error. */
+    static client create(client_config config, std::error_code &ec) noexcept {
+        veltix_client_t *raw = nullptr;
+        ec = detail::code_of(veltix_client_new(config.c_config(), &raw));
+        return client(raw);
+    }
+    client(client &&other) noexcept : client_ref(std::exchange(other.raw_, nullptr)) {}
+    client &operator=(client &&other) noexcept {
+        if (this != &other) {
+            veltix_client_free(raw_);
+            raw_ = std::exchange(other.raw_, nullptr);
+        }
+        return *this;
+    }
+    client(const client &) = delete;
+    client &operator=(const client &) = delete;
+    ~client() { veltix_client_free(raw_); }
+
+    /** Whether it holds a client. */
+    explicit operator bool() const noexcept { return raw_ != nullptr; }
+
+   private:
+    explicit client(veltix_client_t *raw) noexcept : client_ref(raw) {}
+};
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+/** How a server listens; starts from the library's defaults ("0.0.0.0",
+ * port 8080, 4 workers, no connection limit, ...). Setters chain. */
+class server_config {
+   public:
+    server_config() noexcept {
+        veltix_server_config_init(&raw_, sizeof raw_);
+        host_ = "0.0.0.0";
+    }
+    /** Address and port to listen on (port 0: the system picks one, see
+     * `server::port`). */
+    server_config &listen(std::string host, std::uint16_t port) {
+        host_ = std::move(host);
+        raw_.port = port;
+        return *this;
+    }
+    /** Connected clients at most (none: unlimited). */
+    server_config &max_connection(std::optional<std::uint32_t> count) noexcept {
+        raw_.max_connection = count ? static_cast<std::int32_t>(*count) : -1;
+        return *this;
+    }
+    /** Callback threads (1-256); 0 is dispatch mode. */
+    server_config &max_workers(std::uint32_t count) noexcept {
+        raw_.max_workers = count;
+        return *this;
+    }
+    /** Largest frame (header + payload) sent or accepted. */
+    server_config &max_message_size(std::uint32_t bytes) noexcept {
+        raw_.max_message_size = bytes;
+        return *this;
+    }
+    /** Bound on a client's handshake. */
+    server_config &handshake_timeout(milliseconds timeout) noexcept {
+        raw_.handshake_timeout_ms = detail::to_ms(timeout);
+        return *this;
+    }
+    /** The server-wide memory budget. */
+    server_config &max_memory_bytes(std::uint64_t bytes) noexcept {
+        raw_.max_memory_bytes = bytes;
+        return *this;
+    }
+    /** Every field of the C struct (except `host`: use `listen`). */
+    veltix_server_config_t &raw() noexcept { return raw_; }
+    /** The C struct to pass to `veltix_server_new`; valid while this lives. */
+    const veltix_server_config_t *c_config() noexcept {
+        raw_.host = host_.c_str();
+        return &raw_;
+    }
+
+   private:
+    veltix_server_config_t raw_{};
+    std::string host_;
+};
+
+/** A peer's address. */
+struct endpoint {
+    /** The IP address as text. */
+    std::string address;
+    /** The port. */
+    std::uint16_t port;
+};
+
+/** A server's operations on a borrowed handle: what callbacks receive, and
+ * the base of `server`. Valid while the server is. */
+class server_ref {
+   public:
+    explicit server_ref(veltix_server_t *raw) noexcept : raw_(raw) {}
+
+    /** The C handle. */
+    veltix_server_t *raw() const noexcept { return raw_; }
+
+    /** Starts listening. */
+    void start(std::error_code &ec) noexcept { ec = detail::code_of(veltix_server_start(raw_)); }
+    /** Throwing form. */
+    void start() { throw_on(veltix_server_start(raw_)); }
+
+    /** Stops: closes every connection (`on_disconnect` manual). */
+    void close(std::error_code &ec) noexcept { ec = detail::code_of(veltix_server_close(raw_)); }
+    /** Throwing form. */
+    void close() { throw_on(veltix_server_close(raw_)); }
+
+    /** The port listened on (0 when not started). */
+    std::uint16_t port() const noexcept { return veltix_server_port(raw_); }
+    /** Connected clients. */
+    std::size_t client_count() const noexcept { return veltix_server_client_count(raw_); }
+
+    /** Sends a message to `peer`. */
+    void send(peer_id peer, std::uint16_t type, std::string_view payload,
+              std::error_code &ec) noexcept {
+        ec = detail::code_of(
+            veltix_server_send(raw_, peer, type, detail::bytes(payload), payload.size()));
+    }
+    /** Throwing form. */
+    void send(peer_id peer, std::uint16_t type, std::string_view payload) {
+        std::error_code ec;
+        send(peer, type, payload, ec);
+        detail::throw_if(ec);
+    }
+
+    /** Replies to `to`, received from `peer`. */
+    void reply(peer_id peer, message_view to, std::uint16_t type, std::string_view payload,
+               std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_server_reply(raw_, peer, to.raw(), type,
+                                                 detail::bytes(payload), payload.size()));
+    }
+    /** Throwing form. */
+    void reply(peer_id peer, message_view to, std::uint16_t type, std::string_view payload) {
+        std::error_code ec;
+        reply(peer, to, type, payload, ec);
+        detail::throw_if(ec);
+    }
+
+    /** Sends to every connected client but those in `except`; how many
+     * were sent to. */
+    std::size_t broadcast(std::uint16_t type, std::string_view payload,
+                          const std::vector<peer_id> &except, std::error_code &ec) noexcept {
+        std::size_t sent = 0;
+        ec = detail::code_of(veltix_server_broadcast(raw_, type, detail::bytes(payload),
+                                                     payload.size(), except.data(),
+                                                     except.size(), &sent));
+        return sent;
+    }
+    /** Throwing form. */
+    std::size_t broadcast(std::uint16_t type, std::string_view payload,
+                          const std::vector<peer_id> &except = {}) {
+        std::error_code ec;
+        std::size_t sent = broadcast(type, payload, except, ec);
+        detail::throw_if(ec);
+        return sent;
+    }
+
+    /** Sends a request to `peer` and blocks for its reply. */
+    message send_and_wait(peer_id peer, std::uint16_t type, std::string_view payload,
+                          milliseconds timeout, std::error_code &ec) noexcept {
+        veltix_message_t *response = nullptr;
+        ec = detail::code_of(veltix_server_send_and_wait(raw_, peer, type, detail::bytes(payload),
+                                                         payload.size(), detail::to_ms(timeout),
+                                                         &response));
+        return message(response);
+    }
+    /** Throwing form. */
+    message send_and_wait(peer_id peer, std::uint16_t type, std::string_view payload,
+                          milliseconds timeout) {
+        std::error_code ec;
+        message reply_message = send_and_wait(peer, type, payload, timeout, ec);
+        detail::throw_if(ec);
+        return reply_message;
+    }
+
+    /** Sends a request to `peer` without waiting: `on_reply(server_ref,
+     * peer_id, reply_result)` runs exactly once. */
+    template <typename OnReply>
+    void request(peer_id peer, std::uint16_t type, std::string_view payload,
+                 milliseconds timeout, OnReply &&on_reply, std::error_code &ec) noexcept {
+        using signature = void(server_ref, peer_id, const reply_result &);
+        auto *stored = new (std::nothrow) detail::slot<signature>(std::forward<OnReply>(on_reply));
+        if (stored == nullptr) {
+            ec = make_error_code(status::invalid_argument);
+            return;
+        }
+        veltix_status_t result = veltix_server_request(
+            raw_, peer, type, detail::bytes(payload), payload.size(), detail::to_ms(timeout),
+            [](void *user_data, veltix_server_t *server, veltix_peer_id_t from,
+               veltix_status_t outcome, const veltix_message_t *reply_message,
+               const char *error_text) {
+                std::unique_ptr<detail::slot<signature>> slot(
+                    static_cast<detail::slot<signature> *>(user_data));
+                detail::guarded([&] {
+                    (*slot)(server_ref(server), from,
+                            reply_result(outcome, reply_message, error_text));
+                });
+            },
+            stored);
+        if (result != VELTIX_OK) {
+            delete stored;
+        }
+        ec = detail::code_of(result);
+    }
+    /** Throwing form. */
+    template <typename OnReply>
+    void request(peer_id peer, std::uint16_t type, std::string_view payload,
+                 milliseconds timeout, OnReply &&on_reply) {
+        std::error_code ec;
+        request(peer, type, payload, timeout, std::forward<OnReply>(on_reply), ec);
+        detail::throw_if(ec);
+    }
+
+    /** Pings `peer`; the round trip in milliseconds. */
+    double ping(peer_id peer, milliseconds timeout, std::error_code &ec) noexcept {
+        double rtt = 0.0;
+        ec = detail::code_of(veltix_server_ping_client(raw_, peer, detail::to_ms(timeout), &rtt));
+        return rtt;
+    }
+    /** Throwing form. */
+    double ping(peer_id peer, milliseconds timeout) {
+        std::error_code ec;
+        double rtt = ping(peer, timeout, ec);
+        detail::throw_if(ec);
+        return rtt;
+    }
+
+    /** Closes `peer`'s connection. */
+    void close_client(peer_id peer, std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_server_close_client(raw_, peer));
+    }
+    /** Throwing form. */
+    void close_client(peer_id peer) { throw_on(veltix_server_close_client(raw_, peer)); }
+
+    /** Sets tag `name` of `peer` unless it has it (the reference's add_tag). */
+    void add_tag(peer_id peer, const std::string &name, const std::string &value,
+                 std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_server_add_tag(raw_, peer, name.c_str(), value.c_str()));
+    }
+    /** Throwing form. */
+    void add_tag(peer_id peer, const std::string &name, const std::string &value) {
+        throw_on(veltix_server_add_tag(raw_, peer, name.c_str(), value.c_str()));
+    }
+    /** Sets tag `name` of `peer`, replacing its value. */
+    void set_tag(peer_id peer, const std::string &name, const std::string &value,
+                 std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_server_set_tag(raw_, peer, name.c_str(), value.c_str()));
+    }
+    /** Throwing form. */
+    void set_tag(peer_id peer, const std::string &name, const std::string &value) {
+        throw_on(veltix_server_set_tag(raw_, peer, name.c_str(), value.c_str()));
+    }
+    /** Removes tag `name` of `peer`. */
+    void remove_tag(peer_id peer, const std::string &name, std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_server_remove_tag(raw_, peer, name.c_str()));
+    }
+    /** Throwing form. */
+    void remove_tag(peer_id peer, const std::string &name) {
+        throw_on(veltix_server_remove_tag(raw_, peer, name.c_str()));
+    }
+
+    /** Tag `name` of `peer`, or nothing if it is not set. */
+    std::optional<std::string> get_tag(peer_id peer, const std::string &name,
+                                       std::error_code &ec) const {
+        std::string value;
+        for (;;) {
+            std::size_t len = 0;
+            veltix_status_t result = veltix_server_get_tag(
+                raw_, peer, name.c_str(), value.empty() ? nullptr : &value[0], value.size(), &len);
+            if (result == VELTIX_ERR_NOT_FOUND) {
+                ec.clear();
+                return std::nullopt;
+            }
+            if (result == VELTIX_OK && !value.empty()) {
+                value.resize(len);
+                ec.clear();
+                return value;
+            }
+            if (result != VELTIX_OK && result != VELTIX_ERR_BUFFER_TOO_SMALL) {
+                ec = detail::code_of(result);
+                return std::nullopt;
+            }
+            value.assign(len + 1, '\0');  // sized (or grown meanwhile): again
+        }
+    }
+    /** Throwing form. */
+    std::optional<std::string> get_tag(peer_id peer, const std::string &name) const {
+        std::error_code ec;
+        auto value = get_tag(peer, name, ec);
+        detail::throw_if(ec);
+        return value;
+    }
+
+    /** The connected clients, in increasing order. */
+    std::vector<peer_id> peers() const {
+        return collect([&](peer_id *out, std::size_t capacity, std::size_t *count) {
+            return veltix_server_peers(raw_, out, capacity, count);
+        });
+    }
+    /** The clients with tag `name` (and that `value`, if given). */
+    std::vector<peer_id> peers_with_tag(const std::string &name,
+                                        const std::optional<std::string> &value = {}) const {
+        return collect([&](peer_id *out, std::size_t capacity, std::size_t *count) {
+            return veltix_server_peers_with_tag(raw_, name.c_str(),
+                                                value ? value->c_str() : nullptr, out, capacity,
+                                                count);
+        });
+    }
+
+    /** `peer`'s address and port. */
+    endpoint peer_address(peer_id peer, std::error_code &ec) const {
+        char text[64] = {0};
+        std::uint16_t peer_port = 0;
+        ec = detail::code_of(veltix_server_peer_address(raw_, peer, text, sizeof text, &peer_port));
+        return ec ? endpoint{std::string(), 0} : endpoint{std::string(text), peer_port};
+    }
+    /** Throwing form. */
+    endpoint peer_address(peer_id peer) const {
+        std::error_code ec;
+        endpoint address = peer_address(peer, ec);
+        detail::throw_if(ec);
+        return address;
+    }
+
+    /** Dispatch mode: runs the due callbacks on this thread. */
+    std::size_t dispatch(std::optional<milliseconds> timeout, std::error_code &ec) noexcept {
+        std::size_t count = 0;
+        ec = detail::code_of(veltix_server_dispatch(raw_, detail::to_signed_ms(timeout), &count));
+        return count;
+    }
+    /** Throwing form. */
+    std::size_t dispatch(std::optional<milliseconds> timeout = milliseconds(0)) {
+        std::error_code ec;
+        std::size_t count = dispatch(timeout, ec);
+        detail::throw_if(ec);
+        return count;
+    }
+    /** Dispatch mode: an fd readable while callbacks are due. */
+    int event_fd() const {
+        int fd = -1;
+        throw_on(veltix_server_event_fd(raw_, &fd));
+        return fd;
+    }
+
+    /** `f(server_ref, peer_id, message_view)` for messages with no route. */
+    template <typename F>
+    void on_recv(F &&f) {
+        throw_on_code(set_message_callback(std::forward<F>(f), [&](veltix_server_message_fn fn,
+                                                                    void *data,
+                                                                    veltix_free_fn release) {
+            return veltix_server_on_recv(raw_, fn, data, release);
+        }));
+    }
+    /** `f(server_ref, peer_id, message_view)` for messages of `type`. */
+    template <typename F>
+    void route(std::uint16_t type, F &&f) {
+        throw_on_code(set_message_callback(std::forward<F>(f), [&](veltix_server_message_fn fn,
+                                                                    void *data,
+                                                                    veltix_free_fn release) {
+            return veltix_server_route(raw_, type, fn, data, release);
+        }));
+    }
+    /** Removes the route of `type` (waits as the client's `unroute`). */
+    void unroute(std::uint16_t type) { throw_on(veltix_server_unroute(raw_, type)); }
+
+    /** `f(server_ref, peer_id)` once a client's handshake is done. */
+    template <typename F>
+    void on_connect(F &&f) {
+        using signature = void(server_ref, peer_id);
+        throw_on_code(
+            detail::attach<signature>(std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+                return veltix_server_on_connect(
+                    raw_,
+                    [](void *user_data, veltix_server_t *server, veltix_peer_id_t peer) {
+                        detail::guarded(
+                            [&] { detail::slot_of<signature>(user_data)(server_ref(server), peer); });
+                    },
+                    data, release);
+            }));
+    }
+    /** `f(server_ref, peer_id, disconnect_reason)` once a client's
+     * connection ends. */
+    template <typename F>
+    void on_disconnect(F &&f) {
+        using signature = void(server_ref, peer_id, disconnect_reason);
+        throw_on_code(
+            detail::attach<signature>(std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+                return veltix_server_on_disconnect(
+                    raw_,
+                    [](void *user_data, veltix_server_t *server, veltix_peer_id_t peer,
+                       veltix_disconnect_reason_t reason) {
+                        detail::guarded([&] {
+                            detail::slot_of<signature>(user_data)(
+                                server_ref(server), peer, static_cast<disconnect_reason>(reason));
+                        });
+                    },
+                    data, release);
+            }));
+    }
+
+   protected:
+    static void throw_on(veltix_status_t result) { detail::throw_if(detail::code_of(result)); }
+    static void throw_on_code(const std::error_code &ec) { detail::throw_if(ec); }
+
+    template <typename F, typename Register>
+    static std::error_code set_message_callback(F &&f, Register &&register_fn) noexcept {
+        using signature = void(server_ref, peer_id, message_view);
+        return detail::attach<signature>(
+            std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+                return register_fn(
+                    [](void *user_data, veltix_server_t *server, veltix_peer_id_t peer,
+                       const veltix_message_t *m) {
+                        detail::guarded([&] {
+                            detail::slot_of<signature>(user_data)(server_ref(server), peer,
+                                                                  message_view(m));
+                        });
+                    },
+                    data, release);
+            });
+    }
+
+    /** The two-call sizing of the C peer lists, in a loop (the list may
+     * grow between the calls). */
+    template <typename Fill>
+    static std::vector<peer_id> collect(Fill &&fill) {
+        std::vector<peer_id> ids;
+        for (;;) {
+            std::size_t count = 0;
+            throw_on(fill(ids.empty() ? nullptr : ids.data(), ids.size(), &count));
+            if (count <= ids.size()) {
+                ids.resize(count);
+                return ids;
+            }
+            ids.resize(count + 8);
+        }
+    }
+
+    veltix_server_t *raw_;
+};
+
+/** A server: owns its handle (move-only); the destructor frees it (see
+ * `veltix_server_free`). */
+class server : public server_ref {
+   public:
+    /** Creates a server (not listening yet: `start()`). */
+    explicit server(server_config config) : server_ref(nullptr) {
+        throw_on(veltix_server_new(config.c_config(), &raw_));
+    }
+    /** Non-throwing creation: an empty server (`!*this`) on error. */
+    static server create(server_config config, std::error_code &ec) noexcept {
+        veltix_server_t *raw = nullptr;
+        ec = detail::code_of(veltix_server_new(config.c_config(), &raw));
+        return server(raw);
+    }
+    server(server &&other) noexcept : server_ref(std::exchange(other.raw_, nullptr)) {}
+    server &operator=(server &&other) noexcept {
+        if (this != &other) {
+            veltix_server_free(raw_);
+            raw_ = std::exchange(other.raw_, nullptr);
+        }
+        return *this;
+    }
+    server(const server &) = delete;
+    server &operator=(const server &) = delete;
+    ~server() { veltix_server_free(raw_); }
+
+    /** Whether it holds a server. */
+    explicit operator bool() const noexcept { return raw_ != nullptr; }
+
+   private:
+    explicit server(veltix_server_t *raw) noexcept : server_ref(raw) {}
+};
+
+}  // namespace veltix
+
+#endif /* VELTIX_HPP */

@@ -1,0 +1,386 @@
+// Tests of include/veltix.hpp: every wrapper type, the throwing and the
+// std::error_code forms, callback lifetimes and exceptions escaping
+// callbacks. A libveltix server and clients in this process, on 127.0.0.1.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "veltix.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int failures = 0;
+
+#define CHECK(cond)                                                                         \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,    \
+                         __LINE__, #cond, veltix_last_error());                             \
+            failures++;                                                                     \
+        }                                                                                   \
+    } while (0)
+
+constexpr std::uint16_t ECHO = 200;
+constexpr std::uint16_t IGNORED = 201;
+constexpr std::uint16_t THROWS = 202;
+constexpr std::uint16_t NEWS = 203;
+
+/** Waits up to 5 s for `done()`. */
+template <typename Done>
+bool eventually(Done done) {
+    for (int i = 0; i < 500; i++) {
+        if (done()) {
+            return true;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return done();
+}
+
+/** A server on a free port that echoes ECHO and ignores IGNORED. */
+veltix::server echo_server(std::uint32_t workers = 2) {
+    veltix::server server(veltix::server_config().listen("127.0.0.1", 0).max_workers(workers));
+    server.route(ECHO, [](veltix::server_ref self, veltix::peer_id peer, veltix::message_view m) {
+        self.reply(peer, m, ECHO, m.text());
+    });
+    server.route(IGNORED, [](veltix::server_ref, veltix::peer_id, veltix::message_view) {});
+    server.start();
+    return server;
+}
+
+veltix::client_config to(const veltix::server &server) {
+    return veltix::client_config().server("127.0.0.1", server.port());
+}
+
+void test_errors_both_ways() {
+    // Nothing listens on the port of a server that was never started.
+    veltix::server idle(veltix::server_config().listen("127.0.0.1", 0));
+    veltix::client client(veltix::client_config().server("127.0.0.1", 1).handshake_timeout(500ms));
+    bool thrown = false;
+    try {
+        client.connect();
+    } catch (const veltix::error &e) {
+        thrown = true;
+        CHECK(e.code() == veltix::status::connect_failed);
+        CHECK(e.status_value() == VELTIX_ERR_CONNECT_FAILED);
+        CHECK(std::string(e.what()).find("127.0.0.1:1") != std::string::npos);
+    }
+    CHECK(thrown);
+    std::error_code ec;
+    client.connect(ec);
+    CHECK(ec == veltix::status::connect_failed);
+    CHECK(ec.category().name() == std::string("veltix"));
+    CHECK(!veltix::last_error().empty());
+    client.send(ECHO, "x", ec);
+    CHECK(ec == veltix::status::not_connected);
+
+    // An invalid config: the non-throwing creation gives an empty client.
+    auto bad = veltix::client::create(veltix::client_config().max_workers(999), ec);
+    CHECK(ec == veltix::status::invalid_argument && !bad);
+    thrown = false;
+    try {
+        veltix::client also_bad(veltix::client_config().max_workers(999));
+    } catch (const veltix::error &e) {
+        thrown = e.code() == veltix::status::invalid_argument;
+    }
+    CHECK(thrown);
+}
+
+void test_round_trips_and_messages() {
+    auto server = echo_server();
+    veltix::client client(to(server));
+    client.connect();
+    CHECK(client.is_connected());
+    veltix::message reply = client.send_and_wait(ECHO, "hello", 5s);
+    CHECK(reply && reply.type() == ECHO && reply.text() == "hello" && reply.size() == 5);
+    // Move-only ownership.
+    veltix::message moved = std::move(reply);
+    CHECK(!reply && moved.text() == "hello");
+    veltix::message empty;
+    CHECK(!empty && empty.type() == 0 && empty.text().empty());
+    veltix_message_t *raw = moved.release();
+    CHECK(!moved && raw != nullptr);
+    veltix_message_free(raw);
+    // Binary payloads keep their bytes.
+    std::string binary("a\0b", 3);
+    CHECK(client.send_and_wait(ECHO, binary, 5s).text() == binary);
+    CHECK(client.ping(5s) > 0.0);
+    std::error_code ec;
+    auto timed_out = client.send_and_wait(IGNORED, "?", 100ms, ec);
+    CHECK(ec == veltix::status::timeout && !timed_out);
+}
+
+void test_requests_complete_once() {
+    auto server = echo_server();
+    veltix::client client(to(server));
+    client.connect();
+    std::mutex lock;
+    std::vector<std::string> outcomes;
+    auto record = [&](veltix::client_ref, const veltix::reply_result &result) {
+        std::lock_guard<std::mutex> hold(lock);
+        outcomes.push_back(result ? "reply " + std::string(result.reply().text())
+                                  : result.code().message() + ": " + std::string(result.detail()));
+    };
+    client.request(ECHO, "r1", 5s, record);
+    client.request(IGNORED, "r2", 100ms, record);
+    CHECK(eventually([&] {
+        std::lock_guard<std::mutex> hold(lock);
+        return outcomes.size() == 2;
+    }));
+    client.request(IGNORED, "r3", 60s, record);
+    client.disconnect();
+    CHECK(eventually([&] {
+        std::lock_guard<std::mutex> hold(lock);
+        return outcomes.size() == 3;
+    }));
+    std::this_thread::sleep_for(100ms);
+    std::lock_guard<std::mutex> hold(lock);
+    CHECK(outcomes.size() == 3);
+    CHECK(outcomes[0] == "reply r1");
+    CHECK(outcomes[1].rfind("timed out", 0) == 0);
+    CHECK(outcomes[2].rfind("closed", 0) == 0);
+    // A refused request never calls back.
+    std::error_code ec;
+    client.request(ECHO, "r4", 1s, record, ec);
+    CHECK(ec == veltix::status::not_connected);
+}
+
+void test_callback_state_lives_exactly_as_long_as_needed() {
+    auto server = echo_server();
+    auto state = std::make_shared<int>(0);
+    {
+        veltix::client client(to(server));
+        client.route(ECHO, [state](veltix::client_ref, veltix::message_view) { ++*state; });
+        client.on_connect([state](veltix::client_ref) {});
+        CHECK(state.use_count() == 3);
+        client.connect();
+        client.send(ECHO, "routed");
+        CHECK(eventually([&] { return *state == 1; }));
+        client.unroute(ECHO);
+        CHECK(state.use_count() == 2);  // released by unroute, before it returned
+        // Replacing a callback releases the old one.
+        client.on_connect([](veltix::client_ref) {});
+        CHECK(state.use_count() == 1);
+        client.route(ECHO, [state](veltix::client_ref, veltix::message_view) {});
+        CHECK(state.use_count() == 2);
+        // A refused registration keeps nothing.
+        std::error_code ec;
+        client.route(ECHO, [state](veltix::client_ref, veltix::message_view) {}, ec);
+        CHECK(ec == veltix::status::already_exists && state.use_count() == 2);
+    }
+    CHECK(state.use_count() == 1);  // the client's destructor released the rest
+}
+
+void test_exceptions_stop_in_the_trampoline() {
+    auto server = echo_server();
+    std::mutex lock;
+    std::vector<std::string> caught;
+    veltix::set_callback_exception_handler([&](std::exception_ptr thrown) {
+        try {
+            std::rethrow_exception(thrown);
+        } catch (const std::exception &e) {
+            std::lock_guard<std::mutex> hold(lock);
+            caught.push_back(e.what());
+        } catch (int value) {
+            std::lock_guard<std::mutex> hold(lock);
+            caught.push_back("int " + std::to_string(value));
+        }
+    });
+    veltix::client client(to(server));
+    client.route(THROWS, [](veltix::client_ref, veltix::message_view m) {
+        if (m.text() == "std") {
+            throw std::runtime_error("thrown by a route");
+        }
+        throw 42;
+    });
+    server.route(THROWS, [](veltix::server_ref self, veltix::peer_id peer, veltix::message_view m) {
+        self.send(peer, THROWS, m.text());
+        throw std::logic_error("thrown by a server route");
+    });
+    client.connect();
+    client.send(THROWS, "std");
+    client.send(THROWS, "int");
+    CHECK(eventually([&] {
+        std::lock_guard<std::mutex> hold(lock);
+        return caught.size() == 4;
+    }));
+    CHECK(client.send_and_wait(ECHO, "still fine", 5s).text() == "still fine");
+    veltix::set_callback_exception_handler(nullptr);
+    std::lock_guard<std::mutex> hold(lock);
+    int route = 0, server_route = 0, ints = 0;
+    for (const auto &what : caught) {
+        route += what == "thrown by a route";
+        server_route += what == "thrown by a server route";
+        ints += what == "int 42";
+    }
+    CHECK(route == 1 && server_route == 2 && ints == 1);
+}
+
+void test_server_tags_peers_broadcast_and_disconnects() {
+    veltix::server server(veltix::server_config().listen("127.0.0.1", 0));
+    std::mutex lock;
+    std::vector<veltix::peer_id> connected;
+    std::vector<std::pair<veltix::peer_id, veltix::disconnect_reason>> left;
+    server.on_connect([&](veltix::server_ref, veltix::peer_id peer) {
+        std::lock_guard<std::mutex> hold(lock);
+        connected.push_back(peer);
+    });
+    server.on_disconnect([&](veltix::server_ref, veltix::peer_id peer, veltix::disconnect_reason why) {
+        std::lock_guard<std::mutex> hold(lock);
+        left.emplace_back(peer, why);
+    });
+    server.start();
+    CHECK(server.port() != 0);
+
+    std::atomic<int> news{0};
+    std::vector<veltix::client> clients;
+    for (int i = 0; i < 3; i++) {
+        clients.emplace_back(to(server));
+        clients.back().route(NEWS, [&](veltix::client_ref, veltix::message_view) { ++news; });
+        clients.back().connect();
+    }
+    CHECK(eventually([&] {
+        std::lock_guard<std::mutex> hold(lock);
+        return connected.size() == 3;
+    }));
+    CHECK(server.client_count() == 3 && server.peers().size() == 3);
+    std::vector<veltix::peer_id> ids;
+    {
+        std::lock_guard<std::mutex> hold(lock);
+        ids = connected;
+    }
+    server.set_tag(ids[0], "room", "red");
+    server.set_tag(ids[1], "room", "blue");
+    std::error_code tag_ec;
+    server.add_tag(ids[1], "room", "green", tag_ec);  // refused: add does not replace
+    CHECK(tag_ec == veltix::status::already_exists);
+    server.set_tag(ids[2], "name", std::string(300, 'n'));  // longer than a first guess
+    CHECK(server.get_tag(ids[1], "room") == std::optional<std::string>("blue"));
+    CHECK(server.get_tag(ids[2], "name")->size() == 300);
+    CHECK(!server.get_tag(ids[0], "name"));
+    CHECK(server.peers_with_tag("room").size() == 2);
+    CHECK(server.peers_with_tag("room", std::string("red")) == std::vector<veltix::peer_id>{ids[0]});
+    server.remove_tag(ids[0], "room");
+    CHECK(server.peers_with_tag("room").size() == 1);
+    veltix::endpoint where = server.peer_address(ids[0]);
+    CHECK(where.address == "127.0.0.1" && where.port != 0);
+
+    CHECK(server.broadcast(NEWS, "to all but one", {ids[0]}) == 2);
+    CHECK(eventually([&] { return news == 2; }));
+
+    // A request from the server, answered by the client.
+    clients[0].route(ECHO, [](veltix::client_ref self, veltix::message_view m) {
+        self.reply(m, ECHO, "answer to " + std::string(m.text()));
+    });
+    CHECK(server.send_and_wait(ids[0], ECHO, "q", 5s).text() == "answer to q");
+    CHECK(server.ping(ids[0], 5s) > 0.0);
+
+    // Both sides see the disconnection.
+    std::atomic<int> manual{0};
+    std::string cause = "unset";
+    clients[1].on_disconnect([&](veltix::client_ref, const veltix::disconnect_state &state) {
+        if (state.reason == veltix::disconnect_reason::manual && state.permanent) {
+            cause = std::string(state.cause);
+            ++manual;
+        }
+    });
+    clients[1].disconnect();
+    clients[1].wait_until_closed(5s);
+    CHECK(manual == 1 && cause.empty());
+    server.close_client(ids[2]);
+    CHECK(eventually([&] {
+        std::lock_guard<std::mutex> hold(lock);
+        return left.size() == 2;
+    }));
+    {
+        std::lock_guard<std::mutex> hold(lock);
+        for (const auto &entry : left) {
+            if (entry.first == ids[1]) {
+                CHECK(entry.second == veltix::disconnect_reason::peer_closed);
+            } else {
+                CHECK(entry.first == ids[2] && entry.second == veltix::disconnect_reason::manual);
+            }
+        }
+    }
+    std::error_code ec;
+    server.send(ids[2], NEWS, "gone", ec);
+    CHECK(ec == veltix::status::not_connected);
+}
+
+void test_dispatch_mode_on_this_thread() {
+    auto server = echo_server();
+    veltix::client client(to(server).max_workers(0));
+    const auto host = std::this_thread::get_id();
+    std::vector<std::string> seen;
+    client.on_connect([&](veltix::client_ref) { seen.push_back("connect"); });
+    client.route(ECHO, [&](veltix::client_ref, veltix::message_view m) {
+        CHECK(std::this_thread::get_id() == host);
+        seen.push_back(std::string(m.text()));
+    });
+    CHECK(client.event_fd() >= 0);
+    client.connect_async();
+    for (int i = 0; i < 100 && seen.empty(); i++) {
+        client.dispatch(50ms);
+    }
+    client.send(ECHO, "one");
+    client.send(ECHO, "two");
+    for (int i = 0; i < 100 && seen.size() < 3; i++) {
+        client.dispatch(50ms);
+    }
+    CHECK((seen == std::vector<std::string>{"connect", "one", "two"}));
+    veltix::client workers(to(server));
+    std::error_code ec;
+    workers.dispatch(0ms, ec);
+    CHECK(ec == veltix::status::invalid_argument);
+}
+
+void test_logger() {
+    std::mutex lock;
+    std::vector<std::string> lines;
+    auto keep = std::make_shared<int>(0);
+    veltix::set_logger(
+        [&, keep](veltix::log_level level, std::string_view text) {
+            std::lock_guard<std::mutex> hold(lock);
+            if (level <= veltix::log_level::warn) {
+                lines.emplace_back(text);
+            }
+        },
+        veltix::log_level::warn);
+    CHECK(keep.use_count() == 2);
+    {
+        veltix::client client(veltix::client_config().server("127.0.0.1", 1));
+        std::error_code ec;
+        client.connect(ec);
+    }
+    veltix::set_logger(nullptr);
+    CHECK(keep.use_count() == 1);  // the replaced sink was released
+    std::lock_guard<std::mutex> hold(lock);
+    CHECK(!lines.empty());
+}
+
+}  // namespace
+
+int main() {
+    test_errors_both_ways();
+    test_round_trips_and_messages();
+    test_requests_complete_once();
+    test_callback_state_lives_exactly_as_long_as_needed();
+    test_exceptions_stop_in_the_trampoline();
+    test_server_tags_peers_broadcast_and_disconnects();
+    test_dispatch_mode_on_this_thread();
+    test_logger();
+    if (failures != 0) {
+        std::fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    std::printf("all veltix.hpp checks passed (libveltix %s)\n", veltix::version().data());
+    return 0;
+}
