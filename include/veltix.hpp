@@ -255,6 +255,45 @@ std::error_code attach(Callable &&callable, Register &&register_fn) noexcept {
     return code_of(result);
 }
 
+/** Tag of the constructor that adopts a C handle. */
+struct adopt_t {};
+
+/**
+ * The owning side shared by `client` and `server`: creates the handle from
+ * a config (`New`), frees it in the destructor (`Free`), moves, never
+ * copies. `Ref` holds the handle and the operations.
+ */
+template <typename Derived, typename Ref, typename Raw, typename Config, auto New, auto Free>
+class owner : public Ref {
+   public:
+    /** Creates the handle; throws `veltix::error` if the config is refused. */
+    explicit owner(Config config) : Ref(nullptr) {
+        throw_if(code_of(New(config.c_config(), &this->raw_)));
+    }
+    /** Non-throwing creation: an empty object (`!*this`) on error. */
+    static Derived create(Config config, std::error_code &ec) noexcept {
+        Raw *raw = nullptr;
+        ec = code_of(New(config.c_config(), &raw));
+        return Derived(adopt_t{}, raw);
+    }
+    /** Takes ownership of a C handle (NULL: empty). */
+    owner(adopt_t, Raw *raw) noexcept : Ref(raw) {}
+    owner(owner &&other) noexcept : Ref(std::exchange(other.raw_, nullptr)) {}
+    owner &operator=(owner &&other) noexcept {
+        if (this != &other) {
+            Free(this->raw_);
+            this->raw_ = std::exchange(other.raw_, nullptr);
+        }
+        return *this;
+    }
+    owner(const owner &) = delete;
+    owner &operator=(const owner &) = delete;
+    ~owner() { Free(this->raw_); }
+
+    /** Whether it holds a handle. */
+    explicit operator bool() const noexcept { return this->raw_ != nullptr; }
+};
+
 }  // namespace detail
 
 /**
@@ -772,37 +811,16 @@ class client_ref {
     veltix_client_t *raw_;
 };
 
-/** A client: owns its handle (move-only); the destructor frees it (see
- * `veltix_client_free`, which is safe inside the client's callbacks). */
-class client : public client_ref {
+/**
+ * A client: owns its handle (move-only); the destructor frees it (see
+ * `veltix_client_free`, which is safe inside the client's callbacks).
+ * `client(config)` creates it (not connected yet) or throws;
+ * `client::create(config, ec)` gives an empty client on error.
+ */
+class client : public detail::owner<client, client_ref, veltix_client_t, client_config,
+                                    veltix_client_new, veltix_client_free> {
    public:
-    /** Creates a client (not connected yet). */
-    explicit client(client_config config) : client_ref(nullptr) {
-        throw_on(veltix_client_new(config.c_config(), &raw_));
-    }
-    /** Non-throwing creation: an empty client (`!*this`) on error. */
-    static client create(client_config config, std::error_code &ec) noexcept {
-        veltix_client_t *raw = nullptr;
-        ec = detail::code_of(veltix_client_new(config.c_config(), &raw));
-        return client(raw);
-    }
-    client(client &&other) noexcept : client_ref(std::exchange(other.raw_, nullptr)) {}
-    client &operator=(client &&other) noexcept {
-        if (this != &other) {
-            veltix_client_free(raw_);
-            raw_ = std::exchange(other.raw_, nullptr);
-        }
-        return *this;
-    }
-    client(const client &) = delete;
-    client &operator=(const client &) = delete;
-    ~client() { veltix_client_free(raw_); }
-
-    /** Whether it holds a client. */
-    explicit operator bool() const noexcept { return raw_ != nullptr; }
-
-   private:
-    explicit client(veltix_client_t *raw) noexcept : client_ref(raw) {}
+    using owner::owner;
 };
 
 // ---------------------------------------------------------------------------
@@ -1222,37 +1240,16 @@ class server_ref {
     veltix_server_t *raw_;
 };
 
-/** A server: owns its handle (move-only); the destructor frees it (see
- * `veltix_server_free`). */
-class server : public server_ref {
+/**
+ * A server: owns its handle (move-only); the destructor frees it (see
+ * `veltix_server_free`). `server(config)` creates it (not listening yet:
+ * `start()`) or throws; `server::create(config, ec)` gives an empty server
+ * on error.
+ */
+class server : public detail::owner<server, server_ref, veltix_server_t, server_config,
+                                    veltix_server_new, veltix_server_free> {
    public:
-    /** Creates a server (not listening yet: `start()`). */
-    explicit server(server_config config) : server_ref(nullptr) {
-        throw_on(veltix_server_new(config.c_config(), &raw_));
-    }
-    /** Non-throwing creation: an empty server (`!*this`) on error. */
-    static server create(server_config config, std::error_code &ec) noexcept {
-        veltix_server_t *raw = nullptr;
-        ec = detail::code_of(veltix_server_new(config.c_config(), &raw));
-        return server(raw);
-    }
-    server(server &&other) noexcept : server_ref(std::exchange(other.raw_, nullptr)) {}
-    server &operator=(server &&other) noexcept {
-        if (this != &other) {
-            veltix_server_free(raw_);
-            raw_ = std::exchange(other.raw_, nullptr);
-        }
-        return *this;
-    }
-    server(const server &) = delete;
-    server &operator=(const server &) = delete;
-    ~server() { veltix_server_free(raw_); }
-
-    /** Whether it holds a server. */
-    explicit operator bool() const noexcept { return raw_ != nullptr; }
-
-   private:
-    explicit server(veltix_server_t *raw) noexcept : server_ref(raw) {}
+    using owner::owner;
 };
 
 }  // namespace veltix

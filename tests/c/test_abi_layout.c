@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "veltix.h"
+#include "check.h"
 
 /* veltix_client_config_t before send_timeout_ms and the queue bounds. */
 struct old_client_config {
@@ -36,16 +37,6 @@ struct old_server_config {
     uint32_t max_workers;
 };
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,    \
-                    __LINE__, #cond, veltix_last_error());                             \
-            failures++;                                                                \
-        }                                                                              \
-    } while (0)
 
 static void test_old_client_layout(void) {
     struct old_client_config *config = malloc(sizeof *config);
@@ -115,10 +106,5 @@ int main(void) {
     test_old_client_layout();
     test_old_server_layout();
     test_sizes_the_library_does_not_know();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("older config layouts accepted, unknown sizes refused\n");
-    return 0;
+    return checks_result("older config layouts accepted, unknown sizes refused");
 }

@@ -10,17 +10,8 @@
 #include <time.h>
 
 #include "veltix.h"
+#include "check.h"
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,    \
-                    __LINE__, #cond, veltix_last_error());                             \
-            failures++;                                                                \
-        }                                                                              \
-    } while (0)
 
 static void sleep_ms(long ms) {
     struct timespec delay;
@@ -138,10 +129,5 @@ int main(void) {
     test_round_trip();
     test_free_inside_callback();
     test_no_sigpipe_after_the_server_closes();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all C API checks passed\n");
-    return 0;
+    return checks_result("all C API checks passed");
 }
