@@ -29,9 +29,9 @@
  *   `dispatch()` when `max_workers` is 0), with no library lock held. Every
  *   call is allowed inside them, destroying the handle included (it then
  *   returns without waiting for the calling thread).
- * - Payloads go in as `std::string_view` (text or bytes) or as a pointer
- *   and a length; received payloads come out as `message_view::text()`
- *   (`std::string_view`) and `data()`/`size()`.
+ * - Payloads go in as `veltix::bytes`: text, any contiguous byte container
+ *   or a pointer and a length; received payloads come out as
+ *   `message_view::text()` (`std::string_view`) and `data()`/`size()`.
  */
 #ifndef VELTIX_HPP
 #define VELTIX_HPP
@@ -49,6 +49,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -110,6 +111,39 @@ struct is_error_code_enum<veltix::status> : true_type {};
 
 namespace veltix {
 
+/**
+ * A payload to send, borrowed for the call: text (a string literal,
+ * `std::string`, `std::string_view`), or bytes from any contiguous
+ * container of 1-byte elements (`std::vector<std::uint8_t>`,
+ * `std::array<char, N>`, `std::span<const std::byte>`, ...), or a pointer
+ * and a length.
+ */
+class bytes {
+   public:
+    /** A NUL-terminated string, without its NUL. */
+    bytes(const char *text) noexcept  // NOLINT: implicit by design
+        : data_(reinterpret_cast<const std::uint8_t *>(text)),
+          size_(text != nullptr ? std::char_traits<char>::length(text) : 0) {}
+    /** Any contiguous container of 1-byte elements. */
+    template <typename Container,
+              typename = std::enable_if_t<sizeof(*std::declval<const Container &>().data()) == 1>,
+              typename = decltype(std::declval<const Container &>().size())>
+    bytes(const Container &container) noexcept  // NOLINT: implicit by design
+        : data_(reinterpret_cast<const std::uint8_t *>(container.data())),
+          size_(container.size()) {}
+    /** `size` bytes at `data`. */
+    bytes(const void *data, std::size_t size) noexcept
+        : data_(static_cast<const std::uint8_t *>(data)), size_(size) {}
+    /** The first byte. */
+    const std::uint8_t *data() const noexcept { return data_; }
+    /** The length in bytes. */
+    std::size_t size() const noexcept { return size_; }
+
+   private:
+    const std::uint8_t *data_;
+    std::size_t size_;
+};
+
 /** A peer of a server (the C `veltix_peer_id_t`). */
 using peer_id = veltix_peer_id_t;
 /** Milliseconds, the unit of every timeout. */
@@ -149,10 +183,6 @@ inline void throw_if(const std::error_code &ec) {
     std::fprintf(stderr, "veltix: %s: %s\n", ec.message().c_str(), veltix_last_error());
     std::abort();
 #endif
-}
-
-inline const std::uint8_t *bytes(std::string_view payload) noexcept {
-    return reinterpret_cast<const std::uint8_t *>(payload.data());
 }
 
 inline std::uint32_t to_ms(milliseconds timeout) noexcept {
@@ -560,23 +590,23 @@ class client_ref {
     bool is_connected() const noexcept { return veltix_client_is_connected(raw_); }
 
     /** Sends a message. */
-    void send(std::uint16_t type, std::string_view payload, std::error_code &ec) noexcept {
+    void send(std::uint16_t type, bytes payload, std::error_code &ec) noexcept {
         ec = detail::code_of(
-            veltix_client_send(raw_, type, detail::bytes(payload), payload.size()));
+            veltix_client_send(raw_, type, payload.data(), payload.size()));
     }
     /** Throwing form. */
-    void send(std::uint16_t type, std::string_view payload) {
-        throw_on(veltix_client_send(raw_, type, detail::bytes(payload), payload.size()));
+    void send(std::uint16_t type, bytes payload) {
+        throw_on(veltix_client_send(raw_, type, payload.data(), payload.size()));
     }
 
     /** Replies to `to` (a message carrying its request id). */
-    void reply(message_view to, std::uint16_t type, std::string_view payload,
+    void reply(message_view to, std::uint16_t type, bytes payload,
                std::error_code &ec) noexcept {
         ec = detail::code_of(
-            veltix_client_reply(raw_, to.raw(), type, detail::bytes(payload), payload.size()));
+            veltix_client_reply(raw_, to.raw(), type, payload.data(), payload.size()));
     }
     /** Throwing form. */
-    void reply(message_view to, std::uint16_t type, std::string_view payload) {
+    void reply(message_view to, std::uint16_t type, bytes payload) {
         std::error_code ec;
         reply(to, type, payload, ec);
         detail::throw_if(ec);
@@ -584,16 +614,16 @@ class client_ref {
 
     /** Sends a request and blocks for its reply (up to `timeout`); an empty
      * message on error. */
-    message send_and_wait(std::uint16_t type, std::string_view payload, milliseconds timeout,
+    message send_and_wait(std::uint16_t type, bytes payload, milliseconds timeout,
                           std::error_code &ec) noexcept {
         veltix_message_t *response = nullptr;
-        ec = detail::code_of(veltix_client_send_and_wait(raw_, type, detail::bytes(payload),
+        ec = detail::code_of(veltix_client_send_and_wait(raw_, type, payload.data(),
                                                          payload.size(), detail::to_ms(timeout),
                                                          &response));
         return message(response);
     }
     /** Throwing form. */
-    message send_and_wait(std::uint16_t type, std::string_view payload, milliseconds timeout) {
+    message send_and_wait(std::uint16_t type, bytes payload, milliseconds timeout) {
         std::error_code ec;
         message reply_message = send_and_wait(type, payload, timeout, ec);
         detail::throw_if(ec);
@@ -606,7 +636,7 @@ class client_ref {
      * timeout, or `status::closed`. If the call fails, it never runs.
      */
     template <typename OnReply>
-    void request(std::uint16_t type, std::string_view payload, milliseconds timeout,
+    void request(std::uint16_t type, bytes payload, milliseconds timeout,
                  OnReply &&on_reply, std::error_code &ec) noexcept {
         using signature = void(client_ref, const reply_result &);
         auto *stored = new (std::nothrow) detail::slot<signature>(std::forward<OnReply>(on_reply));
@@ -615,7 +645,7 @@ class client_ref {
             return;
         }
         veltix_status_t result = veltix_client_request(
-            raw_, type, detail::bytes(payload), payload.size(), detail::to_ms(timeout),
+            raw_, type, payload.data(), payload.size(), detail::to_ms(timeout),
             [](void *user_data, veltix_client_t *client, veltix_status_t outcome,
                const veltix_message_t *reply_message, const char *error_text) {
                 std::unique_ptr<detail::slot<signature>> slot(
@@ -632,7 +662,7 @@ class client_ref {
     }
     /** Throwing form. */
     template <typename OnReply>
-    void request(std::uint16_t type, std::string_view payload, milliseconds timeout,
+    void request(std::uint16_t type, bytes payload, milliseconds timeout,
                  OnReply &&on_reply) {
         std::error_code ec;
         request(type, payload, timeout, std::forward<OnReply>(on_reply), ec);
@@ -913,26 +943,26 @@ class server_ref {
     std::size_t client_count() const noexcept { return veltix_server_client_count(raw_); }
 
     /** Sends a message to `peer`. */
-    void send(peer_id peer, std::uint16_t type, std::string_view payload,
+    void send(peer_id peer, std::uint16_t type, bytes payload,
               std::error_code &ec) noexcept {
         ec = detail::code_of(
-            veltix_server_send(raw_, peer, type, detail::bytes(payload), payload.size()));
+            veltix_server_send(raw_, peer, type, payload.data(), payload.size()));
     }
     /** Throwing form. */
-    void send(peer_id peer, std::uint16_t type, std::string_view payload) {
+    void send(peer_id peer, std::uint16_t type, bytes payload) {
         std::error_code ec;
         send(peer, type, payload, ec);
         detail::throw_if(ec);
     }
 
     /** Replies to `to`, received from `peer`. */
-    void reply(peer_id peer, message_view to, std::uint16_t type, std::string_view payload,
+    void reply(peer_id peer, message_view to, std::uint16_t type, bytes payload,
                std::error_code &ec) noexcept {
         ec = detail::code_of(veltix_server_reply(raw_, peer, to.raw(), type,
-                                                 detail::bytes(payload), payload.size()));
+                                                 payload.data(), payload.size()));
     }
     /** Throwing form. */
-    void reply(peer_id peer, message_view to, std::uint16_t type, std::string_view payload) {
+    void reply(peer_id peer, message_view to, std::uint16_t type, bytes payload) {
         std::error_code ec;
         reply(peer, to, type, payload, ec);
         detail::throw_if(ec);
@@ -940,16 +970,16 @@ class server_ref {
 
     /** Sends to every connected client but those in `except`; how many
      * were sent to. */
-    std::size_t broadcast(std::uint16_t type, std::string_view payload,
+    std::size_t broadcast(std::uint16_t type, bytes payload,
                           const std::vector<peer_id> &except, std::error_code &ec) noexcept {
         std::size_t sent = 0;
-        ec = detail::code_of(veltix_server_broadcast(raw_, type, detail::bytes(payload),
+        ec = detail::code_of(veltix_server_broadcast(raw_, type, payload.data(),
                                                      payload.size(), except.data(),
                                                      except.size(), &sent));
         return sent;
     }
     /** Throwing form. */
-    std::size_t broadcast(std::uint16_t type, std::string_view payload,
+    std::size_t broadcast(std::uint16_t type, bytes payload,
                           const std::vector<peer_id> &except = {}) {
         std::error_code ec;
         std::size_t sent = broadcast(type, payload, except, ec);
@@ -958,16 +988,16 @@ class server_ref {
     }
 
     /** Sends a request to `peer` and blocks for its reply. */
-    message send_and_wait(peer_id peer, std::uint16_t type, std::string_view payload,
+    message send_and_wait(peer_id peer, std::uint16_t type, bytes payload,
                           milliseconds timeout, std::error_code &ec) noexcept {
         veltix_message_t *response = nullptr;
-        ec = detail::code_of(veltix_server_send_and_wait(raw_, peer, type, detail::bytes(payload),
+        ec = detail::code_of(veltix_server_send_and_wait(raw_, peer, type, payload.data(),
                                                          payload.size(), detail::to_ms(timeout),
                                                          &response));
         return message(response);
     }
     /** Throwing form. */
-    message send_and_wait(peer_id peer, std::uint16_t type, std::string_view payload,
+    message send_and_wait(peer_id peer, std::uint16_t type, bytes payload,
                           milliseconds timeout) {
         std::error_code ec;
         message reply_message = send_and_wait(peer, type, payload, timeout, ec);
@@ -978,7 +1008,7 @@ class server_ref {
     /** Sends a request to `peer` without waiting: `on_reply(server_ref,
      * peer_id, reply_result)` runs exactly once. */
     template <typename OnReply>
-    void request(peer_id peer, std::uint16_t type, std::string_view payload,
+    void request(peer_id peer, std::uint16_t type, bytes payload,
                  milliseconds timeout, OnReply &&on_reply, std::error_code &ec) noexcept {
         using signature = void(server_ref, peer_id, const reply_result &);
         auto *stored = new (std::nothrow) detail::slot<signature>(std::forward<OnReply>(on_reply));
@@ -987,7 +1017,7 @@ class server_ref {
             return;
         }
         veltix_status_t result = veltix_server_request(
-            raw_, peer, type, detail::bytes(payload), payload.size(), detail::to_ms(timeout),
+            raw_, peer, type, payload.data(), payload.size(), detail::to_ms(timeout),
             [](void *user_data, veltix_server_t *server, veltix_peer_id_t from,
                veltix_status_t outcome, const veltix_message_t *reply_message,
                const char *error_text) {
@@ -1006,7 +1036,7 @@ class server_ref {
     }
     /** Throwing form. */
     template <typename OnReply>
-    void request(peer_id peer, std::uint16_t type, std::string_view payload,
+    void request(peer_id peer, std::uint16_t type, bytes payload,
                  milliseconds timeout, OnReply &&on_reply) {
         std::error_code ec;
         request(peer, type, payload, timeout, std::forward<OnReply>(on_reply), ec);

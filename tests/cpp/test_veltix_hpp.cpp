@@ -1,6 +1,7 @@
 // Tests of include/veltix.hpp: every wrapper type, the throwing and the
 // std::error_code forms, callback lifetimes and exceptions escaping
 // callbacks. A libveltix server and clients in this process, on 127.0.0.1.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -109,9 +110,16 @@ void test_round_trips_and_messages() {
     veltix_message_t *raw = moved.release();
     CHECK(!moved && raw != nullptr);
     veltix_message_free(raw);
-    // Binary payloads keep their bytes.
+    // Binary payloads keep their bytes, from any byte container.
     std::string binary("a\0b", 3);
     CHECK(client.send_and_wait(ECHO, binary, 5s).text() == binary);
+    std::vector<std::uint8_t> octets{0, 255, 7};
+    veltix::message echoed = client.send_and_wait(ECHO, octets, 5s);
+    CHECK(echoed.size() == 3 && echoed.data()[1] == 255);
+    std::array<char, 2> pair{{'o', 'k'}};
+    CHECK(client.send_and_wait(ECHO, pair, 5s).text() == "ok");
+    CHECK(client.send_and_wait(ECHO, veltix::bytes(octets.data(), 1), 5s).size() == 1);
+    CHECK(client.send_and_wait(ECHO, std::string_view("view"), 5s).text() == "view");
     CHECK(client.ping(5s) > 0.0);
     std::error_code ec;
     auto timed_out = client.send_and_wait(IGNORED, "?", 100ms, ec);
