@@ -1168,39 +1168,62 @@ class server_ref {
         return count;
     }
     /** Dispatch mode: an fd readable while callbacks are due. */
-    int event_fd() const {
+    int event_fd(std::error_code &ec) const noexcept {
         int fd = -1;
-        throw_on(veltix_server_event_fd(raw_, &fd));
+        ec = detail::code_of(veltix_server_event_fd(raw_, &fd));
+        return fd;
+    }
+    /** Throwing form. */
+    int event_fd() const {
+        std::error_code ec;
+        int fd = event_fd(ec);
+        detail::throw_if(ec);
         return fd;
     }
 
     /** `f(server_ref, peer_id, message_view)` for messages with no route. */
     template <typename F>
-    void on_recv(F &&f) {
-        throw_on_code(set_message_callback(std::forward<F>(f), [&](veltix_server_message_fn fn,
-                                                                    void *data,
-                                                                    veltix_free_fn release) {
+    void on_recv(F &&f, std::error_code &ec) noexcept {
+        ec = set_message_callback(std::forward<F>(f), [&](veltix_server_message_fn fn, void *data,
+                                                          veltix_free_fn release) {
             return veltix_server_on_recv(raw_, fn, data, release);
-        }));
+        });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void on_recv(F &&f) {
+        std::error_code ec;
+        on_recv(std::forward<F>(f), ec);
+        detail::throw_if(ec);
     }
     /** `f(server_ref, peer_id, message_view)` for messages of `type`. */
     template <typename F>
-    void route(std::uint16_t type, F &&f) {
-        throw_on_code(set_message_callback(std::forward<F>(f), [&](veltix_server_message_fn fn,
-                                                                    void *data,
-                                                                    veltix_free_fn release) {
+    void route(std::uint16_t type, F &&f, std::error_code &ec) noexcept {
+        ec = set_message_callback(std::forward<F>(f), [&](veltix_server_message_fn fn, void *data,
+                                                          veltix_free_fn release) {
             return veltix_server_route(raw_, type, fn, data, release);
-        }));
+        });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void route(std::uint16_t type, F &&f) {
+        std::error_code ec;
+        route(type, std::forward<F>(f), ec);
+        detail::throw_if(ec);
     }
     /** Removes the route of `type` (waits as the client's `unroute`). */
+    void unroute(std::uint16_t type, std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_server_unroute(raw_, type));
+    }
+    /** Throwing form. */
     void unroute(std::uint16_t type) { throw_on(veltix_server_unroute(raw_, type)); }
 
     /** `f(server_ref, peer_id)` once a client's handshake is done. */
     template <typename F>
-    void on_connect(F &&f) {
+    void on_connect(F &&f, std::error_code &ec) noexcept {
         using signature = void(server_ref, peer_id);
-        throw_on_code(
-            detail::attach<signature>(std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+        ec = detail::attach<signature>(
+            std::forward<F>(f), [&](void *data, veltix_free_fn release) {
                 return veltix_server_on_connect(
                     raw_,
                     [](void *user_data, veltix_server_t *server, veltix_peer_id_t peer) {
@@ -1208,15 +1231,22 @@ class server_ref {
                             [&] { detail::slot_of<signature>(user_data)(server_ref(server), peer); });
                     },
                     data, release);
-            }));
+            });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void on_connect(F &&f) {
+        std::error_code ec;
+        on_connect(std::forward<F>(f), ec);
+        detail::throw_if(ec);
     }
     /** `f(server_ref, peer_id, disconnect_reason)` once a client's
      * connection ends. */
     template <typename F>
-    void on_disconnect(F &&f) {
+    void on_disconnect(F &&f, std::error_code &ec) noexcept {
         using signature = void(server_ref, peer_id, disconnect_reason);
-        throw_on_code(
-            detail::attach<signature>(std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+        ec = detail::attach<signature>(
+            std::forward<F>(f), [&](void *data, veltix_free_fn release) {
                 return veltix_server_on_disconnect(
                     raw_,
                     [](void *user_data, veltix_server_t *server, veltix_peer_id_t peer,
@@ -1227,12 +1257,18 @@ class server_ref {
                         });
                     },
                     data, release);
-            }));
+            });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void on_disconnect(F &&f) {
+        std::error_code ec;
+        on_disconnect(std::forward<F>(f), ec);
+        detail::throw_if(ec);
     }
 
    protected:
     static void throw_on(veltix_status_t result) { detail::throw_if(detail::code_of(result)); }
-    static void throw_on_code(const std::error_code &ec) { detail::throw_if(ec); }
 
     template <typename F, typename Register>
     static std::error_code set_message_callback(F &&f, Register &&register_fn) noexcept {

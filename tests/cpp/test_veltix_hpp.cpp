@@ -247,6 +247,16 @@ void test_server_tags_peers_broadcast_and_disconnects() {
     });
     server.start();
     CHECK(server.port() != 0);
+    std::error_code route_ec;
+    server.route(NEWS, [](veltix::server_ref, veltix::peer_id, veltix::message_view) {}, route_ec);
+    CHECK(!route_ec);
+    server.route(NEWS, [](veltix::server_ref, veltix::peer_id, veltix::message_view) {}, route_ec);
+    CHECK(route_ec == veltix::status::already_exists);
+    server.unroute(NEWS, route_ec);
+    server.unroute(NEWS, route_ec);
+    CHECK(route_ec == veltix::status::not_found);
+    server.event_fd(route_ec);
+    CHECK(route_ec == veltix::status::invalid_argument);  // worker mode
 
     std::atomic<int> news{0};
     std::vector<veltix::client> clients;
