@@ -173,6 +173,53 @@ typedef struct veltix_client_config_t {
      * `max_queued_messages` (at least 1). Default 16 MiB.
      */
     uint32_t max_queued_bytes;
+    /**
+     * Heartbeats: after this many milliseconds with nothing received, send
+     * a PING, then one per interval while the silence lasts (any frame
+     * received counts as life, so a busy connection sends none; the PONGs
+     * never reach a callback). 0 (the default) is off, as in the
+     * reference; at least 10 otherwise. Runs on the library's I/O threads,
+     * also in dispatch mode.
+     */
+    uint32_t heartbeat_interval_ms;
+    /**
+     * Heartbeats: after this many milliseconds with nothing received at
+     * all, the connection is dead and is closed with reason
+     * `VELTIX_DISCONNECT_ERROR` (`veltix_last_error()` in `on_disconnect`
+     * says so); pending requests fail with `VELTIX_ERR_CLOSED` at once.
+     * Detection takes between this and this plus one interval. 0 (the
+     * default) is off; above `heartbeat_interval_ms` when both are set.
+     */
+    uint32_t heartbeat_timeout_ms;
+    /**
+     * TCP keepalive (`SO_KEEPALIVE`): seconds of idleness before the first
+     * probe (`TCP_KEEPIDLE`). 0 (the default) leaves keepalive off; then
+     * the two fields below are ignored.
+     */
+    uint32_t keepalive_idle_s;
+    /**
+     * Seconds between keepalive probes (`TCP_KEEPINTVL`), at least 1 when
+     * keepalive is on.
+     */
+    uint32_t keepalive_interval_s;
+    /**
+     * Unanswered probes before the kernel drops the connection
+     * (`TCP_KEEPCNT`), at least 1 when keepalive is on.
+     */
+    uint32_t keepalive_count;
+    /**
+     * Reconnection backoff: 0 (the default) keeps the reference's fixed
+     * `retry_delay_ms`; otherwise the delay doubles after each failed
+     * attempt, from `retry_delay_ms` up to this many milliseconds (at
+     * least `retry_delay_ms`).
+     */
+    uint32_t retry_delay_max_ms;
+    /**
+     * Reconnection jitter ("full jitter"): each delay is drawn uniformly
+     * from 0 to its value, so many clients cut off at once do not all
+     * come back in the same millisecond. Default false.
+     */
+    bool retry_jitter;
 } veltix_client_config_t;
 
 /**
@@ -291,6 +338,46 @@ typedef void (*veltix_reply_fn)(void *user_data,
                                 const char *error);
 
 /**
+ * Statistics of one connection, counted from the end of its handshake:
+ * for `veltix_client_stats()` and `veltix_server_peer_stats()`. Set
+ * `struct_size` to `sizeof(veltix_stats_t)` before the call; the library
+ * writes the fields within it (so the struct can grow, as the configs do).
+ */
+typedef struct veltix_stats_t {
+    /**
+     * `sizeof(veltix_stats_t)` as the program was compiled; set by the
+     * caller.
+     */
+    uint32_t struct_size;
+    /**
+     * Bytes received (read from the socket).
+     */
+    uint64_t bytes_in;
+    /**
+     * Bytes sent (written to the socket, or queued to be when it is full).
+     */
+    uint64_t bytes_out;
+    /**
+     * Frames received, PINGs and PONGs included.
+     */
+    uint64_t frames_in;
+    /**
+     * Frames sent, PINGs and PONGs included.
+     */
+    uint64_t frames_out;
+    /**
+     * The last round trip measured, by a heartbeat or a ping, in
+     * milliseconds; -1 when none was measured yet.
+     */
+    double last_rtt_ms;
+    /**
+     * Milliseconds since the last frame arrived (since the handshake, if
+     * none did).
+     */
+    uint64_t ms_since_last_frame;
+} veltix_stats_t;
+
+/**
  * A connected client of a server, as given to `on_connect`. Ids start at 1
  * and are never reused during the server's life (restarts included), so a
  * stale id fails with `VELTIX_ERR_NOT_CONNECTED` instead of reaching
@@ -391,6 +478,47 @@ typedef struct veltix_server_config_t {
      * read, so it is passed by at most one frame. Default 512 MiB.
      */
     uint64_t max_memory_bytes;
+    /**
+     * Heartbeats: after this many milliseconds with nothing received, send
+     * a PING, then one per interval while the silence lasts (any frame
+     * received counts as life, so a busy connection sends none; the PONGs
+     * never reach a callback). 0 (the default) is off, as in the
+     * reference; at least 10 otherwise. Runs on the I/O thread, one timer
+     * structure for all peers, also in dispatch mode.
+     */
+    uint32_t heartbeat_interval_ms;
+    /**
+     * Heartbeats: after this many milliseconds with nothing received at
+     * all, the connection is dead and is closed with reason
+     * `VELTIX_DISCONNECT_ERROR` (`veltix_last_error()` in `on_disconnect`
+     * says so); the peer's pending requests fail with `VELTIX_ERR_CLOSED` at once.
+     * Detection takes between this and this plus one interval. 0 (the
+     * default) is off; above `heartbeat_interval_ms` when both are set.
+     */
+    uint32_t heartbeat_timeout_ms;
+    /**
+     * TCP keepalive (`SO_KEEPALIVE`): seconds of idleness before the first
+     * probe (`TCP_KEEPIDLE`). 0 (the default) leaves keepalive off; then
+     * the two fields below are ignored.
+     */
+    uint32_t keepalive_idle_s;
+    /**
+     * Seconds between keepalive probes (`TCP_KEEPINTVL`), at least 1 when
+     * keepalive is on.
+     */
+    uint32_t keepalive_interval_s;
+    /**
+     * Unanswered probes before the kernel drops the connection
+     * (`TCP_KEEPCNT`), at least 1 when keepalive is on.
+     */
+    uint32_t keepalive_count;
+    /**
+     * Close a peer that sent no message for this many milliseconds
+     * (reason `VELTIX_DISCONNECT_ERROR`); PINGs and PONGs do not count, so
+     * a connected but silent client is closed even with heartbeats on.
+     * 0 (the default) is off, as in the reference; at least 10 otherwise.
+     */
+    uint32_t idle_timeout_ms;
 } veltix_server_config_t;
 
 /**
@@ -984,6 +1112,23 @@ veltix_status_t veltix_client_send_and_wait(struct veltix_client_t *client,
 veltix_status_t veltix_client_send_text(struct veltix_client_t *client,
                                         uint16_t type_code,
                                         const char *text);
+
+/**
+ * Writes the current connection's statistics to `*out` (set
+ * `out->struct_size = sizeof *out` first): bytes and frames in and out
+ * since the handshake, the last round trip, the time since the last frame.
+ * Any thread; never blocks.
+ *
+ * Returns `VELTIX_ERR_NOT_CONNECTED` when there is no connection,
+ * `VELTIX_ERR_INVALID_ARGUMENT` for a `struct_size` this library does not
+ * know (nothing written).
+ *
+ * # Safety
+ * `client` must be a live client; `out` writable for `out->struct_size`
+ * bytes.
+ */
+veltix_status_t veltix_client_stats(struct veltix_client_t *client,
+                                    struct veltix_stats_t *out);
 
 /**
  * Cancels a running reconnection loop at once, even during its delay; the

@@ -25,6 +25,8 @@ export ASAN_OPTIONS="detect_leaks=1:quarantine_size_mb=16"
 # Shadow memory and quarantine add to the resident memory the hostile-peer
 # tests bound.
 export VELTIX_TEST_RSS_SLACK_MIB=64
+# Timing assertions get room for the sanitizers' slowdown.
+export VELTIX_TEST_TIME_SLACK_MS=1500
 export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 
 echo "==> tools"

@@ -16,10 +16,12 @@ pub mod client;
 mod config_checks;
 pub mod error;
 pub mod ffi;
+pub mod liveness;
 pub mod log;
 mod pending;
 pub mod protocol;
 pub mod server;
+pub mod stats;
 mod workers;
 mod writer;
 

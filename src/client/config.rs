@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::config_checks::check_shared_fields;
 use crate::error::{Error, Result};
+use crate::liveness::Liveness;
 use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 
 use crate::backlog::BacklogLimits;
@@ -43,6 +44,14 @@ pub struct ClientConfig {
     pub max_queued_messages: u32,
     /// Their payload bytes past which the reader stops reading.
     pub max_queued_bytes: u32,
+    /// Heartbeats and TCP keepalive (off by default).
+    pub liveness: Liveness,
+    /// Exponential backoff: the delay doubles from `retry_delay` after each
+    /// failed attempt, up to this; `None` keeps the reference's fixed delay.
+    pub retry_delay_max: Option<Duration>,
+    /// Full jitter: each delay is drawn uniformly from zero to its value,
+    /// so many clients do not come back at the same moment.
+    pub retry_jitter: bool,
 }
 
 impl Default for ClientConfig {
@@ -59,6 +68,9 @@ impl Default for ClientConfig {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            liveness: Liveness::default(),
+            retry_delay_max: None,
+            retry_jitter: false,
         }
     }
 }
@@ -85,6 +97,16 @@ impl ClientConfig {
             self.handshake_timeout,
             self.max_workers,
         )?;
+        if self
+            .retry_delay_max
+            .is_some_and(|max| max < self.retry_delay)
+        {
+            return invalid(format!(
+                "config.retry_delay_max_ms is under retry_delay_ms ({} ms). Fix: use a maximum at least retry_delay_ms, or 0 for the fixed delay",
+                self.retry_delay.as_millis()
+            ));
+        }
+        self.liveness.validate()?;
         self.backlog_limits().map(|_| ())
     }
 

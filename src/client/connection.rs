@@ -10,8 +10,10 @@ use super::ClientConfig;
 use crate::backlog::{Backlog, BacklogLimits};
 use crate::error::{Error, Result};
 use crate::log::log_at;
+use crate::protocol::frame::HEADER_SIZE;
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Decoded, FrameDecoder, Message};
+use crate::stats::ConnectionStats;
 use crate::writer::{FrameWriter, WriteLimit};
 
 /// An established connection: the socket, its send path and its callback
@@ -29,6 +31,8 @@ pub(crate) struct Connection {
     /// Set when a send failed (and shut the connection), so the reader
     /// reports an error rather than the end of stream it then reads.
     send_failed: AtomicBool,
+    /// Bytes and frames since the handshake, the last round trip.
+    pub stats: Arc<ConnectionStats>,
 }
 
 /// What a successful handshake leaves: the socket, the decoder holding any
@@ -53,6 +57,7 @@ impl Connection {
             send_timeout: config.send_timeout,
             shut: AtomicBool::new(false),
             send_failed: AtomicBool::new(false),
+            stats: Arc::new(ConnectionStats::new()),
         })
     }
 
@@ -70,6 +75,10 @@ impl Connection {
         let limit = WriteLimit::new(self.send_timeout, deadline);
         self.writer
             .send(type_code, request_id, payload, limit)
+            .map(|()| {
+                self.stats.frame_out();
+                self.stats.wrote(HEADER_SIZE + payload.len());
+            })
             .map_err(|e| {
                 let raced_a_close = self.shut.load(Ordering::SeqCst);
                 if !raced_a_close {
@@ -121,6 +130,10 @@ pub(crate) fn establish(
     stream
         .set_nodelay(true)
         .map_err(|e| Error::io("cannot set TCP_NODELAY", &e))?;
+    config
+        .liveness
+        .apply_keepalive(&stream)
+        .map_err(|e| Error::io("cannot set TCP keepalive", &e))?;
     let mut decoder = FrameDecoder::new(config.max_message_size, config.buffer_size as usize);
     let mut early = EarlyFrames::new(config)?;
     let mut read = |decoder: &mut FrameDecoder| {

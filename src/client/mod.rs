@@ -28,6 +28,7 @@ use crate::pending::PendingRequests;
 use crate::protocol::frame::{check_frame_size, PING};
 use crate::protocol::ids::{IdAllocator, CLIENT_IDS};
 use crate::protocol::Message;
+use crate::stats::StatsSnapshot;
 use crate::workers::WorkerPool;
 use attempt::Attempt;
 use connection::Connection;
@@ -459,11 +460,21 @@ impl Client {
         )
     }
 
-    /// Pings the server; the round trip in milliseconds.
+    /// Pings the server; the round trip in milliseconds (also kept as the
+    /// connection's last round trip in [`Client::stats`]).
     pub fn ping(&self, timeout: Duration) -> Result<f64> {
         let start = Instant::now();
         self.send_and_wait(PING, &[], timeout)?;
-        Ok(start.elapsed().as_secs_f64() * 1000.0)
+        let rtt = start.elapsed();
+        if let Ok(connection) = self.connection() {
+            connection.stats.round_trip(rtt);
+        }
+        Ok(rtt.as_secs_f64() * 1000.0)
+    }
+
+    /// The current connection's statistics since its handshake.
+    pub fn stats(&self) -> Result<StatsSnapshot> {
+        Ok(self.connection()?.stats.snapshot())
     }
 
     // ----- internals ------------------------------------------------------

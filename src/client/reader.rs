@@ -4,10 +4,12 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::connection::Connection;
 use super::{Client, DisconnectReason, DisconnectState};
 use crate::error::Error;
+use crate::liveness::{dead_connection, heartbeat_tick, Heartbeat, HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::{Decoded, FrameDecoder, Message};
@@ -25,8 +27,19 @@ impl Client {
         for message in early_frames {
             self.on_frame(&connection, message);
         }
+        let stats = connection.stats.clone();
+        stats.read(decoder.buffered().len());
+        let heartbeat = self.inner.config.liveness.heartbeat;
+        let mut clock = HeartbeatClock::new(Instant::now());
+        if let Some(tick) = heartbeat_tick(&heartbeat) {
+            // Reads wake up at least once a tick to look at the heartbeat.
+            if let Err(e) = connection.stream().set_read_timeout(Some(tick)) {
+                log_at!(Warn, "heartbeats off: cannot set the read timeout: {e}");
+            }
+        }
         let ended = loop {
             while let Some(decoded) = decoder.next_frame() {
+                stats.frame_in();
                 match decoded {
                     Decoded::Frame(message) => self.on_frame(&connection, message),
                     Decoded::Dropped(reason) => log_at!(Warn, "from the server: {reason}"),
@@ -46,8 +59,16 @@ impl Client {
                         Error::Closed("the server closed the connection".into()),
                     )
                 }
-                Ok(_) => {}
+                Ok(n) => {
+                    stats.read(n);
+                    clock.received(Instant::now());
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => {
                     log_at!(Debug, "connection read failed: {e}");
                     break (
@@ -55,6 +76,24 @@ impl Client {
                         Error::io("reading from the server failed", &e),
                     );
                 }
+            }
+            let now = Instant::now();
+            match clock.due(&heartbeat, now) {
+                HeartbeatDue::Dead(silence) => {
+                    log_at!(
+                        Warn,
+                        "nothing from {}:{} for {} ms: the connection is dead",
+                        self.inner.config.server_addr,
+                        self.inner.config.port,
+                        silence.as_millis()
+                    );
+                    break (DisconnectReason::Error, dead_connection(silence));
+                }
+                HeartbeatDue::Ping => {
+                    clock.pinged(now);
+                    self.send_heartbeat(&connection, &heartbeat, clock.last_received());
+                }
+                HeartbeatDue::Until(_) | HeartbeatDue::Never => {}
             }
         };
         let ended = match connection.send_failed() {
@@ -65,6 +104,38 @@ impl Client {
             false => ended,
         };
         self.connection_lost(generation, &connection, ended);
+    }
+
+    /// Sends a heartbeat PING. Its PONG completes a pending request that
+    /// records the round trip and never reaches a callback. The write may
+    /// wait until the connection would be declared dead.
+    fn send_heartbeat(
+        &self,
+        connection: &Arc<Connection>,
+        heartbeat: &Heartbeat,
+        last_received: Instant,
+    ) {
+        let sent = Instant::now();
+        let deadline = heartbeat.timeout.map(|timeout| last_received + timeout);
+        let stats = connection.stats.clone();
+        let record_rtt: crate::pending::OnOutcome = Box::new(move |result| {
+            if result.is_ok() {
+                stats.round_trip(sent.elapsed());
+            }
+        });
+        let wait = heartbeat
+            .timeout
+            .or(heartbeat.interval)
+            .unwrap_or(Duration::from_secs(1));
+        let sent_ping = self.inner.pending.request(
+            super::THE_CONNECTION,
+            wait,
+            |id| connection.send(PING, id, &[], deadline),
+            record_rtt,
+        );
+        if let Err(error) = sent_ping {
+            log_at!(Debug, "heartbeat PING not sent: {error}");
+        }
     }
 
     /// Routes one incoming message, in the reference's order: PING is

@@ -11,6 +11,7 @@ use super::boundary::{
 use super::config::veltix_client_config_t;
 use super::extensible;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
+use super::stats::veltix_stats_t;
 use super::status::veltix_status_t;
 use crate::client::{
     Client, ClientInner, ConnectHandler, DisconnectHandler, DisconnectReason, DisconnectState,
@@ -368,6 +369,33 @@ pub unsafe extern "C" fn veltix_client_unroute(
 #[no_mangle]
 pub unsafe extern "C" fn veltix_client_connect(client: *mut veltix_client_t) -> veltix_status_t {
     with_status(|| with_client(client, Client::connect))
+}
+
+/// Writes the current connection's statistics to `*out` (set
+/// `out->struct_size = sizeof *out` first): bytes and frames in and out
+/// since the handshake, the last round trip, the time since the last frame.
+/// Any thread; never blocks.
+///
+/// Returns `VELTIX_ERR_NOT_CONNECTED` when there is no connection,
+/// `VELTIX_ERR_INVALID_ARGUMENT` for a `struct_size` this library does not
+/// know (nothing written).
+///
+/// # Safety
+/// `client` must be a live client; `out` writable for `out->struct_size`
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_client_stats(
+    client: *mut veltix_client_t,
+    out: *mut veltix_stats_t,
+) -> veltix_status_t {
+    with_status(|| {
+        let out = non_null_mut(out, "out")?;
+        with_client(client, |client| {
+            let stats = veltix_stats_t::from(client.stats()?);
+            // SAFETY: the caller set out->struct_size and gives that much.
+            unsafe { extensible::write_out(&stats, out) }
+        })
+    })
 }
 
 /// Starts connecting on a library thread and returns at once: the host's

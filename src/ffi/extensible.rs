@@ -55,16 +55,34 @@ fn whole_fields<T: Extensible>(struct_size: usize) -> Result<usize> {
 /// # Safety
 /// `dst` must be valid for writes of `struct_size` bytes.
 pub(crate) unsafe fn init<T: Extensible>(dst: *mut T, struct_size: usize) -> Result<()> {
+    // SAFETY: as the caller promises.
+    unsafe { write_prefix(&T::defaults(), dst, struct_size) }
+}
+
+/// Writes the fields of `value` that fit in the struct at `dst`, whose
+/// `struct_size` the caller set; nothing past them.
+///
+/// # Safety
+/// `dst` must point to a struct whose first `u32` is its `struct_size`,
+/// writable for that many bytes.
+pub(crate) unsafe fn write_out<T: Extensible>(value: &T, dst: *mut T) -> Result<()> {
+    // SAFETY: every such struct starts with the u32 struct_size.
+    let struct_size = unsafe { ptr::read_unaligned(dst.cast::<u32>()) } as usize;
+    // SAFETY: as the caller promises.
+    unsafe { write_prefix(value, dst, struct_size) }
+}
+
+/// Copies the whole fields of `value` within `struct_size` bytes to `dst`,
+/// then `struct_size` itself.
+///
+/// # Safety
+/// `dst` must be valid for writes of `struct_size` bytes.
+unsafe fn write_prefix<T: Extensible>(value: &T, dst: *mut T, struct_size: usize) -> Result<()> {
     let whole = whole_fields::<T>(struct_size)?;
-    let defaults = T::defaults();
     // SAFETY: whole <= struct_size bytes, which the caller lets us write;
     // the source is a whole T.
     unsafe {
-        ptr::copy_nonoverlapping(
-            (&defaults as *const T).cast::<u8>(),
-            dst.cast::<u8>(),
-            whole,
-        );
+        ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), dst.cast::<u8>(), whole);
         ptr::write_unaligned(dst.cast::<u32>(), struct_size as u32);
     }
     Ok(())

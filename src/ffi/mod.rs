@@ -13,6 +13,7 @@ pub mod log;
 pub mod message;
 pub mod server;
 pub mod server_config;
+pub mod stats;
 pub mod status;
 
 use std::ffi::c_char;
@@ -23,6 +24,7 @@ pub use log::*;
 pub use message::*;
 pub use server::*;
 pub use server_config::*;
+pub use stats::*;
 pub use status::*;
 
 /// Detail of the last failing call on the calling thread: what failed and

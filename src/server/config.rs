@@ -7,6 +7,7 @@ use crate::config_checks::{
     backlog_limits, check_shared_fields, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES,
 };
 use crate::error::{Error, Result};
+use crate::liveness::{Liveness, MIN_HEARTBEAT};
 use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Default bound of a peer's queued outbound bytes (32 MiB).
@@ -44,6 +45,11 @@ pub struct ServerConfig {
     /// frames, messages queued for callbacks, queued outbound bytes); past
     /// it the peers holding the most are disconnected.
     pub max_memory_bytes: u64,
+    /// Heartbeats and TCP keepalive (off by default).
+    pub liveness: Liveness,
+    /// Close a peer that sent no message for this long (PINGs and PONGs do
+    /// not count); `None`: never (the default).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +66,8 @@ impl Default for ServerConfig {
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            liveness: Liveness::default(),
+            idle_timeout: None,
         }
     }
 }
@@ -97,6 +105,13 @@ impl ServerConfig {
                 self.max_memory_bytes, self.max_outbound_bytes
             ));
         }
+        if self.idle_timeout.is_some_and(|idle| idle < MIN_HEARTBEAT) {
+            return invalid(format!(
+                "config.idle_timeout_ms is under {} ms. Fix: use at least that, or 0 to turn it off",
+                MIN_HEARTBEAT.as_millis()
+            ));
+        }
+        self.liveness.validate()?;
         self.backlog_limits().map(|_| ())
     }
 

@@ -257,6 +257,9 @@ impl EventLoop {
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let config = self.server.config();
+        if let Err(e) = config.liveness.apply_keepalive(&stream) {
+            log_at!(Warn, "cannot set TCP keepalive on {addr}: {e}");
+        }
         if let Some(max) = config.max_connection {
             if self.connections.len() >= max as usize {
                 log_at!(Info, "refused {addr}: max_connection ({max}) reached");

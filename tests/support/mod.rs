@@ -72,6 +72,16 @@ fn spawn_script(script: &str, port: u16, args: &[&str]) -> Child {
         .unwrap_or_else(|e| panic!("start {script}: {e}"))
 }
 
+/// Extra time timing assertions allow: `VELTIX_TEST_TIME_SLACK_MS` (the
+/// sanitizer passes set it; their code runs several times slower), else 0.
+pub fn time_slack() -> Duration {
+    let ms = std::env::var("VELTIX_TEST_TIME_SLACK_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_millis(ms)
+}
+
 /// The reference veltix 3.3.0 server (tests/support/ref_server.py) in a
 /// child process; killed on drop.
 pub struct RefServer {
@@ -105,6 +115,11 @@ impl RefServer {
             child: Some(child),
             port,
         }
+    }
+
+    /// The server process's id (to stop it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Kills the server (an abrupt close of every connection).
@@ -171,6 +186,11 @@ impl RefClient {
         );
         assert_eq!(client.next_event()["event"], "connect");
         client
+    }
+
+    /// The client process's id (to stop it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Runs one command and returns its answer.

@@ -1,0 +1,101 @@
+//! Per-connection statistics, shared by the client and the server: bytes
+//! and frames in and out since the handshake, the last measured round
+//! trip, and when the last frame arrived. Updated with relaxed atomics by
+//! the threads that read and write; read by anyone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The counters of one connection.
+#[derive(Debug)]
+pub struct ConnectionStats {
+    started: Instant,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    /// The last round trip in microseconds; `u64::MAX`: none yet.
+    last_rtt_micros: AtomicU64,
+    /// When the last frame arrived, in microseconds after `started`.
+    last_frame_micros: AtomicU64,
+}
+
+/// A copy of a connection's statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsSnapshot {
+    /// Bytes received since the handshake (frames, whole or partial).
+    pub bytes_in: u64,
+    /// Bytes written to the socket since the handshake.
+    pub bytes_out: u64,
+    /// Frames received since the handshake, PINGs and PONGs included.
+    pub frames_in: u64,
+    /// Frames sent since the handshake, PINGs and PONGs included.
+    pub frames_out: u64,
+    /// The last round trip measured (a heartbeat or a ping), if any.
+    pub last_rtt: Option<Duration>,
+    /// Time since the last frame arrived (since the handshake, if none).
+    pub since_last_frame: Duration,
+}
+
+impl ConnectionStats {
+    /// Counters starting at zero, now (the handshake's end).
+    pub fn new() -> Self {
+        ConnectionStats {
+            started: Instant::now(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            last_rtt_micros: AtomicU64::new(u64::MAX),
+            last_frame_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// `n` bytes were read from the socket.
+    pub fn read(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// `n` bytes were written to the socket.
+    pub fn wrote(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A whole frame arrived (decoded, or dropped as bad).
+    pub fn frame_in(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        let micros = self.started.elapsed().as_micros() as u64;
+        self.last_frame_micros.store(micros, Ordering::Relaxed);
+    }
+
+    /// A frame was handed to the socket (written, or queued to be).
+    pub fn frame_out(&self) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A round trip was measured.
+    pub fn round_trip(&self, rtt: Duration) {
+        self.last_rtt_micros
+            .store(rtt.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let rtt = self.last_rtt_micros.load(Ordering::Relaxed);
+        let last_frame = Duration::from_micros(self.last_frame_micros.load(Ordering::Relaxed));
+        StatsSnapshot {
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            last_rtt: (rtt != u64::MAX).then(|| Duration::from_micros(rtt)),
+            since_last_frame: self.started.elapsed().saturating_sub(last_frame),
+        }
+    }
+}
+
+impl Default for ConnectionStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}

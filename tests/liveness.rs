@@ -1,0 +1,325 @@
+//! Liveness: TCP keepalive options, heartbeats that find dead peers on
+//! both sides (and stay out of the application's way with live ones), the
+//! server's idle timeout, and per-connection statistics. Everything on
+//! 127.0.0.1, bounded in time.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use support::capi::{Event, TestClient};
+use support::fake_server::{complete_handshake, read_frame, FakeServer};
+use support::hostile::frame;
+use support::server_capi::TestServer;
+use support::RefServer;
+use veltix::ffi::*;
+
+/// The sockets of this process connected between `local_port` and
+/// `peer_port` (either side), found through /proc/self/fd.
+fn socket_between(local_port: u16, peer_port: u16) -> Option<i32> {
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?;
+    for entry in fds.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if port_of(fd, libc::getsockname) == Some(local_port)
+            && port_of(fd, libc::getpeername) == Some(peer_port)
+        {
+            return Some(fd);
+        }
+    }
+    None
+}
+
+type NameFn = unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
+
+fn port_of(fd: i32, name: NameFn) -> Option<u16> {
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let result = unsafe { name(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len) };
+    (result == 0 && i32::from(addr.sin_family) == libc::AF_INET)
+        .then(|| u16::from_be(addr.sin_port))
+}
+
+fn option(fd: i32, level: i32, name: i32) -> i32 {
+    let mut value: i32 = -1;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    let result =
+        unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut i32).cast(), &mut len) };
+    assert_eq!(result, 0, "getsockopt");
+    value
+}
+
+/// (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT) of `fd`.
+fn keepalive_of(fd: i32) -> (i32, i32, i32, i32) {
+    (
+        option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+        option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+        option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+    )
+}
+
+#[test]
+fn keepalive_options_are_set_on_both_sides() {
+    let server = TestServer::start(|c| {
+        c.keepalive_idle_s = 30;
+        c.keepalive_interval_s = 5;
+        c.keepalive_count = 4;
+    });
+    let client = TestClient::new(server.port, |c| {
+        c.keepalive_idle_s = 20;
+        c.keepalive_interval_s = 3;
+        c.keepalive_count = 2;
+    });
+    assert_eq!(client.connect(), VELTIX_OK);
+    let peer = server.next_connect();
+    let mut client_port = 0;
+    let mut text = [0 as std::ffi::c_char; 64];
+    assert_eq!(
+        unsafe {
+            veltix_server_peer_address(server.ptr, peer, text.as_mut_ptr(), 64, &mut client_port)
+        },
+        VELTIX_OK
+    );
+    let client_side = socket_between(client_port, server.port).expect("the client's socket");
+    let server_side = socket_between(server.port, client_port).expect("the server's socket");
+    assert_eq!(keepalive_of(client_side), (1, 20, 3, 2));
+    assert_eq!(keepalive_of(server_side), (1, 30, 5, 4));
+
+    // Off by default: the system's settings stay.
+    let plain = TestClient::connected(server.port);
+    let peer = server.next_connect();
+    assert_eq!(
+        unsafe {
+            veltix_server_peer_address(server.ptr, peer, text.as_mut_ptr(), 64, &mut client_port)
+        },
+        VELTIX_OK
+    );
+    let plain_side = socket_between(client_port, server.port).unwrap();
+    assert_eq!(option(plain_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+    drop(plain);
+
+    // Half a keepalive setting is refused, naming the field.
+    let mut config = unsafe { std::mem::zeroed::<veltix_client_config_t>() };
+    unsafe { veltix_client_config_init(&mut config, std::mem::size_of_val(&config)) };
+    config.keepalive_idle_s = 10;
+    let mut out = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { veltix_client_new(&config, &mut out) },
+        VELTIX_ERR_INVALID_ARGUMENT
+    );
+    assert!(support::capi::last_error().contains("keepalive"));
+}
+
+/// Heartbeats of 100 ms with a 400 ms timeout.
+fn client_heartbeats(c: &mut veltix_client_config_t) {
+    c.heartbeat_interval_ms = 100;
+    c.heartbeat_timeout_ms = 400;
+}
+
+/// `client`'s statistics through the C API.
+fn client_stats(client: &TestClient) -> veltix_stats_t {
+    let mut stats = unsafe { std::mem::zeroed::<veltix_stats_t>() };
+    stats.struct_size = std::mem::size_of::<veltix_stats_t>() as u32;
+    assert_eq!(
+        unsafe { veltix_client_stats(client.ptr, &mut stats) },
+        VELTIX_OK,
+        "{}",
+        support::capi::last_error()
+    );
+    stats
+}
+
+/// Waits for the client's permanent on_disconnect; its reason and when.
+fn wait_for_disconnect(client: &TestClient, within: Duration) -> (i32, Instant) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(Event::Disconnect { reason, .. }) =
+            client.next_event_within(deadline.saturating_duration_since(Instant::now()))
+        {
+            return (reason, Instant::now());
+        }
+    }
+    panic!("no on_disconnect within {within:?}");
+}
+
+#[test]
+fn a_client_finds_a_server_that_stopped_answering() {
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let (went_silent_tx, went_silent) = std::sync::mpsc::channel::<(Instant, usize)>();
+    let server = fake.serve_one(move |mut stream| {
+        complete_handshake(&mut stream);
+        // Answers PINGs for 500 ms, then stops reading and answering, with
+        // the socket open (a frozen process).
+        let start = Instant::now();
+        let mut pings = 0;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        while start.elapsed() < Duration::from_millis(500) {
+            let mut header = [0u8; 15];
+            if stream.read_exact(&mut header).is_err() {
+                continue;
+            }
+            assert_eq!(u16::from_be_bytes([header[3], header[4]]), 0, "a PING");
+            pings += 1;
+            let id = u16::from_be_bytes([header[13], header[14]]);
+            stream.write_all(&frame(1, id, b"")).unwrap();
+        }
+        went_silent_tx.send((Instant::now(), pings)).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let client = TestClient::new(port, client_heartbeats);
+    assert_eq!(client.connect(), VELTIX_OK);
+    assert_eq!(client.next_event(), Some(Event::Connect));
+    let (silent_since, pings) = went_silent.recv().unwrap();
+    assert!(
+        (3..=6).contains(&pings),
+        "one PING per 100 ms of silence: {pings}"
+    );
+    let rtt = client_stats(&client).last_rtt_ms;
+    assert!((0.0..100.0).contains(&rtt), "heartbeat round trip {rtt}");
+    let (reason, at) = wait_for_disconnect(&client, Duration::from_secs(3));
+    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
+    // The last PONG came at most one interval before the fake went silent.
+    let detected = at - silent_since;
+    assert!(
+        detected >= Duration::from_millis(250)
+            && detected <= Duration::from_millis(600) + support::time_slack(),
+        "detected {detected:?} after the server went silent (timeout 400, interval 100)"
+    );
+    assert!(
+        client
+            .events_so_far()
+            .iter()
+            .all(|event| !matches!(event, Event::Message { .. })),
+        "no PONG reached a callback"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn a_busy_connection_sends_no_heartbeat_pings() {
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let server = fake.serve_one(move |mut stream| {
+        complete_handshake(&mut stream);
+        // A frame every 30 ms for 600 ms; anything the client sends back
+        // would be a PING.
+        stream.set_nonblocking(true).unwrap();
+        let mut received = Vec::new();
+        for i in 0..20u16 {
+            stream.write_all(&frame(230, i, b"tick")).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            let mut buf = [0u8; 256];
+            if let Ok(n) = stream.read(&mut buf) {
+                received.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert!(
+            received.is_empty(),
+            "the client sent {} bytes",
+            received.len()
+        );
+    });
+    let client = TestClient::new(port, client_heartbeats);
+    assert_eq!(client.connect(), VELTIX_OK);
+    server.join().unwrap();
+    assert!(client.is_connected());
+}
+
+#[test]
+fn client_heartbeats_with_the_reference_server_and_one_it_stopped() {
+    let mut server = RefServer::start();
+    let client = TestClient::new(server.port, client_heartbeats);
+    assert_eq!(client.connect(), VELTIX_OK);
+    // The reference answers the PINGs: a second of silence keeps the
+    // connection, and no PONG reaches a callback.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(client.is_connected());
+    assert!(client_stats(&client).last_rtt_ms >= 0.0);
+    assert_eq!(
+        client.request(200, b"still here", 5000).unwrap().2,
+        b"still here"
+    );
+    assert!(client
+        .drain_events(Duration::from_millis(50))
+        .iter()
+        .all(|event| matches!(event, Event::Connect)));
+    // SIGSTOP: the process holds its socket and answers nothing.
+    let pid = server.pid() as i32;
+    let stopped = Instant::now();
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let (reason, at) = wait_for_disconnect(&client, Duration::from_secs(5));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    server.kill();
+    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
+    let detected = at - stopped;
+    assert!(
+        detected >= Duration::from_millis(300)
+            && detected <= Duration::from_millis(700) + support::time_slack(),
+        "detected {detected:?} after SIGSTOP (timeout 400 ms, interval 100 ms)"
+    );
+}
+
+#[test]
+fn client_statistics_match_what_the_peer_sent_and_received() {
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let (tally_tx, tally) = std::sync::mpsc::channel::<(usize, usize)>();
+    let server = fake.serve_one(move |mut stream| {
+        complete_handshake(&mut stream);
+        let mut sent = 0;
+        for (i, payload) in [&b"0123456789"[..], b"", &[7u8; 1000][..]]
+            .iter()
+            .enumerate()
+        {
+            let bytes = frame(230, i as u16, payload);
+            stream.write_all(&bytes).unwrap();
+            sent += bytes.len();
+        }
+        let mut received = 0;
+        for _ in 0..2 {
+            let (_, _, payload) = read_frame(&mut stream);
+            received += 15 + payload.len();
+        }
+        tally_tx.send((sent, received)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let client = TestClient::new(port, |_| {});
+    assert_eq!(client.connect(), VELTIX_OK);
+    assert_eq!(client.send(231, b"hello"), VELTIX_OK);
+    assert_eq!(client.send(231, b"seven b"), VELTIX_OK);
+    let (sent, received) = tally.recv_timeout(Duration::from_secs(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client_stats(&client).frames_in < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = client_stats(&client);
+    assert_eq!(
+        (
+            stats.bytes_in,
+            stats.frames_in,
+            stats.bytes_out,
+            stats.frames_out
+        ),
+        (sent as u64, 3, received as u64, 2)
+    );
+    assert_eq!(stats.last_rtt_ms, -1.0, "nothing measured yet");
+    assert!(stats.ms_since_last_frame < 1000);
+    server.join().unwrap();
+    // No connection: no statistics.
+    let mut stats = unsafe { std::mem::zeroed::<veltix_stats_t>() };
+    stats.struct_size = std::mem::size_of::<veltix_stats_t>() as u32;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.is_connected() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        unsafe { veltix_client_stats(client.ptr, &mut stats) },
+        VELTIX_ERR_NOT_CONNECTED
+    );
+}
