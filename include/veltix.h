@@ -1471,6 +1471,24 @@ veltix_status_t veltix_server_peer_address(const struct veltix_server_t *server,
                                            uint16_t *out_port);
 
 /**
+ * Writes `peer`'s statistics to `*out` (set `out->struct_size =
+ * sizeof *out` first): bytes and frames in and out since its handshake,
+ * the last round trip (a heartbeat or `veltix_server_ping_client()`), the
+ * time since its last frame. Any thread; never blocks.
+ *
+ * Returns `VELTIX_ERR_NOT_CONNECTED` for an unknown peer,
+ * `VELTIX_ERR_INVALID_ARGUMENT` for a `struct_size` this library does not
+ * know (nothing written).
+ *
+ * # Safety
+ * `server` must be a live server; `out` writable for `out->struct_size`
+ * bytes.
+ */
+veltix_status_t veltix_server_peer_stats(const struct veltix_server_t *server,
+                                         veltix_peer_id_t peer,
+                                         struct veltix_stats_t *out);
+
+/**
  * Lists the connected clients: copies up to `capacity` ids, in increasing
  * order, to `out_peers` and writes how many there are to `*out_count`
  * (more than `capacity` means the list was cut: call again with a larger

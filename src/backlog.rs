@@ -122,6 +122,11 @@ impl Backlog {
         !state.closed
     }
 
+    /// Whether the reader is held back (it cannot see what its peer sends).
+    pub fn is_paused(&self) -> bool {
+        self.state().paused
+    }
+
     /// Wakes and releases a waiting reader for good.
     pub fn close(&self) {
         self.state().closed = true;

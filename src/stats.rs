@@ -51,6 +51,22 @@ impl ConnectionStats {
         }
     }
 
+    /// Starts counting again from zero, now (a server peer's handshake
+    /// just ended: its ack is not counted).
+    pub fn restart(&self) {
+        for counter in [
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.frames_in,
+            &self.frames_out,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.last_rtt_micros.store(u64::MAX, Ordering::Relaxed);
+        let micros = self.started.elapsed().as_micros() as u64;
+        self.last_frame_micros.store(micros, Ordering::Relaxed);
+    }
+
     /// `n` bytes were read from the socket.
     pub fn read(&self, n: usize) {
         self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);

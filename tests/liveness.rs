@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use support::capi::{Event, TestClient};
 use support::fake_server::{complete_handshake, read_frame, FakeServer};
-use support::hostile::frame;
-use support::server_capi::TestServer;
-use support::RefServer;
+use support::hostile::{frame, RawPeer};
+use support::server_capi::{ServerEvent, TestServer};
+use support::{RefClient, RefServer};
 use veltix::ffi::*;
 
 /// The sockets of this process connected between `local_port` and
@@ -205,6 +205,7 @@ fn a_client_finds_a_server_that_stopped_answering() {
 fn a_busy_connection_sends_no_heartbeat_pings() {
     let fake = FakeServer::new();
     let port = fake.port;
+    let (kept_tx, kept) = std::sync::mpsc::channel();
     let server = fake.serve_one(move |mut stream| {
         complete_handshake(&mut stream);
         // A frame every 30 ms for 600 ms; anything the client sends back
@@ -224,10 +225,12 @@ fn a_busy_connection_sends_no_heartbeat_pings() {
             "the client sent {} bytes",
             received.len()
         );
+        kept_tx.send(stream).unwrap();
     });
     let client = TestClient::new(port, client_heartbeats);
     assert_eq!(client.connect(), VELTIX_OK);
     server.join().unwrap();
+    let _open = kept.recv().unwrap();
     assert!(client.is_connected());
 }
 
@@ -295,7 +298,9 @@ fn client_statistics_match_what_the_peer_sent_and_received() {
     assert_eq!(client.send(231, b"seven b"), VELTIX_OK);
     let (sent, received) = tally.recv_timeout(Duration::from_secs(5)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while client_stats(&client).frames_in < 3 && Instant::now() < deadline {
+    while (client_stats(&client).frames_in < 3 || client_stats(&client).frames_out < 2)
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let stats = client_stats(&client);
@@ -322,4 +327,238 @@ fn client_statistics_match_what_the_peer_sent_and_received() {
         unsafe { veltix_client_stats(client.ptr, &mut stats) },
         VELTIX_ERR_NOT_CONNECTED
     );
+}
+
+/// `server`'s statistics of `peer` through the C API.
+fn peer_stats(server: &TestServer, peer: veltix_peer_id_t) -> veltix_stats_t {
+    let mut stats = unsafe { std::mem::zeroed::<veltix_stats_t>() };
+    stats.struct_size = std::mem::size_of::<veltix_stats_t>() as u32;
+    assert_eq!(
+        unsafe { veltix_server_peer_stats(server.ptr, peer, &mut stats) },
+        VELTIX_OK,
+        "{}",
+        support::capi::last_error()
+    );
+    stats
+}
+
+/// Waits for `peer`'s on_disconnect; its reason and when.
+fn wait_for_peer_disconnect(
+    server: &TestServer,
+    peer: veltix_peer_id_t,
+    within: Duration,
+) -> (i32, Instant) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(ServerEvent::Disconnect(gone, reason)) =
+            server.next_event_within(deadline.saturating_duration_since(Instant::now()))
+        {
+            if gone == peer {
+                return (reason, Instant::now());
+            }
+        }
+    }
+    panic!("no on_disconnect of peer {peer} within {within:?}");
+}
+
+/// Answers the server's PINGs (and reads everything else) until `until`,
+/// then returns with the socket open.
+fn answer_pings(peer: &mut RawPeer, until: Instant) -> usize {
+    peer.stream
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let mut pings = 0;
+    while Instant::now() < until {
+        let mut header = [0u8; 15];
+        if peer.stream.read_exact(&mut header).is_err() {
+            continue;
+        }
+        if u16::from_be_bytes([header[3], header[4]]) == 0 {
+            pings += 1;
+            let id = u16::from_be_bytes([header[13], header[14]]);
+            peer.write(&frame(1, id, b"")).unwrap();
+        }
+    }
+    pings
+}
+
+#[test]
+fn a_server_finds_a_client_that_stopped_answering_and_fails_its_requests() {
+    let server = TestServer::start(|c| {
+        c.heartbeat_interval_ms = 100;
+        c.heartbeat_timeout_ms = 400;
+    });
+    let mut raw = RawPeer::handshaken(server.port);
+    let peer = server.next_connect();
+    // A request the peer will never answer, pending while it dies.
+    let pending = {
+        let ptr = server.ptr as usize;
+        std::thread::spawn(move || {
+            let mut reply = std::ptr::null_mut();
+            let started = Instant::now();
+            let status = unsafe {
+                veltix_server_send_and_wait(
+                    ptr as *mut veltix_server_t,
+                    peer,
+                    232,
+                    b"?".as_ptr(),
+                    1,
+                    30_000,
+                    &mut reply,
+                )
+            };
+            (status, started.elapsed())
+        })
+    };
+    let pings = answer_pings(&mut raw, Instant::now() + Duration::from_millis(500));
+    let silent_since = Instant::now();
+    assert!(
+        (3..=6).contains(&pings),
+        "one PING per 100 ms of silence: {pings}"
+    );
+    let rtt = peer_stats(&server, peer).last_rtt_ms;
+    assert!((0.0..100.0).contains(&rtt), "heartbeat round trip {rtt}");
+    let (reason, at) = wait_for_peer_disconnect(&server, peer, Duration::from_secs(3));
+    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
+    let detected = at - silent_since;
+    assert!(
+        detected >= Duration::from_millis(250)
+            && detected <= Duration::from_millis(600) + support::time_slack(),
+        "detected {detected:?} after the peer went silent (timeout 400, interval 100)"
+    );
+    let (status, waited) = pending.join().unwrap();
+    assert_eq!(status, VELTIX_ERR_CLOSED);
+    assert!(
+        waited < Duration::from_secs(2),
+        "failed at once: {waited:?}"
+    );
+    // No PONG reached a callback: the only events were connect/disconnect.
+    assert!(server
+        .next_event_within(Duration::from_millis(50))
+        .is_none());
+}
+
+#[test]
+fn server_heartbeats_with_the_reference_client_and_one_it_stopped() {
+    let server = TestServer::start(|c| {
+        c.heartbeat_interval_ms = 100;
+        c.heartbeat_timeout_ms = 400;
+    });
+    let client = RefClient::connected(server.port);
+    let peer = server.next_connect();
+    // The reference client answers the PINGs: a second of silence keeps it.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(server.peers(), vec![peer]);
+    assert!(peer_stats(&server, peer).last_rtt_ms >= 0.0);
+    assert!(
+        server
+            .next_event_within(Duration::from_millis(50))
+            .is_none(),
+        "no PONG reached a callback"
+    );
+    let pid = client.pid() as i32;
+    let stopped = Instant::now();
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let (reason, at) = wait_for_peer_disconnect(&server, peer, Duration::from_secs(5));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    drop(client);
+    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
+    let detected = at - stopped;
+    assert!(
+        detected >= Duration::from_millis(300)
+            && detected <= Duration::from_millis(700) + support::time_slack(),
+        "detected {detected:?} after SIGSTOP (timeout 400 ms, interval 100 ms)"
+    );
+}
+
+#[test]
+fn the_idle_timeout_closes_a_silent_peer_and_keeps_a_chatty_one() {
+    let server = TestServer::start(|c| {
+        c.idle_timeout_ms = 300;
+        c.heartbeat_interval_ms = 50; // PONGs do not count as messages
+    });
+    let mut silent = RawPeer::handshaken(server.port);
+    let silent_id = server.next_connect();
+    let started = Instant::now();
+    let mut chatty = RawPeer::handshaken(server.port);
+    let chatty_id = server.next_connect();
+    let answering = std::thread::spawn(move || {
+        answer_pings(&mut silent, Instant::now() + Duration::from_millis(800));
+        silent
+    });
+    for i in 0..16u16 {
+        chatty.write(&frame(232, i, b"chat")).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut events = Vec::new();
+    while let Some(event) = server.next_event_within(Duration::from_millis(10)) {
+        events.push(event);
+    }
+    let closed: Vec<_> = events
+        .iter()
+        .filter_map(|event| match event {
+            ServerEvent::Disconnect(peer, reason) => Some((*peer, *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![(silent_id, VELTIX_DISCONNECT_ERROR)]);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(server.peers(), vec![chatty_id]);
+    drop(answering.join().unwrap());
+}
+
+#[test]
+fn server_statistics_match_what_the_peer_sent_and_received() {
+    let server = TestServer::start(|_| {});
+    let mut raw = RawPeer::handshaken(server.port);
+    let peer = server.next_connect();
+    let mut sent = 0;
+    for (i, payload) in [&b"abc"[..], &[9u8; 5000][..]].iter().enumerate() {
+        let bytes = frame(232, i as u16, payload);
+        raw.write(&bytes).unwrap();
+        sent += bytes.len();
+    }
+    // An echo, and a PING the server answers: both count.
+    let echo = frame(support::server_capi::ECHO, 7, b"echo me");
+    raw.write(&echo).unwrap();
+    raw.write(&frame(0, 8, b"")).unwrap();
+    sent += echo.len() + 15;
+    assert_eq!(server.send(peer, 233, &[1u8; 300]), VELTIX_OK);
+    let mut received = 0;
+    for _ in 0..3 {
+        let (_, _, payload) = read_frame(&mut raw.stream);
+        received += 15 + payload.len();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Counted once each write returns: wait for the last to be counted.
+    while (peer_stats(&server, peer).frames_in < 4 || peer_stats(&server, peer).frames_out < 3)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = peer_stats(&server, peer);
+    assert_eq!(
+        (
+            stats.bytes_in,
+            stats.frames_in,
+            stats.bytes_out,
+            stats.frames_out
+        ),
+        (sent as u64, 4, received as u64, 3)
+    );
+    assert!(stats.ms_since_last_frame < 1000);
+    let mut unknown = stats;
+    assert_eq!(
+        unsafe { veltix_server_peer_stats(server.ptr, 9999, &mut unknown) },
+        VELTIX_ERR_NOT_CONNECTED
+    );
+    // A struct_size the library does not know is refused, nothing written.
+    let mut bigger = stats;
+    bigger.struct_size += 8;
+    bigger.bytes_in = 77;
+    assert_eq!(
+        unsafe { veltix_server_peer_stats(server.ptr, peer, &mut bigger) },
+        VELTIX_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(bigger.bytes_in, 77);
 }

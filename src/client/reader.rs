@@ -52,6 +52,11 @@ impl Client {
                     Error::Closed("the connection was closed".into()),
                 );
             }
+            if connection.backlog.is_paused() {
+                // Held back, the reader could not see the server's frames:
+                // the pause counts as life.
+                clock.received(Instant::now());
+            }
             match decoder.fill_with(|buf| (&mut connection.stream()).read(buf)) {
                 Ok(0) => {
                     break (

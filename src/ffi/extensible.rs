@@ -156,9 +156,12 @@ mod tests {
     fn a_size_inside_a_field_leaves_that_field_out() {
         let start = offset_of!(Config, max_queued_bytes);
         assert_eq!(whole_fields::<Config>(start + 2).unwrap(), start);
+        assert_eq!(whole_fields::<Config>(start + 4).unwrap(), start + 4);
+        let last_end = *Config::field_ends().last().unwrap();
         assert_eq!(
             whole_fields::<Config>(size_of::<Config>()).unwrap(),
-            start + 4
+            last_end,
+            "the whole struct: every field"
         );
     }
 

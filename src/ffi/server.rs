@@ -12,6 +12,7 @@ use super::client::{reason_code, veltix_disconnect_reason_t};
 use super::extensible;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
 use super::server_config::veltix_server_config_t;
+use super::stats::veltix_stats_t;
 use super::status::veltix_status_t;
 use crate::client::DisconnectReason;
 use crate::error::{Error, Result};
@@ -652,6 +653,34 @@ pub unsafe extern "C" fn veltix_server_peers(
     with_status(|| {
         let ids = with_server(server, |server| Ok(server.peer_ids()))?;
         write_ids(&ids, out_peers, capacity, out_count)
+    })
+}
+
+/// Writes `peer`'s statistics to `*out` (set `out->struct_size =
+/// sizeof *out` first): bytes and frames in and out since its handshake,
+/// the last round trip (a heartbeat or `veltix_server_ping_client()`), the
+/// time since its last frame. Any thread; never blocks.
+///
+/// Returns `VELTIX_ERR_NOT_CONNECTED` for an unknown peer,
+/// `VELTIX_ERR_INVALID_ARGUMENT` for a `struct_size` this library does not
+/// know (nothing written).
+///
+/// # Safety
+/// `server` must be a live server; `out` writable for `out->struct_size`
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_peer_stats(
+    server: *const veltix_server_t,
+    peer: veltix_peer_id_t,
+    out: *mut veltix_stats_t,
+) -> veltix_status_t {
+    with_status(|| {
+        let out = non_null_mut(out, "out")?;
+        with_server(server, |server| {
+            let stats = veltix_stats_t::from(server.peer_stats(peer)?);
+            // SAFETY: the caller set out->struct_size and gives that much.
+            unsafe { extensible::write_out(&stats, out) }
+        })
     })
 }
 

@@ -8,6 +8,7 @@ use crate::stats::StatsSnapshot;
 /// `struct_size` to `sizeof(veltix_stats_t)` before the call; the library
 /// writes the fields within it (so the struct can grow, as the configs do).
 #[repr(C)]
+#[derive(Debug, Clone, Copy)]
 #[allow(non_camel_case_types)]
 pub struct veltix_stats_t {
     /// `sizeof(veltix_stats_t)` as the program was compiled; set by the

@@ -23,11 +23,14 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::peer::{Peer, PeerId};
+use super::timers::LivenessTimers;
 use super::Server;
 use crate::backlog::Backlog;
 use crate::budget::Account;
 use crate::client::DisconnectReason;
+use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
+use crate::protocol::frame::{PING, PONG};
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Decoded, FrameDecoder};
 use crate::writer::write_parts;
@@ -79,6 +82,11 @@ struct Connection {
     /// The peer shut its sending side; the connection closes once the
     /// callbacks of what it sent have run.
     read_closed: bool,
+    /// When something last arrived, and the last heartbeat PING.
+    clock: HeartbeatClock,
+    /// When the last message (not a PING or PONG) arrived: the idle
+    /// timeout counts from it.
+    last_message: Instant,
 }
 
 /// How a connection's read turn ended.
@@ -107,6 +115,8 @@ pub(super) struct EventLoop {
     /// Handshake deadlines in accept order; all share one timeout, so the
     /// queue is sorted.
     handshake_deadlines: VecDeque<(Instant, usize, PeerId)>,
+    /// Heartbeat and idle deadlines of the connected peers.
+    timers: LivenessTimers,
     /// Connections whose read budget ran out, read again next turn.
     unfinished_reads: Vec<usize>,
     accept_paused_until: Option<Instant>,
@@ -149,6 +159,7 @@ pub(super) fn listen(
         listener,
         connections: Slab::new(),
         handshake_deadlines: VecDeque::new(),
+        timers: LivenessTimers::default(),
         unfinished_reads: Vec::new(),
         accept_paused_until: None,
         commands,
@@ -197,6 +208,7 @@ impl EventLoop {
                 break;
             }
             self.expire_handshakes();
+            self.check_liveness();
             if self
                 .accept_paused_until
                 .is_some_and(|until| until <= Instant::now())
@@ -219,7 +231,7 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         let deadline = self.handshake_deadlines.front().map(|(at, _, _)| *at);
-        [deadline, self.accept_paused_until]
+        [deadline, self.accept_paused_until, self.timers.next()]
             .into_iter()
             .flatten()
             .min()
@@ -310,6 +322,8 @@ impl EventLoop {
             inbound: Account::new(Some(budget)),
             connected: false,
             read_closed: false,
+            clock: HeartbeatClock::new(Instant::now()),
+            last_message: Instant::now(),
         });
         let deadline = Instant::now() + config.handshake_timeout;
         self.handshake_deadlines.push_back((deadline, key, id));
@@ -329,7 +343,15 @@ impl EventLoop {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
-        match connection.read_turn(&self.server, &mut self.spare) {
+        let was_connected = connection.connected;
+        let turn = connection.read_turn(&self.server, &mut self.spare);
+        if !was_connected && connection.connected {
+            let id = connection.peer.id;
+            if let Some(at) = self.liveness_deadline(key) {
+                self.timers.schedule(at, key, id);
+            }
+        }
+        match turn {
             Turn::Drained | Turn::Paused => {}
             Turn::Unfinished => self.unfinished_reads.push(key),
             Turn::OverBudget => {
@@ -416,6 +438,79 @@ impl EventLoop {
         false
     }
 
+    /// When the connection at `key` must be looked at again for its
+    /// heartbeat or idle timeout; `None` if neither is on.
+    fn liveness_deadline(&self, key: usize) -> Option<Instant> {
+        let connection = self.connections.get(key)?;
+        let config = self.server.config();
+        let heartbeat = match connection
+            .clock
+            .due(&config.liveness.heartbeat, Instant::now())
+        {
+            HeartbeatDue::Until(at) => Some(at),
+            HeartbeatDue::Dead(_) | HeartbeatDue::Ping => Some(Instant::now()),
+            HeartbeatDue::Never => None,
+        };
+        let idle = config
+            .idle_timeout
+            .map(|idle| connection.last_message + idle);
+        [heartbeat, idle].into_iter().flatten().min()
+    }
+
+    /// Handles the peers whose heartbeat or idle deadline has come: closes
+    /// the dead and the idle, pings the silent, and schedules each again.
+    fn check_liveness(&mut self) {
+        let now = Instant::now();
+        while let Some((key, id)) = self.timers.pop_due(now) {
+            let server = self.server.clone();
+            let config = server.config();
+            let Some(connection) = self.connections.get_mut(key) else {
+                continue;
+            };
+            if connection.peer.id != id || !connection.connected {
+                continue;
+            }
+            if connection.peer.backlog.is_paused() {
+                // Not reading it, the loop cannot tell: the pause is life.
+                connection.clock.received(now);
+            }
+            if let Some(idle) = config.idle_timeout {
+                if now.saturating_duration_since(connection.last_message) >= idle {
+                    log_at!(
+                        Info,
+                        "closed peer {} ({}): no message for {} ms (idle_timeout_ms)",
+                        id,
+                        connection.peer.addr,
+                        idle.as_millis()
+                    );
+                    self.close(key, DisconnectReason::Error, false);
+                    continue;
+                }
+            }
+            match connection.clock.due(&config.liveness.heartbeat, now) {
+                HeartbeatDue::Dead(silence) => {
+                    log_at!(
+                        Warn,
+                        "closed peer {} ({}): nothing for {} ms (heartbeat_timeout_ms)",
+                        id,
+                        connection.peer.addr,
+                        silence.as_millis()
+                    );
+                    self.close(key, DisconnectReason::Error, false);
+                    continue;
+                }
+                HeartbeatDue::Ping => {
+                    connection.clock.pinged(now);
+                    server.send_heartbeat(&connection.peer);
+                }
+                HeartbeatDue::Until(_) | HeartbeatDue::Never => {}
+            }
+            if let Some(at) = self.liveness_deadline(key) {
+                self.timers.schedule(at, key, id);
+            }
+        }
+    }
+
     fn expire_handshakes(&mut self) {
         let now = Instant::now();
         while let Some(&(deadline, key, id)) = self.handshake_deadlines.front() {
@@ -492,7 +587,11 @@ impl Connection {
             self.account_inbound();
             match read {
                 Ok(0) => turn = Turn::ReadClosed,
-                Ok(_) => {
+                Ok(n) => {
+                    if self.connected {
+                        self.peer.stats.read(n);
+                        self.clock.received(Instant::now());
+                    }
                     let handled = self.handle_input(server);
                     self.account_inbound();
                     match handled {
@@ -555,12 +654,25 @@ impl Connection {
                 );
                 return Err(DisconnectReason::Error);
             }
+            // Statistics and liveness count from here (the ack not
+            // included); before on_connect, which may send at once.
+            let now = Instant::now();
+            self.peer.stats.restart();
+            self.peer.stats.read(self.decoder.buffered().len());
+            self.clock = HeartbeatClock::new(now);
+            self.last_message = now;
             self.connected = true;
             server.peer_connected(&self.peer);
         }
         while let Some(decoded) = self.decoder.next_frame() {
+            self.peer.stats.frame_in();
             match decoded {
-                Decoded::Frame(message) => server.route_message(&self.peer, message),
+                Decoded::Frame(message) => {
+                    if !matches!(message.type_code(), PING | PONG) {
+                        self.last_message = Instant::now();
+                    }
+                    server.route_message(&self.peer, message)
+                }
                 Decoded::Dropped(reason) => {
                     log_at!(
                         Warn,

@@ -14,6 +14,7 @@ mod event_loop;
 mod handlers;
 mod outbound;
 mod peer;
+mod timers;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -38,6 +39,7 @@ use crate::pending::PendingRequests;
 use crate::protocol::frame::{check_frame_size, FrameHeader, PING};
 use crate::protocol::ids::{IdAllocator, SERVER_IDS};
 use crate::protocol::Message;
+use crate::stats::StatsSnapshot;
 use crate::workers::{panic_message, WorkerPool};
 use event_loop::{Command, Control};
 use handlers::Callbacks;
@@ -339,7 +341,47 @@ impl Server {
     pub fn ping(&self, peer: PeerId, timeout: Duration) -> Result<f64> {
         let start = Instant::now();
         self.send_and_wait(peer, PING, &[], timeout)?;
-        Ok(start.elapsed().as_secs_f64() * 1000.0)
+        let rtt = start.elapsed();
+        if let Ok(peer) = self.peer(peer) {
+            peer.stats.round_trip(rtt);
+        }
+        Ok(rtt.as_secs_f64() * 1000.0)
+    }
+
+    /// `peer`'s statistics since its handshake.
+    pub fn peer_stats(&self, peer: PeerId) -> Result<StatsSnapshot> {
+        Ok(self.peer(peer)?.stats.snapshot())
+    }
+
+    /// Sends a heartbeat PING to `peer` (the I/O thread does, for a silent
+    /// peer). Its PONG records the round trip in the peer's statistics and
+    /// reaches no callback.
+    pub(super) fn send_heartbeat(&self, peer: &Arc<Peer>) {
+        let sent = Instant::now();
+        let measured = peer.clone();
+        let record_rtt: crate::pending::OnOutcome = Box::new(move |result| {
+            if result.is_ok() {
+                measured.stats.round_trip(sent.elapsed());
+            }
+        });
+        let heartbeat = self.inner.config.liveness.heartbeat;
+        let wait = heartbeat
+            .timeout
+            .or(heartbeat.interval)
+            .unwrap_or(Duration::from_secs(1));
+        let sent_ping = self.inner.pending.request(
+            peer.id,
+            wait,
+            |request_id| self.send_frame(peer, PING, request_id, &[]),
+            record_rtt,
+        );
+        if let Err(error) = sent_ping {
+            log_at!(
+                Debug,
+                "heartbeat PING to peer {} not sent: {error}",
+                peer.id
+            );
+        }
     }
 
     /// Sends one message, with one request id, to every connected peer but

@@ -20,6 +20,7 @@ use mio::net::TcpStream;
 use crate::backlog::Backlog;
 use crate::budget::{Account, MemoryBudget};
 use crate::client::DisconnectReason;
+use crate::stats::ConnectionStats;
 use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
 
@@ -43,6 +44,8 @@ pub(crate) struct Peer {
     outbound: Mutex<Outbound>,
     max_outbound: usize,
     tags: Mutex<BTreeMap<String, String>>,
+    /// Bytes and frames since the handshake, the last round trip.
+    pub stats: ConnectionStats,
 }
 
 struct Outbound {
@@ -100,6 +103,7 @@ impl Peer {
             }),
             max_outbound,
             tags: Mutex::default(),
+            stats: ConnectionStats::new(),
         }
     }
 
@@ -107,7 +111,17 @@ impl Peer {
     /// and nothing) in order, never interleaved with another send. On
     /// overflow or a socket error the peer is marked failed; the caller has
     /// the I/O thread close it.
-    pub fn send(&self, mut parts: Parts<'_>) -> Result<(), SendError> {
+    pub fn send(&self, parts: Parts<'_>) -> Result<(), SendError> {
+        let frame_len = parts[0].len() + parts[1].len();
+        let sent = self.write_or_queue(parts);
+        if sent.is_ok() {
+            self.stats.frame_out();
+            self.stats.wrote(frame_len);
+        }
+        sent
+    }
+
+    fn write_or_queue(&self, mut parts: Parts<'_>) -> Result<(), SendError> {
         let mut out = self.outbound();
         if out.failed.is_some() {
             return Err(SendError::Closed);
