@@ -261,7 +261,13 @@ typedef int32_t veltix_disconnect_reason_t;
  * permanent call when the client gives up or `veltix_client_stop_retry()`
  * stops it; a successful attempt calls `on_connect` instead. A failed
  * `veltix_client_connect()` follows the same sequence. `disconnect()` gives
- * one permanent call with reason `VELTIX_DISCONNECT_MANUAL`.
+ * one permanent call with reason `VELTIX_DISCONNECT_MANUAL`. The first
+ * reconnection attempt comes at once (as in the reference); the next ones
+ * after `retry_delay_ms`, or with `retry_delay_max_ms` after a delay that
+ * doubles each time, drawn at random below it with `retry_jitter`.
+ *
+ * The library passes this struct to the callback; later versions append
+ * fields only, so a program reads the fields its header knows.
  */
 typedef struct veltix_disconnect_state_t {
     /**
@@ -281,6 +287,11 @@ typedef struct veltix_disconnect_state_t {
      * A `VELTIX_DISCONNECT_*` value.
      */
     veltix_disconnect_reason_t reason;
+    /**
+     * Milliseconds before the next reconnection attempt (0 when it comes
+     * at once, or when none follows: see `permanent`).
+     */
+    uint32_t next_delay_ms;
 } veltix_disconnect_state_t;
 
 /**

@@ -562,3 +562,46 @@ fn server_statistics_match_what_the_peer_sent_and_received() {
     );
     assert_eq!(bigger.bytes_in, 77);
 }
+
+unsafe extern "C" fn record_delays(
+    user_data: *mut std::ffi::c_void,
+    _: *mut veltix_client_t,
+    state: *const veltix_disconnect_state_t,
+) {
+    let seen = &*(user_data as *const std::sync::Mutex<Vec<(u32, bool, u32)>>);
+    let state = &*state;
+    seen.lock()
+        .unwrap()
+        .push((state.attempt, state.permanent, state.next_delay_ms));
+}
+
+#[test]
+fn on_disconnect_reports_the_backoff_delay_before_each_attempt() {
+    let seen = Box::new(std::sync::Mutex::new(Vec::<(u32, bool, u32)>::new()));
+    let client = TestClient::new(support::free_port(), |c| {
+        c.retry = 3;
+        c.retry_delay_ms = 50;
+        c.retry_delay_max_ms = 150;
+    });
+    let user_data = &*seen as *const _ as *mut std::ffi::c_void;
+    unsafe { veltix_client_on_disconnect(client.ptr, Some(record_delays), user_data, None) };
+    let started = Instant::now();
+    assert_eq!(client.connect(), VELTIX_ERR_CONNECT_FAILED);
+    let took = started.elapsed();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (0, false, 50),
+            (1, false, 100),
+            (2, false, 150),
+            (3, false, 0),
+            (3, true, 0)
+        ],
+        "backoff waits before the first retry too, doubling up to the maximum"
+    );
+    assert!(
+        took >= Duration::from_millis(300)
+            && took < Duration::from_millis(1500) + support::time_slack(),
+        "50 + 100 + 150 ms of waiting: {took:?}"
+    );
+}

@@ -1,5 +1,7 @@
 //! What `on_disconnect` receives.
 
+use std::time::Duration;
+
 use crate::error::Error;
 
 /// Why a connection ended.
@@ -32,4 +34,7 @@ pub struct DisconnectState {
     /// What ended the connection or failed the attempt; `None` for a
     /// manual disconnection.
     pub error: Option<Error>,
+    /// The delay before the next reconnection attempt; `None` when none
+    /// follows.
+    pub next_delay: Option<Duration>,
 }

@@ -7,6 +7,7 @@
 //! including from inside a callback; none holds a lock while user code runs.
 
 mod attempt;
+mod backoff;
 mod config;
 mod connection;
 mod disconnect;
@@ -54,6 +55,8 @@ pub struct ClientInner {
     state_changed: Condvar,
     /// Reader and retry threads, joined by `free`.
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Random numbers for the reconnection jitter.
+    jitter: backoff::Jitter,
 }
 
 #[derive(Default)]
@@ -88,6 +91,7 @@ impl Client {
         config.validate()?;
         let workers = WorkerPool::new("veltix-worker", config.max_workers as usize)
             .map_err(|e| Error::io("cannot start the worker threads", &e))?;
+        let salt = &workers as *const WorkerPool as usize;
         Ok(Client {
             inner: Arc::new(ClientInner {
                 config,
@@ -97,6 +101,7 @@ impl Client {
                 state: Mutex::default(),
                 state_changed: Condvar::new(),
                 threads: Mutex::default(),
+                jitter: backoff::Jitter::new(salt),
             }),
         })
     }
@@ -234,11 +239,13 @@ impl Client {
                                 retry_max: 0,
                                 reason,
                                 error: Some(error.clone()),
+                                next_delay: None,
                             },
                         );
                     }
                     return Err(error);
                 }
+                let first = self.delay_before_attempt(1);
                 if !attempt.is_quiet() {
                     self.emit_disconnect(DisconnectState {
                         permanent: false,
@@ -246,9 +253,10 @@ impl Client {
                         retry_max: retry,
                         reason,
                         error: Some(error.clone()),
+                        next_delay: Some(first),
                     });
                 }
-                self.retry_loop(attempt, retry, reason, error)
+                self.retry_loop(attempt, retry, reason, error, first)
             }
         }
     }
@@ -275,6 +283,7 @@ impl Client {
                 retry_max: self.inner.config.retry,
                 reason: DisconnectReason::Manual,
                 error: None,
+                next_delay: None,
             },
         );
         Ok(())
@@ -308,7 +317,8 @@ impl Client {
         let client = self.clone();
         let spawned = self.spawn_thread("veltix-retry", move || {
             let error = Error::Closed("no reconnection attempt was made".into());
-            let _ = client.retry_loop(&attempt, max, DisconnectReason::ServerClosed, error);
+            let reason = DisconnectReason::ServerClosed;
+            let _ = client.retry_loop(&attempt, max, reason, error, Duration::ZERO);
         });
         if let Err(error) = spawned {
             self.end_attempt_now();

@@ -209,6 +209,7 @@ impl Client {
             self.inner.config.server_addr,
             self.inner.config.port
         );
+        let first = attempt.as_ref().map(|_| self.delay_before_attempt(1));
         self.report_disconnect(
             report,
             DisconnectState {
@@ -217,10 +218,11 @@ impl Client {
                 retry_max: retry,
                 reason,
                 error: Some(error.clone()),
+                next_delay: first,
             },
         );
         if let Some(attempt) = attempt {
-            let _ = self.retry_loop(&attempt, retry, reason, error);
+            let _ = self.retry_loop(&attempt, retry, reason, error, first.unwrap_or_default());
         }
     }
 }

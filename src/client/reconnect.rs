@@ -4,25 +4,36 @@
 //! when it gives up or is stopped; `on_connect` again on success.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use super::backoff::retry_delay;
 
 use super::{Attempt, Client, DisconnectReason, DisconnectState};
 use crate::error::{Error, Result};
 use crate::log::log_at;
 
 impl Client {
-    /// Runs up to `max` attempts, `retry_delay` apart, for the operation
+    /// Runs up to `max` attempts, the first at once and the next after
+    /// [`retry_delay`] (fixed, or backing off, with optional jitter), for
+    /// the operation
     /// `attempt` (already registered). Returns once connected, or with the
     /// last error.
+    /// the operation `attempt` (already registered), waiting `first_delay`
+    /// before the first. Returns once connected, or with the last error.
     pub(super) fn retry_loop(
         &self,
         attempt: &Arc<Attempt>,
         max: u32,
         reason: DisconnectReason,
         mut last_error: Error,
+        first_delay: Duration,
     ) -> Result<()> {
         let mut tried = 0;
+        let mut delay = first_delay;
         while !attempt.is_cancelled() && tried < max {
+            if !delay.is_zero() && self.sleep_unless_cancelled(attempt, delay) {
+                break;
+            }
             tried += 1;
             log_at!(Info, "reconnection attempt {tried}/{max}");
             let result = attempt
@@ -38,16 +49,16 @@ impl Client {
             if attempt.is_cancelled() {
                 break;
             }
+            let next = (tried < max).then(|| self.delay_before_attempt(tried + 1));
             self.emit_disconnect(DisconnectState {
                 permanent: false,
                 attempt: tried,
                 retry_max: max,
                 reason,
                 error: Some(last_error.clone()),
+                next_delay: next,
             });
-            if tried < max && self.sleep_unless_cancelled(attempt) {
-                break;
-            }
+            delay = next.unwrap_or_default();
         }
         let report = self.undelivered();
         self.end_attempt(attempt);
@@ -61,15 +72,21 @@ impl Client {
                     retry_max: max,
                     reason,
                     error: Some(last_error.clone()),
+                    next_delay: None,
                 },
             );
         }
         Err(last_error)
     }
 
-    /// Waits `retry_delay`; true if the attempt was cancelled meanwhile.
-    fn sleep_unless_cancelled(&self, attempt: &Attempt) -> bool {
-        let deadline = Instant::now() + self.inner.config.retry_delay;
+    /// The wait before reconnection attempt `n` (see [`retry_delay`]).
+    pub(super) fn delay_before_attempt(&self, n: u32) -> Duration {
+        retry_delay(&self.inner.config, n, self.inner.jitter.next())
+    }
+
+    /// Waits `delay`; true if the attempt was cancelled meanwhile.
+    fn sleep_unless_cancelled(&self, attempt: &Attempt, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
         let mut state = self.state();
         loop {
             if attempt.is_cancelled() {

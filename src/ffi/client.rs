@@ -61,7 +61,13 @@ pub(crate) fn reason_code(reason: DisconnectReason) -> veltix_disconnect_reason_
 /// permanent call when the client gives up or `veltix_client_stop_retry()`
 /// stops it; a successful attempt calls `on_connect` instead. A failed
 /// `veltix_client_connect()` follows the same sequence. `disconnect()` gives
-/// one permanent call with reason `VELTIX_DISCONNECT_MANUAL`.
+/// one permanent call with reason `VELTIX_DISCONNECT_MANUAL`. The first
+/// reconnection attempt comes at once (as in the reference); the next ones
+/// after `retry_delay_ms`, or with `retry_delay_max_ms` after a delay that
+/// doubles each time, drawn at random below it with `retry_jitter`.
+///
+/// The library passes this struct to the callback; later versions append
+/// fields only, so a program reads the fields its header knows.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct veltix_disconnect_state_t {
@@ -74,6 +80,9 @@ pub struct veltix_disconnect_state_t {
     pub retry_max: u32,
     /// A `VELTIX_DISCONNECT_*` value.
     pub reason: veltix_disconnect_reason_t,
+    /// Milliseconds before the next reconnection attempt (0 when it comes
+    /// at once, or when none follows: see `permanent`).
+    pub next_delay_ms: u32,
 }
 
 /// Receives a message (a route, or `on_recv`). Runs on a worker thread of
@@ -295,6 +304,9 @@ pub unsafe extern "C" fn veltix_client_on_disconnect(
                         attempt: state.attempt,
                         retry_max: state.retry_max,
                         reason: reason_code(state.reason),
+                        next_delay_ms: state.next_delay.map_or(0, |delay| {
+                            u32::try_from(delay.as_millis()).unwrap_or(u32::MAX)
+                        }),
                     };
                     // SAFETY: registered together with user_data.
                     unsafe { callback(data.get(), handle(client), &state) }
