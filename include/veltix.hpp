@@ -460,6 +460,43 @@ struct disconnect_state {
     std::string_view cause;
 };
 
+/** A connection's statistics since its handshake (see `veltix_stats_t`). */
+struct stats {
+    /** Bytes received. */
+    std::uint64_t bytes_in = 0;
+    /** Bytes sent. */
+    std::uint64_t bytes_out = 0;
+    /** Frames received, PINGs and PONGs included. */
+    std::uint64_t frames_in = 0;
+    /** Frames sent, PINGs and PONGs included. */
+    std::uint64_t frames_out = 0;
+    /** The last round trip measured (a heartbeat or a ping), if any. */
+    std::optional<std::chrono::microseconds> last_rtt;
+    /** Time since the last frame arrived. */
+    milliseconds since_last_frame{0};
+};
+
+namespace detail {
+inline stats to_stats(const veltix_stats_t &raw) {
+    stats out;
+    out.bytes_in = raw.bytes_in;
+    out.bytes_out = raw.bytes_out;
+    out.frames_in = raw.frames_in;
+    out.frames_out = raw.frames_out;
+    if (raw.last_rtt_ms >= 0.0) {
+        out.last_rtt = std::chrono::microseconds(static_cast<std::int64_t>(raw.last_rtt_ms * 1000.0));
+    }
+    out.since_last_frame = milliseconds(static_cast<std::int64_t>(raw.ms_since_last_frame));
+    return out;
+}
+
+inline veltix_stats_t empty_stats() noexcept {
+    veltix_stats_t raw{};
+    raw.struct_size = sizeof raw;
+    return raw;
+}
+}  // namespace detail
+
 /** Severity of a log line (`VELTIX_LOG_*`). */
 enum class log_level : std::int32_t {
     error = VELTIX_LOG_ERROR,
@@ -541,6 +578,29 @@ class client_config {
         raw_.max_queued_bytes = bytes;
         return *this;
     }
+    /** Heartbeats: a PING after `interval` of silence, the connection
+     * declared dead after `timeout` of silence (0: that half off). */
+    client_config &heartbeat(milliseconds interval, milliseconds timeout) noexcept {
+        raw_.heartbeat_interval_ms = detail::to_ms(interval);
+        raw_.heartbeat_timeout_ms = detail::to_ms(timeout);
+        return *this;
+    }
+    /** TCP keepalive: first probe after `idle`, then every `interval`,
+     * `count` unanswered probes drop the connection. */
+    client_config &keepalive(std::chrono::seconds idle, std::chrono::seconds interval,
+                             std::uint32_t count) noexcept {
+        raw_.keepalive_idle_s = static_cast<std::uint32_t>(idle.count());
+        raw_.keepalive_interval_s = static_cast<std::uint32_t>(interval.count());
+        raw_.keepalive_count = count;
+        return *this;
+    }
+    /** Reconnection backoff: the wait doubles from the retry delay up to
+     * `max`, drawn at random below it with `jitter`. */
+    client_config &backoff(milliseconds max, bool jitter = true) noexcept {
+        raw_.retry_delay_max_ms = detail::to_ms(max);
+        raw_.retry_jitter = jitter;
+        return *this;
+    }
     /** Every field of the C struct (except `server_addr`: use `server`). */
     veltix_client_config_t &raw() noexcept { return raw_; }
     /** The C struct to pass to `veltix_client_new`; valid while this lives. */
@@ -588,6 +648,20 @@ class client_ref {
 
     /** Whether connected now. */
     bool is_connected() const noexcept { return veltix_client_is_connected(raw_); }
+
+    /** The current connection's statistics. */
+    stats statistics(std::error_code &ec) const noexcept {
+        veltix_stats_t raw_stats = detail::empty_stats();
+        ec = detail::code_of(veltix_client_stats(raw_, &raw_stats));
+        return detail::to_stats(raw_stats);
+    }
+    /** Throwing form. */
+    stats statistics() const {
+        std::error_code ec;
+        stats out = statistics(ec);
+        detail::throw_if(ec);
+        return out;
+    }
 
     /** Sends a message. */
     void send(std::uint16_t type, bytes payload, std::error_code &ec) noexcept {
@@ -897,6 +971,25 @@ class server_config {
         raw_.max_memory_bytes = bytes;
         return *this;
     }
+    /** Heartbeats to every peer (see `client_config::heartbeat`). */
+    server_config &heartbeat(milliseconds interval, milliseconds timeout) noexcept {
+        raw_.heartbeat_interval_ms = detail::to_ms(interval);
+        raw_.heartbeat_timeout_ms = detail::to_ms(timeout);
+        return *this;
+    }
+    /** TCP keepalive on every accepted connection. */
+    server_config &keepalive(std::chrono::seconds idle, std::chrono::seconds interval,
+                             std::uint32_t count) noexcept {
+        raw_.keepalive_idle_s = static_cast<std::uint32_t>(idle.count());
+        raw_.keepalive_interval_s = static_cast<std::uint32_t>(interval.count());
+        raw_.keepalive_count = count;
+        return *this;
+    }
+    /** Close a peer that sent no message for `idle` (0: never). */
+    server_config &idle_timeout(milliseconds idle) noexcept {
+        raw_.idle_timeout_ms = detail::to_ms(idle);
+        return *this;
+    }
     /** Every field of the C struct (except `host`: use `listen`). */
     veltix_server_config_t &raw() noexcept { return raw_; }
     /** The C struct to pass to `veltix_server_new`; valid while this lives. */
@@ -941,6 +1034,20 @@ class server_ref {
     std::uint16_t port() const noexcept { return veltix_server_port(raw_); }
     /** Connected clients. */
     std::size_t client_count() const noexcept { return veltix_server_client_count(raw_); }
+
+    /** `peer`'s statistics since its handshake. */
+    stats peer_statistics(peer_id peer, std::error_code &ec) const noexcept {
+        veltix_stats_t raw_stats = detail::empty_stats();
+        ec = detail::code_of(veltix_server_peer_stats(raw_, peer, &raw_stats));
+        return detail::to_stats(raw_stats);
+    }
+    /** Throwing form. */
+    stats peer_statistics(peer_id peer) const {
+        std::error_code ec;
+        stats out = peer_statistics(peer, ec);
+        detail::throw_if(ec);
+        return out;
+    }
 
     /** Sends a message to `peer`. */
     void send(peer_id peer, std::uint16_t type, bytes payload,

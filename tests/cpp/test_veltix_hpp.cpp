@@ -360,6 +360,42 @@ void test_dispatch_mode_on_this_thread() {
     CHECK(ec == veltix::status::invalid_argument);
 }
 
+void test_liveness_settings_and_statistics() {
+    veltix::server server(veltix::server_config()
+                              .listen("127.0.0.1", 0)
+                              .heartbeat(50ms, 1000ms)
+                              .keepalive(std::chrono::seconds(30), std::chrono::seconds(5), 3)
+                              .idle_timeout(10000ms));
+    server.route(ECHO, [](veltix::server_ref self, veltix::peer_id peer, veltix::message_view m) {
+        self.reply(peer, m, ECHO, m.text());
+    });
+    server.start();
+    veltix::client client(to(server)
+                              .heartbeat(50ms, 1000ms)
+                              .keepalive(std::chrono::seconds(20), std::chrono::seconds(4), 2)
+                              .retry(3, 100ms)
+                              .backoff(1000ms));
+    std::error_code ec;
+    client.statistics(ec);
+    CHECK(ec == veltix::status::not_connected);
+    client.connect();
+    CHECK(client.send_and_wait(ECHO, "counted", 5s).text() == "counted");
+    // The server's heartbeat PINGs keep the client's side alive, so only
+    // the server measures round trips by heartbeat; the client by ping.
+    std::this_thread::sleep_for(200ms);
+    client.ping(5s);
+    veltix::stats mine = client.statistics();
+    CHECK(mine.frames_out >= 1 && mine.bytes_out >= 15 + 7 && mine.frames_in >= 1);
+    CHECK(mine.last_rtt.has_value() && mine.since_last_frame < 1000ms);
+    veltix::stats theirs = server.peer_statistics(server.peers().at(0));
+    CHECK(theirs.frames_in >= 1 && theirs.bytes_in >= 15 + 7 && theirs.last_rtt.has_value());
+    server.peer_statistics(12345, ec);
+    CHECK(ec == veltix::status::not_connected);
+    // Invalid settings are refused at creation.
+    auto bad = veltix::client::create(to(server).heartbeat(100ms, 50ms), ec);
+    CHECK(ec == veltix::status::invalid_argument && !bad);
+}
+
 void test_logger() {
     std::mutex lock;
     std::vector<std::string> lines;
@@ -394,6 +430,7 @@ int main() {
     test_exceptions_stop_in_the_trampoline();
     test_server_tags_peers_broadcast_and_disconnects();
     test_dispatch_mode_on_this_thread();
+    test_liveness_settings_and_statistics();
     test_logger();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
