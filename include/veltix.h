@@ -94,6 +94,48 @@ typedef struct veltix_server_t veltix_server_t;
 typedef int32_t veltix_status_t;
 
 /**
+ * Heartbeats and TCP keepalive, the same for a client
+ * (`veltix_client_config_t.liveness`) and a server
+ * (`veltix_server_config_t.liveness`). All 0 by default: off, as in the
+ * reference, which has neither. Both run on the library's I/O threads
+ * (the client's reader, the server's I/O thread), also in dispatch mode.
+ */
+typedef struct veltix_liveness_t {
+    /**
+     * Heartbeats: after this many milliseconds with nothing received, send
+     * a PING, then one per interval while the silence lasts (any frame
+     * received counts as life, so a busy connection sends none; the PONGs
+     * never reach a callback). 0 is off; at least 10 otherwise.
+     */
+    uint32_t heartbeat_interval_ms;
+    /**
+     * Heartbeats: after this many milliseconds with nothing received at
+     * all, the connection is dead and is closed with reason
+     * `VELTIX_DISCONNECT_ERROR` (`veltix_last_error()` in `on_disconnect`
+     * says so); its pending requests fail with `VELTIX_ERR_CLOSED` at
+     * once, and a client's retry loop takes over if `retry > 0`. 0 is off;
+     * above `heartbeat_interval_ms` when both are set.
+     */
+    uint32_t heartbeat_timeout_ms;
+    /**
+     * TCP keepalive (`SO_KEEPALIVE`): seconds of idleness before the first
+     * probe (`TCP_KEEPIDLE`). 0 leaves keepalive off (the two fields below
+     * are then ignored).
+     */
+    uint32_t keepalive_idle_s;
+    /**
+     * Seconds between keepalive probes (`TCP_KEEPINTVL`), at least 1 when
+     * keepalive is on.
+     */
+    uint32_t keepalive_interval_s;
+    /**
+     * Unanswered probes before the kernel drops the connection
+     * (`TCP_KEEPCNT`), at least 1 when keepalive is on.
+     */
+    uint32_t keepalive_count;
+} veltix_liveness_t;
+
+/**
  * How a client connects. Fill it with
  * `veltix_client_config_init(&config, sizeof config)`, then change the
  * fields you need. `veltix_client_new()` copies everything, so the struct
@@ -174,39 +216,10 @@ typedef struct veltix_client_config_t {
      */
     uint32_t max_queued_bytes;
     /**
-     * Heartbeats: after this many milliseconds with nothing received, send
-     * a PING, then one per interval while the silence lasts (any frame
-     * received counts as life, so a busy connection sends none; the PONGs
-     * never reach a callback). 0 (the default) is off, as in the
-     * reference; at least 10 otherwise. Runs on the library's I/O threads,
-     * also in dispatch mode.
+     * Heartbeats and TCP keepalive (see `veltix_liveness_t`); off by
+     * default.
      */
-    uint32_t heartbeat_interval_ms;
-    /**
-     * Heartbeats: after this many milliseconds with nothing received at
-     * all, the connection is dead and is closed with reason
-     * `VELTIX_DISCONNECT_ERROR` (`veltix_last_error()` in `on_disconnect`
-     * says so); pending requests fail with `VELTIX_ERR_CLOSED` at once.
-     * Detection takes between this and this plus one interval. 0 (the
-     * default) is off; above `heartbeat_interval_ms` when both are set.
-     */
-    uint32_t heartbeat_timeout_ms;
-    /**
-     * TCP keepalive (`SO_KEEPALIVE`): seconds of idleness before the first
-     * probe (`TCP_KEEPIDLE`). 0 (the default) leaves keepalive off; then
-     * the two fields below are ignored.
-     */
-    uint32_t keepalive_idle_s;
-    /**
-     * Seconds between keepalive probes (`TCP_KEEPINTVL`), at least 1 when
-     * keepalive is on.
-     */
-    uint32_t keepalive_interval_s;
-    /**
-     * Unanswered probes before the kernel drops the connection
-     * (`TCP_KEEPCNT`), at least 1 when keepalive is on.
-     */
-    uint32_t keepalive_count;
+    struct veltix_liveness_t liveness;
     /**
      * Reconnection backoff: 0 (the default) keeps the reference's fixed
      * `retry_delay_ms`; otherwise the delay doubles after each failed
@@ -490,39 +503,10 @@ typedef struct veltix_server_config_t {
      */
     uint64_t max_memory_bytes;
     /**
-     * Heartbeats: after this many milliseconds with nothing received, send
-     * a PING, then one per interval while the silence lasts (any frame
-     * received counts as life, so a busy connection sends none; the PONGs
-     * never reach a callback). 0 (the default) is off, as in the
-     * reference; at least 10 otherwise. Runs on the I/O thread, one timer
-     * structure for all peers, also in dispatch mode.
+     * Heartbeats and TCP keepalive (see `veltix_liveness_t`); off by
+     * default.
      */
-    uint32_t heartbeat_interval_ms;
-    /**
-     * Heartbeats: after this many milliseconds with nothing received at
-     * all, the connection is dead and is closed with reason
-     * `VELTIX_DISCONNECT_ERROR` (`veltix_last_error()` in `on_disconnect`
-     * says so); the peer's pending requests fail with `VELTIX_ERR_CLOSED` at once.
-     * Detection takes between this and this plus one interval. 0 (the
-     * default) is off; above `heartbeat_interval_ms` when both are set.
-     */
-    uint32_t heartbeat_timeout_ms;
-    /**
-     * TCP keepalive (`SO_KEEPALIVE`): seconds of idleness before the first
-     * probe (`TCP_KEEPIDLE`). 0 (the default) leaves keepalive off; then
-     * the two fields below are ignored.
-     */
-    uint32_t keepalive_idle_s;
-    /**
-     * Seconds between keepalive probes (`TCP_KEEPINTVL`), at least 1 when
-     * keepalive is on.
-     */
-    uint32_t keepalive_interval_s;
-    /**
-     * Unanswered probes before the kernel drops the connection
-     * (`TCP_KEEPCNT`), at least 1 when keepalive is on.
-     */
-    uint32_t keepalive_count;
+    struct veltix_liveness_t liveness;
     /**
      * Close a peer that sent no message for this many milliseconds
      * (reason `VELTIX_DISCONNECT_ERROR`); PINGs and PONGs do not count, so

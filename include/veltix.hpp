@@ -532,9 +532,57 @@ inline void set_logger(std::function<void(log_level, std::string_view)> sink,
 // Client
 // ---------------------------------------------------------------------------
 
+namespace detail {
+
+/**
+ * The settings a client and a server share, for `client_config` and
+ * `server_config` (`Derived`, whose `raw()` is the C config struct).
+ */
+template <typename Derived>
+class shared_settings {
+   public:
+    /** Callback threads (1-256); 0 is dispatch mode (see `dispatch`). */
+    Derived &max_workers(std::uint32_t count) noexcept {
+        self().raw().max_workers = count;
+        return self();
+    }
+    /** Largest frame (header + payload) sent or accepted. */
+    Derived &max_message_size(std::uint32_t bytes) noexcept {
+        self().raw().max_message_size = bytes;
+        return self();
+    }
+    /** Bound on the TCP connect (client) and the whole handshake. */
+    Derived &handshake_timeout(milliseconds timeout) noexcept {
+        self().raw().handshake_timeout_ms = to_ms(timeout);
+        return self();
+    }
+    /** Heartbeats: a PING after `interval` of silence, the connection
+     * declared dead after `timeout` of silence (0: that half off; see
+     * `veltix_liveness_t`). */
+    Derived &heartbeat(milliseconds interval, milliseconds timeout) noexcept {
+        self().raw().liveness.heartbeat_interval_ms = to_ms(interval);
+        self().raw().liveness.heartbeat_timeout_ms = to_ms(timeout);
+        return self();
+    }
+    /** TCP keepalive: first probe after `idle`, then every `interval`;
+     * `count` unanswered probes drop the connection. */
+    Derived &keepalive(std::chrono::seconds idle, std::chrono::seconds interval,
+                       std::uint32_t count) noexcept {
+        self().raw().liveness.keepalive_idle_s = static_cast<std::uint32_t>(idle.count());
+        self().raw().liveness.keepalive_interval_s = static_cast<std::uint32_t>(interval.count());
+        self().raw().liveness.keepalive_count = count;
+        return self();
+    }
+
+   private:
+    Derived &self() noexcept { return static_cast<Derived &>(*this); }
+};
+
+}  // namespace detail
+
 /** How a client connects; starts from the library's defaults
  * (127.0.0.1:8080, 4 workers, no retry, ...). Setters chain. */
-class client_config {
+class client_config : public detail::shared_settings<client_config> {
    public:
     client_config() noexcept {
         veltix_client_config_init(&raw_, sizeof raw_);
@@ -546,20 +594,10 @@ class client_config {
         raw_.port = port;
         return *this;
     }
-    /** Callback threads (1-256); 0 is dispatch mode (see `client::dispatch`). */
-    client_config &max_workers(std::uint32_t count) noexcept {
-        raw_.max_workers = count;
-        return *this;
-    }
     /** Reconnection attempts and the pause between them. */
     client_config &retry(std::uint32_t attempts, milliseconds delay = milliseconds(1000)) noexcept {
         raw_.retry = attempts;
         raw_.retry_delay_ms = detail::to_ms(delay);
-        return *this;
-    }
-    /** Bound on the TCP connect plus the handshake. */
-    client_config &handshake_timeout(milliseconds timeout) noexcept {
-        raw_.handshake_timeout_ms = detail::to_ms(timeout);
         return *this;
     }
     /** Bound on one blocking write to a server that stopped reading. */
@@ -567,31 +605,10 @@ class client_config {
         raw_.send_timeout_ms = detail::to_ms(timeout);
         return *this;
     }
-    /** Largest frame (header + payload) sent or accepted. */
-    client_config &max_message_size(std::uint32_t bytes) noexcept {
-        raw_.max_message_size = bytes;
-        return *this;
-    }
     /** Back-pressure bounds of the messages waiting for callbacks. */
     client_config &max_queued(std::uint32_t messages, std::uint32_t bytes) noexcept {
         raw_.max_queued_messages = messages;
         raw_.max_queued_bytes = bytes;
-        return *this;
-    }
-    /** Heartbeats: a PING after `interval` of silence, the connection
-     * declared dead after `timeout` of silence (0: that half off). */
-    client_config &heartbeat(milliseconds interval, milliseconds timeout) noexcept {
-        raw_.heartbeat_interval_ms = detail::to_ms(interval);
-        raw_.heartbeat_timeout_ms = detail::to_ms(timeout);
-        return *this;
-    }
-    /** TCP keepalive: first probe after `idle`, then every `interval`,
-     * `count` unanswered probes drop the connection. */
-    client_config &keepalive(std::chrono::seconds idle, std::chrono::seconds interval,
-                             std::uint32_t count) noexcept {
-        raw_.keepalive_idle_s = static_cast<std::uint32_t>(idle.count());
-        raw_.keepalive_interval_s = static_cast<std::uint32_t>(interval.count());
-        raw_.keepalive_count = count;
         return *this;
     }
     /** Reconnection backoff: the wait doubles from the retry delay up to
@@ -614,16 +631,64 @@ class client_config {
     std::string server_addr_;
 };
 
+namespace detail {
+
+/**
+ * A borrowed C handle and the dispatch-mode calls a client and a server
+ * share (`Dispatch`: `veltix_*_dispatch`, `EventFd`: `veltix_*_event_fd`).
+ */
+template <typename Raw, auto Dispatch, auto EventFd>
+class handle {
+   public:
+    explicit handle(Raw *raw) noexcept : raw_(raw) {}
+
+    /** The C handle. */
+    Raw *raw() const noexcept { return raw_; }
+
+    /** Dispatch mode: runs the due callbacks on this thread, waiting up to
+     * `timeout` for the first (none: until one is due); how many ran. */
+    std::size_t dispatch(std::optional<milliseconds> timeout, std::error_code &ec) noexcept {
+        std::size_t count = 0;
+        ec = code_of(Dispatch(raw_, to_signed_ms(timeout), &count));
+        return count;
+    }
+    /** Throwing form. */
+    std::size_t dispatch(std::optional<milliseconds> timeout = milliseconds(0)) {
+        std::error_code ec;
+        std::size_t count = dispatch(timeout, ec);
+        throw_if(ec);
+        return count;
+    }
+
+    /** Dispatch mode: an fd readable while callbacks are due (for poll,
+     * epoll, an event loop); `status::invalid_argument` in worker mode. */
+    int event_fd(std::error_code &ec) const noexcept {
+        int fd = -1;
+        ec = code_of(EventFd(raw_, &fd));
+        return fd;
+    }
+    /** Throwing form. */
+    int event_fd() const {
+        std::error_code ec;
+        int fd = event_fd(ec);
+        throw_if(ec);
+        return fd;
+    }
+
+   protected:
+    Raw *raw_;
+};
+
+}  // namespace detail
+
 /**
  * A client's operations on a borrowed handle: what callbacks receive, and
  * the base of `client`. Valid while the client is.
  */
-class client_ref {
+class client_ref
+    : public detail::handle<veltix_client_t, veltix_client_dispatch, veltix_client_event_fd> {
    public:
-    explicit client_ref(veltix_client_t *raw) noexcept : raw_(raw) {}
-
-    /** The C handle. */
-    veltix_client_t *raw() const noexcept { return raw_; }
+    explicit client_ref(veltix_client_t *raw) noexcept : handle(raw) {}
 
     /** Connects and waits for the handshake (see `veltix_client_connect`). */
     void connect(std::error_code &ec) noexcept { ec = detail::code_of(veltix_client_connect(raw_)); }
@@ -778,35 +843,6 @@ class client_ref {
         throw_on(veltix_client_wait_until_closed(raw_, detail::to_signed_ms(timeout)));
     }
 
-    /** Dispatch mode: runs the due callbacks on this thread, waiting up to
-     * `timeout` for the first (none: until one is due); how many ran. */
-    std::size_t dispatch(std::optional<milliseconds> timeout, std::error_code &ec) noexcept {
-        std::size_t count = 0;
-        ec = detail::code_of(veltix_client_dispatch(raw_, detail::to_signed_ms(timeout), &count));
-        return count;
-    }
-    /** Throwing form. */
-    std::size_t dispatch(std::optional<milliseconds> timeout = milliseconds(0)) {
-        std::error_code ec;
-        std::size_t count = dispatch(timeout, ec);
-        detail::throw_if(ec);
-        return count;
-    }
-
-    /** Dispatch mode: an fd readable while callbacks are due. */
-    int event_fd(std::error_code &ec) const noexcept {
-        int fd = -1;
-        ec = detail::code_of(veltix_client_event_fd(raw_, &fd));
-        return fd;
-    }
-    /** Throwing form. */
-    int event_fd() const {
-        std::error_code ec;
-        int fd = event_fd(ec);
-        detail::throw_if(ec);
-        return fd;
-    }
-
     /** `f(client_ref, message_view)` for every message with no route. */
     template <typename F>
     void on_recv(F &&f, std::error_code &ec) noexcept {
@@ -911,8 +947,6 @@ class client_ref {
                     data, release);
             });
     }
-
-    veltix_client_t *raw_;
 };
 
 /**
@@ -933,7 +967,7 @@ class client : public detail::owner<client, client_ref, veltix_client_t, client_
 
 /** How a server listens; starts from the library's defaults ("0.0.0.0",
  * port 8080, 4 workers, no connection limit, ...). Setters chain. */
-class server_config {
+class server_config : public detail::shared_settings<server_config> {
    public:
     server_config() noexcept {
         veltix_server_config_init(&raw_, sizeof raw_);
@@ -951,38 +985,9 @@ class server_config {
         raw_.max_connection = count ? static_cast<std::int32_t>(*count) : -1;
         return *this;
     }
-    /** Callback threads (1-256); 0 is dispatch mode. */
-    server_config &max_workers(std::uint32_t count) noexcept {
-        raw_.max_workers = count;
-        return *this;
-    }
-    /** Largest frame (header + payload) sent or accepted. */
-    server_config &max_message_size(std::uint32_t bytes) noexcept {
-        raw_.max_message_size = bytes;
-        return *this;
-    }
-    /** Bound on a client's handshake. */
-    server_config &handshake_timeout(milliseconds timeout) noexcept {
-        raw_.handshake_timeout_ms = detail::to_ms(timeout);
-        return *this;
-    }
     /** The server-wide memory budget. */
     server_config &max_memory_bytes(std::uint64_t bytes) noexcept {
         raw_.max_memory_bytes = bytes;
-        return *this;
-    }
-    /** Heartbeats to every peer (see `client_config::heartbeat`). */
-    server_config &heartbeat(milliseconds interval, milliseconds timeout) noexcept {
-        raw_.heartbeat_interval_ms = detail::to_ms(interval);
-        raw_.heartbeat_timeout_ms = detail::to_ms(timeout);
-        return *this;
-    }
-    /** TCP keepalive on every accepted connection. */
-    server_config &keepalive(std::chrono::seconds idle, std::chrono::seconds interval,
-                             std::uint32_t count) noexcept {
-        raw_.keepalive_idle_s = static_cast<std::uint32_t>(idle.count());
-        raw_.keepalive_interval_s = static_cast<std::uint32_t>(interval.count());
-        raw_.keepalive_count = count;
         return *this;
     }
     /** Close a peer that sent no message for `idle` (0: never). */
@@ -1013,12 +1018,10 @@ struct endpoint {
 
 /** A server's operations on a borrowed handle: what callbacks receive, and
  * the base of `server`. Valid while the server is. */
-class server_ref {
+class server_ref
+    : public detail::handle<veltix_server_t, veltix_server_dispatch, veltix_server_event_fd> {
    public:
-    explicit server_ref(veltix_server_t *raw) noexcept : raw_(raw) {}
-
-    /** The C handle. */
-    veltix_server_t *raw() const noexcept { return raw_; }
+    explicit server_ref(veltix_server_t *raw) noexcept : handle(raw) {}
 
     /** Starts listening. */
     void start(std::error_code &ec) noexcept { ec = detail::code_of(veltix_server_start(raw_)); }
@@ -1261,33 +1264,6 @@ class server_ref {
         return address;
     }
 
-    /** Dispatch mode: runs the due callbacks on this thread. */
-    std::size_t dispatch(std::optional<milliseconds> timeout, std::error_code &ec) noexcept {
-        std::size_t count = 0;
-        ec = detail::code_of(veltix_server_dispatch(raw_, detail::to_signed_ms(timeout), &count));
-        return count;
-    }
-    /** Throwing form. */
-    std::size_t dispatch(std::optional<milliseconds> timeout = milliseconds(0)) {
-        std::error_code ec;
-        std::size_t count = dispatch(timeout, ec);
-        detail::throw_if(ec);
-        return count;
-    }
-    /** Dispatch mode: an fd readable while callbacks are due. */
-    int event_fd(std::error_code &ec) const noexcept {
-        int fd = -1;
-        ec = detail::code_of(veltix_server_event_fd(raw_, &fd));
-        return fd;
-    }
-    /** Throwing form. */
-    int event_fd() const {
-        std::error_code ec;
-        int fd = event_fd(ec);
-        detail::throw_if(ec);
-        return fd;
-    }
-
     /** `f(server_ref, peer_id, message_view)` for messages with no route. */
     template <typename F>
     void on_recv(F &&f, std::error_code &ec) noexcept {
@@ -1409,8 +1385,6 @@ class server_ref {
             ids.resize(count + 8);
         }
     }
-
-    veltix_server_t *raw_;
 };
 
 /**

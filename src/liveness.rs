@@ -49,28 +49,6 @@ pub(crate) fn optional_ms(ms: u32) -> Option<Duration> {
 }
 
 impl Liveness {
-    /// The settings from the C config fields (0 is off everywhere; keepalive
-    /// is on when `keepalive_idle_s` is not 0).
-    pub(crate) fn from_c(
-        heartbeat_interval_ms: u32,
-        heartbeat_timeout_ms: u32,
-        keepalive_idle_s: u32,
-        keepalive_interval_s: u32,
-        keepalive_count: u32,
-    ) -> Self {
-        Liveness {
-            heartbeat: Heartbeat {
-                interval: optional_ms(heartbeat_interval_ms),
-                timeout: optional_ms(heartbeat_timeout_ms),
-            },
-            tcp_keepalive: (keepalive_idle_s != 0).then(|| TcpKeepalive {
-                idle: Duration::from_secs(keepalive_idle_s.into()),
-                interval: Duration::from_secs(keepalive_interval_s.into()),
-                count: keepalive_count,
-            }),
-        }
-    }
-
     /// Names the first bad field and the fix.
     pub(crate) fn validate(&self) -> Result<()> {
         let invalid = |message: String| Err(Error::InvalidArgument(message));
@@ -338,11 +316,26 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         let bad = |liveness: Liveness| liveness.validate().unwrap_err().to_string();
-        let with = |interval, timeout| Liveness::from_c(interval, timeout, 0, 0, 0);
+        let ms = |n: u64| (n > 0).then(|| Duration::from_millis(n));
+        let with = |interval: u64, timeout: u64| Liveness {
+            heartbeat: Heartbeat {
+                interval: ms(interval),
+                timeout: ms(timeout),
+            },
+            tcp_keepalive: None,
+        };
+        let keepalive = |interval: u64| Liveness {
+            tcp_keepalive: Some(TcpKeepalive {
+                idle: Duration::from_secs(60),
+                interval: Duration::from_secs(interval),
+                count: 3,
+            }),
+            ..Liveness::default()
+        };
         assert!(bad(with(5, 0)).contains("heartbeat_interval_ms"));
         assert!(bad(with(100, 100)).contains("heartbeat_timeout_ms"));
         assert!(with(100, 300).validate().is_ok());
-        assert!(bad(Liveness::from_c(0, 0, 60, 0, 3)).contains("keepalive"));
-        assert!(Liveness::from_c(0, 0, 60, 10, 3).validate().is_ok());
+        assert!(bad(keepalive(0)).contains("keepalive"));
+        assert!(keepalive(10).validate().is_ok());
     }
 }

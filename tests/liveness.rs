@@ -64,14 +64,14 @@ fn keepalive_of(fd: i32) -> (i32, i32, i32, i32) {
 #[test]
 fn keepalive_options_are_set_on_both_sides() {
     let server = TestServer::start(|c| {
-        c.keepalive_idle_s = 30;
-        c.keepalive_interval_s = 5;
-        c.keepalive_count = 4;
+        c.liveness.keepalive_idle_s = 30;
+        c.liveness.keepalive_interval_s = 5;
+        c.liveness.keepalive_count = 4;
     });
     let client = TestClient::new(server.port, |c| {
-        c.keepalive_idle_s = 20;
-        c.keepalive_interval_s = 3;
-        c.keepalive_count = 2;
+        c.liveness.keepalive_idle_s = 20;
+        c.liveness.keepalive_interval_s = 3;
+        c.liveness.keepalive_count = 2;
     });
     assert_eq!(client.connect(), VELTIX_OK);
     let peer = server.next_connect();
@@ -104,7 +104,7 @@ fn keepalive_options_are_set_on_both_sides() {
     // Half a keepalive setting is refused, naming the field.
     let mut config = unsafe { std::mem::zeroed::<veltix_client_config_t>() };
     unsafe { veltix_client_config_init(&mut config, std::mem::size_of_val(&config)) };
-    config.keepalive_idle_s = 10;
+    config.liveness.keepalive_idle_s = 10;
     let mut out = std::ptr::null_mut();
     assert_eq!(
         unsafe { veltix_client_new(&config, &mut out) },
@@ -113,10 +113,32 @@ fn keepalive_options_are_set_on_both_sides() {
     assert!(support::capi::last_error().contains("keepalive"));
 }
 
+/// Stops process `pid` with SIGSTOP (it keeps its sockets and answers
+/// nothing), waits for `detect` to see the disconnection, resumes it: the
+/// reason and how long detection took.
+fn detect_sigstopped(pid: u32, detect: impl FnOnce() -> (i32, Instant)) -> (i32, Duration) {
+    let stopped = Instant::now();
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let (reason, at) = detect();
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    (reason, at - stopped)
+}
+
+/// A heartbeat (interval 100 ms, timeout 400 ms) closed the connection
+/// with reason ERROR within `low_ms..=high_ms` (plus the sanitizers' slack).
+fn assert_detected((reason, detected): (i32, Duration), low_ms: u64, high_ms: u64, what: &str) {
+    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
+    assert!(
+        detected >= Duration::from_millis(low_ms)
+            && detected <= Duration::from_millis(high_ms) + support::time_slack(),
+        "detected {detected:?} {what} (timeout 400 ms, interval 100 ms)"
+    );
+}
+
 /// Heartbeats of 100 ms with a 400 ms timeout.
 fn client_heartbeats(c: &mut veltix_client_config_t) {
-    c.heartbeat_interval_ms = 100;
-    c.heartbeat_timeout_ms = 400;
+    c.liveness.heartbeat_interval_ms = 100;
+    c.liveness.heartbeat_timeout_ms = 400;
 }
 
 /// `client`'s statistics through the C API.
@@ -183,13 +205,12 @@ fn a_client_finds_a_server_that_stopped_answering() {
     let rtt = client_stats(&client).last_rtt_ms;
     assert!((0.0..100.0).contains(&rtt), "heartbeat round trip {rtt}");
     let (reason, at) = wait_for_disconnect(&client, Duration::from_secs(3));
-    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
     // The last PONG came at most one interval before the fake went silent.
-    let detected = at - silent_since;
-    assert!(
-        detected >= Duration::from_millis(250)
-            && detected <= Duration::from_millis(600) + support::time_slack(),
-        "detected {detected:?} after the server went silent (timeout 400, interval 100)"
+    assert_detected(
+        (reason, at - silent_since),
+        250,
+        600,
+        "after the server went silent",
     );
     assert!(
         client
@@ -252,20 +273,11 @@ fn client_heartbeats_with_the_reference_server_and_one_it_stopped() {
         .drain_events(Duration::from_millis(50))
         .iter()
         .all(|event| matches!(event, Event::Connect)));
-    // SIGSTOP: the process holds its socket and answers nothing.
-    let pid = server.pid() as i32;
-    let stopped = Instant::now();
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let (reason, at) = wait_for_disconnect(&client, Duration::from_secs(5));
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let detected = detect_sigstopped(server.pid(), || {
+        wait_for_disconnect(&client, Duration::from_secs(5))
+    });
     server.kill();
-    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
-    let detected = at - stopped;
-    assert!(
-        detected >= Duration::from_millis(300)
-            && detected <= Duration::from_millis(700) + support::time_slack(),
-        "detected {detected:?} after SIGSTOP (timeout 400 ms, interval 100 ms)"
-    );
+    assert_detected(detected, 300, 700, "after SIGSTOP");
 }
 
 #[test]
@@ -385,8 +397,8 @@ fn answer_pings(peer: &mut RawPeer, until: Instant) -> usize {
 #[test]
 fn a_server_finds_a_client_that_stopped_answering_and_fails_its_requests() {
     let server = TestServer::start(|c| {
-        c.heartbeat_interval_ms = 100;
-        c.heartbeat_timeout_ms = 400;
+        c.liveness.heartbeat_interval_ms = 100;
+        c.liveness.heartbeat_timeout_ms = 400;
     });
     let mut raw = RawPeer::handshaken(server.port);
     let peer = server.next_connect();
@@ -419,12 +431,11 @@ fn a_server_finds_a_client_that_stopped_answering_and_fails_its_requests() {
     let rtt = peer_stats(&server, peer).last_rtt_ms;
     assert!((0.0..100.0).contains(&rtt), "heartbeat round trip {rtt}");
     let (reason, at) = wait_for_peer_disconnect(&server, peer, Duration::from_secs(3));
-    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
-    let detected = at - silent_since;
-    assert!(
-        detected >= Duration::from_millis(250)
-            && detected <= Duration::from_millis(600) + support::time_slack(),
-        "detected {detected:?} after the peer went silent (timeout 400, interval 100)"
+    assert_detected(
+        (reason, at - silent_since),
+        250,
+        600,
+        "after the peer went silent",
     );
     let (status, waited) = pending.join().unwrap();
     assert_eq!(status, VELTIX_ERR_CLOSED);
@@ -441,8 +452,8 @@ fn a_server_finds_a_client_that_stopped_answering_and_fails_its_requests() {
 #[test]
 fn server_heartbeats_with_the_reference_client_and_one_it_stopped() {
     let server = TestServer::start(|c| {
-        c.heartbeat_interval_ms = 100;
-        c.heartbeat_timeout_ms = 400;
+        c.liveness.heartbeat_interval_ms = 100;
+        c.liveness.heartbeat_timeout_ms = 400;
     });
     let client = RefClient::connected(server.port);
     let peer = server.next_connect();
@@ -456,26 +467,18 @@ fn server_heartbeats_with_the_reference_client_and_one_it_stopped() {
             .is_none(),
         "no PONG reached a callback"
     );
-    let pid = client.pid() as i32;
-    let stopped = Instant::now();
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let (reason, at) = wait_for_peer_disconnect(&server, peer, Duration::from_secs(5));
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let detected = detect_sigstopped(client.pid(), || {
+        wait_for_peer_disconnect(&server, peer, Duration::from_secs(5))
+    });
     drop(client);
-    assert_eq!(reason, VELTIX_DISCONNECT_ERROR);
-    let detected = at - stopped;
-    assert!(
-        detected >= Duration::from_millis(300)
-            && detected <= Duration::from_millis(700) + support::time_slack(),
-        "detected {detected:?} after SIGSTOP (timeout 400 ms, interval 100 ms)"
-    );
+    assert_detected(detected, 300, 700, "after SIGSTOP");
 }
 
 #[test]
 fn the_idle_timeout_closes_a_silent_peer_and_keeps_a_chatty_one() {
     let server = TestServer::start(|c| {
         c.idle_timeout_ms = 300;
-        c.heartbeat_interval_ms = 50; // PONGs do not count as messages
+        c.liveness.heartbeat_interval_ms = 50; // PONGs do not count as messages
     });
     let mut silent = RawPeer::handshaken(server.port);
     let silent_id = server.next_connect();

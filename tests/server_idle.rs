@@ -37,7 +37,7 @@ fn ten_thousand_idle_connections_and_an_active_client() {
     // idle peers never answer, so no timeout, which would close them).
     let server = TestServer::start(|config| {
         config.max_workers = 1;
-        config.heartbeat_interval_ms = HEARTBEAT_MS;
+        config.liveness.heartbeat_interval_ms = HEARTBEAT_MS;
     });
     // Warm up: one connection through every code path before measuring.
     drop(TestClient::connected(server.port));

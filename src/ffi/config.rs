@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use super::boundary::{non_null_mut, utf8, with_status};
 use super::extensible::{self, field_ends, Extensible};
+use super::liveness::veltix_liveness_t;
 use super::status::veltix_status_t;
 use crate::client::ClientConfig;
 use crate::error::Result;
-use crate::liveness::{optional_ms, Liveness};
+use crate::liveness::optional_ms;
 
 /// How a client connects. Fill it with
 /// `veltix_client_config_init(&config, sizeof config)`, then change the
@@ -66,30 +67,9 @@ pub struct veltix_client_config_t {
     /// Back-pressure: the payload bytes of those messages, as
     /// `max_queued_messages` (at least 1). Default 16 MiB.
     pub max_queued_bytes: u32,
-    /// Heartbeats: after this many milliseconds with nothing received, send
-    /// a PING, then one per interval while the silence lasts (any frame
-    /// received counts as life, so a busy connection sends none; the PONGs
-    /// never reach a callback). 0 (the default) is off, as in the
-    /// reference; at least 10 otherwise. Runs on the library's I/O threads,
-    /// also in dispatch mode.
-    pub heartbeat_interval_ms: u32,
-    /// Heartbeats: after this many milliseconds with nothing received at
-    /// all, the connection is dead and is closed with reason
-    /// `VELTIX_DISCONNECT_ERROR` (`veltix_last_error()` in `on_disconnect`
-    /// says so); pending requests fail with `VELTIX_ERR_CLOSED` at once.
-    /// Detection takes between this and this plus one interval. 0 (the
-    /// default) is off; above `heartbeat_interval_ms` when both are set.
-    pub heartbeat_timeout_ms: u32,
-    /// TCP keepalive (`SO_KEEPALIVE`): seconds of idleness before the first
-    /// probe (`TCP_KEEPIDLE`). 0 (the default) leaves keepalive off; then
-    /// the two fields below are ignored.
-    pub keepalive_idle_s: u32,
-    /// Seconds between keepalive probes (`TCP_KEEPINTVL`), at least 1 when
-    /// keepalive is on.
-    pub keepalive_interval_s: u32,
-    /// Unanswered probes before the kernel drops the connection
-    /// (`TCP_KEEPCNT`), at least 1 when keepalive is on.
-    pub keepalive_count: u32,
+    /// Heartbeats and TCP keepalive (see `veltix_liveness_t`); off by
+    /// default.
+    pub liveness: veltix_liveness_t,
     /// Reconnection backoff: 0 (the default) keeps the reference's fixed
     /// `retry_delay_ms`; otherwise the delay doubles after each failed
     /// attempt, from `retry_delay_ms` up to this many milliseconds (at
@@ -142,11 +122,7 @@ unsafe impl Extensible for veltix_client_config_t {
             send_timeout_ms: millis(defaults.send_timeout),
             max_queued_messages: defaults.max_queued_messages,
             max_queued_bytes: defaults.max_queued_bytes,
-            heartbeat_interval_ms: 0,
-            heartbeat_timeout_ms: 0,
-            keepalive_idle_s: 0,
-            keepalive_interval_s: 0,
-            keepalive_count: 0,
+            liveness: veltix_liveness_t::default(),
             retry_delay_max_ms: 0,
             retry_jitter: false,
         }
@@ -169,11 +145,7 @@ unsafe impl Extensible for veltix_client_config_t {
                 send_timeout_ms,
                 max_queued_messages,
                 max_queued_bytes,
-                heartbeat_interval_ms,
-                heartbeat_timeout_ms,
-                keepalive_idle_s,
-                keepalive_interval_s,
-                keepalive_count,
+                liveness,
                 retry_delay_max_ms,
                 retry_jitter,
             ]
@@ -208,13 +180,7 @@ impl veltix_client_config_t {
             send_timeout: Duration::from_millis(self.send_timeout_ms.into()),
             max_queued_messages: self.max_queued_messages,
             max_queued_bytes: self.max_queued_bytes,
-            liveness: Liveness::from_c(
-                self.heartbeat_interval_ms,
-                self.heartbeat_timeout_ms,
-                self.keepalive_idle_s,
-                self.keepalive_interval_s,
-                self.keepalive_count,
-            ),
+            liveness: self.liveness.to_liveness(),
             retry_delay_max: optional_ms(self.retry_delay_max_ms),
             retry_jitter: self.retry_jitter,
         };

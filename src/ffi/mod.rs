@@ -9,6 +9,7 @@ mod boundary;
 pub mod client;
 pub mod config;
 mod extensible;
+pub mod liveness;
 pub mod log;
 pub mod message;
 pub mod server;
@@ -20,6 +21,7 @@ use std::ffi::c_char;
 
 pub use client::*;
 pub use config::*;
+pub use liveness::*;
 pub use log::*;
 pub use message::*;
 pub use server::*;

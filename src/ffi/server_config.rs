@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::boundary::{non_null_mut, utf8, with_status};
 use super::extensible::{self, field_ends, Extensible};
+use super::liveness::veltix_liveness_t;
 use super::status::veltix_status_t;
 use crate::error::Result;
-use crate::liveness::{optional_ms, Liveness};
+use crate::liveness::optional_ms;
 use crate::server::ServerConfig;
 
 /// How a server listens. Fill it with
@@ -79,30 +80,9 @@ pub struct veltix_server_config_t {
     /// sender) is the one that goes. Reads check the budget before each
     /// read, so it is passed by at most one frame. Default 512 MiB.
     pub max_memory_bytes: u64,
-    /// Heartbeats: after this many milliseconds with nothing received, send
-    /// a PING, then one per interval while the silence lasts (any frame
-    /// received counts as life, so a busy connection sends none; the PONGs
-    /// never reach a callback). 0 (the default) is off, as in the
-    /// reference; at least 10 otherwise. Runs on the I/O thread, one timer
-    /// structure for all peers, also in dispatch mode.
-    pub heartbeat_interval_ms: u32,
-    /// Heartbeats: after this many milliseconds with nothing received at
-    /// all, the connection is dead and is closed with reason
-    /// `VELTIX_DISCONNECT_ERROR` (`veltix_last_error()` in `on_disconnect`
-    /// says so); the peer's pending requests fail with `VELTIX_ERR_CLOSED` at once.
-    /// Detection takes between this and this plus one interval. 0 (the
-    /// default) is off; above `heartbeat_interval_ms` when both are set.
-    pub heartbeat_timeout_ms: u32,
-    /// TCP keepalive (`SO_KEEPALIVE`): seconds of idleness before the first
-    /// probe (`TCP_KEEPIDLE`). 0 (the default) leaves keepalive off; then
-    /// the two fields below are ignored.
-    pub keepalive_idle_s: u32,
-    /// Seconds between keepalive probes (`TCP_KEEPINTVL`), at least 1 when
-    /// keepalive is on.
-    pub keepalive_interval_s: u32,
-    /// Unanswered probes before the kernel drops the connection
-    /// (`TCP_KEEPCNT`), at least 1 when keepalive is on.
-    pub keepalive_count: u32,
+    /// Heartbeats and TCP keepalive (see `veltix_liveness_t`); off by
+    /// default.
+    pub liveness: veltix_liveness_t,
     /// Close a peer that sent no message for this many milliseconds
     /// (reason `VELTIX_DISCONNECT_ERROR`); PINGs and PONGs do not count, so
     /// a connected but silent client is closed even with heartbeats on.
@@ -148,11 +128,7 @@ unsafe impl Extensible for veltix_server_config_t {
             max_queued_messages: defaults.max_queued_messages,
             max_queued_bytes: defaults.max_queued_bytes,
             max_memory_bytes: defaults.max_memory_bytes,
-            heartbeat_interval_ms: 0,
-            heartbeat_timeout_ms: 0,
-            keepalive_idle_s: 0,
-            keepalive_interval_s: 0,
-            keepalive_count: 0,
+            liveness: veltix_liveness_t::default(),
             idle_timeout_ms: 0,
         }
     }
@@ -174,11 +150,7 @@ unsafe impl Extensible for veltix_server_config_t {
                 max_queued_messages,
                 max_queued_bytes,
                 max_memory_bytes,
-                heartbeat_interval_ms,
-                heartbeat_timeout_ms,
-                keepalive_idle_s,
-                keepalive_interval_s,
-                keepalive_count,
+                liveness,
                 idle_timeout_ms,
             ]
         )
@@ -211,13 +183,7 @@ impl veltix_server_config_t {
             max_queued_messages: self.max_queued_messages,
             max_queued_bytes: self.max_queued_bytes,
             max_memory_bytes: self.max_memory_bytes,
-            liveness: Liveness::from_c(
-                self.heartbeat_interval_ms,
-                self.heartbeat_timeout_ms,
-                self.keepalive_idle_s,
-                self.keepalive_interval_s,
-                self.keepalive_count,
-            ),
+            liveness: self.liveness.to_liveness(),
             idle_timeout: optional_ms(self.idle_timeout_ms),
         };
         config.validate()?;

@@ -474,36 +474,29 @@ impl EventLoop {
                 // Not reading it, the loop cannot tell: the pause is life.
                 connection.clock.received(now);
             }
-            if let Some(idle) = config.idle_timeout {
-                if now.saturating_duration_since(connection.last_message) >= idle {
-                    log_at!(
-                        Info,
-                        "closed peer {} ({}): no message for {} ms (idle_timeout_ms)",
-                        id,
-                        connection.peer.addr,
-                        idle.as_millis()
-                    );
-                    self.close(key, DisconnectReason::Error, false);
-                    continue;
-                }
+            let idle = config
+                .idle_timeout
+                .filter(|idle| now.saturating_duration_since(connection.last_message) >= *idle)
+                .map(|idle| format!("no message for {} ms (idle_timeout_ms)", idle.as_millis()));
+            let due = connection.clock.due(&config.liveness.heartbeat, now);
+            let dead = match due {
+                HeartbeatDue::Dead(silence) => Some(format!(
+                    "nothing for {} ms (heartbeat_timeout_ms)",
+                    silence.as_millis()
+                )),
+                _ => None,
+            };
+            if let Some(why) = idle.or(dead) {
+                log_at!(Info, "closed peer {id} ({}): {why}", connection.peer.addr);
+                self.close(key, DisconnectReason::Error, false);
+                continue;
             }
-            match connection.clock.due(&config.liveness.heartbeat, now) {
-                HeartbeatDue::Dead(silence) => {
-                    log_at!(
-                        Warn,
-                        "closed peer {} ({}): nothing for {} ms (heartbeat_timeout_ms)",
-                        id,
-                        connection.peer.addr,
-                        silence.as_millis()
-                    );
-                    self.close(key, DisconnectReason::Error, false);
-                    continue;
-                }
+            match due {
                 HeartbeatDue::Ping => {
                     connection.clock.pinged(now);
                     server.send_heartbeat(&connection.peer);
                 }
-                HeartbeatDue::Until(_) | HeartbeatDue::Never => {}
+                HeartbeatDue::Dead(_) | HeartbeatDue::Until(_) | HeartbeatDue::Never => {}
             }
             if let Some(at) = self.liveness_deadline(key) {
                 self.timers.schedule(at, key, id);
