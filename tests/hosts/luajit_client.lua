@@ -8,7 +8,8 @@
 -- in a dispatch, the thread never waits for the network), send 20 messages
 -- of type 200 (the server echoes them), receive every echo through a route,
 -- make one request with veltix_client_request (its reply arrives in a
--- callback, never blocking this thread), unroute type 200 so the next
+-- callback, never blocking this thread), unroute type 200 (its free_user_data
+-- runs once, before unroute returns) so the next
 -- echo reaches on_recv instead, disconnect and free (which
 -- delivers on_disconnect on this thread). Then one connect_async to a port
 -- that refuses: its permanent on_disconnect arrives with the cause in
@@ -102,6 +103,12 @@ local on_echo = ffi.cast("veltix_message_fn", function(_, _, message)
     local data = lib.veltix_message_content(message, len)
     echoes[#echoes + 1] = ffi.string(data, len[0])
 end)
+-- free_user_data of the route: called once, on this thread, by unroute.
+local route_freed = 0
+local on_route_free = ffi.cast("veltix_free_fn", function()
+    on_this_thread()
+    route_freed = route_freed + 1
+end)
 local received = {}
 local on_recv = ffi.cast("veltix_message_fn", function(_, _, message)
     on_this_thread()
@@ -151,7 +158,8 @@ end
 for run = 1, runs do
     echoes, disconnects, connects = {}, {}, 0
     local client = new_client(port)
-    check(lib.veltix_client_route(client, 200, on_echo, nil, nil), "route")
+    route_freed = 0
+    check(lib.veltix_client_route(client, 200, on_echo, nil, on_route_free), "route")
     check(lib.veltix_client_connect_async(client), "connect_async")
     dispatch_until(client, function() return connects == 1 end, "on_connect")
     for i = 1, MESSAGES do
@@ -178,7 +186,9 @@ for run = 1, runs do
     -- Without the route, the echo goes to on_recv.
     received = {}
     check(lib.veltix_client_on_recv(client, on_recv, nil, nil), "on_recv")
+    assert(route_freed == 0, "the route is still registered")
     check(lib.veltix_client_unroute(client, 200), "unroute")
+    assert(route_freed == 1, "unroute released the route's user_data once, before returning")
     local last = "unrouted " .. run
     check(lib.veltix_client_send(client, 200, ffi.cast("const uint8_t *", last), #last), "send")
     dispatch_until(client, function() return #received >= 1 end, "the on_recv message")
@@ -186,6 +196,7 @@ for run = 1, runs do
     check(lib.veltix_client_disconnect(client), "disconnect")
     lib.veltix_client_free(client) -- runs the due on_disconnect on this thread
     assert(#disconnects == 1 and disconnects[1] == 2, "one on_disconnect(MANUAL) by free")
+    assert(route_freed == 1, "released once in all")
 end
 
 -- A refused connection (port 1: nothing listens there).

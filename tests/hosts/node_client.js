@@ -47,6 +47,7 @@ koffi.struct('veltix_disconnect_state_t', {
   reason: 'int32_t',
 });
 const ConnectFn = koffi.proto('void veltix_connect_fn(void *user_data, void *client)');
+const FreeFn = koffi.proto('void veltix_free_fn(void *user_data)');
 const MessageFn = koffi.proto('void veltix_message_fn(void *user_data, void *client, void *message)');
 const DisconnectFn = koffi.proto(
   'void veltix_disconnect_fn(void *user_data, void *client, veltix_disconnect_state_t *state)');
@@ -59,7 +60,7 @@ const api = {
   clientNew: lib.func('int32_t veltix_client_new(veltix_client_config_t *config, _Out_ void **out)'),
   free: lib.func('void veltix_client_free(void *client)'),
   route: lib.func(
-    'int32_t veltix_client_route(void *client, uint16_t type, veltix_message_fn *fn, void *user_data, void *free_user_data)'),
+    'int32_t veltix_client_route(void *client, uint16_t type, veltix_message_fn *fn, void *user_data, veltix_free_fn *free_user_data)'),
   onDisconnect: lib.func(
     'int32_t veltix_client_on_disconnect(void *client, veltix_disconnect_fn *fn, void *user_data, void *free_user_data)'),
   onConnect: lib.func(
@@ -88,6 +89,11 @@ function check(status, what) {
 let echoes = [];
 let replies = [];
 let received = [];
+// free_user_data of the route: called once, on this thread, by unroute.
+let routeFreed = 0;
+const onRouteFree = koffi.register(() => {
+  routeFreed += 1;
+}, koffi.pointer(FreeFn));
 const onRecv = koffi.register((_, __, message) => {
   received.push(api.content(message, null));
 }, koffi.pointer(MessageFn));
@@ -151,7 +157,8 @@ async function run(index) {
   disconnects = [];
   connects = 0;
   const client = newClient(port);
-  check(api.route(client, 200, onEcho, null, null), 'route');
+  routeFreed = 0;
+  check(api.route(client, 200, onEcho, null, onRouteFree), 'route');
   check(api.connectAsync(client), 'connect_async');
   await dispatchUntil(client, () => connects === 1, 'on_connect');
   const expected = [];
@@ -174,7 +181,13 @@ async function run(index) {
   // Without the route, the echo goes to on_recv.
   received = [];
   check(api.onRecv(client, onRecv, null, null), 'on_recv');
+  if (routeFreed !== 0) {
+    throw new Error('released while still registered');
+  }
   check(api.unroute(client, 200), 'unroute');
+  if (routeFreed !== 1) {
+    throw new Error(`unroute released the route ${routeFreed} times`);
+  }
   const last = `unrouted ${index}`;
   check(api.send(client, 200, last, Buffer.byteLength(last)), 'send');
   await dispatchUntil(client, () => received.length >= 1, 'the on_recv message');
