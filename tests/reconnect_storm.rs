@@ -86,7 +86,11 @@ fn storm(tweak: impl Fn(&mut ClientConfig)) -> Storm {
     }
     let all_back_after = cut_at.elapsed();
     std::thread::sleep(Duration::from_millis(200));
-    drop(clients);
+    // Client handles are clones: close() ends each one and joins its
+    // threads (dropping a handle does not).
+    for client in &clients {
+        client.close();
+    }
     server.shut_down();
     let attempts = attempts.lock().unwrap().clone();
     Storm {

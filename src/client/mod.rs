@@ -686,7 +686,14 @@ impl Client {
             .spawn(move || crate::workers::run_guarded(Box::new(body)))
             .map_err(|e| Error::io("cannot start a thread", &e))?;
         let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
-        threads.retain(|t| !t.is_finished());
+        // Finished threads (readers of closed connections, ended retry
+        // loops) are joined, which returns at once, rather than dropped
+        // unjoined: a client reconnecting for days must not leak them.
+        let (finished, running) = threads.drain(..).partition(|t| t.is_finished());
+        *threads = running;
+        for thread in finished {
+            let _ = thread.join();
+        }
         threads.push(handle);
         Ok(())
     }
