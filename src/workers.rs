@@ -163,6 +163,11 @@ struct LaneState {
 }
 
 impl Lane {
+    /// Whether jobs are queued behind the one running.
+    pub fn has_queued(&self) -> bool {
+        !self.state().jobs.is_empty()
+    }
+
     /// Drops the lane's queued jobs that were submitted as droppable
     /// ([`WorkerPool::submit_droppable_in`]) and have not started; the
     /// others stay queued, in order. Returns how many were dropped.

@@ -10,37 +10,10 @@ use std::time::{Duration, Instant};
 
 use support::capi::{Event, TestClient};
 use support::fake_server::{complete_handshake, read_frame, FakeServer};
-use support::hostile::{frame, RawPeer};
+use support::hostile::{frame, socket_between, RawPeer};
 use support::server_capi::{ServerEvent, TestServer};
 use support::{RefClient, RefServer};
 use veltix::ffi::*;
-
-/// The sockets of this process connected between `local_port` and
-/// `peer_port` (either side), found through /proc/self/fd.
-fn socket_between(local_port: u16, peer_port: u16) -> Option<i32> {
-    let fds = std::fs::read_dir("/proc/self/fd").ok()?;
-    for entry in fds.flatten() {
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if port_of(fd, libc::getsockname) == Some(local_port)
-            && port_of(fd, libc::getpeername) == Some(peer_port)
-        {
-            return Some(fd);
-        }
-    }
-    None
-}
-
-type NameFn = unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
-
-fn port_of(fd: i32, name: NameFn) -> Option<u16> {
-    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    let result = unsafe { name(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len) };
-    (result == 0 && i32::from(addr.sin_family) == libc::AF_INET)
-        .then(|| u16::from_be(addr.sin_port))
-}
 
 fn option(fd: i32, level: i32, name: i32) -> i32 {
     let mut value: i32 = -1;

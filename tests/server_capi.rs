@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::capi::{Event, TestClient};
+use support::fake_server::read_frame;
+use support::hostile::{frame, socket_between, RawPeer};
 use support::server_capi::{ServerEvent, TestServer, ECHO};
 use veltix::ffi::*;
 use veltix::protocol::handshake;
@@ -402,4 +404,91 @@ fn configuration_and_arguments_are_checked() {
     assert_eq!(busy.send(peer, 230, &big), VELTIX_ERR_MESSAGE_TOO_LARGE);
     drop(client);
     unsafe { veltix_server_free(std::ptr::null_mut()) };
+}
+
+/// TCP segments sent so far on socket `fd` (`tcpi_segs_out` of Linux's
+/// `struct tcp_info`, at byte 136).
+fn segments_out(fd: i32) -> u32 {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    let result = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert!(result == 0 && len >= 144, "TCP_INFO");
+    u32::from_ne_bytes(info[136..140].try_into().unwrap())
+}
+
+#[test]
+fn replies_to_a_pipelined_burst_leave_in_few_writes() {
+    let server = TestServer::start(|c| c.max_workers = 1);
+    let mut raw = RawPeer::handshaken(server.port);
+    let peer = server.next_connect();
+    let (_, client_port) = server.peer_address(peer).unwrap();
+    let server_side = socket_between(server.port, client_port).expect("the server's socket");
+    let before = segments_out(server_side);
+    let burst: Vec<u8> = (0..200u16)
+        .flat_map(|i| frame(ECHO, i, format!("request {i}").as_bytes()))
+        .collect();
+    raw.write(&burst).unwrap();
+    for i in 0..200u16 {
+        let (type_code, id, payload) = read_frame(&mut raw.stream);
+        assert_eq!((type_code, id), (ECHO, i), "in order");
+        assert_eq!(payload, format!("request {i}").as_bytes());
+    }
+    let segments = segments_out(server_side) - before;
+    // Corked while the peer's next callbacks wait, the replies leave in a
+    // few writes; one write per reply would be about 200 segments.
+    assert!(segments <= 40, "200 replies took {segments} segments");
+}
+
+#[test]
+fn a_callback_may_wait_for_its_peer_while_more_of_its_messages_are_queued() {
+    // The route asks the peer with send_and_wait; that request must not be
+    // held back by the cork, though the peer's next messages are queued.
+    let server = TestServer::start(|c| c.max_workers = 1);
+    unsafe extern "C" fn ask_back(
+        _: *mut std::ffi::c_void,
+        server: *mut veltix_server_t,
+        peer: veltix_peer_id_t,
+        _: *const veltix_message_t,
+    ) {
+        let mut answer = std::ptr::null_mut();
+        let status =
+            veltix_server_send_and_wait(server, peer, 241, b"?".as_ptr(), 1, 5000, &mut answer);
+        veltix_message_free(answer);
+        let text = if status == VELTIX_OK {
+            &b"answered"[..]
+        } else {
+            b"timed out"
+        };
+        veltix_server_send(server, peer, 242, text.as_ptr(), text.len());
+    }
+    assert_eq!(
+        unsafe { veltix_server_route(server.ptr, 240, Some(ask_back), std::ptr::null_mut(), None) },
+        VELTIX_OK
+    );
+    let mut raw = RawPeer::handshaken(server.port);
+    let started = Instant::now();
+    let three: Vec<u8> = (0..3u16).flat_map(|i| frame(240, i, b"go")).collect();
+    raw.write(&three).unwrap();
+    let mut answered = 0;
+    while answered < 3 {
+        let (type_code, id, _) = read_frame(&mut raw.stream);
+        match type_code {
+            241 => raw.write(&frame(241, id, b"!")).unwrap(),
+            242 => answered += 1,
+            other => panic!("unexpected type {other}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no request waited for a cork: {:?}",
+        started.elapsed()
+    );
 }

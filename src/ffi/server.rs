@@ -443,6 +443,13 @@ pub unsafe extern "C" fn veltix_server_unroute(
 /// referenced afterwards. Frames from concurrent callers are never
 /// interleaved; one caller's frames arrive in order.
 ///
+/// Inside a message callback of `peer` itself, while more of that peer's
+/// messages wait for callbacks (a pipelining client), sends and replies to
+/// it are held in its queue and written together when the last of those
+/// callbacks returns, or once 64 KiB gather: one write per batch instead of
+/// one per reply. Requests (`send_and_wait`, `request`, pings) are never
+/// held back.
+///
 /// Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent) when 15 + `len`
 /// exceeds `max_message_size`; `VELTIX_ERR_NOT_CONNECTED` if `peer` is not
 /// connected; `VELTIX_ERR_CLOSED` if the peer stopped reading and its queue

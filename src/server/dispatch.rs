@@ -68,18 +68,26 @@ impl Server {
             true => {
                 let charge = peer.backlog.charge(message.payload().len());
                 let server = self.clone();
-                let id = peer.id;
+                let sender = peer.clone();
                 // Droppable: a server closing, or cutting this peer to stay
                 // within its memory budget, drops it if not started. The
                 // handler is looked up again when the job runs: one removed
-                // or replaced meanwhile is never started.
+                // or replaced meanwhile is never started. Its replies are
+                // corked while more of this peer's messages wait behind it.
                 self.inner.workers.submit_droppable_in(
                     &peer.lane,
                     Box::new(move || {
-                        if let Some(call) = server.callbacks().message_handler(message.type_code()) {
-                            (call.handler())(&server, id, &message);
-                        }
+                        let more_follow = || sender.lane.has_queued();
+                        let written = sender.run_corked(more_follow, || {
+                            if let Some(call) = server.callbacks().message_handler(message.type_code()) {
+                                (call.handler())(&server, sender.id, &message);
+                            }
+                        });
                         drop(charge);
+                        if let Err(e) = written {
+                            log_at!(Debug, "write to peer {} failed: {e}", sender.id);
+                            server.request_close(&sender, DisconnectReason::Error);
+                        }
                     }),
                 );
             }

@@ -303,7 +303,7 @@ impl Server {
             .pending
             .round_trip(peer, timeout, |request_id, _| {
                 let peer = self.peer(peer)?;
-                self.send_frame(&peer, type_code, request_id, payload)
+                self.send_request(&peer, type_code, request_id, payload)
             })
     }
 
@@ -331,7 +331,7 @@ impl Server {
             timeout,
             |request_id| {
                 let peer = self.peer(peer)?;
-                self.send_frame(&peer, type_code, request_id, payload)
+                self.send_request(&peer, type_code, request_id, payload)
             },
             on_outcome,
         )
@@ -372,7 +372,7 @@ impl Server {
         let sent_ping = self.inner.pending.request(
             peer.id,
             wait,
-            |request_id| self.send_frame(peer, PING, request_id, &[]),
+            |request_id| self.send_request(peer, PING, request_id, &[]),
             record_rtt,
         );
         if let Err(error) = sent_ping {
@@ -399,7 +399,10 @@ impl Server {
             .collect();
         let sent = targets
             .iter()
-            .filter(|peer| self.send_encoded(peer, &header, payload).is_ok())
+            .filter(|peer| {
+                self.send_encoded(peer, &header, payload, Peer::send)
+                    .is_ok()
+            })
             .count();
         Ok(sent)
     }
@@ -494,13 +497,32 @@ impl Server {
         payload: &[u8],
     ) -> Result<()> {
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
-        self.send_encoded(peer, &header, payload)
+        self.send_encoded(peer, &header, payload, Peer::send)
+    }
+
+    /// As [`Server::send_frame`], for a request whose reply someone waits
+    /// for: never held back by a cork.
+    fn send_request(
+        &self,
+        peer: &Arc<Peer>,
+        type_code: u16,
+        request_id: u16,
+        payload: &[u8],
+    ) -> Result<()> {
+        let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
+        self.send_encoded(peer, &header, payload, Peer::send_now)
     }
 
     /// Sends a frame; a peer whose connection fails (or that stopped
     /// reading) is handed to the I/O thread to close.
-    fn send_encoded(&self, peer: &Arc<Peer>, header: &[u8], payload: &[u8]) -> Result<()> {
-        match peer.send([header, payload]) {
+    fn send_encoded(
+        &self,
+        peer: &Arc<Peer>,
+        header: &[u8],
+        payload: &[u8],
+        send: impl FnOnce(&Peer, crate::writer::Parts<'_>) -> std::result::Result<(), SendError>,
+    ) -> Result<()> {
+        match send(peer, [header, payload]) {
             Ok(()) => Ok(()),
             Err(SendError::Closed) => Err(Error::PeerNotConnected(peer.id)),
             Err(SendError::OverBudget { queued }) => {

@@ -9,6 +9,7 @@
 //! failed once its queue would exceed the bound, and the I/O thread closes
 //! it, so it can never stall the server or other peers.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -25,6 +26,22 @@ use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
 
 use super::outbound::ChunkQueue;
+
+/// Corked bytes of one peer written anyway once this many are queued.
+pub(crate) const CORK_LIMIT: usize = 64 * 1024;
+
+/// Whether a send may be held back by a cork.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cork {
+    Allowed,
+    Never,
+}
+
+thread_local! {
+    /// The peer whose message callback this worker thread is running, with
+    /// its sends corked (see [`Peer::run_corked`]).
+    static CORKED: Cell<Option<PeerId>> = const { Cell::new(None) };
+}
 
 /// A connected client of a server; never reused during the server's life.
 pub type PeerId = u64;
@@ -51,6 +68,10 @@ pub(crate) struct Peer {
 struct Outbound {
     /// Bytes accepted for sending that the socket has not taken yet.
     queue: ChunkQueue,
+    /// Part of `queue` was held back by a cork (not by a full socket): no
+    /// writable event will come for it, so it must be written by the next
+    /// send that is not corked, or when the cork is released.
+    corked: bool,
     /// Set when the connection failed or is closing: sends are refused.
     failed: Option<DisconnectReason>,
     /// The queue's memory, kept in the server's memory budget.
@@ -98,6 +119,7 @@ impl Peer {
             backlog,
             outbound: Mutex::new(Outbound {
                 queue: ChunkQueue::default(),
+                corked: false,
                 failed: None,
                 account: Account::new(budget),
             }),
@@ -112,8 +134,18 @@ impl Peer {
     /// overflow or a socket error the peer is marked failed; the caller has
     /// the I/O thread close it.
     pub fn send(&self, parts: Parts<'_>) -> Result<(), SendError> {
+        self.send_with(parts, Cork::Allowed)
+    }
+
+    /// As [`Peer::send`], never corked: for a request whose caller waits
+    /// for the reply (corked, it would wait for itself).
+    pub fn send_now(&self, parts: Parts<'_>) -> Result<(), SendError> {
+        self.send_with(parts, Cork::Never)
+    }
+
+    fn send_with(&self, parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
         let frame_len = parts[0].len() + parts[1].len();
-        let sent = self.write_or_queue(parts);
+        let sent = self.write_or_queue(parts, cork);
         if sent.is_ok() {
             self.stats.frame_out();
             self.stats.wrote(frame_len);
@@ -121,12 +153,13 @@ impl Peer {
         sent
     }
 
-    fn write_or_queue(&self, mut parts: Parts<'_>) -> Result<(), SendError> {
+    fn write_or_queue(&self, mut parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
+        let corking = cork == Cork::Allowed && CORKED.with(Cell::get) == Some(self.id);
         let mut out = self.outbound();
         if out.failed.is_some() {
             return Err(SendError::Closed);
         }
-        if out.queue.len() == 0 {
+        if out.queue.len() == 0 && !corking {
             match write_parts(self.stream.as_raw_fd(), &mut parts) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -153,6 +186,17 @@ impl Peer {
         }
         let held = out.queue.held();
         out.account.set(held);
+        let write_now = match corking {
+            true => {
+                out.corked = true;
+                out.queue.len() >= CORK_LIMIT
+            }
+            // Corked bytes ahead of ours wait for no writable event.
+            false => out.corked,
+        };
+        if write_now {
+            self.write_queue(&mut out).map_err(SendError::Io)?;
+        }
         Ok(())
     }
 
@@ -160,11 +204,50 @@ impl Peer {
     /// I/O thread, when the socket becomes writable).
     pub fn flush(&self) -> io::Result<()> {
         let mut out = self.outbound();
+        self.write_queue(&mut out)
+    }
+
+    /// Runs `callback`, one of this peer's message callbacks, on this
+    /// worker thread with the peer's sends corked: they gather in its
+    /// outbound queue (up to [`CORK_LIMIT`]) instead of costing a write
+    /// each. At the end they are written, unless `more_follow` says another
+    /// callback of this peer is queued, whose end writes them: a pipelining
+    /// client's replies go out in one write per batch. Sends that must not
+    /// wait (requests, pings) are never corked.
+    pub fn run_corked(
+        &self,
+        more_follow: impl Fn() -> bool,
+        callback: impl FnOnce(),
+    ) -> io::Result<()> {
+        struct Restore(Option<PeerId>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CORKED.with(|corked| corked.set(self.0));
+            }
+        }
+        let restore = Restore(CORKED.with(|corked| corked.replace(Some(self.id))));
+        callback();
+        drop(restore);
+        if more_follow() {
+            return Ok(());
+        }
+        let mut out = self.outbound();
+        match out.corked {
+            true => self.write_queue(&mut out),
+            false => Ok(()),
+        }
+    }
+
+    /// Writes the queue until the socket is full or the queue empty; a
+    /// socket error marks the peer failed.
+    fn write_queue(&self, out: &mut Outbound) -> io::Result<()> {
+        out.corked = false;
         let result = out.queue.write_to(self.stream.as_raw_fd());
         let held = out.queue.held();
         out.account.set(held);
         match result {
             Ok(()) => Ok(()),
+            // The rest goes when the socket is writable again.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => {
                 out.failed = Some(DisconnectReason::Error);

@@ -184,3 +184,30 @@ impl PeakRss {
         peak.saturating_sub(self.before)
     }
 }
+
+/// The sockets of this process connected between `local_port` and
+/// `peer_port` (either side), found through /proc/self/fd.
+pub fn socket_between(local_port: u16, peer_port: u16) -> Option<i32> {
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?;
+    for entry in fds.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if port_of(fd, libc::getsockname) == Some(local_port)
+            && port_of(fd, libc::getpeername) == Some(peer_port)
+        {
+            return Some(fd);
+        }
+    }
+    None
+}
+
+type NameFn = unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
+
+fn port_of(fd: i32, name: NameFn) -> Option<u16> {
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let result = unsafe { name(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len) };
+    (result == 0 && i32::from(addr.sin_family) == libc::AF_INET)
+        .then(|| u16::from_be(addr.sin_port))
+}
