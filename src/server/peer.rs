@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::net::TcpStream;
@@ -219,23 +220,25 @@ impl Peer {
         more_follow: impl Fn() -> bool,
         callback: impl FnOnce(),
     ) -> io::Result<()> {
-        struct Restore(Option<PeerId>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                CORKED.with(|corked| corked.set(self.0));
+        let previous = CORKED.with(|corked| corked.replace(Some(self.id)));
+        // A panicking callback still releases the cork (then the panic goes
+        // on to the worker's guard), so no corked byte is stranded.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(callback));
+        CORKED.with(|corked| corked.set(previous));
+        let written = match more_follow() {
+            true => Ok(()),
+            false => {
+                let mut out = self.outbound();
+                match out.corked {
+                    true => self.write_queue(&mut out),
+                    false => Ok(()),
+                }
             }
+        };
+        if let Err(panicked) = outcome {
+            panic::resume_unwind(panicked);
         }
-        let restore = Restore(CORKED.with(|corked| corked.replace(Some(self.id))));
-        callback();
-        drop(restore);
-        if more_follow() {
-            return Ok(());
-        }
-        let mut out = self.outbound();
-        match out.corked {
-            true => self.write_queue(&mut out),
-            false => Ok(()),
-        }
+        written
     }
 
     /// Writes the queue until the socket is full or the queue empty; a
@@ -371,6 +374,64 @@ mod tests {
         assert_eq!(peer.failure(), Some(DisconnectReason::Error));
         assert!(matches!(peer.send([b"x", &[]]), Err(SendError::Closed)));
         drop(remote);
+    }
+
+    /// Reads what `remote` has within 100 ms.
+    fn available(remote: &mut std::net::TcpStream) -> Vec<u8> {
+        remote
+            .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        match remote.read(&mut buf) {
+            Ok(n) => buf[..n].to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn corked_sends_wait_for_the_last_callback_or_the_limit_and_requests_never_do() {
+        let (peer, mut remote) = pair(1 << 20);
+        // More callbacks follow: held back.
+        peer.run_corked(|| true, || peer.send([b"one", &[]]).unwrap())
+            .unwrap();
+        assert!(available(&mut remote).is_empty(), "held while more follow");
+        // A request is not held, and takes the corked bytes with it.
+        peer.run_corked(|| true, || peer.send_now([b"ask", &[]]).unwrap())
+            .unwrap();
+        assert_eq!(available(&mut remote), b"oneask");
+        // The last callback of a batch writes what it corked.
+        peer.run_corked(|| true, || peer.send([b"two", &[]]).unwrap())
+            .unwrap();
+        peer.run_corked(|| false, || peer.send([b"three", &[]]).unwrap())
+            .unwrap();
+        assert_eq!(available(&mut remote), b"twothree");
+        // Past the limit, corked bytes are written anyway.
+        let big = vec![1u8; CORK_LIMIT];
+        peer.run_corked(|| true, || peer.send([&big, &[]]).unwrap())
+            .unwrap();
+        let mut got = 0;
+        while got < CORK_LIMIT {
+            let chunk = available(&mut remote);
+            assert!(!chunk.is_empty(), "the limit forces the write");
+            got += chunk.len();
+        }
+    }
+
+    #[test]
+    fn a_panicking_callback_still_releases_its_cork() {
+        let (peer, mut remote) = pair(1 << 20);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            peer.run_corked(
+                || false,
+                || {
+                    peer.send([b"before the panic", &[]]).unwrap();
+                    panic!("a callback bug");
+                },
+            )
+        }));
+        assert!(outcome.is_err(), "the panic goes on");
+        assert_eq!(available(&mut remote), b"before the panic");
+        assert_eq!(CORKED.with(Cell::get), None, "the thread is uncorked");
     }
 
     #[test]
