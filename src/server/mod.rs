@@ -43,7 +43,7 @@ use crate::stats::StatsSnapshot;
 use crate::workers::{panic_message, WorkerPool};
 use event_loop::{Command, Control};
 use handlers::Callbacks;
-use peer::{Peer, SendError};
+use peer::{Cork, Peer, SendError};
 
 /// A Veltix server. Cloning gives another handle to the same server.
 #[derive(Clone)]
@@ -276,14 +276,14 @@ impl Server {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let peer = self.peer(peer)?;
         let request_id = self.inner.pending.allocate_id()?;
-        self.send_frame(&peer, type_code, request_id, payload)
+        self.send_frame(&peer, type_code, request_id, payload, Cork::Allowed)
     }
 
     /// Replies to `to`, received from `peer`: a message carrying its id.
     pub fn reply(&self, peer: PeerId, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let peer = self.peer(peer)?;
-        self.send_frame(&peer, type_code, to.request_id(), payload)
+        self.send_frame(&peer, type_code, to.request_id(), payload, Cork::Allowed)
     }
 
     /// Sends a request to `peer` and waits for the message carrying its id.
@@ -303,7 +303,7 @@ impl Server {
             .pending
             .round_trip(peer, timeout, |request_id, _| {
                 let peer = self.peer(peer)?;
-                self.send_request(&peer, type_code, request_id, payload)
+                self.send_frame(&peer, type_code, request_id, payload, Cork::Never)
             })
     }
 
@@ -331,7 +331,7 @@ impl Server {
             timeout,
             |request_id| {
                 let peer = self.peer(peer)?;
-                self.send_request(&peer, type_code, request_id, payload)
+                self.send_frame(&peer, type_code, request_id, payload, Cork::Never)
             },
             on_outcome,
         )
@@ -372,7 +372,7 @@ impl Server {
         let sent_ping = self.inner.pending.request(
             peer.id,
             wait,
-            |request_id| self.send_request(peer, PING, request_id, &[]),
+            |request_id| self.send_frame(peer, PING, request_id, &[], Cork::Never),
             record_rtt,
         );
         if let Err(error) = sent_ping {
@@ -400,7 +400,7 @@ impl Server {
         let sent = targets
             .iter()
             .filter(|peer| {
-                self.send_encoded(peer, &header, payload, Peer::send)
+                self.send_encoded(peer, &header, payload, Cork::Allowed)
                     .is_ok()
             })
             .count();
@@ -495,22 +495,10 @@ impl Server {
         type_code: u16,
         request_id: u16,
         payload: &[u8],
+        cork: Cork,
     ) -> Result<()> {
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
-        self.send_encoded(peer, &header, payload, Peer::send)
-    }
-
-    /// As [`Server::send_frame`], for a request whose reply someone waits
-    /// for: never held back by a cork.
-    fn send_request(
-        &self,
-        peer: &Arc<Peer>,
-        type_code: u16,
-        request_id: u16,
-        payload: &[u8],
-    ) -> Result<()> {
-        let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
-        self.send_encoded(peer, &header, payload, Peer::send_now)
+        self.send_encoded(peer, &header, payload, cork)
     }
 
     /// Sends a frame; a peer whose connection fails (or that stopped
@@ -520,9 +508,9 @@ impl Server {
         peer: &Arc<Peer>,
         header: &[u8],
         payload: &[u8],
-        send: impl FnOnce(&Peer, crate::writer::Parts<'_>) -> std::result::Result<(), SendError>,
+        cork: Cork,
     ) -> Result<()> {
-        match send(peer, [header, payload]) {
+        match peer.send_with([header, payload], cork) {
             Ok(()) => Ok(()),
             Err(SendError::Closed) => Err(Error::PeerNotConnected(peer.id)),
             Err(SendError::OverBudget { queued }) => {

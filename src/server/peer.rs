@@ -31,10 +31,12 @@ use super::outbound::ChunkQueue;
 /// Corked bytes of one peer written anyway once this many are queued.
 pub(crate) const CORK_LIMIT: usize = 64 * 1024;
 
-/// Whether a send may be held back by a cork.
+/// Whether a send may be held back by a cork (see [`Peer::run_corked`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Cork {
+pub(crate) enum Cork {
+    /// Replies and one-way sends.
     Allowed,
+    /// Requests: their caller waits for the reply.
     Never,
 }
 
@@ -138,13 +140,10 @@ impl Peer {
         self.send_with(parts, Cork::Allowed)
     }
 
-    /// As [`Peer::send`], never corked: for a request whose caller waits
-    /// for the reply (corked, it would wait for itself).
-    pub fn send_now(&self, parts: Parts<'_>) -> Result<(), SendError> {
-        self.send_with(parts, Cork::Never)
-    }
-
-    fn send_with(&self, parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
+    /// As [`Peer::send`]; with [`Cork::Never`] the frame is never held
+    /// back (a request whose caller waits for the reply would otherwise
+    /// wait for itself).
+    pub fn send_with(&self, parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
         let frame_len = parts[0].len() + parts[1].len();
         let sent = self.write_or_queue(parts, cork);
         if sent.is_ok() {
@@ -396,8 +395,11 @@ mod tests {
             .unwrap();
         assert!(available(&mut remote).is_empty(), "held while more follow");
         // A request is not held, and takes the corked bytes with it.
-        peer.run_corked(|| true, || peer.send_now([b"ask", &[]]).unwrap())
-            .unwrap();
+        peer.run_corked(
+            || true,
+            || peer.send_with([b"ask", &[]], Cork::Never).unwrap(),
+        )
+        .unwrap();
         assert_eq!(available(&mut remote), b"oneask");
         // The last callback of a batch writes what it corked.
         peer.run_corked(|| true, || peer.send([b"two", &[]]).unwrap())
