@@ -27,6 +27,8 @@ export ASAN_OPTIONS="detect_leaks=1:quarantine_size_mb=16"
 export VELTIX_TEST_RSS_SLACK_MIB=64
 # Timing assertions get room for the sanitizers' slowdown.
 export VELTIX_TEST_TIME_SLACK_MS=1500
+# CPU budgets likewise (ThreadSanitizer runs code about 5-15 times slower).
+export VELTIX_TEST_CPU_SLOWDOWN=15
 # The reconnection storm runs 200 clients instead of 1,000 (threads cost
 # far more under the sanitizers).
 export VELTIX_TEST_STORM_CLIENTS=200

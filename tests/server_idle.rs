@@ -84,8 +84,10 @@ fn ten_thousand_idle_connections_and_an_active_client() {
         before / 1024,
         after / 1024
     );
+    // The sanitizer passes' shadow memory gets the allocator slack.
+    let bound = 8 * 1024 + support::hostile::allocator_slack() / IDLE as u64;
     assert!(
-        per_connection < 8 * 1024,
+        per_connection < bound,
         "an idle connection costs {per_connection} bytes"
     );
 
@@ -111,7 +113,7 @@ fn ten_thousand_idle_connections_and_an_active_client() {
     );
     assert!(pings >= 5, "the idle peers are pinged: {pings}");
     assert!(
-        share < 0.5,
+        share < 0.5 * support::cpu_slowdown(),
         "heartbeats cost {:.1}% of a core",
         share * 100.0
     );

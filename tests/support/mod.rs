@@ -82,6 +82,17 @@ pub fn time_slack() -> Duration {
     Duration::from_millis(ms)
 }
 
+/// How many times slower than a normal build CPU-bound code runs here:
+/// `VELTIX_TEST_CPU_SLOWDOWN` (the sanitizer passes set it), else 1. CPU
+/// budgets in tests are multiplied by it; the normal pass checks the real
+/// bound.
+pub fn cpu_slowdown() -> f64 {
+    std::env::var("VELTIX_TEST_CPU_SLOWDOWN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0)
+}
+
 /// The reference veltix 3.3.0 server (tests/support/ref_server.py) in a
 /// child process; killed on drop.
 pub struct RefServer {
