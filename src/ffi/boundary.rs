@@ -61,6 +61,27 @@ pub(crate) fn last_error() -> *const c_char {
     LAST_ERROR.with(|last| last.borrow().as_ptr())
 }
 
+/// The body of `veltix_*_dispatch`: a negative `timeout_ms` waits for
+/// ever; how many callbacks ran goes to `out_count` if it is not NULL.
+///
+/// # Safety
+/// `out_count` must be NULL or writable.
+pub(crate) unsafe fn dispatch_with(
+    timeout_ms: i32,
+    out_count: *mut usize,
+    dispatch: impl FnOnce(Option<std::time::Duration>) -> Result<usize>,
+) -> Result<()> {
+    let timeout = u64::try_from(timeout_ms)
+        .ok()
+        .map(std::time::Duration::from_millis);
+    let ran = dispatch(timeout)?;
+    // SAFETY: NULL or writable, as the caller promises.
+    if let Some(out) = unsafe { out_count.as_mut() } {
+        *out = ran;
+    }
+    Ok(())
+}
+
 /// `ptr` as a reference, or `NullPointer` naming the argument.
 ///
 /// # Safety

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{
-    non_null, non_null_mut, payload_slice, record_error, registration, veltix_free_fn,
-    with_fallback, with_outcome, with_status, CallbackData, UserData,
+    dispatch_with, non_null, non_null_mut, payload_slice, record_error, registration,
+    veltix_free_fn, with_fallback, with_outcome, with_status, CallbackData, UserData,
 };
 use super::config::veltix_client_config_t;
 use super::extensible;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
-use super::stats::veltix_stats_t;
+use super::stats::{veltix_stats_t, write_stats};
 use super::status::veltix_status_t;
 use crate::client::{
     Client, ClientInner, ConnectHandler, DisconnectHandler, DisconnectReason, DisconnectState,
@@ -402,10 +402,9 @@ pub unsafe extern "C" fn veltix_client_stats(
 ) -> veltix_status_t {
     with_status(|| {
         let out = non_null_mut(out, "out")?;
-        with_client(client, |client| {
-            let stats = veltix_stats_t::from(client.stats()?);
-            // SAFETY: the caller set out->struct_size and gives that much.
-            unsafe { extensible::write_out(&stats, out) }
+        // SAFETY: the caller gives out->struct_size writable bytes.
+        with_client(client, |client| unsafe {
+            write_stats(client.stats()?, out)
         })
     })
 }
@@ -673,12 +672,9 @@ pub unsafe extern "C" fn veltix_client_dispatch(
     out_count: *mut usize,
 ) -> veltix_status_t {
     with_status(|| {
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        let ran = with_client(client, |client| client.dispatch(timeout))?;
-        if let Some(out) = out_count.as_mut() {
-            *out = ran;
-        }
-        Ok(())
+        dispatch_with(timeout_ms, out_count, |timeout| {
+            with_client(client, |client| client.dispatch(timeout))
+        })
     })
 }
 

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{
-    non_null, non_null_mut, payload_slice, registration, utf8, veltix_free_fn, with_fallback,
-    with_outcome, with_status, CallbackData, UserData,
+    dispatch_with, non_null, non_null_mut, payload_slice, registration, utf8, veltix_free_fn,
+    with_fallback, with_outcome, with_status, CallbackData, UserData,
 };
 use super::client::{reason_code, veltix_disconnect_reason_t};
 use super::extensible;
 use super::message::{as_message, into_handle, message_handle, veltix_message_t};
 use super::server_config::veltix_server_config_t;
-use super::stats::veltix_stats_t;
+use super::stats::{veltix_stats_t, write_stats};
 use super::status::veltix_status_t;
 use crate::client::DisconnectReason;
 use crate::error::{Error, Result};
@@ -683,10 +683,9 @@ pub unsafe extern "C" fn veltix_server_peer_stats(
 ) -> veltix_status_t {
     with_status(|| {
         let out = non_null_mut(out, "out")?;
-        with_server(server, |server| {
-            let stats = veltix_stats_t::from(server.peer_stats(peer)?);
-            // SAFETY: the caller set out->struct_size and gives that much.
-            unsafe { extensible::write_out(&stats, out) }
+        // SAFETY: the caller gives out->struct_size writable bytes.
+        with_server(server, |server| unsafe {
+            write_stats(server.peer_stats(peer)?, out)
         })
     })
 }
@@ -889,12 +888,9 @@ pub unsafe extern "C" fn veltix_server_dispatch(
     out_count: *mut usize,
 ) -> veltix_status_t {
     with_status(|| {
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        let ran = with_server(server, |server| server.dispatch(timeout))?;
-        if let Some(out) = out_count.as_mut() {
-            *out = ran;
-        }
-        Ok(())
+        dispatch_with(timeout_ms, out_count, |timeout| {
+            with_server(server, |server| server.dispatch(timeout))
+        })
     })
 }
 

@@ -1,7 +1,17 @@
 //! `veltix_stats_t`: per-connection statistics for C.
 
-use super::extensible::{field_ends, Extensible};
+use super::extensible::{self, field_ends, Extensible};
+use crate::error::Result;
 use crate::stats::StatsSnapshot;
+
+/// Writes `snapshot` to the caller's `out`, within its `struct_size`.
+///
+/// # Safety
+/// `out` must be writable for `out->struct_size` bytes.
+pub(crate) unsafe fn write_stats(snapshot: StatsSnapshot, out: &mut veltix_stats_t) -> Result<()> {
+    // SAFETY: the caller set out->struct_size and gives that much.
+    unsafe { extensible::write_out(&veltix_stats_t::from(snapshot), out) }
+}
 
 /// Statistics of one connection, counted from the end of its handshake:
 /// for `veltix_client_stats()` and `veltix_server_peer_stats()`. Set
