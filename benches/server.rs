@@ -1,171 +1,264 @@
-//! Server benchmark: `cargo bench --bench server`.
+//! Server benchmark: `cargo bench --bench server [-- FILTER]`.
 //!
-//! One load, three servers in the same run:
-//! - libveltix's server, echoing from a route callback (`reply` on a worker);
-//! - a raw baseline: one thread per connection that decodes frames and
-//!   writes each back, with no callbacks, lanes or queues (what a
-//!   hand-written blocking echo costs on this machine);
+//! The workloads of issue 11, each against three servers in the same run,
+//! every server in its own process (so each one's CPU can be read):
+//! - libveltix's server, echoing from a route callback and broadcasting
+//!   from one (the C API's behaviour, through its Rust core);
+//! - a minimal single-threaded server written for speed
+//!   (`support/minimal_server.rs`): the hand-written event loop to match;
 //! - the Python reference server (`tests/support/ref_server.py`, veltix
 //!   3.3.0) when `.venv` exists.
 //!
-//! The load: `CONNECTIONS` raw sockets, a thread each, pipelining 64-byte
-//! echo requests in windows of `WINDOW` (write the window, read its
-//! replies) for `SECONDS`; printed as echoed messages per second.
+//! The load comes from one thread with one epoll loop
+//! (`support/loadgen.rs`) that checks every CRC, request id and order.
+//! Each figure is the median of `VELTIX_BENCH_RUNS` runs (default 3) of
+//! `VELTIX_BENCH_SECONDS` (default 2) each; the runs interleave the
+//! servers. A FILTER argument keeps the workloads whose name contains it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "support/loadgen.rs"]
+mod loadgen;
+#[path = "support/minimal_server.rs"]
+mod minimal_server;
 mod support;
 
-use support::handshake_as_client;
-use veltix::protocol::frame::encode_frame;
-use veltix::protocol::{handshake, Decoded, FrameDecoder};
+use loadgen::{Order, Workload, BROADCAST, BROADCAST_OUT, ECHO};
 use veltix::server::{Server, ServerConfig};
 
-const ECHO: u16 = 200;
-const CONNECTIONS: usize = 8;
-const WINDOW: usize = 32;
-const SECONDS: f64 = 2.0;
+/// The servers compared, by the name the child process is started with.
+const SERVERS: [(&str, &str); 3] = [
+    ("libveltix", "libveltix server (route callbacks)"),
+    ("minimal", "minimal single-thread server"),
+    ("python", "Python server (veltix 3.3.0)"),
+];
+
+fn workloads() -> Vec<(String, Workload)> {
+    let echo = |connections, in_flight| Workload::Echo {
+        connections,
+        in_flight,
+    };
+    let mut list: Vec<(String, Workload)> = [1, 10, 100, 1000]
+        .into_iter()
+        .map(|n| (format!("closed-loop echo, {n} connections"), echo(n, 1)))
+        .collect();
+    for n in [100, 1000] {
+        list.push((format!("pipelined echo, {n} connections x 32"), echo(n, 32)));
+    }
+    for receivers in [100, 1000] {
+        list.push((
+            format!("broadcast fan-out, {receivers} receivers"),
+            Workload::Broadcast {
+                receivers,
+                batch: 32,
+            },
+        ));
+    }
+    list
+}
 
 fn main() {
-    println!(
-        "{CONNECTIONS} connections pipelining 64 B echo requests, {WINDOW} in flight each, {SECONDS} s per server\n"
-    );
-
-    let server = Server::new(ServerConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        ..ServerConfig::default()
-    })
-    .unwrap();
-    server
-        .route(
-            ECHO,
-            Arc::new(|server, peer, message| {
-                let _ = server.reply(peer, message, ECHO, message.payload());
-            }),
-        )
-        .unwrap();
-    let port = server.start().unwrap();
-    report("libveltix server (route callback)", port);
-    server.shut_down();
-
-    report("raw baseline (thread per connection)", start_raw_echo());
-
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--serve") {
+        serve(&args[at + 1]);
+    }
+    raise_descriptor_limit();
+    let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
+    let runs: usize = env_or("VELTIX_BENCH_RUNS", 3);
+    let seconds: f64 = env_or("VELTIX_BENCH_SECONDS", 2.0);
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let servers: Vec<_> = SERVERS
+        .iter()
+        .filter(|(kind, _)| *kind != "python" || python.exists())
+        .collect();
     if !python.exists() {
         println!("(no .venv: run scripts/test.sh once to compare with the Python server)");
-        return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ref_server.py");
-    let python_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(python)
-        .arg(script)
-        .args(["--port", &python_port.to_string(), "--forever"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // It logs before it prints READY.
-    let ready = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.starts_with("READY"));
-    assert!(ready, "the Python server did not start");
-    report("Python reference server (veltix 3.3.0)", python_port);
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Runs the load against `port` and prints the echo rate.
-fn report(name: &str, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs_f64(SECONDS);
-    let started = Instant::now();
-    let loads: Vec<_> = (0..CONNECTIONS)
-        .map(|_| std::thread::spawn(move || pipeline(port, deadline)))
-        .collect();
-    let echoed: usize = loads.into_iter().map(|l| l.join().unwrap()).sum();
-    let rate = echoed as f64 / started.elapsed().as_secs_f64();
-    println!("{name:<40} {rate:>10.0} msg/s");
-}
-
-/// One connection's load until `deadline`; the replies it got.
-fn pipeline(port: u16, deadline: Instant) -> usize {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
-    handshake_as_client(&mut stream, &mut decoder);
-    let window: Vec<u8> = (0..WINDOW)
-        .flat_map(|i| encode_frame(ECHO, i as u16, &[7u8; 64]))
-        .collect();
-    let mut echoed = 0;
-    while Instant::now() < deadline {
-        stream.write_all(&window).unwrap();
-        let mut got = 0;
-        while got < WINDOW {
-            match decoder.next_frame() {
-                Some(Decoded::Frame(_)) => got += 1,
-                Some(Decoded::Dropped(reason)) => panic!("{reason}"),
-                None => {
-                    decoder.fill_with(|b| stream.read(b)).unwrap();
-                }
+    println!("64-byte payloads; medians of {runs} runs of {seconds} s; rates per second; CPU in cores (server / load generator)\n");
+    for (name, workload) in workloads() {
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        println!("{name}");
+        let mut results: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); servers.len()];
+        for _ in 0..runs {
+            for (i, (kind, _)) in servers.iter().enumerate() {
+                let child = ServerProcess::start(kind);
+                let server_cpu_before = child.cpu();
+                // The reference's thread pool reorders; ours keep order.
+                let order = match *kind {
+                    "python" => Order::Any,
+                    _ => Order::Kept,
+                };
+                let outcome = loadgen::run(child.port, workload, order, seconds);
+                let server_cpu = (child.cpu() - server_cpu_before).as_secs_f64() / seconds;
+                results[i].push((outcome.rate, server_cpu, outcome.cpu));
             }
         }
-        echoed += got;
+        let medians: Vec<(f64, f64, f64)> = results.into_iter().map(median).collect();
+        for ((_, label), (rate, server_cpu, load_cpu)) in servers.iter().zip(&medians) {
+            println!("  {label:<40} {rate:>12.0}   CPU {server_cpu:.2} / {load_cpu:.2}");
+        }
+        let ratio = |i: usize| medians[0].0 / medians[i].0;
+        print!("  libveltix / minimal = {:.2}", ratio(1));
+        if servers.len() > 2 {
+            print!(", libveltix / Python = {:.1}", ratio(2));
+        }
+        println!("\n");
     }
-    echoed
 }
 
-/// The raw baseline: greets, acks any hello, and echoes every frame from
-/// the connection's own thread.
-fn start_raw_echo() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                stream.set_nodelay(true).unwrap();
-                stream.write_all(&handshake::hello("raw")).unwrap();
-                let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
-                loop {
-                    match handshake::next_item(&mut decoder) {
-                        Some(Ok(_)) => break,
-                        Some(Err(_)) => return,
-                        None => match decoder.fill_with(|b| stream.read(b)) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        },
-                    }
-                }
-                stream.write_all(&handshake::ack()).unwrap();
-                let mut out = Vec::new();
-                loop {
-                    while let Some(decoded) = decoder.next_frame() {
-                        if let Decoded::Frame(m) = decoded {
-                            out.extend(encode_frame(m.type_code(), m.request_id(), m.payload()));
-                        }
-                    }
-                    if !out.is_empty() && stream.write_all(&out).is_err() {
-                        return;
-                    }
-                    out.clear();
-                    match decoder.fill_with(|b| stream.read(b)) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-            });
+/// The run with the median rate (its CPU figures with it).
+fn median(mut runs: Vec<(f64, f64, f64)>) -> (f64, f64, f64) {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs[runs.len() / 2]
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// 1,000 connections need more descriptors than a default soft limit of
+/// 1,024 leaves, in the generator and in each server (which inherit it).
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit read and write a live rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max.min(65536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
-    });
-    port
+    }
+}
+
+/// A server under test, in its own process.
+struct ServerProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ServerProcess {
+    fn start(kind: &str) -> ServerProcess {
+        let mut command = match kind {
+            "python" => {
+                let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+                let port = TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                let mut command = Command::new(root.join(".venv/bin/python"));
+                command.arg(root.join("tests/support/ref_server.py")).args([
+                    "--port",
+                    &port.to_string(),
+                    "--forever",
+                ]);
+                command
+            }
+            _ => {
+                let mut command = Command::new(std::env::current_exe().unwrap());
+                command.args(["--serve", kind]);
+                command
+            }
+        };
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(match kind {
+                "python" => Stdio::null(),
+                _ => Stdio::inherit(),
+            })
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let ready = (&mut stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("READY ")
+                    .map(|p| p.trim().parse().unwrap())
+            });
+        let port = ready.unwrap_or_else(|| panic!("the {kind} server did not start"));
+        // The Python server logs every connection to stdout: drained, so
+        // it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        ServerProcess { child, port }
+    }
+
+    /// The process's CPU time so far.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are the 12th and 13th.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        // SAFETY: sysconf takes no pointers.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let total: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        Duration::from_secs_f64(total / ticks)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child side: serves `kind` on a free port until killed, after
+/// printing `READY <port>`.
+fn serve(kind: &str) -> ! {
+    match kind {
+        "minimal" => {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            announce(listener.local_addr().unwrap().port());
+            minimal_server::serve(listener)
+        }
+        "libveltix" => {
+            let server = Server::new(ServerConfig {
+                host: "127.0.0.1".into(),
+                port: 0,
+                ..ServerConfig::default()
+            })
+            .unwrap();
+            server
+                .route(
+                    ECHO,
+                    Arc::new(|server, peer, message| {
+                        let _ = server.reply(peer, message, ECHO, message.payload());
+                    }),
+                )
+                .unwrap();
+            server
+                .route(
+                    BROADCAST,
+                    Arc::new(|server, _, message| {
+                        let _ = server.broadcast(BROADCAST_OUT, message.payload(), &[]);
+                    }),
+                )
+                .unwrap();
+            announce(server.start().unwrap());
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        other => panic!("unknown server {other}"),
+    }
+}
+
+fn announce(port: u16) {
+    let mut out = std::io::stdout();
+    writeln!(out, "READY {port}").unwrap();
+    out.flush().unwrap();
 }
