@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
@@ -150,15 +150,58 @@ pub struct WorkerPool {
     outstanding: Outstanding,
 }
 
+/// A job that runs a batch of callbacks (one peer's messages of one
+/// read), asking its [`Batch`] before each whether it may start it.
+pub type BatchJob = Box<dyn FnOnce(&Batch<'_>) + Send>;
+
+/// What a [`BatchJob`] may ask while it runs.
+pub struct Batch<'a> {
+    lane: &'a LaneShared,
+    /// The lane's drop count when the batch started.
+    drops: u64,
+    policy: &'a AtomicU8,
+}
+
+impl Batch<'_> {
+    /// Whether the next callback may start: not once the lane's queued
+    /// callbacks were dropped ([`Lane::drop_queued`]) or a shutdown drops
+    /// message callbacks, exactly as if each callback were its own job.
+    pub fn may_continue(&self) -> bool {
+        self.lane.drops.load(Ordering::Acquire) == self.drops
+            && runs(self.policy, true)
+    }
+
+    /// Counts one callback run, for what `dispatch` reports.
+    pub fn ran_callback(&self) {
+        count_callback();
+    }
+}
+
 /// A queue of jobs that run one at a time, in submission order, on any of
 /// the pool's workers.
 #[derive(Clone, Default)]
-pub struct Lane(Arc<Mutex<LaneState>>);
+pub struct Lane(Arc<LaneShared>);
+
+#[derive(Default)]
+struct LaneShared {
+    state: Mutex<LaneState>,
+    /// How many times [`Lane::drop_queued`] ran: a running batch stops
+    /// when it changes.
+    drops: AtomicU64,
+}
+
+/// One job queued in a lane.
+enum LaneJob {
+    /// One callback (counted by the lane).
+    Single(Job),
+    /// Many callbacks, each counted by the job (droppable).
+    Batch(BatchJob),
+}
 
 #[derive(Default)]
 struct LaneState {
     /// Queued jobs, and whether [`Lane::drop_queued`] may drop each.
-    jobs: VecDeque<(Job, bool)>,
+    jobs: VecDeque<(LaneJob, bool)>,
     draining: bool,
 }
 
@@ -169,11 +212,14 @@ impl Lane {
     }
 
     /// Drops the lane's queued jobs that were submitted as droppable
-    /// ([`WorkerPool::submit_droppable_in`]) and have not started; the
-    /// others stay queued, in order. Returns how many were dropped.
+    /// ([`WorkerPool::submit_droppable_in`], [`WorkerPool::submit_batch_in`])
+    /// and have not started, and stops a running batch before its next
+    /// callback; the others stay queued, in order. Returns how many jobs
+    /// were dropped.
     pub fn drop_queued(&self) -> usize {
-        let dropped: VecDeque<(Job, bool)> = {
+        let dropped: VecDeque<(LaneJob, bool)> = {
             let mut state = self.state();
+            self.0.drops.fetch_add(1, Ordering::AcqRel);
             let (dropped, kept) = std::mem::take(&mut state.jobs)
                 .into_iter()
                 .partition(|(_, droppable)| *droppable);
@@ -185,7 +231,7 @@ impl Lane {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, LaneState> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -269,16 +315,24 @@ impl WorkerPool {
     /// Queues a job that runs after every job submitted to `lane` before it
     /// has finished, and before any submitted after it.
     pub fn submit_in(&self, lane: &Lane, job: Job) {
-        self.push_in(lane, job, false);
+        self.push_in(lane, LaneJob::Single(job), false);
     }
 
     /// As [`WorkerPool::submit_in`], for a job that [`Lane::drop_queued`]
     /// may drop before it starts.
+    #[cfg(test)]
     pub fn submit_droppable_in(&self, lane: &Lane, job: Job) {
-        self.push_in(lane, job, true);
+        self.push_in(lane, LaneJob::Single(job), true);
     }
 
-    fn push_in(&self, lane: &Lane, job: Job, droppable: bool) {
+    /// Queues a batch of message callbacks in `lane`: dropped like a
+    /// droppable job before it starts, and stopped between callbacks once
+    /// it would have been (see [`Batch::may_continue`]).
+    pub fn submit_batch_in(&self, lane: &Lane, job: BatchJob) {
+        self.push_in(lane, LaneJob::Batch(job), true);
+    }
+
+    fn push_in(&self, lane: &Lane, job: LaneJob, droppable: bool) {
         let mut state = lane.state();
         state.jobs.push_back((job, droppable));
         if state.draining {
@@ -289,16 +343,27 @@ impl WorkerPool {
         let shared = lane.clone();
         let policy = self.policy.clone();
         let drain: Job = Box::new(move || loop {
-            let next = {
+            // The drop count is read with the job taken, under the lock
+            // `drop_queued` counts under: a batch taken before a drop
+            // sees it.
+            let (next, drops) = {
                 let mut state = shared.state();
                 let next = state.jobs.pop_front();
                 state.draining = next.is_some();
-                next
+                (next, shared.0.drops.load(Ordering::Acquire))
             };
             match next {
-                Some((job, droppable)) if runs(&policy, droppable) => {
+                Some((LaneJob::Single(job), droppable)) if runs(&policy, droppable) => {
                     run_guarded(job);
                     count_callback();
+                }
+                Some((LaneJob::Batch(job), _)) if runs(&policy, true) => {
+                    let batch = Batch {
+                        lane: &shared.0,
+                        drops,
+                        policy: &policy,
+                    };
+                    run_guarded(|| job(&batch));
                 }
                 Some(_) => {}
                 None => return,
@@ -425,7 +490,7 @@ impl Drop for WorkerPool {
 }
 
 /// Runs a job, catching and logging a panic.
-pub(crate) fn run_guarded(job: Job) {
+pub(crate) fn run_guarded(job: impl FnOnce()) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(job)) {
         log_at!(Error, "a callback panicked: {}", panic_message(&*panic));
     }

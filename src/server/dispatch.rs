@@ -11,7 +11,13 @@ use crate::client::DisconnectReason;
 use crate::error::Error;
 use crate::log::log_at;
 use crate::protocol::frame::{FrameHeader, PING, PONG};
+use crate::backlog::Charge;
 use crate::protocol::Message;
+use crate::workers::run_guarded;
+
+/// One read's messages from a peer, each with its charge on the peer's
+/// backlog, waiting for its callbacks.
+pub(super) type Inbox = Vec<(Message, Charge)>;
 
 impl Server {
     /// A peer completed its handshake: it becomes visible to the API, and
@@ -51,9 +57,10 @@ impl Server {
     }
 
     /// Routes one message from `peer`, in the reference's order: PING is
-    /// answered, a reply completes its pending request, then a route or
-    /// `on_recv` gets it, else it is dropped with a log line.
-    pub(super) fn route_message(&self, peer: &Arc<Peer>, message: Message) {
+    /// answered, a reply completes its pending request, then a message with
+    /// a route or `on_recv` joins `inbox` (see [`Server::deliver`]), else it
+    /// is dropped with a log line.
+    pub(super) fn route_message(&self, peer: &Arc<Peer>, message: Message, inbox: &mut Inbox) {
         if message.type_code() == PING {
             let pong = FrameHeader::for_payload(PONG, message.request_id(), &[]).encode();
             if let Err(e) = peer.send([&pong, &[]]) {
@@ -67,29 +74,7 @@ impl Server {
         match self.callbacks().handles(message.type_code()) {
             true => {
                 let charge = peer.backlog.charge(message.payload().len());
-                let server = self.clone();
-                let sender = peer.clone();
-                // Droppable: a server closing, or cutting this peer to stay
-                // within its memory budget, drops it if not started. The
-                // handler is looked up again when the job runs: one removed
-                // or replaced meanwhile is never started. Its replies are
-                // corked while more of this peer's messages wait behind it.
-                self.inner.workers.submit_droppable_in(
-                    &peer.lane,
-                    Box::new(move || {
-                        let more_follow = || sender.lane.has_queued();
-                        let written = sender.run_corked(more_follow, || {
-                            if let Some(call) = server.callbacks().message_handler(message.type_code()) {
-                                (call.handler())(&server, sender.id, &message);
-                            }
-                        });
-                        drop(charge);
-                        if let Err(e) = written {
-                            log_at!(Debug, "write to peer {} failed: {e}", sender.id);
-                            server.request_close(&sender, DisconnectReason::Error);
-                        }
-                    }),
-                );
+                inbox.push((message, charge));
             }
             false => log_at!(
                 Warn,
@@ -99,6 +84,45 @@ impl Server {
                 peer.id
             ),
         }
+    }
+
+    /// Queues the messages of one read from `peer` for its callbacks, as
+    /// one job in its lane: one hand-off per read, not per message.
+    ///
+    /// Each handler is looked up again when its turn comes: one removed or
+    /// replaced meanwhile is never started. A server closing, or cutting
+    /// this peer to stay within its memory budget, drops the callbacks not
+    /// started yet. Their sends are corked: replies wait while more of this
+    /// peer's messages are queued, and a broadcast costs one write per
+    /// receiver per batch.
+    pub(super) fn deliver(&self, peer: &Arc<Peer>, inbox: Inbox) {
+        if inbox.is_empty() {
+            return;
+        }
+        let server = self.clone();
+        let sender = peer.clone();
+        self.inner.workers.submit_batch_in(
+            &peer.lane,
+            Box::new(move |batch| {
+                let more_follow = || sender.lane.has_queued();
+                let written = sender.run_corked(more_follow, || {
+                    for (message, charge) in inbox {
+                        if !batch.may_continue() {
+                            return;
+                        }
+                        if let Some(call) = server.callbacks().message_handler(message.type_code()) {
+                            run_guarded(|| (call.handler())(&server, sender.id, &message));
+                            batch.ran_callback();
+                        }
+                        drop(charge);
+                    }
+                });
+                if let Err(e) = written {
+                    log_at!(Debug, "write to peer {} failed: {e}", sender.id);
+                    server.request_close(&sender, DisconnectReason::Error);
+                }
+            }),
+        );
     }
 
     /// Runs `job` on a worker once the peer's callbacks queued so far have

@@ -22,6 +22,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use super::dispatch::Inbox;
 use super::peer::{Peer, PeerId};
 use super::timers::LivenessTimers;
 use super::Server;
@@ -657,6 +658,7 @@ impl Connection {
             self.connected = true;
             server.peer_connected(&self.peer);
         }
+        let mut inbox = Inbox::new();
         while let Some(decoded) = self.decoder.next_frame() {
             self.peer.stats.frame_in();
             match decoded {
@@ -664,7 +666,7 @@ impl Connection {
                     if !matches!(message.type_code(), PING | PONG) {
                         self.last_message = Instant::now();
                     }
-                    server.route_message(&self.peer, message)
+                    server.route_message(&self.peer, message, &mut inbox)
                 }
                 Decoded::Dropped(reason) => {
                     log_at!(
@@ -676,6 +678,7 @@ impl Connection {
                 }
             }
         }
+        server.deliver(&self.peer, inbox);
         match self.peer.failure() {
             Some(reason) => Err(reason),
             None => Ok(()),

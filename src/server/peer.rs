@@ -9,12 +9,13 @@
 //! failed once its queue would exceed the bound, and the I/O thread closes
 //! it, so it can never stall the server or other peers.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::net::TcpStream;
@@ -41,9 +42,20 @@ pub(crate) enum Cork {
 }
 
 thread_local! {
-    /// The peer whose message callback this worker thread is running, with
-    /// its sends corked (see [`Peer::run_corked`]).
-    static CORKED: Cell<Option<PeerId>> = const { Cell::new(None) };
+    /// The cork this worker thread holds while it runs a peer's message
+    /// callbacks (see [`Peer::run_corked`]).
+    static CORK: RefCell<Option<CorkSession>> = const { RefCell::new(None) };
+}
+
+/// Numbers cork sessions, so a peer is listed once per session.
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
+/// The sends a callback batch holds back: bytes for the peer whose
+/// callbacks run, and for the other peers it sent to (a broadcast).
+struct CorkSession {
+    id: u64,
+    /// The other peers with bytes corked by this session.
+    others: Vec<Arc<Peer>>,
 }
 
 /// A connected client of a server; never reused during the server's life.
@@ -75,6 +87,8 @@ struct Outbound {
     /// writable event will come for it, so it must be written by the next
     /// send that is not corked, or when the cork is released.
     corked: bool,
+    /// The last cork session that listed this peer among its others.
+    listed_in: u64,
     /// Set when the connection failed or is closing: sends are refused.
     failed: Option<DisconnectReason>,
     /// The queue's memory, kept in the server's memory budget.
@@ -123,6 +137,7 @@ impl Peer {
             outbound: Mutex::new(Outbound {
                 queue: ChunkQueue::default(),
                 corked: false,
+                listed_in: 0,
                 failed: None,
                 account: Account::new(budget),
             }),
@@ -136,14 +151,14 @@ impl Peer {
     /// and nothing) in order, never interleaved with another send. On
     /// overflow or a socket error the peer is marked failed; the caller has
     /// the I/O thread close it.
-    pub fn send(&self, parts: Parts<'_>) -> Result<(), SendError> {
+    pub fn send(self: &Arc<Self>, parts: Parts<'_>) -> Result<(), SendError> {
         self.send_with(parts, Cork::Allowed)
     }
 
     /// As [`Peer::send`]; with [`Cork::Never`] the frame is never held
     /// back (a request whose caller waits for the reply would otherwise
     /// wait for itself).
-    pub fn send_with(&self, parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
+    pub fn send_with(self: &Arc<Self>, parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
         let frame_len = parts[0].len() + parts[1].len();
         let sent = self.write_or_queue(parts, cork);
         if sent.is_ok() {
@@ -153,8 +168,12 @@ impl Peer {
         sent
     }
 
-    fn write_or_queue(&self, mut parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
-        let corking = cork == Cork::Allowed && CORKED.with(Cell::get) == Some(self.id);
+    fn write_or_queue(self: &Arc<Self>, mut parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
+        let session = match cork {
+            Cork::Allowed => CORK.with(|cork| cork.borrow().as_ref().map(|s| s.id)),
+            Cork::Never => None,
+        };
+        let corking = session.is_some();
         let mut out = self.outbound();
         if out.failed.is_some() {
             return Err(SendError::Closed);
@@ -186,13 +205,17 @@ impl Peer {
         }
         let held = out.queue.held();
         out.account.set(held);
-        let write_now = match corking {
-            true => {
+        let write_now = match session {
+            Some(session) => {
                 out.corked = true;
+                if out.listed_in != session {
+                    out.listed_in = session;
+                    self.list_in_cork();
+                }
                 out.queue.len() >= CORK_LIMIT
             }
             // Corked bytes ahead of ours wait for no writable event.
-            false => out.corked,
+            None => out.corked,
         };
         if write_now {
             self.write_queue(&mut out).map_err(SendError::Io)?;
@@ -207,37 +230,62 @@ impl Peer {
         self.write_queue(&mut out)
     }
 
-    /// Runs `callback`, one of this peer's message callbacks, on this
-    /// worker thread with the peer's sends corked: they gather in its
-    /// outbound queue (up to [`CORK_LIMIT`]) instead of costing a write
-    /// each. At the end they are written, unless `more_follow` says another
-    /// callback of this peer is queued, whose end writes them: a pipelining
-    /// client's replies go out in one write per batch. Sends that must not
-    /// wait (requests, pings) are never corked.
+    /// Runs `callback` (this peer's message callbacks, one batch) on this
+    /// worker thread with sends corked: instead of a write each, they
+    /// gather in their peers' outbound queues (up to [`CORK_LIMIT`] each).
+    /// At the end, what was queued for other peers (a broadcast) is
+    /// written, one write per peer; what was queued for this peer is
+    /// written too, unless `more_follow` says another batch of its
+    /// callbacks is queued, whose end writes it: a pipelining client's
+    /// replies go out in one write per batch. Sends that must not wait
+    /// (requests, pings) are never corked.
     pub fn run_corked(
         &self,
         more_follow: impl Fn() -> bool,
         callback: impl FnOnce(),
     ) -> io::Result<()> {
-        let previous = CORKED.with(|corked| corked.replace(Some(self.id)));
+        let session = CorkSession {
+            id: SESSIONS.fetch_add(1, Ordering::Relaxed),
+            others: Vec::new(),
+        };
+        let previous = CORK.with(|cork| cork.replace(Some(session)));
         // A panicking callback still releases the cork (then the panic goes
         // on to the worker's guard), so no corked byte is stranded.
         let outcome = panic::catch_unwind(AssertUnwindSafe(callback));
-        CORKED.with(|corked| corked.set(previous));
+        let session = CORK.with(|cork| cork.replace(previous));
+        for other in session.map(|s| s.others).unwrap_or_default() {
+            if other.id != self.id {
+                // Its failure is its own: the I/O thread closes it.
+                let _ = other.write_corked();
+            }
+        }
         let written = match more_follow() {
             true => Ok(()),
-            false => {
-                let mut out = self.outbound();
-                match out.corked {
-                    true => self.write_queue(&mut out),
-                    false => Ok(()),
-                }
-            }
+            false => self.write_corked(),
         };
         if let Err(panicked) = outcome {
             panic::resume_unwind(panicked);
         }
         written
+    }
+
+    /// Writes the queue if part of it was held back by a cork.
+    fn write_corked(&self) -> io::Result<()> {
+        let mut out = self.outbound();
+        match out.corked {
+            true => self.write_queue(&mut out),
+            false => Ok(()),
+        }
+    }
+
+    /// Lists this peer in the thread's cork session, to be written at its
+    /// end.
+    fn list_in_cork(self: &Arc<Self>) {
+        CORK.with(|cork| {
+            if let Some(session) = cork.borrow_mut().as_mut() {
+                session.others.push(self.clone());
+            }
+        });
     }
 
     /// Writes the queue until the socket is full or the queue empty; a
@@ -332,7 +380,7 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn pair(max_outbound: usize) -> (Peer, std::net::TcpStream) {
+    fn pair(max_outbound: usize) -> (Arc<Peer>, std::net::TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let remote = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (local, addr) = listener.accept().unwrap();
@@ -350,7 +398,7 @@ mod tests {
             Backlog::new(limits, None, None),
             None,
         );
-        (peer, remote)
+        (Arc::new(peer), remote)
     }
 
     #[test]
@@ -433,7 +481,7 @@ mod tests {
         }));
         assert!(outcome.is_err(), "the panic goes on");
         assert_eq!(available(&mut remote), b"before the panic");
-        assert_eq!(CORKED.with(Cell::get), None, "the thread is uncorked");
+        assert!(CORK.with(|c| c.borrow().is_none()), "the thread is uncorked");
     }
 
     #[test]
