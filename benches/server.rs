@@ -13,7 +13,8 @@
 //! (`support/loadgen.rs`) that checks every CRC, request id and order.
 //! Each figure is the median of `VELTIX_BENCH_RUNS` runs (default 3) of
 //! `VELTIX_BENCH_SECONDS` (default 2) each; the runs interleave the
-//! servers. A FILTER argument keeps the workloads whose name contains it.
+//! servers. A FILTER argument keeps the workloads whose name contains it;
+//! `VELTIX_BENCH_SERVERS` (e.g. `libveltix,minimal`) keeps those servers.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -72,9 +73,11 @@ fn main() {
     let runs: usize = env_or("VELTIX_BENCH_RUNS", 3);
     let seconds: f64 = env_or("VELTIX_BENCH_SECONDS", 2.0);
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let only = std::env::var("VELTIX_BENCH_SERVERS").ok();
     let servers: Vec<_> = SERVERS
         .iter()
         .filter(|(kind, _)| *kind != "python" || python.exists())
+        .filter(|(kind, _)| only.as_ref().map_or(true, |only| only.contains(kind)))
         .collect();
     if !python.exists() {
         println!("(no .venv: run scripts/test.sh once to compare with the Python server)");
@@ -104,12 +107,15 @@ fn main() {
         for ((_, label), (rate, server_cpu, load_cpu)) in servers.iter().zip(&medians) {
             println!("  {label:<40} {rate:>12.0}   CPU {server_cpu:.2} / {load_cpu:.2}");
         }
-        let ratio = |i: usize| medians[0].0 / medians[i].0;
-        print!("  libveltix / minimal = {:.2}", ratio(1));
-        if servers.len() > 2 {
-            print!(", libveltix / Python = {:.1}", ratio(2));
+        if servers.len() == SERVERS.len() {
+            let ratio = |i: usize| medians[0].0 / medians[i].0;
+            println!(
+                "  libveltix / minimal = {:.2}, libveltix / Python = {:.1}",
+                ratio(1),
+                ratio(2)
+            );
         }
-        println!("\n");
+        println!();
     }
 }
 

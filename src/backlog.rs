@@ -57,10 +57,11 @@ impl State {
     }
 }
 
-/// One message's share of a [`Backlog`], released when dropped: when its
-/// callback returns, or when the queued job is discarded.
+/// Messages' share of a [`Backlog`], released when dropped: when their
+/// callbacks returned, or when the queued job is discarded.
 pub(crate) struct Charge {
     backlog: Arc<Backlog>,
+    messages: usize,
     bytes: usize,
 }
 
@@ -90,13 +91,20 @@ impl Backlog {
     /// Charges a message of `bytes` payload bytes until the returned
     /// [`Charge`] is dropped.
     pub fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
+        self.charge_many(1, bytes)
+    }
+
+    /// Charges `messages` messages of `bytes` payload bytes in all (one
+    /// read's batch) until the returned [`Charge`] is dropped.
+    pub fn charge_many(self: &Arc<Self>, messages: usize, bytes: usize) -> Charge {
         let mut state = self.state();
-        state.messages += 1;
+        state.messages += messages;
         state.bytes += bytes;
         let now = state.bytes;
         state.account.set(now);
         Charge {
             backlog: self.clone(),
+            messages,
             bytes,
         }
     }
@@ -145,10 +153,10 @@ impl Backlog {
         (state.messages, state.bytes)
     }
 
-    fn release(&self, bytes: usize) {
+    fn release(&self, messages: usize, bytes: usize) {
         let resume = {
             let mut state = self.state();
-            state.messages -= 1;
+            state.messages -= messages;
             state.bytes -= bytes;
             let now = state.bytes;
             state.account.set(now);
@@ -173,7 +181,7 @@ impl Backlog {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.backlog.release(self.bytes);
+        self.backlog.release(self.messages, self.bytes);
     }
 }
 

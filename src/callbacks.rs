@@ -9,6 +9,7 @@
 //! what the old handler uses. No lock is held while a handler runs.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
@@ -98,6 +99,31 @@ type Retired<H> = Option<Arc<Registered<H>>>;
 /// disconnections.
 pub(crate) struct CallbackTable<M, C, D> {
     table: RwLock<Table<M, C, D>>,
+    /// Counts changes to the table (under its write lock), so a
+    /// [`HandlerCache`] knows when its handler may be stale.
+    changes: AtomicU64,
+}
+
+/// The handler a batch of messages used last, kept for the next message of
+/// the same type while the table is unchanged: one atomic load per message
+/// instead of a lookup. Its call counts as in progress until the batch
+/// looks up another handler or drops the cache, so a removal that waits
+/// waits at most until then.
+pub(crate) struct HandlerCache<M> {
+    entry: Option<CachedCall<M>>,
+}
+
+struct CachedCall<M> {
+    type_code: u16,
+    /// The table's change count when it was looked up.
+    changes: u64,
+    call: Option<Call<M>>,
+}
+
+impl<M> Default for HandlerCache<M> {
+    fn default() -> Self {
+        HandlerCache { entry: None }
+    }
 }
 
 struct Table<M, C, D> {
@@ -116,6 +142,7 @@ impl<M, C, D> Default for CallbackTable<M, C, D> {
                 on_connect: None,
                 on_disconnect: None,
             }),
+            changes: AtomicU64::new(0),
         }
     }
 }
@@ -180,6 +207,31 @@ impl<M, C, D> CallbackTable<M, C, D> {
         registered.map(Registered::start_call)
     }
 
+    /// The handler for a message now, as [`CallbackTable::message_handler`],
+    /// reusing `cache` while it is still current.
+    pub fn cached_message_handler<'a>(
+        &self,
+        type_code: u16,
+        cache: &'a mut HandlerCache<M>,
+    ) -> Option<&'a M> {
+        let current = cache.entry.as_ref().is_some_and(|cached| {
+            cached.type_code == type_code && cached.changes == self.changes.load(Ordering::Acquire)
+        });
+        if !current {
+            // The old call ends first: a remover waiting for it may go.
+            cache.entry = None;
+            let table = self.read();
+            let registered = table.routes.get(&type_code).or(table.on_recv.as_ref());
+            cache.entry = Some(CachedCall {
+                type_code,
+                changes: self.changes.load(Ordering::Acquire),
+                call: registered.map(Registered::start_call),
+            });
+        }
+        let cached = cache.entry.as_ref()?;
+        cached.call.as_ref().map(Call::handler)
+    }
+
     /// A call of the connection handler now.
     pub fn on_connect(&self) -> Option<Call<C>> {
         self.read().on_connect.as_ref().map(Registered::start_call)
@@ -204,7 +256,9 @@ impl<M, C, D> CallbackTable<M, C, D> {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Table<M, C, D>> {
-        self.table.write().unwrap_or_else(|e| e.into_inner())
+        let table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        table
     }
 }
 
@@ -220,10 +274,44 @@ fn retire<H>(old: Retired<H>, wait: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::time::Duration;
 
     type Handler = Arc<dyn Fn() + Send + Sync>;
+
+    #[test]
+    fn a_cached_handler_is_looked_up_again_after_any_change_and_releases_its_call() {
+        let table: Arc<CallbackTable<Handler, (), ()>> = Arc::default();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let handler: Handler = Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        table.route("test", 1, handler).unwrap();
+        let mut cache = HandlerCache::default();
+        for _ in 0..3 {
+            (table.cached_message_handler(1, &mut cache).expect("routed"))();
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        // A remover that waits is held only by the cache's call, which the
+        // next look-up (after the change) lets go of.
+        let remover = {
+            let table = table.clone();
+            std::thread::spawn(move || table.unroute(1, true))
+        };
+        while !remover.is_finished() {
+            if table.changes.load(Ordering::SeqCst) > 1 {
+                assert!(
+                    table.cached_message_handler(1, &mut cache).is_none(),
+                    "unrouted"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        remover.join().unwrap().unwrap();
+        assert!(table.cached_message_handler(1, &mut cache).is_none());
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
 
     #[test]
     fn unroute_waits_for_a_running_call_and_the_handler_never_starts_again() {

@@ -26,6 +26,9 @@ pub(crate) struct PendingRequests {
 }
 
 struct Shared {
+    /// The ids requests get: a message with another id answers none of
+    /// them, without a look at the table (and its lock).
+    ids: IdAllocator,
     inner: Mutex<Inner>,
     /// Wakes the timer thread when an earlier deadline arrives.
     timer: Condvar,
@@ -89,6 +92,7 @@ impl PendingRequests {
     pub fn new(ids: IdAllocator) -> Self {
         PendingRequests {
             shared: Arc::new(Shared {
+                ids: ids.clone(),
                 inner: Mutex::new(Inner {
                     ids,
                     waiters: HashMap::new(),
@@ -168,6 +172,9 @@ impl PendingRequests {
     /// Hands `message`, received from `owner`, to the request with its id;
     /// gives it back if there is none.
     pub fn complete(&self, owner: u64, message: Message) -> Option<Message> {
+        if !self.shared.ids.covers(message.request_id()) {
+            return Some(message);
+        }
         let mut inner = self.lock();
         match inner.waiters.get(&message.request_id()) {
             Some(waiter) if waiter.owner == owner => {}

@@ -167,8 +167,7 @@ impl Batch<'_> {
     /// callbacks were dropped ([`Lane::drop_queued`]) or a shutdown drops
     /// message callbacks, exactly as if each callback were its own job.
     pub fn may_continue(&self) -> bool {
-        self.lane.drops.load(Ordering::Acquire) == self.drops
-            && runs(self.policy, true)
+        self.lane.drops.load(Ordering::Acquire) == self.drops && runs(self.policy, true)
     }
 
     /// Counts one callback run, for what `dispatch` reports.
@@ -664,6 +663,57 @@ mod tests {
         pool.wait_idle();
         assert_eq!(*seen.lock().unwrap(), vec![4, 9]);
         pool.shutdown(true);
+    }
+
+    #[test]
+    fn a_batch_stops_between_callbacks_once_its_lane_is_dropped() {
+        let pool = WorkerPool::new("test", 1).unwrap();
+        let lane = Lane::default();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let seen = ran.clone();
+        pool.submit_batch_in(
+            &lane,
+            Box::new(move |batch| {
+                for i in 0..5 {
+                    if !batch.may_continue() {
+                        return;
+                    }
+                    seen.lock().unwrap().push(i);
+                    if i == 1 {
+                        started_tx.send(()).unwrap();
+                        let _ = gate_rx.recv_timeout(Duration::from_secs(5));
+                    }
+                }
+            }),
+        );
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        lane.drop_queued();
+        gate_tx.send(()).unwrap();
+        pool.wait_idle();
+        assert_eq!(
+            *ran.lock().unwrap(),
+            vec![0, 1],
+            "the running callback ends, no other starts"
+        );
+        pool.shutdown(true);
+    }
+
+    #[test]
+    fn dispatch_counts_each_callback_of_a_batch() {
+        let pool = WorkerPool::new("test", 0).unwrap();
+        let lane = Lane::default();
+        pool.submit_batch_in(
+            &lane,
+            Box::new(|batch| {
+                for _ in 0..3 {
+                    batch.ran_callback();
+                }
+            }),
+        );
+        pool.submit_in(&lane, Box::new(|| {}));
+        assert_eq!(pool.dispatch(Some(Duration::ZERO)), Ok(4));
     }
 
     #[test]

@@ -492,3 +492,100 @@ fn a_callback_may_wait_for_its_peer_while_more_of_its_messages_are_queued() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_broadcast_from_a_callback_reaches_everyone_in_few_writes_per_receiver() {
+    // Each broadcast is queued for every receiver while the sender's
+    // callbacks run, and written once per receiver when the batch ends:
+    // nothing may be left behind, and nothing costs a write per message.
+    let server = TestServer::start(|c| c.max_workers = 1);
+    unsafe extern "C" fn rebroadcast(
+        _: *mut std::ffi::c_void,
+        server: *mut veltix_server_t,
+        _: veltix_peer_id_t,
+        message: *const veltix_message_t,
+    ) {
+        let (mut sent, mut len) = (0, 0);
+        let data = veltix_message_content(message, &mut len);
+        let status =
+            veltix_server_broadcast(server, 251, data, len, std::ptr::null(), 0, &mut sent);
+        assert_eq!(status, VELTIX_OK);
+    }
+    assert_eq!(
+        unsafe {
+            veltix_server_route(
+                server.ptr,
+                250,
+                Some(rebroadcast),
+                std::ptr::null_mut(),
+                None,
+            )
+        },
+        VELTIX_OK
+    );
+    let mut receivers: Vec<RawPeer> = (0..5).map(|_| RawPeer::handshaken(server.port)).collect();
+    let watched = server.next_connect();
+    for _ in 1..5 {
+        server.next_connect();
+    }
+    let (_, watched_port) = server.peer_address(watched).unwrap();
+    let watched_side = socket_between(server.port, watched_port).expect("the server's socket");
+    let before = segments_out(watched_side);
+    let burst: Vec<u8> = (0..300u16)
+        .flat_map(|i| frame(250, i, format!("news {i}").as_bytes()))
+        .collect();
+    receivers[4].write(&burst).unwrap();
+    for receiver in &mut receivers {
+        receiver
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        for i in 0..300u16 {
+            let (type_code, _, payload) = read_frame(&mut receiver.stream);
+            assert_eq!(type_code, 251);
+            assert_eq!(payload, format!("news {i}").as_bytes(), "in order");
+        }
+    }
+    let segments = segments_out(watched_side) - before;
+    assert!(
+        segments <= 20,
+        "300 broadcasts took {segments} segments to one receiver"
+    );
+}
+
+#[test]
+fn a_panicking_callback_costs_only_its_own_message() {
+    // A read's messages run as one batch: a callback that panics must not
+    // take the messages after it in the batch down with it.
+    use std::sync::Arc;
+    use veltix::server::{Server, ServerConfig};
+    let server = Server::new(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        max_workers: 1,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    server
+        .route(
+            ECHO,
+            Arc::new(|server, peer, message| {
+                assert!(message.payload() != b"panic", "a callback bug");
+                let _ = server.reply(peer, message, ECHO, message.payload());
+            }),
+        )
+        .unwrap();
+    let port = server.start().unwrap();
+    let mut raw = RawPeer::handshaken(port);
+    let burst: Vec<u8> = (0..50u16)
+        .flat_map(|i| match i % 10 {
+            3 => frame(ECHO, i, b"panic"),
+            _ => frame(ECHO, i, b"fine"),
+        })
+        .collect();
+    raw.write(&burst).unwrap();
+    let answered: Vec<u16> = (0..45).map(|_| read_frame(&mut raw.stream).1).collect();
+    let expected: Vec<u16> = (0..50u16).filter(|i| i % 10 != 3).collect();
+    assert_eq!(answered, expected);
+    server.shut_down();
+}

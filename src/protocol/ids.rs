@@ -30,6 +30,11 @@ impl IdAllocator {
         }
     }
 
+    /// Whether `id` is one this allocator may hand out.
+    pub fn covers(&self, id: u16) -> bool {
+        self.range.contains(&u32::from(id))
+    }
+
     /// The next id for which `in_use` is false, or `None` when every id in
     /// the range is in use.
     pub fn allocate(&mut self, in_use: impl Fn(u16) -> bool) -> Option<u16> {

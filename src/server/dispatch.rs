@@ -7,17 +7,21 @@ use std::sync::Arc;
 
 use super::peer::{Peer, PeerId};
 use super::Server;
+use crate::callbacks::HandlerCache;
 use crate::client::DisconnectReason;
 use crate::error::Error;
 use crate::log::log_at;
 use crate::protocol::frame::{FrameHeader, PING, PONG};
-use crate::backlog::Charge;
 use crate::protocol::Message;
 use crate::workers::run_guarded;
 
-/// One read's messages from a peer, each with its charge on the peer's
-/// backlog, waiting for its callbacks.
-pub(super) type Inbox = Vec<(Message, Charge)>;
+/// One read's messages from a peer for its callbacks.
+#[derive(Default)]
+pub(super) struct Inbox {
+    messages: Vec<Message>,
+    /// Their payload bytes.
+    bytes: usize,
+}
 
 impl Server {
     /// A peer completed its handshake: it becomes visible to the API, and
@@ -73,8 +77,8 @@ impl Server {
         };
         match self.callbacks().handles(message.type_code()) {
             true => {
-                let charge = peer.backlog.charge(message.payload().len());
-                inbox.push((message, charge));
+                inbox.bytes += message.payload().len();
+                inbox.messages.push(message);
             }
             false => log_at!(
                 Warn,
@@ -95,10 +99,15 @@ impl Server {
     /// started yet. Their sends are corked: replies wait while more of this
     /// peer's messages are queued, and a broadcast costs one write per
     /// receiver per batch.
+    ///
+    /// The batch is charged to the peer's backlog until its last callback
+    /// returns (or it is dropped): within one read, as with a charge per
+    /// message, since the I/O thread asks for room before each read.
     pub(super) fn deliver(&self, peer: &Arc<Peer>, inbox: Inbox) {
-        if inbox.is_empty() {
+        if inbox.messages.is_empty() {
             return;
         }
+        let charge = peer.backlog.charge_many(inbox.messages.len(), inbox.bytes);
         let server = self.clone();
         let sender = peer.clone();
         self.inner.workers.submit_batch_in(
@@ -106,17 +115,22 @@ impl Server {
             Box::new(move |batch| {
                 let more_follow = || sender.lane.has_queued();
                 let written = sender.run_corked(more_follow, || {
-                    for (message, charge) in inbox {
+                    let mut handlers = HandlerCache::default();
+                    for message in inbox.messages {
                         if !batch.may_continue() {
                             return;
                         }
-                        if let Some(call) = server.callbacks().message_handler(message.type_code()) {
-                            run_guarded(|| (call.handler())(&server, sender.id, &message));
+                        let callbacks = server.callbacks();
+                        let type_code = message.type_code();
+                        if let Some(handler) =
+                            callbacks.cached_message_handler(type_code, &mut handlers)
+                        {
+                            run_guarded(|| handler(&server, sender.id, &message));
                             batch.ran_callback();
                         }
-                        drop(charge);
                     }
                 });
+                drop(charge);
                 if let Err(e) = written {
                     log_at!(Debug, "write to peer {} failed: {e}", sender.id);
                     server.request_close(&sender, DisconnectReason::Error);

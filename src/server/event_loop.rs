@@ -658,14 +658,13 @@ impl Connection {
             self.connected = true;
             server.peer_connected(&self.peer);
         }
-        let mut inbox = Inbox::new();
+        let mut inbox = Inbox::default();
+        let mut any_message = false;
         while let Some(decoded) = self.decoder.next_frame() {
             self.peer.stats.frame_in();
             match decoded {
                 Decoded::Frame(message) => {
-                    if !matches!(message.type_code(), PING | PONG) {
-                        self.last_message = Instant::now();
-                    }
+                    any_message |= !matches!(message.type_code(), PING | PONG);
                     server.route_message(&self.peer, message, &mut inbox)
                 }
                 Decoded::Dropped(reason) => {
@@ -677,6 +676,9 @@ impl Connection {
                     )
                 }
             }
+        }
+        if any_message {
+            self.last_message = Instant::now();
         }
         server.deliver(&self.peer, inbox);
         match self.peer.failure() {

@@ -274,7 +274,7 @@ impl Server {
     /// Sends a message to `peer` with a fresh request id.
     pub fn send(&self, peer: PeerId, type_code: u16, payload: &[u8]) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
-        let peer = self.peer(peer)?;
+        let peer = self.peer_to_send(peer)?;
         let request_id = self.inner.pending.allocate_id()?;
         self.send_frame(&peer, type_code, request_id, payload, Cork::Allowed)
     }
@@ -282,7 +282,7 @@ impl Server {
     /// Replies to `to`, received from `peer`: a message carrying its id.
     pub fn reply(&self, peer: PeerId, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
-        let peer = self.peer(peer)?;
+        let peer = self.peer_to_send(peer)?;
         self.send_frame(&peer, type_code, to.request_id(), payload, Cork::Allowed)
     }
 
@@ -480,6 +480,16 @@ impl Server {
     /// The next peer id (the I/O thread, on accept).
     fn next_peer_id(&self) -> PeerId {
         self.inner.last_peer_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The peer to send `id` a message: found without a look-up when this
+    /// thread runs its callbacks (a departed one refuses the send with
+    /// the same error as the look-up).
+    fn peer_to_send(&self, id: PeerId) -> Result<Arc<Peer>> {
+        match Peer::running(id) {
+            Some(peer) => Ok(peer),
+            None => self.peer(id),
+        }
     }
 
     fn peer(&self, id: PeerId) -> Result<Arc<Peer>> {

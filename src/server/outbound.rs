@@ -9,9 +9,13 @@ use std::os::fd::RawFd;
 
 use crate::writer::{send_slices, MAX_SLICES};
 
-/// Size of one chunk; below the allocator's large-allocation threshold, so
+/// Largest chunk; below the allocator's large-allocation threshold, so
 /// chunks are recycled rather than mapped and unmapped.
 const CHUNK: usize = 64 * 1024;
+/// Smallest chunk. Chunks grow with the queue (each new one twice what is
+/// queued, between the two sizes): a batch of small replies costs a small
+/// allocation, not 64 KiB allocated and freed per write.
+const FIRST_CHUNK: usize = 4 * 1024;
 
 /// Queued outbound bytes.
 #[derive(Default)]
@@ -21,6 +25,8 @@ pub(crate) struct ChunkQueue {
     head: usize,
     /// Bytes queued and not written.
     len: usize,
+    /// Bytes the chunks hold (their capacity).
+    held: usize,
 }
 
 impl ChunkQueue {
@@ -31,7 +37,7 @@ impl ChunkQueue {
 
     /// Bytes of memory the chunks hold.
     pub fn held(&self) -> usize {
-        self.chunks.len() * CHUNK
+        self.held
     }
 
     /// Appends `bytes`.
@@ -39,13 +45,15 @@ impl ChunkQueue {
         self.len += bytes.len();
         while !bytes.is_empty() {
             let back = match self.chunks.back_mut() {
-                Some(back) if back.len() < CHUNK => back,
+                Some(back) if back.len() < back.capacity() => back,
                 _ => {
-                    self.chunks.push_back(Vec::with_capacity(CHUNK));
+                    let size = (2 * self.len).clamp(FIRST_CHUNK, CHUNK);
+                    self.held += size;
+                    self.chunks.push_back(Vec::with_capacity(size));
                     self.chunks.back_mut().expect("just pushed")
                 }
             };
-            let n = bytes.len().min(CHUNK - back.len());
+            let n = bytes.len().min(back.capacity() - back.len());
             back.extend_from_slice(&bytes[..n]);
             bytes = &bytes[n..];
         }
@@ -83,11 +91,13 @@ impl ChunkQueue {
             }
             n -= left;
             self.head = 0;
-            self.chunks.pop_front();
+            let written = self.chunks.pop_front().expect("consumed bytes are queued");
+            self.held -= written.capacity();
         }
         if self.len == 0 {
             self.head = 0;
             self.chunks.clear();
+            self.held = 0;
         }
     }
 }
@@ -101,11 +111,19 @@ mod tests {
         let mut queue = ChunkQueue::default();
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         queue.push(&data[..10]);
+        assert_eq!(
+            queue.held(),
+            FIRST_CHUNK,
+            "a small queue holds a small chunk"
+        );
         queue.push(&data[10..]);
         assert_eq!(queue.len(), 200_000);
-        assert_eq!(queue.held(), 4 * CHUNK);
-        queue.consume(CHUNK + 5);
-        assert_eq!(queue.held(), 3 * CHUNK);
+        let sizes: Vec<usize> = queue.chunks.iter().map(Vec::capacity).collect();
+        assert_eq!(sizes[0], FIRST_CHUNK);
+        assert!(sizes[1..].iter().all(|size| *size == CHUNK), "{sizes:?}");
+        assert_eq!(queue.held(), sizes.iter().sum::<usize>());
+        queue.consume(FIRST_CHUNK + 5);
+        assert_eq!(queue.held(), sizes[1..].iter().sum::<usize>());
         let rest: Vec<u8> = queue
             .chunks
             .iter()
@@ -113,8 +131,8 @@ mod tests {
             .flat_map(|(i, c)| if i == 0 { &c[queue.head..] } else { &c[..] })
             .copied()
             .collect();
-        assert_eq!(rest, data[CHUNK + 5..]);
-        queue.consume(200_000 - CHUNK - 5);
+        assert_eq!(rest, data[FIRST_CHUNK + 5..]);
+        queue.consume(200_000 - FIRST_CHUNK - 5);
         assert_eq!((queue.len(), queue.held()), (0, 0));
     }
 }

@@ -54,6 +54,8 @@ static SESSIONS: AtomicU64 = AtomicU64::new(1);
 /// callbacks run, and for the other peers it sent to (a broadcast).
 struct CorkSession {
     id: u64,
+    /// The peer whose callbacks run.
+    owner: Arc<Peer>,
     /// The other peers with bytes corked by this session.
     others: Vec<Arc<Peer>>,
 }
@@ -240,12 +242,13 @@ impl Peer {
     /// replies go out in one write per batch. Sends that must not wait
     /// (requests, pings) are never corked.
     pub fn run_corked(
-        &self,
+        self: &Arc<Self>,
         more_follow: impl Fn() -> bool,
         callback: impl FnOnce(),
     ) -> io::Result<()> {
         let session = CorkSession {
             id: SESSIONS.fetch_add(1, Ordering::Relaxed),
+            owner: self.clone(),
             others: Vec::new(),
         };
         let previous = CORK.with(|cork| cork.replace(Some(session)));
@@ -276,6 +279,17 @@ impl Peer {
             true => self.write_queue(&mut out),
             false => Ok(()),
         }
+    }
+
+    /// The peer `id`, if this thread runs its callbacks: what a reply from
+    /// a callback finds without a look-up in the server's table.
+    pub fn running(id: PeerId) -> Option<Arc<Peer>> {
+        CORK.with(|cork| {
+            cork.borrow()
+                .as_ref()
+                .filter(|session| session.owner.id == id)
+                .map(|session| session.owner.clone())
+        })
     }
 
     /// Lists this peer in the thread's cork session, to be written at its
@@ -481,7 +495,10 @@ mod tests {
         }));
         assert!(outcome.is_err(), "the panic goes on");
         assert_eq!(available(&mut remote), b"before the panic");
-        assert!(CORK.with(|c| c.borrow().is_none()), "the thread is uncorked");
+        assert!(
+            CORK.with(|c| c.borrow().is_none()),
+            "the thread is uncorked"
+        );
     }
 
     #[test]
