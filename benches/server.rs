@@ -232,10 +232,12 @@ fn serve(kind: &str) -> ! {
             minimal_server::serve(listener)
         }
         "libveltix" => {
+            let defaults = ServerConfig::default();
             let server = Server::new(ServerConfig {
                 host: "127.0.0.1".into(),
                 port: 0,
-                ..ServerConfig::default()
+                max_workers: env_or("VELTIX_BENCH_WORKERS", defaults.max_workers),
+                ..defaults
             })
             .unwrap();
             server

@@ -66,6 +66,10 @@ impl Account {
 
     /// Records that the holder now holds `now` bytes.
     pub fn set(&mut self, now: usize) {
+        if now == self.held {
+            // Most updates change nothing: no write to the shared counter.
+            return;
+        }
         if let Some(budget) = &self.budget {
             if now > self.held {
                 budget.held.fetch_add(now - self.held, Ordering::Relaxed);

@@ -391,14 +391,12 @@ impl Server {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let request_id = self.inner.pending.allocate_id()?;
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
-        let targets: Vec<Arc<Peer>> = self
-            .peers()
+        // Under the table's read lock: a send never blocks, and a failed
+        // peer is closed through the I/O thread, which takes no lock here.
+        let peers = self.peers();
+        let sent = peers
             .values()
             .filter(|peer| !except.contains(&peer.id))
-            .cloned()
-            .collect();
-        let sent = targets
-            .iter()
             .filter(|peer| {
                 self.send_encoded(peer, &header, payload, Cork::Allowed)
                     .is_ok()
