@@ -443,12 +443,15 @@ pub unsafe extern "C" fn veltix_server_unroute(
 /// referenced afterwards. Frames from concurrent callers are never
 /// interleaved; one caller's frames arrive in order.
 ///
-/// Inside a message callback of `peer` itself, while more of that peer's
-/// messages wait for callbacks (a pipelining client), sends and replies to
-/// it are held in its queue and written together when the last of those
-/// callbacks returns, or once 64 KiB gather: one write per batch instead of
-/// one per reply. Requests (`send_and_wait`, `request`, pings) are never
-/// held back.
+/// Inside a message callback, sends and replies are held in their peers'
+/// queues and written together, one write per peer, when the callback
+/// batch ends (the messages of one peer that arrived in one read run as a
+/// batch), or once 64 KiB gather for a peer; what goes to the peer whose
+/// callbacks run waits further while more of its messages are queued (a
+/// pipelining client). So a callback that replies or broadcasts costs one
+/// write per receiver per batch, not per message. Requests
+/// (`send_and_wait`, `request`, pings) are never held back, and a send
+/// from any other thread is written at once.
 ///
 /// Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent) when 15 + `len`
 /// exceeds `max_message_size`; `VELTIX_ERR_NOT_CONNECTED` if `peer` is not
@@ -584,7 +587,9 @@ pub unsafe extern "C" fn veltix_server_ping_client(
 /// 0). Clients still in their handshake are not included. A client whose
 /// send fails is skipped (and disconnected if it stopped reading or its
 /// connection failed); the others still get the message. Writes the number
-/// of clients it was sent to to `*out_sent` if it is not NULL.
+/// of clients it was sent to to `*out_sent` if it is not NULL. From inside
+/// a message callback the copies are batched as described at
+/// `veltix_server_send()`.
 ///
 /// Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent).
 ///
