@@ -589,3 +589,52 @@ fn a_panicking_callback_costs_only_its_own_message() {
     assert_eq!(answered, expected);
     server.shut_down();
 }
+
+#[test]
+fn what_a_callback_sent_leaves_before_it_waits_for_a_reply() {
+    // The route broadcasts, then asks the peer that sent it and waits: the
+    // broadcast must reach the other peers while the callback waits, not
+    // when it returns.
+    let server = TestServer::start(|c| c.max_workers = 1);
+    unsafe extern "C" fn broadcast_then_ask(
+        _: *mut std::ffi::c_void,
+        server: *mut veltix_server_t,
+        peer: veltix_peer_id_t,
+        _: *const veltix_message_t,
+    ) {
+        let news = b"news";
+        let mut sent = 0;
+        veltix_server_broadcast(server, 251, news.as_ptr(), news.len(), &peer, 1, &mut sent);
+        let mut answer = std::ptr::null_mut();
+        // Never answered: the wait ends by its timeout.
+        veltix_server_send_and_wait(server, peer, 253, b"?".as_ptr(), 1, 2000, &mut answer);
+        veltix_message_free(answer);
+    }
+    assert_eq!(
+        unsafe {
+            veltix_server_route(
+                server.ptr,
+                252,
+                Some(broadcast_then_ask),
+                std::ptr::null_mut(),
+                None,
+            )
+        },
+        VELTIX_OK
+    );
+    let mut asker = RawPeer::handshaken(server.port);
+    let mut other = RawPeer::handshaken(server.port);
+    other
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    asker.write(&frame(252, 1, b"go")).unwrap();
+    let (type_code, _, payload) = read_frame(&mut other.stream);
+    assert_eq!((type_code, payload.as_slice()), (251, &b"news"[..]));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the broadcast waited for the callback's wait: {:?}",
+        started.elapsed()
+    );
+}

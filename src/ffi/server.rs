@@ -449,7 +449,10 @@ pub unsafe extern "C" fn veltix_server_unroute(
 /// batch), or once 64 KiB gather for a peer; what goes to the peer whose
 /// callbacks run waits further while more of its messages are queued (a
 /// pipelining client). So a callback that replies or broadcasts costs one
-/// write per receiver per batch, not per message. Requests
+/// write per receiver per batch, not per message. What a callback sent is
+/// written at the latest when its batch ends, or before it blocks in
+/// `veltix_server_send_and_wait()` or `veltix_server_ping()`; a callback
+/// that computes for long after a send delays that send as long. Requests
 /// (`send_and_wait`, `request`, pings) are never held back, and a send
 /// from any other thread is written at once.
 ///

@@ -295,6 +295,9 @@ impl Server {
         timeout: Duration,
     ) -> Result<Message> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
+        // A callback about to wait first lets go of what it corked: its
+        // earlier replies and broadcasts must not wait for the reply too.
+        Peer::write_cork();
         // Registered before the peer is looked up: if it leaves after the
         // lookup, its departure fails this request at once.
         // The server never blocks on a write (a full socket queues), so

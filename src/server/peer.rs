@@ -272,6 +272,22 @@ impl Peer {
         written
     }
 
+    /// Writes what this thread's cork session holds so far, if it has one
+    /// (before its callback blocks); the session goes on.
+    pub fn write_cork() {
+        let corked: Vec<Arc<Peer>> = CORK.with(|cork| match cork.borrow().as_ref() {
+            Some(session) => std::iter::once(&session.owner)
+                .chain(&session.others)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        });
+        for peer in corked {
+            // A failure is the peer's own: the I/O thread closes it.
+            let _ = peer.write_corked();
+        }
+    }
+
     /// Writes the queue if part of it was held back by a cork.
     fn write_corked(&self) -> io::Result<()> {
         let mut out = self.outbound();
