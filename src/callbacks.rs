@@ -299,7 +299,12 @@ mod tests {
             let table = table.clone();
             std::thread::spawn(move || table.unroute(1, true))
         };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !remover.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the remover still waits for the cached call"
+            );
             if table.changes.load(Ordering::SeqCst) > 1 {
                 assert!(
                     table.cached_message_handler(1, &mut cache).is_none(),

@@ -191,16 +191,17 @@ struct LaneShared {
 
 /// One job queued in a lane.
 enum LaneJob {
-    /// One callback (counted by the lane).
+    /// One callback (counted by the lane), never dropped unstarted.
     Single(Job),
-    /// Many callbacks, each counted by the job (droppable).
+    /// Many message callbacks, each counted by the job; dropped unstarted
+    /// by [`Lane::drop_queued`] and a waiting shutdown.
     Batch(BatchJob),
 }
 
 #[derive(Default)]
 struct LaneState {
-    /// Queued jobs, and whether [`Lane::drop_queued`] may drop each.
-    jobs: VecDeque<(LaneJob, bool)>,
+    /// Queued jobs.
+    jobs: VecDeque<LaneJob>,
     draining: bool,
 }
 
@@ -210,18 +211,17 @@ impl Lane {
         !self.state().jobs.is_empty()
     }
 
-    /// Drops the lane's queued jobs that were submitted as droppable
-    /// ([`WorkerPool::submit_droppable_in`], [`WorkerPool::submit_batch_in`])
-    /// and have not started, and stops a running batch before its next
-    /// callback; the others stay queued, in order. Returns how many jobs
-    /// were dropped.
+    /// Drops the lane's queued batches ([`WorkerPool::submit_batch_in`])
+    /// that have not started, and stops a running batch before its next
+    /// callback; the other jobs stay queued, in order. Returns how many
+    /// batches were dropped.
     pub fn drop_queued(&self) -> usize {
-        let dropped: VecDeque<(LaneJob, bool)> = {
+        let dropped: VecDeque<LaneJob> = {
             let mut state = self.state();
             self.0.drops.fetch_add(1, Ordering::AcqRel);
             let (dropped, kept) = std::mem::take(&mut state.jobs)
                 .into_iter()
-                .partition(|(_, droppable)| *droppable);
+                .partition(|job| matches!(job, LaneJob::Batch(_)));
             state.jobs = kept;
             dropped
         };
@@ -314,26 +314,19 @@ impl WorkerPool {
     /// Queues a job that runs after every job submitted to `lane` before it
     /// has finished, and before any submitted after it.
     pub fn submit_in(&self, lane: &Lane, job: Job) {
-        self.push_in(lane, LaneJob::Single(job), false);
-    }
-
-    /// As [`WorkerPool::submit_in`], for a job that [`Lane::drop_queued`]
-    /// may drop before it starts.
-    #[cfg(test)]
-    pub fn submit_droppable_in(&self, lane: &Lane, job: Job) {
-        self.push_in(lane, LaneJob::Single(job), true);
+        self.push_in(lane, LaneJob::Single(job));
     }
 
     /// Queues a batch of message callbacks in `lane`: dropped like a
     /// droppable job before it starts, and stopped between callbacks once
     /// it would have been (see [`Batch::may_continue`]).
     pub fn submit_batch_in(&self, lane: &Lane, job: BatchJob) {
-        self.push_in(lane, LaneJob::Batch(job), true);
+        self.push_in(lane, LaneJob::Batch(job));
     }
 
-    fn push_in(&self, lane: &Lane, job: LaneJob, droppable: bool) {
+    fn push_in(&self, lane: &Lane, job: LaneJob) {
         let mut state = lane.state();
-        state.jobs.push_back((job, droppable));
+        state.jobs.push_back(job);
         if state.draining {
             return;
         }
@@ -352,11 +345,11 @@ impl WorkerPool {
                 (next, shared.0.drops.load(Ordering::Acquire))
             };
             match next {
-                Some((LaneJob::Single(job), droppable)) if runs(&policy, droppable) => {
+                Some(LaneJob::Single(job)) if runs(&policy, false) => {
                     run_guarded(job);
                     count_callback();
                 }
-                Some((LaneJob::Batch(job), _)) if runs(&policy, true) => {
+                Some(LaneJob::Batch(job)) if runs(&policy, true) => {
                     let batch = Batch {
                         lane: &shared.0,
                         drops,
@@ -639,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lane_drops_its_droppable_jobs_and_keeps_the_others_in_order() {
+    fn a_lane_drops_its_batches_and_keeps_the_other_jobs_in_order() {
         let pool = WorkerPool::new("test", 1).unwrap();
         let lane = Lane::default();
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
@@ -652,10 +645,9 @@ mod tests {
         );
         for i in 0..10 {
             let seen = seen.clone();
-            let job: Job = Box::new(move || seen.lock().unwrap().push(i));
             match i % 5 {
-                4 => pool.submit_in(&lane, job),
-                _ => pool.submit_droppable_in(&lane, job),
+                4 => pool.submit_in(&lane, Box::new(move || seen.lock().unwrap().push(i))),
+                _ => pool.submit_batch_in(&lane, Box::new(move |_| seen.lock().unwrap().push(i))),
             }
         }
         assert_eq!(lane.drop_queued(), 8);
