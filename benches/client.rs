@@ -9,7 +9,14 @@
 //!   callback runs, each waited for by the sending thread (on a channel in
 //!   worker mode, by calling `dispatch` in dispatch mode);
 //! - one-way throughput: 4 threads sending 64-byte messages;
-//! - 1 MiB round trips.
+//! - 1 MiB round trips;
+//! - one thread sending 64-byte messages as fast as it can, each counted by
+//!   a server that reads in bulk, beside ZeroMQ PUSH/PULL (when the system
+//!   has `libzmq.so.5`) and a raw socket writing each frame with its own
+//!   `write`;
+//! - `ping` beside a raw TCP ping-pong of the same PING and PONG frames.
+//!
+//! The last two print medians of `VELTIX_BENCH_RUNS` runs (default 3).
 
 use std::io::{BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,10 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
+#[path = "support/zmq.rs"]
+mod zmq;
 
 use support::handshake_as_client;
 use veltix::client::{Client, ClientConfig};
-use veltix::protocol::frame::FrameHeader;
+use veltix::protocol::frame::{FrameHeader, PING};
 use veltix::protocol::{handshake, Decoded, FrameDecoder};
 
 /// Frames of this type are counted, not echoed.
@@ -50,6 +59,12 @@ fn main() {
     throughput(&client, 4, 50_000);
     large_round_trips(&client, 100);
     client.close();
+    let runs = std::env::var("VELTIX_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    single_sender(runs, 2_000_000);
+    ping_against_raw(port, runs, 10_000);
 
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     if python.exists() {
@@ -268,22 +283,9 @@ fn start_echo_peer() -> u16 {
 }
 
 fn serve(mut stream: TcpStream) {
-    stream.set_nodelay(true).unwrap();
-    let hello = serde_json::json!({"v": "bench", "pv": "1.0", "meta": {}});
-    stream.write_all(&handshake::encode(&hello)).unwrap();
-    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
-    loop {
-        match handshake::next_item(&mut decoder) {
-            Some(Ok(handshake::HandshakeItem::Message(_))) => break,
-            Some(other) => panic!("unexpected {other:?}"),
-            None => {
-                if decoder.fill_with(|b| stream.read(b)).unwrap() == 0 {
-                    return;
-                }
-            }
-        }
-    }
-    stream.write_all(&handshake::ack()).unwrap();
+    let Some(mut decoder) = handshake_as_server(&mut stream, 64 * 1024) else {
+        return;
+    };
     let mut out = BufWriter::with_capacity(256 * 1024, stream.try_clone().unwrap());
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
@@ -311,4 +313,202 @@ fn serve(mut stream: TcpStream) {
             Ok(_) => {}
         }
     }
+}
+
+/// Plays the server's side of the handshake; the decoder (reading
+/// `read_size` bytes at a time) with any bytes read past the client's
+/// hello, or `None` if the client left.
+fn handshake_as_server(stream: &mut TcpStream, read_size: usize) -> Option<FrameDecoder> {
+    stream.set_nodelay(true).unwrap();
+    let hello = serde_json::json!({"v": "bench", "pv": "1.0", "meta": {}});
+    stream.write_all(&handshake::encode(&hello)).unwrap();
+    let mut decoder = FrameDecoder::new(u32::MAX, read_size);
+    loop {
+        match handshake::next_item(&mut decoder) {
+            Some(Ok(handshake::HandshakeItem::Message(_))) => break,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => {
+                if decoder.fill_with(|b| stream.read(b)).unwrap() == 0 {
+                    return None;
+                }
+            }
+        }
+    }
+    stream.write_all(&handshake::ack()).unwrap();
+    Some(decoder)
+}
+
+/// A server for one connection that reads in bulk (256 KiB at a time),
+/// checks every frame's CRC and counts them; sends the moment the
+/// `expected`th arrived.
+fn counting_server(expected: usize) -> (u16, mpsc::Receiver<Instant>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (counted, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut decoder = handshake_as_server(&mut stream, 256 * 1024).unwrap();
+        let mut count = 0;
+        while count < expected {
+            while let Some(decoded) = decoder.next_frame() {
+                match decoded {
+                    Decoded::Frame(_) => count += 1,
+                    Decoded::Dropped(reason) => panic!("a damaged frame: {reason}"),
+                }
+            }
+            if count < expected && decoder.fill_with(|b| stream.read(b)).unwrap() == 0 {
+                panic!("the sender left after {count} of {expected} frames");
+            }
+        }
+        counted.send(Instant::now()).unwrap();
+        // Read to the end, so the sender's close is an orderly one.
+        let mut sink = vec![0u8; 64 * 1024];
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    (port, done)
+}
+
+/// One thread sending `count` 64-byte messages as fast as it can, each
+/// counted by a server that reads in bulk: libveltix's `send`, a raw
+/// socket writing each frame with its own `write` (a tenth as many), and
+/// ZeroMQ PUSH/PULL when the system has it. Messages per second, medians
+/// of `runs` runs, and libveltix's ratio to each.
+fn single_sender(runs: usize, count: usize) {
+    let zmq = zmq::Zmq::load();
+    let mut veltix = Vec::new();
+    let mut raw = Vec::new();
+    let mut zeromq = Vec::new();
+    for _ in 0..runs {
+        veltix.push(veltix_single_sender(count));
+        raw.push(raw_single_sender(count / 10));
+        if let Some(zmq) = zmq {
+            let port = free_port();
+            zeromq.push(count as f64 / zmq.push_pull(port, count, 64).as_secs_f64());
+        }
+    }
+    let (veltix, raw) = (median(veltix), median(raw));
+    println!("\none thread sending 64 B messages, counted by a server reading in bulk (medians of {runs}):");
+    println!("  libveltix send                 {veltix:>11.0} msg/s");
+    println!(
+        "  raw socket, one write a frame  {raw:>11.0} msg/s   libveltix / raw {:.1}",
+        veltix / raw
+    );
+    match zeromq.is_empty() {
+        true => println!(
+            "  ZeroMQ PUSH/PULL: libzmq.so.5 not found (Debian: apt-get install libzmq3-dev)"
+        ),
+        false => {
+            let zeromq = median(zeromq);
+            println!(
+                "  ZeroMQ PUSH/PULL               {zeromq:>11.0} msg/s   libveltix / ZeroMQ {:.2}",
+                veltix / zeromq
+            );
+        }
+    }
+}
+
+fn veltix_single_sender(count: usize) -> f64 {
+    let (port, counted) = counting_server(count);
+    let client = Client::new(ClientConfig {
+        port,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    client.connect().unwrap();
+    let payload = [1u8; 64];
+    let started = Instant::now();
+    for _ in 0..count {
+        client.send(COUNTED, &payload).unwrap();
+    }
+    let done = counted.recv().unwrap();
+    client.close();
+    count as f64 / (done - started).as_secs_f64()
+}
+
+fn raw_single_sender(count: usize) -> f64 {
+    let (port, counted) = counting_server(count);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    handshake_as_client(&mut stream, &mut FrameDecoder::new(u32::MAX, 4096));
+    let frame = veltix::protocol::encode_frame(COUNTED, 1, &[1u8; 64]);
+    let started = Instant::now();
+    for _ in 0..count {
+        stream.write_all(&frame).unwrap();
+    }
+    let done = counted.recv().unwrap();
+    count as f64 / (done - started).as_secs_f64()
+}
+
+/// `Client::ping` beside a raw ping-pong: one thread writing a PING frame
+/// on a blocking socket and reading the PONG. Mean and p50 round trips,
+/// medians of `runs` runs of `count`.
+fn ping_against_raw(port: u16, runs: usize, count: usize) {
+    let client = Client::new(ClientConfig {
+        port,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    client.connect().unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
+    handshake_as_client(&mut stream, &mut decoder);
+    let ping = veltix::protocol::encode_frame(PING, 1, &[]);
+    let (mut veltix, mut raw) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        raw.push(time_each(count, || {
+            stream.write_all(&ping).unwrap();
+            while decoder.next_frame().is_none() {
+                decoder.fill_with(|b| stream.read(b)).unwrap();
+            }
+        }));
+        veltix.push(time_each(count, || {
+            client.ping(Duration::from_secs(5)).unwrap();
+        }));
+    }
+    client.close();
+    let summary = |runs: Vec<(f64, f64)>| {
+        let (means, p50s): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
+        (median(means), median(p50s))
+    };
+    let (veltix, raw) = (summary(veltix), summary(raw));
+    println!("\nping round trips (medians of {runs} runs of {count}):");
+    println!(
+        "  raw TCP ping-pong   mean {:>6.1} us  p50 {:>6.1} us",
+        raw.0, raw.1
+    );
+    println!(
+        "  libveltix ping      mean {:>6.1} us  p50 {:>6.1} us   libveltix / raw {:.2} (mean), {:.2} (p50)",
+        veltix.0,
+        veltix.1,
+        veltix.0 / raw.0,
+        veltix.1 / raw.1
+    );
+}
+
+/// Runs `round_trip` `count` times; the mean and the p50, in microseconds.
+fn time_each(count: usize, mut round_trip: impl FnMut()) -> (f64, f64) {
+    let mut samples: Vec<Duration> = (0..count)
+        .map(|_| {
+            let started = Instant::now();
+            round_trip();
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let total: Duration = samples.iter().sum();
+    (micros(total) / count as f64, micros(samples[count / 2]))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

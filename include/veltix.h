@@ -199,7 +199,10 @@ typedef struct veltix_client_config_t {
      * half-written frame cannot be taken back, closes the connection
      * (reported through `on_disconnect`, reason ERROR). The timeouts of
      * `veltix_client_send_and_wait()` and `veltix_client_ping()` cover
-     * their write too. Default 10000.
+     * their write too. It also bounds each write of the connection's
+     * writer thread (which then closes the connection the same way), and
+     * how long `veltix_client_disconnect()` and `veltix_client_free()`
+     * wait to write frames already sent. Default 10000.
      */
     uint32_t send_timeout_ms;
     /**
@@ -825,8 +828,10 @@ veltix_status_t veltix_client_connect_async(struct veltix_client_t *client);
 /**
  * Closes the connection, or cancels a reconnection in progress, and runs
  * `on_disconnect` once with reason `VELTIX_DISCONNECT_MANUAL`, permanent.
- * Pending requests fail at once with `VELTIX_ERR_CLOSED`. Returns without
- * waiting for other threads; safe inside callbacks.
+ * Pending requests fail at once with `VELTIX_ERR_CLOSED`. Frames already
+ * sent and still queued are written first: this waits for the writer
+ * thread only while the server does not take them, at most
+ * `send_timeout_ms`. It never waits for callbacks; safe inside them.
  * `VELTIX_ERR_NOT_CONNECTED` if there was nothing to close.
  *
  * # Safety
@@ -888,7 +893,9 @@ veltix_status_t veltix_client_event_fd(struct veltix_client_t *client,
  * the `VELTIX_DISCONNECT_MANUAL` call), waits for the library's threads to
  * finish, and releases the client. It returns within the time the running
  * and those queued lifecycle callbacks take, whatever the backlog of
- * messages. No callback of this client starts after it returns. NULL is a
+ * messages, plus (as in `veltix_client_disconnect()`) at most
+ * `send_timeout_ms` to write frames already sent to a server that stopped
+ * reading. No callback of this client starts after it returns. NULL is a
  * no-op.
  *
  * Called from inside one of the client's callbacks it does not wait for
@@ -1056,10 +1063,20 @@ veltix_status_t veltix_client_route(struct veltix_client_t *client,
 
 /**
  * Sends `len` bytes at `data` as a message of `type_code` (with a fresh
- * request id). `data` may be NULL when `len` is 0. The bytes are written
- * before the call returns, or queued behind a write in progress on another
- * thread; they are not referenced afterwards. Frames from concurrent
- * callers are never interleaved.
+ * request id). `data` may be NULL when `len` is 0. The bytes are not
+ * referenced after the call returns. Frames from concurrent callers are
+ * never interleaved, and each caller's frames keep their order.
+ *
+ * A lone send is written to the socket by the calling thread before the
+ * call returns (one `sendmsg`, no copy). A send that comes within 10 us of
+ * the previous one, or while a write is in progress, is copied into the
+ * connection's queue (up to 1 MiB; frames over 64 KiB never are) and
+ * written by the connection's writer thread, together with whatever else
+ * queued meanwhile: a thread sending as fast as it can makes one write per
+ * batch, not one per frame. The writer is woken when the first frame is
+ * queued and writes as soon as it runs, so the last frame of a burst
+ * leaves after one thread wake-up, with no timer. A full queue makes the
+ * caller wait for the socket, at most `send_timeout_ms`.
  *
  * Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent) when 15 + `len`
  * exceeds `max_message_size`, `VELTIX_ERR_NOT_CONNECTED`, or

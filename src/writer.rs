@@ -1,63 +1,141 @@
 //! The send path: frames from any number of threads onto one socket, never
-//! interleaved.
+//! interleaved, with bursts coalesced.
 //!
-//! A sender that finds the socket free writes header and payload itself with
-//! one `sendmsg` (no thread hop, no payload copy). A sender that finds it busy
-//! appends its frame to a backlog (the one copy) and returns; whoever holds
-//! the socket writes the backlog in one call before releasing it, so frames
-//! coalesce under load. Large frames, or a full backlog, wait for the socket
-//! instead, which bounds the backlog and gives back-pressure.
+//! A lone send writes header and payload itself with one `sendmsg` (no
+//! thread hop, no payload copy). A send that comes within
+//! [`COALESCE_WINDOW`] of the previous one, or finds the socket busy or
+//! frames already queued, appends its frame to the queue (the one copy) and
+//! returns; the writer's flusher thread writes the queue in as few calls as
+//! it can. So a thread sending as fast as it can makes one write per queue
+//! taken, not one per frame, and a lone request pays no thread hop. The
+//! flusher is woken only when it sleeps, and writes as soon as it runs: the
+//! last frame of a burst leaves after at most one thread wake-up, never
+//! after a timer. Large frames, or a full queue, wait for the socket
+//! instead, which bounds the queue and gives back-pressure.
+//!
+//! Frames of one thread keep their order: a frame is written directly only
+//! when nothing is queued, and whoever writes takes the queue only while it
+//! holds the socket, writing the queue before its own frame.
 //!
 //! Every write is bounded in time by a [`WriteLimit`]: a peer that stops
 //! reading makes a sender wait at most its limit (or, for the socket itself,
 //! the limit of the sender holding it), never forever. A write that runs out
 //! of time fails with `TimedOut`, possibly part-way through a frame, so the
-//! caller must then close the connection. The clock is read only when a
-//! write has to wait, so the common case costs no time lookup.
+//! caller must then close the connection. A write the flusher makes fails
+//! the same way; the flusher then shuts the socket down (the connection's
+//! reader sees it end) and every later send fails with its error. The clock
+//! is read once per send, and again only when a write has to wait.
 //!
 //! Writes use `MSG_NOSIGNAL`: a peer that resets the connection gives an
 //! error, never a `SIGPIPE` that would kill the host process.
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Mutex, TryLockError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::log::log_at;
 use crate::protocol::frame::{FrameHeader, HEADER_SIZE};
 
-/// Frames up to this size may be queued behind a busy socket.
+/// Frames up to this size may be queued.
 const MAX_QUEUED_FRAME: usize = 64 * 1024;
-/// Bound of the backlog; past it senders wait for the socket.
-const MAX_BACKLOG: usize = 1024 * 1024;
+/// Bound of the queue; past it senders wait for the socket.
+const MAX_QUEUE: usize = 1024 * 1024;
+/// A send this soon after the previous one returned is part of a burst and
+/// is queued for the flusher rather than written by its caller.
+pub const COALESCE_WINDOW: Duration = Duration::from_micros(10);
+/// Stack of the flusher thread, which only moves bytes.
+const FLUSHER_STACK: usize = 64 * 1024;
 
 /// Writes frames to a connected socket from any thread.
 pub struct FrameWriter {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
     socket: Mutex<Socket>,
-    backlog: Mutex<Vec<u8>>,
+    /// The socket's descriptor, to shut it down while a write holds it.
+    fd: RawFd,
+    queue: Mutex<Queue>,
+    /// Wakes the flusher: frames were queued, or it must stop.
+    work: Condvar,
+    /// Wakes [`FrameWriter::drain`]: the flusher went idle or failed.
+    idle: Condvar,
+    /// When the previous send returned, in nanoseconds since `epoch`.
+    last_send: AtomicU64,
+    epoch: Instant,
+    /// Bound of each write the flusher makes.
+    send_timeout: Duration,
 }
 
 struct Socket {
     stream: TcpStream,
-    /// The previous backlog's buffer, kept to reuse its capacity.
+    /// The previous queue's buffer, kept to reuse its capacity.
     spare: Vec<u8>,
 }
 
+struct Queue {
+    bytes: Vec<u8>,
+    /// The flusher was woken and has not yet found the queue empty.
+    flusher_busy: bool,
+    /// The flusher thread was started (it is, once a frame was queued).
+    flusher_started: bool,
+    stopping: bool,
+    /// Why the flusher's write failed; every later send fails with it.
+    failure: Option<(io::ErrorKind, String)>,
+}
+
+impl Queue {
+    fn error(&self) -> Option<io::Error> {
+        let (kind, text) = self.failure.as_ref()?;
+        Some(io::Error::new(*kind, text.clone()))
+    }
+}
+
+/// What [`FrameWriter::try_queue`] did with a frame.
+enum Queued {
+    Yes,
+    /// Not queued: the caller writes it.
+    No,
+}
+
 impl FrameWriter {
-    /// A writer over `stream` (typically a `try_clone` of the reader's).
-    pub fn new(stream: TcpStream) -> Self {
-        FrameWriter {
+    /// A writer over `stream` (typically a `try_clone` of the reader's);
+    /// each write of its flusher waits at most `send_timeout` for room. The
+    /// flusher thread starts with the first burst.
+    pub fn new(stream: TcpStream, send_timeout: Duration) -> Self {
+        let shared = Arc::new(Shared {
+            fd: stream.as_raw_fd(),
             socket: Mutex::new(Socket {
                 stream,
                 spare: Vec::new(),
             }),
-            backlog: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue {
+                bytes: Vec::new(),
+                flusher_busy: false,
+                flusher_started: false,
+                stopping: false,
+                failure: None,
+            }),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            last_send: AtomicU64::new(0),
+            epoch: Instant::now(),
+            send_timeout,
+        });
+        FrameWriter {
+            shared,
+            flusher: Mutex::new(None),
         }
     }
 
     /// Sends one frame. Returns once the frame is written to the socket or
-    /// queued behind a write in progress, which will carry it; `TimedOut`
-    /// if the socket did not take it within `limit`.
+    /// queued for the flusher; `TimedOut` if the socket did not take it
+    /// within `limit`, or the flusher's error if one of its writes failed.
     pub fn send(
         &self,
         type_code: u16,
@@ -65,74 +143,197 @@ impl FrameWriter {
         payload: &[u8],
         mut limit: WriteLimit,
     ) -> io::Result<()> {
-        let limit = &mut limit;
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
         let frame_len = HEADER_SIZE + payload.len();
-        let mut socket = match self.socket.try_lock() {
+        let started = self.shared.nanos_since_epoch(Instant::now());
+        let in_burst = started.saturating_sub(self.shared.last_send.load(Ordering::Relaxed))
+            < COALESCE_WINDOW.as_nanos() as u64;
+        let queueable = frame_len <= MAX_QUEUED_FRAME;
+        if queueable {
+            if let Queued::Yes = self.try_queue(&header, payload, in_burst)? {
+                self.shared.last_send.store(started, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        let mut socket = match self.shared.socket.try_lock() {
             Ok(socket) => socket,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => {
-                if frame_len <= MAX_QUEUED_FRAME && self.queue(&header, payload) {
-                    return self.flush_backlog_if_free(limit);
+                if queueable {
+                    if let Queued::Yes = self.try_queue(&header, payload, true)? {
+                        self.shared.last_send.store(started, Ordering::Relaxed);
+                        return Ok(());
+                    }
                 }
-                self.socket.lock().unwrap_or_else(|e| e.into_inner())
+                lock(&self.shared.socket)
             }
         };
         // Frames queued before ours go first.
+        let limit = &mut limit;
         let fd = socket.stream.as_raw_fd();
-        let result = self
-            .write_backlog(&mut socket, limit)
-            .and_then(|()| write_parts_within(fd, &mut [&header, payload], limit));
+        self.shared
+            .write_queue(&mut socket, limit)
+            .and_then(|()| write_parts_within(fd, &mut [&header, payload], limit))?;
         drop(socket);
-        result?;
-        self.flush_backlog_if_free(limit)
-    }
-
-    /// Appends a frame to the backlog if it fits.
-    fn queue(&self, header: &[u8], payload: &[u8]) -> bool {
-        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-        if backlog.len() + header.len() + payload.len() > MAX_BACKLOG {
-            return false;
-        }
-        backlog.extend_from_slice(header);
-        backlog.extend_from_slice(payload);
-        true
-    }
-
-    /// Writes the backlog if no one holds the socket. Called after every
-    /// release and after every queueing, so a queued frame is never left
-    /// behind: either its sender gets the socket, or the holder sees the
-    /// frame after releasing.
-    fn flush_backlog_if_free(&self, limit: &mut WriteLimit) -> io::Result<()> {
-        while !self
-            .backlog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-        {
-            let mut socket = match self.socket.try_lock() {
-                Ok(socket) => socket,
-                Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(TryLockError::WouldBlock) => return Ok(()),
-            };
-            self.write_backlog(&mut socket, limit)?;
-        }
+        let finished = self.shared.nanos_since_epoch(Instant::now());
+        self.shared.last_send.store(finished, Ordering::Relaxed);
         Ok(())
     }
 
-    fn write_backlog(&self, socket: &mut Socket, limit: &mut WriteLimit) -> io::Result<()> {
+    /// Queues a frame if it must or should be (`in_burst`), and it fits.
+    fn try_queue(&self, header: &[u8], payload: &[u8], in_burst: bool) -> io::Result<Queued> {
+        let mut queue = lock(&self.shared.queue);
+        if let Some(error) = queue.error() {
+            return Err(error);
+        }
+        let must = !queue.bytes.is_empty() || queue.flusher_busy;
+        let fits = queue.bytes.len() + header.len() + payload.len() <= MAX_QUEUE;
+        if queue.stopping || !(must || in_burst) || !fits {
+            return Ok(Queued::No);
+        }
+        if !queue.flusher_started {
+            if let Err(error) = self.start_flusher() {
+                log_at!(
+                    Warn,
+                    "writing every frame directly: no writer thread: {error}"
+                );
+                return Ok(Queued::No);
+            }
+            queue.flusher_started = true;
+        }
+        queue.bytes.extend_from_slice(header);
+        queue.bytes.extend_from_slice(payload);
+        if !queue.flusher_busy {
+            queue.flusher_busy = true;
+            self.shared.work.notify_one();
+        }
+        Ok(Queued::Yes)
+    }
+
+    fn start_flusher(&self) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("veltix-writer".into())
+            .stack_size(FLUSHER_STACK)
+            .spawn(move || shared.run_flusher())?;
+        *lock(&self.flusher) = Some(flusher);
+        Ok(())
+    }
+
+    /// Waits until the flusher has written everything queued, at most
+    /// `within`; whether it did.
+    pub fn drain(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut queue = lock(&self.shared.queue);
+        while (queue.flusher_busy || !queue.bytes.is_empty()) && queue.failure.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            queue = self
+                .shared
+                .idle
+                .wait_timeout(queue, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        queue.failure.is_none()
+    }
+
+    /// Whether a write of the flusher failed (and shut the socket down).
+    pub fn failed(&self) -> bool {
+        lock(&self.shared.queue).failure.is_some()
+    }
+
+    /// Shuts the socket down (both ways, waking any write waiting for
+    /// room), stops the flusher, dropping what it has not written, and
+    /// joins it. A write failing from now on is the close's doing, never a
+    /// failure of the connection. Never call from the flusher (it runs no
+    /// code of the caller's).
+    pub fn stop(&self) {
+        lock(&self.shared.queue).stopping = true;
+        self.shared.work.notify_all();
+        // SAFETY: the descriptor stays open while `shared` holds its stream.
+        unsafe { libc::shutdown(self.shared.fd, libc::SHUT_RDWR) };
+        if let Some(flusher) = lock(&self.flusher).take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+impl Drop for FrameWriter {
+    fn drop(&mut self) {
+        // Not joined here: a stop that was never asked for must not wait.
+        lock(&self.shared.queue).stopping = true;
+        self.shared.work.notify_all();
+    }
+}
+
+impl Shared {
+    fn nanos_since_epoch(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// The flusher thread: writes the queue whenever it is woken, until
+    /// stopped or a write fails.
+    fn run_flusher(&self) {
+        loop {
+            {
+                let mut queue = lock(&self.queue);
+                while queue.bytes.is_empty() {
+                    queue.flusher_busy = false;
+                    self.idle.notify_all();
+                    if queue.stopping {
+                        return;
+                    }
+                    queue = self.work.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+                if queue.stopping {
+                    return;
+                }
+            }
+            let mut socket = lock(&self.socket);
+            let mut limit = WriteLimit::new(self.send_timeout, None);
+            if let Err(error) = self.write_queue(&mut socket, &mut limit) {
+                let mut queue = lock(&self.queue);
+                if !queue.stopping {
+                    queue.failure = Some((error.kind(), error.to_string()));
+                }
+                queue.bytes = Vec::new();
+                queue.flusher_busy = false;
+                self.idle.notify_all();
+                drop(queue);
+                // Only now: the reader, seeing the socket end, must find the
+                // failure recorded.
+                let _ = socket.stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+
+    /// Writes what is queued; called with the socket held, so no other
+    /// writer can slip a frame in between. Fails with the flusher's error
+    /// if one of its writes failed meanwhile.
+    fn write_queue(&self, socket: &mut Socket, limit: &mut WriteLimit) -> io::Result<()> {
         {
-            let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-            if backlog.is_empty() {
+            let mut queue = lock(&self.queue);
+            if let Some(error) = queue.error() {
+                return Err(error);
+            }
+            if queue.bytes.is_empty() {
                 return Ok(());
             }
-            std::mem::swap(&mut *backlog, &mut socket.spare);
+            std::mem::swap(&mut queue.bytes, &mut socket.spare);
         }
         let fd = socket.stream.as_raw_fd();
         let result = write_parts_within(fd, &mut [&socket.spare, &[]], limit);
         socket.spare.clear();
         result
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A frame as written: header, then payload (either may be empty).
@@ -314,7 +515,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
-        let writer = Arc::new(FrameWriter::new(client));
+        let writer = Arc::new(FrameWriter::new(client, Duration::from_secs(60)));
         let threads: Vec<_> = (0..8u16)
             .map(|t| {
                 let writer = writer.clone();
@@ -357,7 +558,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         drop(server);
-        let writer = FrameWriter::new(client);
+        let writer = FrameWriter::new(client, Duration::from_secs(60));
         let payload = vec![0u8; 64 * 1024];
         let failed = (0..100).any(|_| writer.send(200, 0, &payload, far()).is_err());
         assert!(failed);
@@ -368,7 +569,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (_server, _) = listener.accept().unwrap();
-        let writer = FrameWriter::new(client);
+        let writer = FrameWriter::new(client, Duration::from_secs(60));
         let payload = vec![0u8; 1 << 20];
         let started = Instant::now();
         let limit = WriteLimit::new(

@@ -231,6 +231,61 @@ fn a_send_to_a_server_that_stopped_reading_ends_by_its_timeout() {
 }
 
 #[test]
+fn a_burst_of_small_frames_to_a_server_that_stopped_reading_ends_by_its_timeout() {
+    let _serial = serial();
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let server = fake.serve_one(move |mut stream| {
+        complete_handshake(&mut stream);
+        let _ = hold_rx.recv_timeout(Duration::from_secs(30));
+    });
+    let client = TestClient::new(port, |c| c.send_timeout_ms = 300);
+    assert_eq!(client.connect(), VELTIX_OK);
+    assert_eq!(client.next_event(), Some(Event::Connect));
+    // Small frames are queued for the writer thread; once the socket and
+    // the queue are full, the writer's write runs out of time and the
+    // sender blocked behind it fails with the same timeout.
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let status = loop {
+        let status = client.send(200, &[5u8; 64]);
+        if status != VELTIX_OK || started.elapsed() > Duration::from_secs(10) {
+            break status;
+        }
+        sent += 1;
+    };
+    let took = started.elapsed();
+    assert_eq!(
+        status,
+        VELTIX_ERR_TIMEOUT,
+        "after {sent} sends: {}",
+        last_error()
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let event = client.next_event_within(Duration::from_secs(5));
+    assert!(
+        matches!(
+            event,
+            Some(Event::Disconnect {
+                reason: VELTIX_DISCONNECT_ERROR,
+                ..
+            })
+        ),
+        "{event:?}"
+    );
+    let freeing = Instant::now();
+    drop(client);
+    assert!(
+        freeing.elapsed() < Duration::from_secs(1),
+        "free took {:?}",
+        freeing.elapsed()
+    );
+    drop(hold_tx);
+    server.join().unwrap();
+}
+
+#[test]
 fn sends_racing_a_disconnect_are_not_io_errors() {
     let _serial = serial();
     let server = veltix::server::Server::new(veltix::server::ServerConfig {

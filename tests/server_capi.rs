@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::capi::{Event, TestClient};
 use support::fake_server::read_frame;
-use support::hostile::{frame, socket_between, RawPeer};
+use support::hostile::{frame, socket_between, tcp_segments, RawPeer};
 use support::server_capi::{ServerEvent, TestServer, ECHO};
 use veltix::ffi::*;
 use veltix::protocol::handshake;
@@ -406,24 +406,6 @@ fn configuration_and_arguments_are_checked() {
     unsafe { veltix_server_free(std::ptr::null_mut()) };
 }
 
-/// TCP segments sent so far on socket `fd` (`tcpi_segs_out` of Linux's
-/// `struct tcp_info`, at byte 136).
-fn segments_out(fd: i32) -> u32 {
-    let mut info = [0u8; 256];
-    let mut len = info.len() as libc::socklen_t;
-    let result = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    assert!(result == 0 && len >= 144, "TCP_INFO");
-    u32::from_ne_bytes(info[136..140].try_into().unwrap())
-}
-
 #[test]
 fn replies_to_a_pipelined_burst_leave_in_few_writes() {
     let server = TestServer::start(|c| c.max_workers = 1);
@@ -431,7 +413,7 @@ fn replies_to_a_pipelined_burst_leave_in_few_writes() {
     let peer = server.next_connect();
     let (_, client_port) = server.peer_address(peer).unwrap();
     let server_side = socket_between(server.port, client_port).expect("the server's socket");
-    let before = segments_out(server_side);
+    let before = tcp_segments(server_side).0;
     let burst: Vec<u8> = (0..200u16)
         .flat_map(|i| frame(ECHO, i, format!("request {i}").as_bytes()))
         .collect();
@@ -441,7 +423,7 @@ fn replies_to_a_pipelined_burst_leave_in_few_writes() {
         assert_eq!((type_code, id), (ECHO, i), "in order");
         assert_eq!(payload, format!("request {i}").as_bytes());
     }
-    let segments = segments_out(server_side) - before;
+    let segments = tcp_segments(server_side).0 - before;
     // Corked while the peer's next callbacks wait, the replies leave in a
     // few writes; one write per reply would be about 200 segments.
     assert!(segments <= 40, "200 replies took {segments} segments");
@@ -530,7 +512,7 @@ fn a_broadcast_from_a_callback_reaches_everyone_in_few_writes_per_receiver() {
     }
     let (_, watched_port) = server.peer_address(watched).unwrap();
     let watched_side = socket_between(server.port, watched_port).expect("the server's socket");
-    let before = segments_out(watched_side);
+    let before = tcp_segments(watched_side).0;
     let burst: Vec<u8> = (0..300u16)
         .flat_map(|i| frame(250, i, format!("news {i}").as_bytes()))
         .collect();
@@ -546,7 +528,7 @@ fn a_broadcast_from_a_callback_reaches_everyone_in_few_writes_per_receiver() {
             assert_eq!(payload, format!("news {i}").as_bytes(), "in order");
         }
     }
-    let segments = segments_out(watched_side) - before;
+    let segments = tcp_segments(watched_side).0 - before;
     assert!(
         segments <= 20,
         "300 broadcasts took {segments} segments to one receiver"

@@ -1,7 +1,7 @@
 //! Opening a connection: TCP connect and the client side of the handshake.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,9 +50,10 @@ impl Connection {
         let writer = stream
             .try_clone()
             .map_err(|e| Error::io("cannot duplicate the socket", &e))?;
+        let writer = FrameWriter::new(writer, config.send_timeout);
         Ok(Connection {
             stream,
-            writer: FrameWriter::new(writer),
+            writer,
             backlog: Backlog::new(config.backlog_limits()?, None, None),
             send_timeout: config.send_timeout,
             shut: AtomicBool::new(false),
@@ -80,7 +81,9 @@ impl Connection {
                 self.stats.wrote(HEADER_SIZE + payload.len());
             })
             .map_err(|e| {
-                let raced_a_close = self.shut.load(Ordering::SeqCst);
+                // The writer thread's own failure may be noticed by the
+                // reader, which closes, before this sender reports it.
+                let raced_a_close = self.shut.load(Ordering::SeqCst) && !self.writer.failed();
                 if !raced_a_close {
                     self.send_failed.store(true, Ordering::SeqCst);
                 }
@@ -98,9 +101,10 @@ impl Connection {
             })
     }
 
-    /// Whether a send failed and closed the connection.
+    /// Whether a send (or a background write of queued frames) failed and
+    /// closed the connection.
     pub fn send_failed(&self) -> bool {
-        self.send_failed.load(Ordering::SeqCst)
+        self.send_failed.load(Ordering::SeqCst) || self.writer.failed()
     }
 
     /// The socket, for the reader thread.
@@ -109,11 +113,25 @@ impl Connection {
     }
 
     /// Closes both directions, waking the reader (also while it waits for
-    /// room in the backlog) and any blocked writer.
+    /// room in the backlog) and any blocked writer, and joins the writer's
+    /// flusher; queued frames not yet written are dropped.
     pub fn shutdown(&self) {
         self.shut.store(true, Ordering::SeqCst);
         self.backlog.close();
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.writer.stop();
+    }
+
+    /// Closes the connection after the frames already sent are written,
+    /// waiting for that at most `send_timeout` (a server that stopped
+    /// reading).
+    pub fn finish(&self) {
+        if !self.writer.drain(self.send_timeout) {
+            log_at!(
+                Warn,
+                "closing with queued frames unwritten: the server did not take them within send_timeout_ms"
+            );
+        }
+        self.shutdown();
     }
 }
 

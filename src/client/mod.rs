@@ -262,7 +262,9 @@ impl Client {
     }
 
     /// Closes the connection (or cancels a reconnection) and reports
-    /// `on_disconnect` with reason MANUAL. Never blocks on other threads.
+    /// `on_disconnect` with reason MANUAL. Frames already sent are written
+    /// first, waiting at most `send_timeout` for a server that stopped
+    /// reading; never waits for callbacks.
     pub fn disconnect(&self) -> Result<()> {
         let why = Error::Closed("the client was disconnected while waiting for the reply".into());
         let report = self.undelivered();
@@ -408,7 +410,9 @@ impl Client {
 
     // ----- messaging ----------------------------------------------------
 
-    /// Sends a message with a fresh request id.
+    /// Sends a message with a fresh request id: written by this thread when
+    /// alone, queued for the connection's writer thread within a burst
+    /// (the writer thread is woken at once: no timer holds the last frame).
     pub fn send(&self, type_code: u16, payload: &[u8]) -> Result<()> {
         self.check_size(payload)?;
         let connection = self.connection()?;
@@ -505,7 +509,7 @@ impl Client {
             attempt.cancel(true);
         }
         if let Some(connection) = &connection {
-            connection.shutdown();
+            connection.finish();
         }
         self.inner.pending.fail_all(&why);
         connection.is_some() || attempt.is_some()

@@ -56,7 +56,10 @@ pub struct veltix_client_config_t {
     /// half-written frame cannot be taken back, closes the connection
     /// (reported through `on_disconnect`, reason ERROR). The timeouts of
     /// `veltix_client_send_and_wait()` and `veltix_client_ping()` cover
-    /// their write too. Default 10000.
+    /// their write too. It also bounds each write of the connection's
+    /// writer thread (which then closes the connection the same way), and
+    /// how long `veltix_client_disconnect()` and `veltix_client_free()`
+    /// wait to write frames already sent. Default 10000.
     pub send_timeout_ms: u32,
     /// Back-pressure: received messages waiting for (or running in)
     /// callbacks, past which the reader thread stops reading the socket until

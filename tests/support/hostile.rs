@@ -211,3 +211,22 @@ fn port_of(fd: i32, name: NameFn) -> Option<u16> {
     (result == 0 && i32::from(addr.sin_family) == libc::AF_INET)
         .then(|| u16::from_be(addr.sin_port))
 }
+
+/// TCP segments (sent, received) so far on socket `fd`: `tcpi_segs_out`
+/// and `tcpi_segs_in` of Linux's `struct tcp_info`, at bytes 136 and 140.
+pub fn tcp_segments(fd: i32) -> (u32, u32) {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    let result = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert!(result == 0 && len >= 144, "TCP_INFO");
+    let field = |at: usize| u32::from_ne_bytes(info[at..at + 4].try_into().unwrap());
+    (field(136), field(140))
+}
