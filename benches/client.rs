@@ -42,30 +42,44 @@ const COUNTED: u16 = 220;
 const COUNT_QUERY: u16 = 221;
 
 fn main() {
-    let port = start_echo_peer();
-    println!("libveltix client against an in-process Rust echo peer on port {port}\n");
-    let client = Client::new(ClientConfig {
-        port,
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    client.connect().unwrap();
-
-    same_thread_floor(port, 20_000);
-    request_response(&client, 20_000);
-    for mode in [Mode::Workers, Mode::Dispatch] {
-        callback_round_trips(port, mode, 20_000);
-    }
-    throughput(&client, 4, 50_000);
-    large_round_trips(&client, 100);
-    client.close();
+    // `cargo bench --bench client -- <filter>` runs the sections whose name
+    // holds the filter: latency, throughput, sender, ping, python.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |section: &str| {
+        filter
+            .as_ref()
+            .map_or(true, |f| section.contains(f.as_str()))
+    };
     let runs = std::env::var("VELTIX_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    single_sender(runs, 2_000_000);
-    ping_against_raw(port, runs, 10_000);
-
+    let port = start_echo_peer();
+    println!("libveltix client against an in-process Rust echo peer on port {port}\n");
+    if wanted("latency") {
+        same_thread_floor(port, 20_000);
+        let client = connected_client(port);
+        request_response(&client, 20_000);
+        client.close();
+        for mode in [Mode::Workers, Mode::Dispatch] {
+            callback_round_trips(port, mode, 20_000);
+        }
+    }
+    if wanted("throughput") {
+        let client = connected_client(port);
+        throughput(&client, 4, 50_000);
+        large_round_trips(&client, 100);
+        client.close();
+    }
+    if wanted("sender") {
+        single_sender(runs, 2_000_000);
+    }
+    if wanted("ping") {
+        ping_against_raw(port, runs, 10_000);
+    }
+    if !wanted("python") {
+        return;
+    }
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     if python.exists() {
         println!("\nPython reference client (veltix 3.3.0) against the same peer:");
@@ -93,6 +107,16 @@ fn request_response(client: &Client, count: usize) {
         })
         .collect();
     print_latencies("request/response 64 B (send_and_wait)", samples);
+}
+
+fn connected_client(port: u16) -> Client {
+    let client = Client::new(ClientConfig {
+        port,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    client.connect().unwrap();
+    client
 }
 
 /// Where callbacks run.
@@ -409,12 +433,7 @@ fn single_sender(runs: usize, count: usize) {
 
 fn veltix_single_sender(count: usize) -> f64 {
     let (port, counted) = counting_server(count);
-    let client = Client::new(ClientConfig {
-        port,
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    client.connect().unwrap();
+    let client = connected_client(port);
     let payload = [1u8; 64];
     let started = Instant::now();
     for _ in 0..count {
@@ -443,12 +462,7 @@ fn raw_single_sender(count: usize) -> f64 {
 /// on a blocking socket and reading the PONG. Mean and p50 round trips,
 /// medians of `runs` runs of `count`.
 fn ping_against_raw(port: u16, runs: usize, count: usize) {
-    let client = Client::new(ClientConfig {
-        port,
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    client.connect().unwrap();
+    let client = connected_client(port);
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_nodelay(true).unwrap();
     let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);

@@ -1103,6 +1103,11 @@ veltix_status_t veltix_client_send(struct veltix_client_t *client,
  * `veltix_client_send()` does, and with `VELTIX_ERR_IDS_EXHAUSTED`.
  * `*out_response` is written only on success.
  *
+ * Before sleeping, the calling thread spins for up to 50 us watching for
+ * the reply (one waiting thread at a time; after 8 spins in a row that
+ * missed, the next 64 waits sleep at once): a loopback reply then costs
+ * no wake-up of the caller.
+ *
  * # Safety
  * `client` must be a live client; `data` `len` bytes; `out_response`
  * writable.
@@ -1666,6 +1671,11 @@ veltix_status_t veltix_server_send(struct veltix_server_t *server,
  * disconnects or the server closes. Also fails as `veltix_server_send()`
  * does, and with `VELTIX_ERR_IDS_EXHAUSTED`. `*out_response` is written
  * only on success.
+ *
+ * Before sleeping, the calling thread spins for up to 50 us watching for
+ * the reply (one waiting thread at a time; after 8 spins in a row that
+ * missed, the next 64 waits sleep at once): a loopback reply then costs
+ * no wake-up of the caller.
  *
  * # Safety
  * `server` must be a live server; `data` `len` bytes; `out_response`

@@ -20,6 +20,7 @@ pub mod liveness;
 pub mod log;
 mod pending;
 pub mod protocol;
+mod reply_spin;
 pub mod server;
 pub mod stats;
 mod workers;

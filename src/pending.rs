@@ -19,6 +19,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use crate::error::{Error, Result};
 use crate::protocol::ids::IdAllocator;
 use crate::protocol::Message;
+use crate::reply_spin::ReplySpin;
 
 /// The pending-request table and the id allocator that avoids its ids.
 pub(crate) struct PendingRequests {
@@ -32,6 +33,8 @@ struct Shared {
     inner: Mutex<Inner>,
     /// Wakes the timer thread when an earlier deadline arrives.
     timer: Condvar,
+    /// Whether a caller about to wait spins first.
+    spin: ReplySpin,
 }
 
 struct Inner {
@@ -101,6 +104,7 @@ impl PendingRequests {
                     timer_started: false,
                 }),
                 timer: Condvar::new(),
+                spin: ReplySpin::default(),
             }),
         }
     }
@@ -251,6 +255,13 @@ impl PendingRequests {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Message> {
+        let spun = self
+            .shared
+            .spin
+            .spin(deadline, || request.outcome.try_recv().ok());
+        if let Some(outcome) = spun {
+            return outcome;
+        }
         match request.outcome.recv_deadline(deadline) {
             Ok(outcome) => outcome,
             Err(RecvTimeoutError::Timeout) => {

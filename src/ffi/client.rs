@@ -540,6 +540,11 @@ pub unsafe extern "C" fn veltix_client_reply(
 /// `veltix_client_send()` does, and with `VELTIX_ERR_IDS_EXHAUSTED`.
 /// `*out_response` is written only on success.
 ///
+/// Before sleeping, the calling thread spins for up to 50 us watching for
+/// the reply (one waiting thread at a time; after 8 spins in a row that
+/// missed, the next 64 waits sleep at once): a loopback reply then costs
+/// no wake-up of the caller.
+///
 /// # Safety
 /// `client` must be a live client; `data` `len` bytes; `out_response`
 /// writable.
