@@ -3,7 +3,9 @@
 //! The workloads of issue 11, each against three servers in the same run,
 //! every server in its own process (so each one's CPU can be read):
 //! - libveltix's server, echoing from a route callback and broadcasting
-//!   from one (the C API's behaviour, through its Rust core);
+//!   from one (the C API's behaviour, through its Rust core), with its
+//!   callbacks on worker threads (the default) and on its I/O thread
+//!   (`callbacks_on_io_thread`);
 //! - a minimal single-threaded server written for speed
 //!   (`support/minimal_server.rs`): the hand-written event loop to match;
 //! - the Python reference server (`tests/support/ref_server.py`, veltix
@@ -33,8 +35,12 @@ use loadgen::{Order, Workload, BROADCAST, BROADCAST_OUT, ECHO};
 use veltix::server::{Server, ServerConfig};
 
 /// The servers compared, by the name the child process is started with.
-const SERVERS: [(&str, &str); 3] = [
-    ("libveltix", "libveltix server (route callbacks)"),
+const SERVERS: [(&str, &str); 4] = [
+    ("libveltix", "libveltix server (callbacks on workers)"),
+    (
+        "libveltix-inline",
+        "libveltix server (callbacks on I/O thread)",
+    ),
     ("minimal", "minimal single-thread server"),
     ("python", "Python server (veltix 3.3.0)"),
 ];
@@ -77,7 +83,10 @@ fn main() {
     let servers: Vec<_> = SERVERS
         .iter()
         .filter(|(kind, _)| *kind != "python" || python.exists())
-        .filter(|(kind, _)| only.as_ref().map_or(true, |only| only.contains(kind)))
+        .filter(|(kind, _)| {
+            only.as_ref()
+                .map_or(true, |only| only.split(',').any(|o| o == *kind))
+        })
         .collect();
     if !python.exists() {
         println!("(no .venv: run scripts/test.sh once to compare with the Python server)");
@@ -107,13 +116,22 @@ fn main() {
         for ((_, label), (rate, server_cpu, load_cpu)) in servers.iter().zip(&medians) {
             println!("  {label:<40} {rate:>12.0}   CPU {server_cpu:.2} / {load_cpu:.2}");
         }
-        if servers.len() == SERVERS.len() {
-            let ratio = |i: usize| medians[0].0 / medians[i].0;
-            println!(
-                "  libveltix / minimal = {:.2}, libveltix / Python = {:.1}",
-                ratio(1),
-                ratio(2)
-            );
+        let rate_of = |wanted: &str| {
+            servers
+                .iter()
+                .zip(&medians)
+                .find(|((kind, _), _)| *kind == wanted)
+                .map(|(_, (rate, _, _))| *rate)
+        };
+        for kind in ["libveltix", "libveltix-inline"] {
+            let Some(rate) = rate_of(kind) else { continue };
+            let ratios: Vec<String> = [("minimal", 2), ("python", 1)]
+                .into_iter()
+                .filter_map(|(other, digits)| {
+                    rate_of(other).map(|r| format!("/ {other} = {:.*}", digits, rate / r))
+                })
+                .collect();
+            println!("  {kind}: {}", ratios.join(", "));
         }
         println!();
     }
@@ -231,12 +249,13 @@ fn serve(kind: &str) -> ! {
             announce(listener.local_addr().unwrap().port());
             minimal_server::serve(listener)
         }
-        "libveltix" => {
+        "libveltix" | "libveltix-inline" => {
             let defaults = ServerConfig::default();
             let server = Server::new(ServerConfig {
                 host: "127.0.0.1".into(),
                 port: 0,
                 max_workers: env_or("VELTIX_BENCH_WORKERS", defaults.max_workers),
+                callbacks_on_io_thread: kind == "libveltix-inline",
                 ..defaults
             })
             .unwrap();

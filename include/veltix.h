@@ -39,6 +39,11 @@
  *   (LuaJIT, Node.js). Such a host also uses the calls that never block:
  *   veltix_client_connect_async() and veltix_*_request(). Network I/O
  *   (PONGs, matching replies) runs on library threads in both modes.
+ * - Server only, callbacks on the I/O thread
+ *   (config.callbacks_on_io_thread): routes, on_recv, on_connect and
+ *   on_disconnect run on the server's I/O thread as messages are read, with
+ *   no hand-off. For short callbacks that never block; send_and_wait and
+ *   ping_client inside them fail with VELTIX_ERR_INVALID_ARGUMENT.
  */
 
 
@@ -517,6 +522,24 @@ typedef struct veltix_server_config_t {
      * 0 (the default) is off, as in the reference; at least 10 otherwise.
      */
     uint32_t idle_timeout_ms;
+    /**
+     * Callbacks on the I/O thread (default false). When true, routes,
+     * `on_recv`, `on_connect` and `on_disconnect` run on the server's I/O
+     * thread as their messages are read, with no hand-off to a worker: the
+     * design of a hand-written event loop, for callbacks that are short
+     * and never block. While one runs, no other peer is read or written,
+     * so a slow callback delays every peer. Inside them,
+     * `veltix_server_send_and_wait()` and `veltix_server_ping_client()` fail
+     * with `VELTIX_ERR_INVALID_ARGUMENT` (their reply could never be
+     * read); use `veltix_server_request()`, whose reply callback runs on a
+     * worker (`max_workers`) or inside `veltix_server_dispatch()`. Sends,
+     * replies and broadcasts made by a read's callbacks go out in one
+     * write per receiver when they return. `veltix_server_close()` and
+     * `veltix_server_free()` may be called inside them (they do not wait
+     * for the I/O thread then). Back-pressure (`max_queued_messages`) has
+     * nothing to hold: a message's callback has run before the next read.
+     */
+    bool callbacks_on_io_thread;
 } veltix_server_config_t;
 
 /**

@@ -995,6 +995,13 @@ class server_config : public detail::shared_settings<server_config> {
         raw_.idle_timeout_ms = detail::to_ms(idle);
         return *this;
     }
+    /** Run routes, `on_recv`, `on_connect` and `on_disconnect` on the I/O
+     *  thread (short, non-blocking callbacks only; see
+     *  `veltix_server_config_t::callbacks_on_io_thread`). */
+    server_config &callbacks_on_io_thread(bool on = true) noexcept {
+        raw_.callbacks_on_io_thread = on;
+        return *this;
+    }
     /** Every field of the C struct (except `host`: use `listen`). */
     veltix_server_config_t &raw() noexcept { return raw_; }
     /** The C struct to pass to `veltix_server_new`; valid while this lives. */

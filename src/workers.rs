@@ -324,6 +324,17 @@ impl WorkerPool {
         self.push_in(lane, LaneJob::Batch(job));
     }
 
+    /// Runs a batch of message callbacks of `lane` on the calling thread
+    /// now (callbacks on the I/O thread), asking as a queued batch does.
+    pub fn run_batch_here(&self, lane: &Lane, job: BatchJob) {
+        let batch = Batch {
+            lane: &lane.0,
+            drops: lane.0.drops.load(Ordering::Acquire),
+            policy: &self.policy,
+        };
+        job(&batch);
+    }
+
     fn push_in(&self, lane: &Lane, job: LaneJob) {
         let mut state = lane.state();
         state.jobs.push_back(job);

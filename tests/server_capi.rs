@@ -408,7 +408,16 @@ fn configuration_and_arguments_are_checked() {
 
 #[test]
 fn replies_to_a_pipelined_burst_leave_in_few_writes() {
-    let server = TestServer::start(|c| c.max_workers = 1);
+    pipelined_burst_in_few_writes(|c| c.max_workers = 1);
+}
+
+#[test]
+fn with_callbacks_on_the_io_thread_a_pipelined_burst_is_echoed_in_order_in_few_writes() {
+    pipelined_burst_in_few_writes(|c| c.callbacks_on_io_thread = true);
+}
+
+fn pipelined_burst_in_few_writes(config: impl FnOnce(&mut veltix_server_config_t)) {
+    let server = TestServer::start(config);
     let mut raw = RawPeer::handshaken(server.port);
     let peer = server.next_connect();
     let (_, client_port) = server.peer_address(peer).unwrap();

@@ -88,6 +88,22 @@ pub struct veltix_server_config_t {
     /// a connected but silent client is closed even with heartbeats on.
     /// 0 (the default) is off, as in the reference; at least 10 otherwise.
     pub idle_timeout_ms: u32,
+    /// Callbacks on the I/O thread (default false). When true, routes,
+    /// `on_recv`, `on_connect` and `on_disconnect` run on the server's I/O
+    /// thread as their messages are read, with no hand-off to a worker: the
+    /// design of a hand-written event loop, for callbacks that are short
+    /// and never block. While one runs, no other peer is read or written,
+    /// so a slow callback delays every peer. Inside them,
+    /// `veltix_server_send_and_wait()` and `veltix_server_ping_client()` fail
+    /// with `VELTIX_ERR_INVALID_ARGUMENT` (their reply could never be
+    /// read); use `veltix_server_request()`, whose reply callback runs on a
+    /// worker (`max_workers`) or inside `veltix_server_dispatch()`. Sends,
+    /// replies and broadcasts made by a read's callbacks go out in one
+    /// write per receiver when they return. `veltix_server_close()` and
+    /// `veltix_server_free()` may be called inside them (they do not wait
+    /// for the I/O thread then). Back-pressure (`max_queued_messages`) has
+    /// nothing to hold: a message's callback has run before the next read.
+    pub callbacks_on_io_thread: bool,
 }
 
 /// Fills `config` with the defaults and sets `config->struct_size`; pass
@@ -130,6 +146,7 @@ unsafe impl Extensible for veltix_server_config_t {
             max_memory_bytes: defaults.max_memory_bytes,
             liveness: veltix_liveness_t::default(),
             idle_timeout_ms: 0,
+            callbacks_on_io_thread: defaults.callbacks_on_io_thread,
         }
     }
 
@@ -152,6 +169,7 @@ unsafe impl Extensible for veltix_server_config_t {
                 max_memory_bytes,
                 liveness,
                 idle_timeout_ms,
+                callbacks_on_io_thread,
             ]
         )
     }
@@ -185,6 +203,7 @@ impl veltix_server_config_t {
             max_memory_bytes: self.max_memory_bytes,
             liveness: self.liveness.to_liveness(),
             idle_timeout: optional_ms(self.idle_timeout_ms),
+            callbacks_on_io_thread: self.callbacks_on_io_thread,
         };
         config.validate()?;
         Ok(config)

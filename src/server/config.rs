@@ -50,6 +50,11 @@ pub struct ServerConfig {
     /// Close a peer that sent no message for this long (PINGs and PONGs do
     /// not count); `None`: never (the default).
     pub idle_timeout: Option<Duration>,
+    /// Run routes, `on_recv`, `on_connect` and `on_disconnect` on the I/O
+    /// thread, with no hand-off to a worker, for callbacks that are short
+    /// and never block; `send_and_wait` and `ping` inside them fail. Off by
+    /// default.
+    pub callbacks_on_io_thread: bool,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +73,7 @@ impl Default for ServerConfig {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             liveness: Liveness::default(),
             idle_timeout: None,
+            callbacks_on_io_thread: false,
         }
     }
 }

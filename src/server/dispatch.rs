@@ -110,47 +110,55 @@ impl Server {
         let charge = peer.backlog.charge_many(inbox.messages.len(), inbox.bytes);
         let server = self.clone();
         let sender = peer.clone();
-        self.inner.workers.submit_batch_in(
-            &peer.lane,
-            Box::new(move |batch| {
-                let more_follow = || sender.lane.has_queued();
-                let written = sender.run_corked(more_follow, || {
-                    let mut handlers = HandlerCache::default();
-                    for message in inbox.messages {
-                        if !batch.may_continue() {
-                            return;
-                        }
-                        let callbacks = server.callbacks();
-                        let type_code = message.type_code();
-                        if let Some(handler) =
-                            callbacks.cached_message_handler(type_code, &mut handlers)
-                        {
-                            run_guarded(|| handler(&server, sender.id, &message));
-                            batch.ran_callback();
-                        }
+        let job: crate::workers::BatchJob = Box::new(move |batch| {
+            let more_follow = || sender.lane.has_queued();
+            let written = sender.run_corked(more_follow, || {
+                let mut handlers = HandlerCache::default();
+                for message in inbox.messages {
+                    if !batch.may_continue() {
+                        return;
                     }
-                });
-                drop(charge);
-                if let Err(e) = written {
-                    log_at!(Debug, "write to peer {} failed: {e}", sender.id);
-                    server.request_close(&sender, DisconnectReason::Error);
+                    let callbacks = server.callbacks();
+                    let type_code = message.type_code();
+                    if let Some(handler) =
+                        callbacks.cached_message_handler(type_code, &mut handlers)
+                    {
+                        run_guarded(|| handler(&server, sender.id, &message));
+                        batch.ran_callback();
+                    }
                 }
-            }),
-        );
+            });
+            drop(charge);
+            if let Err(e) = written {
+                log_at!(Debug, "write to peer {} failed: {e}", sender.id);
+                server.request_close(&sender, DisconnectReason::Error);
+            }
+        });
+        match self.inner.config.callbacks_on_io_thread {
+            true => self.inner.workers.run_batch_here(&peer.lane, job),
+            false => self.inner.workers.submit_batch_in(&peer.lane, job),
+        }
     }
 
     /// Runs `job` on a worker once the peer's callbacks queued so far have
     /// run (it is never dropped by [`crate::workers::Lane::drop_queued`]).
     pub(super) fn after_callbacks(&self, peer: &Peer, job: crate::workers::Job) {
-        self.inner.workers.submit_in(&peer.lane, job);
+        self.in_lane(peer, job);
     }
 
     /// Runs `callback` on a worker, after the peer's earlier callbacks.
     fn run_in_lane(&self, peer: &Peer, callback: impl FnOnce(&Server, PeerId) + Send + 'static) {
         let server = self.clone();
         let id = peer.id;
-        self.inner
-            .workers
-            .submit_in(&peer.lane, Box::new(move || callback(&server, id)));
+        self.in_lane(peer, Box::new(move || callback(&server, id)));
+    }
+
+    /// Queues `job` in the peer's lane; with callbacks on the I/O thread
+    /// (which calls this), runs it now: the peer's earlier callbacks have.
+    fn in_lane(&self, peer: &Peer, job: crate::workers::Job) {
+        match self.inner.config.callbacks_on_io_thread {
+            true => run_guarded(job),
+            false => self.inner.workers.submit_in(&peer.lane, job),
+        }
     }
 }

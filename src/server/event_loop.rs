@@ -43,6 +43,16 @@ const READS_PER_TURN: usize = 16;
 /// Pause before accepting again after `accept` failed (e.g. no descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+thread_local! {
+    /// The server whose I/O thread this is (its address), or 0.
+    static IO_THREAD_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the calling thread is `server`'s I/O thread.
+pub(super) fn is_io_thread_of(server: &Server) -> bool {
+    IO_THREAD_OF.with(|of| of.get() == server.as_ptr() as usize)
+}
+
 /// A request to the I/O thread from another thread.
 pub(super) enum Command {
     /// Close peer `id`, found at `key` (`close_client`, or a failed send).
@@ -176,6 +186,7 @@ impl EventLoop {
     /// Runs until [`Command::Stop`]; then every connection and the listener
     /// are closed.
     pub fn run(mut self) {
+        IO_THREAD_OF.with(|of| of.set(self.server.as_ptr() as usize));
         let mut events = Events::with_capacity(1024);
         loop {
             if let Err(e) = self.poll.poll(&mut events, self.poll_timeout()) {

@@ -10,9 +10,9 @@ use crate::protocol::Message;
 pub type PeerMessageHandler = Arc<dyn Fn(&Server, PeerId, &Message) + Send + Sync>;
 /// Called when a peer completes its handshake.
 pub type PeerConnectHandler = Arc<dyn Fn(&Server, PeerId) + Send + Sync>;
-/// Called when a connected peer's connection ends.
 /// Receives the outcome of [`super::Server::request`], once.
 pub type PeerReplyHandler = Box<dyn FnOnce(&Server, PeerId, crate::Result<Message>) + Send>;
+/// Called when a connected peer's connection ends.
 pub type PeerDisconnectHandler = Arc<dyn Fn(&Server, PeerId, DisconnectReason) + Send + Sync>;
 
 /// A server's registered callbacks; kept across restarts.

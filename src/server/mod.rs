@@ -140,21 +140,21 @@ impl Server {
     pub fn on_recv(&self, handler: Option<PeerMessageHandler>) {
         self.inner
             .callbacks
-            .set_on_recv(handler, !self.inner.workers.is_worker_thread());
+            .set_on_recv(handler, !self.in_callback());
     }
 
     /// Sets (or clears) the handler run when a peer completes its handshake.
     pub fn on_connect(&self, handler: Option<PeerConnectHandler>) {
         self.inner
             .callbacks
-            .set_on_connect(handler, !self.inner.workers.is_worker_thread());
+            .set_on_connect(handler, !self.in_callback());
     }
 
     /// Sets (or clears) the handler run when a connected peer leaves.
     pub fn on_disconnect(&self, handler: Option<PeerDisconnectHandler>) {
         self.inner
             .callbacks
-            .set_on_disconnect(handler, !self.inner.workers.is_worker_thread());
+            .set_on_disconnect(handler, !self.in_callback());
     }
 
     /// Routes messages of `type_code` to `handler` instead of `on_recv`.
@@ -166,9 +166,7 @@ impl Server {
 
     /// Removes the route of `type_code`.
     pub fn unroute(&self, type_code: u16) -> Result<()> {
-        self.inner
-            .callbacks
-            .unroute(type_code, !self.inner.workers.is_worker_thread())
+        self.inner.callbacks.unroute(type_code, !self.in_callback())
     }
 
     // ----- lifecycle ----------------------------------------------------
@@ -237,7 +235,7 @@ impl Server {
         if running.thread.thread().id() != std::thread::current().id() {
             let _ = running.thread.join();
         }
-        if !self.inner.workers.is_worker_thread() {
+        if !self.in_callback() {
             self.inner.workers.wait_idle();
         }
         log_at!(Info, "server on {} closed", running.addr);
@@ -247,7 +245,7 @@ impl Server {
     /// threads (not waiting for the calling one, inside a callback).
     pub fn shut_down(&self) {
         self.close();
-        let in_callback = self.inner.workers.is_worker_thread();
+        let in_callback = self.in_callback();
         self.inner.workers.shutdown(!in_callback);
     }
 
@@ -295,6 +293,11 @@ impl Server {
         timeout: Duration,
     ) -> Result<Message> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
+        if self.on_io_thread() {
+            return Err(Error::InvalidArgument(
+                "send_and_wait or ping inside a callback running on the I/O thread (callbacks_on_io_thread) would wait for the thread that reads the reply. Fix: use veltix_server_request(), or run callbacks on workers".into(),
+            ));
+        }
         // A callback about to wait first lets go of what it corked: its
         // earlier replies and broadcasts must not wait for the reply too.
         Peer::write_cork();
@@ -571,6 +574,18 @@ impl Server {
                 reason,
             });
         }
+    }
+
+    /// Whether the calling thread runs one of this server's callbacks: a
+    /// worker, or the I/O thread with `callbacks_on_io_thread`. Such a
+    /// thread must never wait for a callback to finish (it may be its own).
+    fn in_callback(&self) -> bool {
+        self.inner.workers.is_worker_thread() || self.on_io_thread()
+    }
+
+    /// Whether the calling thread is this server's I/O thread.
+    fn on_io_thread(&self) -> bool {
+        event_loop::is_io_thread_of(self)
     }
 
     fn running(&self) -> MutexGuard<'_, Option<Running>> {

@@ -61,6 +61,25 @@ veltix::client_config to(const veltix::server &server) {
     return veltix::client_config().server("127.0.0.1", server.port());
 }
 
+void test_callbacks_on_the_io_thread() {
+    veltix::server server(
+        veltix::server_config().listen("127.0.0.1", 0).callbacks_on_io_thread());
+    CHECK(server.raw() != nullptr);
+    std::atomic<bool> refused{false};
+    server.route(ECHO, [&](veltix::server_ref self, veltix::peer_id peer, veltix::message_view m) {
+        // Waiting here would wait for the thread that reads the reply.
+        std::error_code ec;
+        self.ping(peer, 1s, ec);
+        refused = ec == veltix::status::invalid_argument;
+        self.reply(peer, m, ECHO, m.text());
+    });
+    server.start();
+    veltix::client client(to(server));
+    client.connect();
+    CHECK(client.send_and_wait(ECHO, "inline", 5s).text() == "inline");
+    CHECK(refused);
+}
+
 void test_errors_both_ways() {
     // Nothing listens on the port of a server that was never started.
     veltix::server idle(veltix::server_config().listen("127.0.0.1", 0));
@@ -424,6 +443,7 @@ void test_logger() {
 
 int main() {
     test_errors_both_ways();
+    test_callbacks_on_the_io_thread();
     test_round_trips_and_messages();
     test_requests_complete_once();
     test_callback_state_lives_exactly_as_long_as_needed();
