@@ -24,12 +24,20 @@ pub(crate) struct Registered<H> {
 
 #[derive(Default)]
 struct Calls {
-    count: Mutex<usize>,
+    count: Mutex<CallCount>,
     idle: Condvar,
 }
 
+#[derive(Default)]
+struct CallCount {
+    running: usize,
+    /// Removers waiting for `running` to reach 0: only then does the last
+    /// call signal `idle` (a signal is a system call).
+    waiting: usize,
+}
+
 impl Calls {
-    fn count(&self) -> std::sync::MutexGuard<'_, usize> {
+    fn count(&self) -> std::sync::MutexGuard<'_, CallCount> {
         self.count.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -45,7 +53,7 @@ impl<H> Registered<H> {
     /// A call of the handler, counted as in progress from now (the table's
     /// lock is held, so a removal cannot miss it) until it is dropped.
     fn start_call(self: &Arc<Self>) -> Call<H> {
-        *self.calls.count() += 1;
+        self.calls.count().running += 1;
         Call {
             registered: Some(self.clone()),
             calls: self.calls.clone(),
@@ -56,13 +64,15 @@ impl<H> Registered<H> {
     /// reference, and dropping it releases what it holds here.
     fn wait_idle(&self) {
         let mut count = self.calls.count();
-        while *count > 0 {
+        count.waiting += 1;
+        while count.running > 0 {
             count = self
                 .calls
                 .idle
                 .wait(count)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        count.waiting -= 1;
     }
 }
 
@@ -85,8 +95,8 @@ impl<H> Drop for Call<H> {
         // holds its last reference.
         self.registered.take();
         let mut count = self.calls.count();
-        *count -= 1;
-        if *count == 0 {
+        count.running -= 1;
+        if count.running == 0 && count.waiting > 0 {
             self.calls.idle.notify_all();
         }
     }
@@ -102,6 +112,13 @@ pub(crate) struct CallbackTable<M, C, D> {
     /// Counts changes to the table (under its write lock), so a
     /// [`HandlerCache`] knows when its handler may be stale.
     changes: AtomicU64,
+}
+
+/// Whether the last type looked up by [`CallbackTable::handles`] had a
+/// handler, and the table's change count then.
+#[derive(Default)]
+pub(crate) struct HandledTypes {
+    last: Option<(u16, u64, bool)>,
 }
 
 /// The handler a batch of messages used last, kept for the next message of
@@ -245,10 +262,21 @@ impl<M, C, D> CallbackTable<M, C, D> {
             .map(Registered::start_call)
     }
 
-    /// Whether a message of `type_code` has a handler now.
-    pub fn handles(&self, type_code: u16) -> bool {
+    /// Whether a message of `type_code` has a handler now, reusing `seen`
+    /// (one atomic load) while the table is unchanged since it last looked
+    /// this type up.
+    pub fn handles(&self, type_code: u16, seen: &mut HandledTypes) -> bool {
+        let changes = self.changes.load(Ordering::Acquire);
+        if let Some((cached_type, cached_changes, handled)) = seen.last {
+            if cached_type == type_code && cached_changes == changes {
+                return handled;
+            }
+        }
         let table = self.read();
-        table.routes.contains_key(&type_code) || table.on_recv.is_some()
+        let handled = table.routes.contains_key(&type_code) || table.on_recv.is_some();
+        // Read under the lock: no change can come between it and the look-up.
+        seen.last = Some((type_code, self.changes.load(Ordering::Acquire), handled));
+        handled
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Table<M, C, D>> {
@@ -278,6 +306,20 @@ mod tests {
     use std::time::Duration;
 
     type Handler = Arc<dyn Fn() + Send + Sync>;
+
+    #[test]
+    fn whether_a_type_is_handled_is_looked_up_again_after_any_change() {
+        let table: CallbackTable<Handler, (), ()> = CallbackTable::default();
+        let mut seen = HandledTypes::default();
+        assert!(!table.handles(1, &mut seen));
+        assert!(!table.handles(1, &mut seen), "cached");
+        table.route("test", 1, Arc::new(|| {})).unwrap();
+        assert!(table.handles(1, &mut seen), "routed since");
+        assert!(!table.handles(2, &mut seen), "another type");
+        assert!(table.handles(1, &mut seen));
+        table.unroute(1, false).unwrap();
+        assert!(!table.handles(1, &mut seen), "unrouted since");
+    }
 
     #[test]
     fn a_cached_handler_is_looked_up_again_after_any_change_and_releases_its_call() {

@@ -77,10 +77,14 @@ impl ConnectionStats {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// A whole frame arrived (decoded, or dropped as bad).
-    pub fn frame_in(&self) {
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
-        let micros = self.started.elapsed().as_micros() as u64;
+    /// `count` whole frames (decoded, or dropped as bad) arrived, the last
+    /// at `at`: one call per read, not per frame.
+    pub fn frames_arrived(&self, count: u64, at: Instant) {
+        if count == 0 {
+            return;
+        }
+        self.frames_in.fetch_add(count, Ordering::Relaxed);
+        let micros = at.saturating_duration_since(self.started).as_micros() as u64;
         self.last_frame_micros.store(micros, Ordering::Relaxed);
     }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::Connection;
 use super::{Client, DisconnectReason, DisconnectState};
+use crate::callbacks::HandledTypes;
 use crate::error::Error;
 use crate::liveness::{dead_connection, heartbeat_tick, Heartbeat, HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
@@ -24,8 +25,9 @@ impl Client {
         early_frames: Vec<Message>,
     ) {
         self.emit_connect();
+        let mut handled = HandledTypes::default();
         for message in early_frames {
-            self.on_frame(&connection, message);
+            self.on_frame(&connection, message, &mut handled);
         }
         let stats = connection.stats.clone();
         stats.read(decoder.buffered().len());
@@ -37,14 +39,17 @@ impl Client {
                 log_at!(Warn, "heartbeats off: cannot set the read timeout: {e}");
             }
         }
+        let mut handled = HandledTypes::default();
         let ended = loop {
+            let mut frames = 0;
             while let Some(decoded) = decoder.next_frame() {
-                stats.frame_in();
+                frames += 1;
                 match decoded {
-                    Decoded::Frame(message) => self.on_frame(&connection, message),
+                    Decoded::Frame(message) => self.on_frame(&connection, message, &mut handled),
                     Decoded::Dropped(reason) => log_at!(Warn, "from the server: {reason}"),
                 }
             }
+            stats.frames_arrived(frames, Instant::now());
             // Back-pressure: no reading while the callbacks lag behind.
             if !connection.backlog.wait_for_room() {
                 break (
@@ -146,7 +151,7 @@ impl Client {
     /// Routes one incoming message, in the reference's order: PING is
     /// answered, a reply completes its pending request, then a route or
     /// `on_recv` gets it on the pool, else it is dropped with a log line.
-    fn on_frame(&self, connection: &Connection, message: Message) {
+    fn on_frame(&self, connection: &Connection, message: Message, handled: &mut HandledTypes) {
         if message.type_code() == PING {
             if let Err(error) = connection.send(PONG, message.request_id(), &[], None) {
                 log_at!(Warn, "could not answer a PING: {error}");
@@ -156,7 +161,7 @@ impl Client {
         let Some(message) = self.inner.pending.complete(super::THE_CONNECTION, message) else {
             return;
         };
-        match self.callbacks().handles(message.type_code()) {
+        match self.callbacks().handles(message.type_code(), handled) {
             true => {
                 let client = self.clone();
                 let charge = connection.backlog.charge(message.payload().len());

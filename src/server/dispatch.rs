@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::peer::{Peer, PeerId};
 use super::Server;
-use crate::callbacks::HandlerCache;
+use crate::callbacks::{HandledTypes, HandlerCache};
 use crate::client::DisconnectReason;
 use crate::error::Error;
 use crate::log::log_at;
@@ -21,6 +21,8 @@ pub(super) struct Inbox {
     messages: Vec<Message>,
     /// Their payload bytes.
     bytes: usize,
+    /// Which types have a handler, as the read's messages found.
+    handled: HandledTypes,
 }
 
 impl Server {
@@ -75,7 +77,10 @@ impl Server {
         let Some(message) = self.inner.pending.complete(peer.id, message) else {
             return;
         };
-        match self.callbacks().handles(message.type_code()) {
+        match self
+            .callbacks()
+            .handles(message.type_code(), &mut inbox.handled)
+        {
             true => {
                 inbox.bytes += message.payload().len();
                 inbox.messages.push(message);

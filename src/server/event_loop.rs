@@ -671,8 +671,9 @@ impl Connection {
         }
         let mut inbox = Inbox::default();
         let mut any_message = false;
+        let mut frames = 0;
         while let Some(decoded) = self.decoder.next_frame() {
-            self.peer.stats.frame_in();
+            frames += 1;
             match decoded {
                 Decoded::Frame(message) => {
                     any_message |= !matches!(message.type_code(), PING | PONG);
@@ -688,8 +689,12 @@ impl Connection {
                 }
             }
         }
-        if any_message {
-            self.last_message = Instant::now();
+        if frames > 0 {
+            let now = Instant::now();
+            self.peer.stats.frames_arrived(frames, now);
+            if any_message {
+                self.last_message = now;
+            }
         }
         server.deliver(&self.peer, inbox);
         match self.peer.failure() {
