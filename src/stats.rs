@@ -72,11 +72,6 @@ impl ConnectionStats {
         self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// `n` bytes were written to the socket.
-    pub fn wrote(&self, n: usize) {
-        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
     /// `count` whole frames (decoded, or dropped as bad) arrived, the last
     /// at `at`: one call per read, not per frame.
     pub fn frames_arrived(&self, count: u64, at: Instant) {
@@ -88,9 +83,22 @@ impl ConnectionStats {
         self.last_frame_micros.store(micros, Ordering::Relaxed);
     }
 
-    /// A frame was handed to the socket (written, or queued to be).
-    pub fn frame_out(&self) {
+    /// A frame of `len` bytes was handed to the socket (written, or queued
+    /// to be), possibly by several threads at once.
+    pub fn frame_sent(&self, len: usize) {
         self.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// As [`ConnectionStats::frame_sent`], for a caller holding the lock
+    /// that every send of this connection takes: with no update to race,
+    /// plain stores do, without the locked instructions that cost a server
+    /// broadcasting to many peers a pipeline drain each.
+    pub fn frame_sent_serialized(&self, len: usize) {
+        let frames = self.frames_out.load(Ordering::Relaxed) + 1;
+        self.frames_out.store(frames, Ordering::Relaxed);
+        let bytes = self.bytes_out.load(Ordering::Relaxed) + len as u64;
+        self.bytes_out.store(bytes, Ordering::Relaxed);
     }
 
     /// A round trip was measured.

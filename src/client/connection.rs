@@ -77,8 +77,7 @@ impl Connection {
         self.writer
             .send(type_code, request_id, payload, limit)
             .map(|()| {
-                self.stats.frame_out();
-                self.stats.wrote(HEADER_SIZE + payload.len());
+                self.stats.frame_sent(HEADER_SIZE + payload.len());
             })
             .map_err(|e| {
                 // The writer thread's own failure may be noticed by the

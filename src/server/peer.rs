@@ -160,17 +160,7 @@ impl Peer {
     /// As [`Peer::send`]; with [`Cork::Never`] the frame is never held
     /// back (a request whose caller waits for the reply would otherwise
     /// wait for itself).
-    pub fn send_with(self: &Arc<Self>, parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
-        let frame_len = parts[0].len() + parts[1].len();
-        let sent = self.write_or_queue(parts, cork);
-        if sent.is_ok() {
-            self.stats.frame_out();
-            self.stats.wrote(frame_len);
-        }
-        sent
-    }
-
-    fn write_or_queue(self: &Arc<Self>, mut parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
+    pub fn send_with(self: &Arc<Self>, mut parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
         let session = match cork {
             Cork::Allowed => CORK.with(|cork| cork.borrow().as_ref().map(|s| s.id)),
             Cork::Never => None,
@@ -180,9 +170,14 @@ impl Peer {
         if out.failed.is_some() {
             return Err(SendError::Closed);
         }
+        let frame_len = parts[0].len() + parts[1].len();
         if out.queue.len() == 0 && !corking {
             match write_parts(self.stream.as_raw_fd(), &mut parts) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Every send holds `out`.
+                    self.stats.frame_sent_serialized(frame_len);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     out.failed = Some(DisconnectReason::Error);
@@ -222,6 +217,7 @@ impl Peer {
         if write_now {
             self.write_queue(&mut out).map_err(SendError::Io)?;
         }
+        self.stats.frame_sent_serialized(frame_len);
         Ok(())
     }
 
