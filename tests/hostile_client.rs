@@ -154,18 +154,7 @@ fn frames_during_the_handshake_are_bounded() {
 #[test]
 fn a_send_to_a_server_that_stopped_reading_ends_by_its_timeout() {
     let _serial = serial();
-    let fake = FakeServer::new();
-    let port = fake.port;
-    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-    let server = fake.serve_one(move |mut stream| {
-        complete_handshake(&mut stream);
-        // Never read again; keep the socket open until the test ends.
-        let _ = hold_rx.recv_timeout(Duration::from_secs(30));
-        drop(stream);
-    });
-    let client = TestClient::new(port, |c| c.send_timeout_ms = 300);
-    assert_eq!(client.connect(), VELTIX_OK, "{}", last_error());
-    assert_eq!(client.next_event(), Some(Event::Connect));
+    let (stalled, client) = stalled_server_and_client();
 
     // send_and_wait: its timeout covers the write. The first requests fit
     // in the socket buffers and time out waiting for a reply; then the
@@ -204,18 +193,10 @@ fn a_send_to_a_server_that_stopped_reading_ends_by_its_timeout() {
         "{event:?}"
     );
     assert!(!client.is_connected());
+    drop(client);
+    drop(stalled);
     // A plain send to a stalled server ends by send_timeout_ms as well.
-    drop(hold_tx);
-    server.join().unwrap();
-    let fake = FakeServer::new();
-    let port = fake.port;
-    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-    let server = fake.serve_one(move |mut stream| {
-        complete_handshake(&mut stream);
-        let _ = hold_rx.recv_timeout(Duration::from_secs(30));
-    });
-    let client = TestClient::new(port, |c| c.send_timeout_ms = 300);
-    assert_eq!(client.connect(), VELTIX_OK);
+    let (_stalled, client) = stalled_server_and_client();
     let started = Instant::now();
     let status = loop {
         let status = client.send(200, &payload);
@@ -226,23 +207,12 @@ fn a_send_to_a_server_that_stopped_reading_ends_by_its_timeout() {
     let took = started.elapsed();
     assert_eq!(status, VELTIX_ERR_TIMEOUT, "{}", last_error());
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    drop(hold_tx);
-    server.join().unwrap();
 }
 
 #[test]
 fn a_burst_of_small_frames_to_a_server_that_stopped_reading_ends_by_its_timeout() {
     let _serial = serial();
-    let fake = FakeServer::new();
-    let port = fake.port;
-    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-    let server = fake.serve_one(move |mut stream| {
-        complete_handshake(&mut stream);
-        let _ = hold_rx.recv_timeout(Duration::from_secs(30));
-    });
-    let client = TestClient::new(port, |c| c.send_timeout_ms = 300);
-    assert_eq!(client.connect(), VELTIX_OK);
-    assert_eq!(client.next_event(), Some(Event::Connect));
+    let (_stalled, client) = stalled_server_and_client();
     // Small frames are queued for the writer thread; once the socket and
     // the queue are full, the writer's write runs out of time and the
     // sender blocked behind it fails with the same timeout.
@@ -281,8 +251,43 @@ fn a_burst_of_small_frames_to_a_server_that_stopped_reading_ends_by_its_timeout(
         "free took {:?}",
         freeing.elapsed()
     );
-    drop(hold_tx);
-    server.join().unwrap();
+}
+
+/// A server that completes the handshake, then never reads, holding its
+/// socket open until dropped.
+struct StalledServer {
+    hold: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for StalledServer {
+    fn drop(&mut self) {
+        drop(self.hold.take());
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// A stalled server and a client connected to it (its `on_connect` seen),
+/// with `send_timeout_ms` 300.
+fn stalled_server_and_client() -> (StalledServer, TestClient) {
+    let fake = FakeServer::new();
+    let port = fake.port;
+    let (hold, held) = std::sync::mpsc::channel::<()>();
+    let thread = fake.serve_one(move |mut stream| {
+        complete_handshake(&mut stream);
+        let _ = held.recv_timeout(Duration::from_secs(30));
+        drop(stream);
+    });
+    let stalled = StalledServer {
+        hold: Some(hold),
+        thread: Some(thread),
+    };
+    let client = TestClient::new(port, |c| c.send_timeout_ms = 300);
+    assert_eq!(client.connect(), VELTIX_OK, "{}", last_error());
+    assert_eq!(client.next_event(), Some(Event::Connect));
+    (stalled, client)
 }
 
 #[test]
