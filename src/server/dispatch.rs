@@ -3,6 +3,7 @@
 //! run in order (`on_connect`, its messages, `on_disconnect`) while other
 //! peers' run in parallel.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::peer::{Peer, PeerId};
@@ -29,7 +30,11 @@ impl Server {
     /// A peer completed its handshake: it becomes visible to the API, and
     /// `on_connect` is queued.
     pub(super) fn peer_connected(&self, peer: &Arc<Peer>) {
-        self.peers_mut().insert(peer.id, peer.clone());
+        {
+            let mut peers = self.peers_mut();
+            peers.insert(peer.id, peer.clone());
+            self.inner.peers_version.fetch_add(1, Ordering::AcqRel);
+        }
         log_at!(Debug, "peer {} ({}) connected", peer.id, peer.addr);
         self.run_in_lane(peer, move |server, id| {
             if let Some(call) = server.callbacks().on_connect() {
@@ -41,7 +46,11 @@ impl Server {
     /// A connected peer's connection ended: it leaves the API, its pending
     /// requests fail, and `on_disconnect` is queued after its messages.
     pub(super) fn peer_disconnected(&self, peer: &Arc<Peer>, reason: DisconnectReason) {
-        self.peers_mut().remove(&peer.id);
+        {
+            let mut peers = self.peers_mut();
+            peers.remove(&peer.id);
+            self.inner.peers_version.fetch_add(1, Ordering::AcqRel);
+        }
         self.inner.pending.fail_owner(
             peer.id,
             &Error::Closed(format!(

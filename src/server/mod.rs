@@ -43,7 +43,7 @@ use crate::stats::StatsSnapshot;
 use crate::workers::{panic_message, WorkerPool};
 use event_loop::{Command, Control};
 use handlers::Callbacks;
-use peer::{Cork, Peer, SendError};
+use peer::{BroadcastRun, Cork, Peer, SendError};
 
 /// A Veltix server. Cloning gives another handle to the same server.
 #[derive(Clone)]
@@ -57,6 +57,9 @@ pub struct ServerInner {
     callbacks: Callbacks,
     /// Peers that completed the handshake and are not yet disconnected.
     peers: RwLock<HashMap<PeerId, Arc<Peer>>>,
+    /// Counts changes to `peers` (under its write lock), so a broadcast
+    /// run knows its receivers are still everyone.
+    peers_version: AtomicU64,
     pending: PendingRequests,
     workers: WorkerPool,
     /// The last peer id handed out (ids start at 1, never reused).
@@ -94,6 +97,7 @@ impl Server {
                 ),
                 config,
                 running: Mutex::default(),
+                peers_version: AtomicU64::new(0),
             }),
         })
     }
@@ -397,17 +401,38 @@ impl Server {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let request_id = self.inner.pending.allocate_id()?;
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
+        let to_everyone = except.is_empty();
+        if to_everyone {
+            // Inside a callback, after a broadcast to the same peers: one
+            // copy, whatever their number (see `peer::BroadcastRun`).
+            let version = self.inner.peers_version.load(Ordering::Acquire);
+            if let Some(receivers) = Peer::add_to_broadcast_run(version, [&header, payload]) {
+                return Ok(receivers);
+            }
+        }
         // Under the table's read lock: a send never blocks, and a failed
         // peer is closed through the I/O thread, which takes no lock here.
         let peers = self.peers();
-        let sent = peers
-            .values()
-            .filter(|peer| !except.contains(&peer.id))
-            .filter(|peer| {
-                self.send_encoded(peer, &header, payload, Cork::Allowed)
-                    .is_ok()
-            })
-            .count();
+        // Read under the lock: the table cannot change meanwhile.
+        let version = self.inner.peers_version.load(Ordering::Acquire);
+        let mut receivers = Vec::new();
+        for peer in peers.values().filter(|peer| !except.contains(&peer.id)) {
+            if self
+                .send_encoded(peer, &header, payload, Cork::Allowed)
+                .is_ok()
+            {
+                receivers.push(peer.clone());
+            }
+        }
+        drop(peers);
+        let sent = receivers.len();
+        if to_everyone && Peer::in_cork_session() {
+            let server = self.clone();
+            let on_failure = Box::new(move |peer: &Arc<Peer>, error| {
+                let _ = server.send_failed(peer, error);
+            });
+            Peer::start_broadcast_run(BroadcastRun::new(version, receivers, on_failure));
+        }
         Ok(sent)
     }
 
@@ -524,10 +549,17 @@ impl Server {
         payload: &[u8],
         cork: Cork,
     ) -> Result<()> {
-        match peer.send_with([header, payload], cork) {
-            Ok(()) => Ok(()),
-            Err(SendError::Closed) => Err(Error::PeerNotConnected(peer.id)),
-            Err(SendError::OverBudget { queued }) => {
+        peer.send_with([header, payload], cork)
+            .or_else(|error| self.send_failed(peer, error))
+    }
+
+    /// What a refused send to `peer` means: it is closed (logged) where
+    /// its queue overflowed, the memory budget ran out or its socket
+    /// failed; the error for the caller.
+    fn send_failed(&self, peer: &Arc<Peer>, error: SendError) -> Result<()> {
+        match error {
+            SendError::Closed => Err(Error::PeerNotConnected(peer.id)),
+            SendError::OverBudget { queued } => {
                 let budget = self.budget();
                 log_at!(
                     Warn,
@@ -544,7 +576,7 @@ impl Server {
                     budget.limit()
                 )))
             }
-            Err(SendError::Overflow { queued }) => {
+            SendError::Overflow { queued } => {
                 let max = self.inner.config.max_outbound_bytes;
                 log_at!(
                     Warn,
@@ -558,7 +590,7 @@ impl Server {
                     peer.id
                 )))
             }
-            Err(SendError::Io(e)) => {
+            SendError::Io(e) => {
                 self.request_close(peer, DisconnectReason::Error);
                 Err(Error::io(&format!("sending to peer {}", peer.id), &e))
             }

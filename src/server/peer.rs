@@ -58,6 +58,40 @@ struct CorkSession {
     owner: Arc<Peer>,
     /// The other peers with bytes corked by this session.
     others: Vec<Arc<Peer>>,
+    /// Broadcasts not yet copied to their receivers.
+    run: Option<BroadcastRun>,
+}
+
+/// Broadcasts in a row from one cork session to the same receivers,
+/// encoded once: appending one costs the same for 10 receivers or 1,000.
+/// The run ends (each receiver's queue gets a copy of its bytes) before any
+/// other send of the session, when the receivers may have changed, when it
+/// holds [`CORK_LIMIT`] bytes, and when the session writes or ends.
+pub(crate) struct BroadcastRun {
+    /// The version of the server's peer table the receivers were read at.
+    table_version: u64,
+    receivers: Vec<Arc<Peer>>,
+    frames: u64,
+    bytes: Vec<u8>,
+    /// Handles a receiver whose queue refuses the copy (it is then closed).
+    on_failure: OnSendFailure,
+}
+
+/// What a [`BroadcastRun`] does with a receiver that refused its copy.
+pub(crate) type OnSendFailure = Box<dyn Fn(&Arc<Peer>, SendError)>;
+
+impl BroadcastRun {
+    /// A run to `receivers`, read from the peer table at `table_version`;
+    /// its first broadcast was already sent to each.
+    pub fn new(table_version: u64, receivers: Vec<Arc<Peer>>, on_failure: OnSendFailure) -> Self {
+        BroadcastRun {
+            table_version,
+            receivers,
+            frames: 0,
+            bytes: Vec::new(),
+            on_failure,
+        }
+    }
 }
 
 /// A connected client of a server; never reused during the server's life.
@@ -95,6 +129,23 @@ struct Outbound {
     failed: Option<DisconnectReason>,
     /// The queue's memory, kept in the server's memory budget.
     account: Account,
+}
+
+/// Ends this thread's broadcast run, if any: each receiver's queue gets a
+/// copy of the run's bytes.
+fn end_broadcast_run() {
+    let run = CORK.with(|cork| cork.borrow_mut().as_mut().and_then(|s| s.run.take()));
+    let Some(run) = run else {
+        return;
+    };
+    if run.frames == 0 {
+        return;
+    }
+    for receiver in &run.receivers {
+        if let Err(error) = receiver.send_frames([&run.bytes, &[]], Cork::Allowed, run.frames) {
+            (run.on_failure)(receiver, error);
+        }
+    }
 }
 
 impl Outbound {
@@ -160,9 +211,27 @@ impl Peer {
     /// As [`Peer::send`]; with [`Cork::Never`] the frame is never held
     /// back (a request whose caller waits for the reply would otherwise
     /// wait for itself).
-    pub fn send_with(self: &Arc<Self>, mut parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
+    pub fn send_with(self: &Arc<Self>, parts: Parts<'_>, cork: Cork) -> Result<(), SendError> {
+        self.send_frames(parts, cork, 1)
+    }
+
+    /// Sends `parts`, which hold `frames` whole frames, as [`Peer::send_with`].
+    fn send_frames(
+        self: &Arc<Self>,
+        mut parts: Parts<'_>,
+        cork: Cork,
+        frames: u64,
+    ) -> Result<(), SendError> {
+        let (session, run_open) = CORK.with(|cork| match cork.borrow().as_ref() {
+            Some(session) => (Some(session.id), session.run.is_some()),
+            None => (None, false),
+        });
+        if run_open {
+            // This session's earlier broadcasts go first.
+            end_broadcast_run();
+        }
         let session = match cork {
-            Cork::Allowed => CORK.with(|cork| cork.borrow().as_ref().map(|s| s.id)),
+            Cork::Allowed => session,
             Cork::Never => None,
         };
         let corking = session.is_some();
@@ -175,7 +244,7 @@ impl Peer {
             match write_parts(self.stream.as_raw_fd(), &mut parts) {
                 Ok(()) => {
                     // Every send holds `out`.
-                    self.stats.frame_sent_serialized(frame_len);
+                    self.stats.frames_sent_serialized(frames, frame_len);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -217,7 +286,7 @@ impl Peer {
         if write_now {
             self.write_queue(&mut out).map_err(SendError::Io)?;
         }
-        self.stats.frame_sent_serialized(frame_len);
+        self.stats.frames_sent_serialized(frames, frame_len);
         Ok(())
     }
 
@@ -246,11 +315,14 @@ impl Peer {
             id: SESSIONS.fetch_add(1, Ordering::Relaxed),
             owner: self.clone(),
             others: Vec::new(),
+            run: None,
         };
         let previous = CORK.with(|cork| cork.replace(Some(session)));
         // A panicking callback still releases the cork (then the panic goes
         // on to the worker's guard), so no corked byte is stranded.
         let outcome = panic::catch_unwind(AssertUnwindSafe(callback));
+        // While the session is on: the copies are corked like other sends.
+        end_broadcast_run();
         let session = CORK.with(|cork| cork.replace(previous));
         for other in session.map(|s| s.others).unwrap_or_default() {
             if other.id != self.id {
@@ -271,6 +343,7 @@ impl Peer {
     /// Writes what this thread's cork session holds so far, if it has one
     /// (before its callback blocks); the session goes on.
     pub fn write_cork() {
+        end_broadcast_run();
         let corked: Vec<Arc<Peer>> = CORK.with(|cork| match cork.borrow().as_ref() {
             Some(session) => std::iter::once(&session.owner)
                 .chain(&session.others)
@@ -291,6 +364,46 @@ impl Peer {
             true => self.write_queue(&mut out),
             false => Ok(()),
         }
+    }
+
+    /// Adds a broadcast of `frame` (header and payload) to this thread's
+    /// run, if its session has one to the receivers of `table_version`: the
+    /// number of receivers. `None` when the caller must send it peer by
+    /// peer (and may then start a run with [`Peer::start_broadcast_run`]).
+    pub fn add_to_broadcast_run(table_version: u64, frame: Parts<'_>) -> Option<usize> {
+        let frame_len = frame[0].len() + frame[1].len();
+        let (receivers, full) = CORK.with(|cork| {
+            let mut cork = cork.borrow_mut();
+            let run = cork.as_mut()?.run.as_mut()?;
+            if run.table_version != table_version || frame_len >= CORK_LIMIT {
+                return Some((None, true));
+            }
+            for part in frame {
+                run.bytes.extend_from_slice(part);
+            }
+            run.frames += 1;
+            Some((Some(run.receivers.len()), run.bytes.len() >= CORK_LIMIT))
+        })?;
+        if full {
+            end_broadcast_run();
+        }
+        receivers
+    }
+
+    /// Whether this thread runs a peer's callbacks (with their sends
+    /// corked).
+    pub fn in_cork_session() -> bool {
+        CORK.with(|cork| cork.borrow().is_some())
+    }
+
+    /// Opens a run for the next broadcasts of this thread's cork session,
+    /// if it has one (see [`BroadcastRun`]).
+    pub fn start_broadcast_run(run: BroadcastRun) {
+        CORK.with(|cork| {
+            if let Some(session) = cork.borrow_mut().as_mut() {
+                session.run = Some(run);
+            }
+        });
     }
 
     /// The peer `id`, if this thread runs its callbacks: what a reply from
