@@ -597,7 +597,12 @@ pub unsafe extern "C" fn veltix_server_ping_client(
 /// connection failed); the others still get the message. Writes the number
 /// of clients it was sent to to `*out_sent` if it is not NULL. From inside
 /// a message callback the copies are batched as described at
-/// `veltix_server_send()`.
+/// `veltix_server_send()`, and broadcasts to everyone (no `except`) that
+/// follow one another with no other send between them, while no client
+/// connects or leaves, are encoded once and copied to each receiver at the
+/// end of the run: their cost does not grow with the number of clients.
+/// Such a broadcast counts the clients the first of the run reached (one
+/// that fails when the run is copied is disconnected, as above).
 ///
 /// Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent).
 ///
