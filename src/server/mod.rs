@@ -415,18 +415,23 @@ impl Server {
         let peers = self.peers();
         // Read under the lock: the table cannot change meanwhile.
         let version = self.inner.peers_version.load(Ordering::Acquire);
+        // Inside a callback, the next broadcasts may join a run to these.
+        let opens_run = to_everyone && Peer::in_cork_session();
+        let mut sent = 0;
         let mut receivers = Vec::new();
         for peer in peers.values().filter(|peer| !except.contains(&peer.id)) {
             if self
                 .send_encoded(peer, &header, payload, Cork::Allowed)
                 .is_ok()
             {
-                receivers.push(peer.clone());
+                sent += 1;
+                if opens_run {
+                    receivers.push(peer.clone());
+                }
             }
         }
         drop(peers);
-        let sent = receivers.len();
-        if to_everyone && Peer::in_cork_session() {
+        if opens_run {
             let server = self.clone();
             let on_failure = Box::new(move |peer: &Arc<Peer>, error| {
                 let _ = server.send_failed(peer, error);
