@@ -90,11 +90,11 @@ impl ConnectionStats {
         self.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
     }
 
-    /// As [`ConnectionStats::frame_sent`] for `count` frames of `len`
-    /// bytes in all, for a caller holding the lock
-    /// that every send of this connection takes: with no update to race,
-    /// plain stores do, without the locked instructions that cost a server
-    /// broadcasting to many peers a pipeline drain each.
+    /// As [`ConnectionStats::frame_sent`] for `count` frames of `len` bytes
+    /// in all, for a caller holding the lock that every send of this
+    /// connection takes: with no update to race, plain stores do, without
+    /// the locked instructions that cost a server broadcasting to many
+    /// peers a pipeline drain each.
     pub fn frames_sent_serialized(&self, count: u64, len: usize) {
         let frames = self.frames_out.load(Ordering::Relaxed) + count;
         self.frames_out.store(frames, Ordering::Relaxed);

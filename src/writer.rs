@@ -24,7 +24,8 @@
 //! caller must then close the connection. A write the flusher makes fails
 //! the same way; the flusher then shuts the socket down (the connection's
 //! reader sees it end) and every later send fails with its error. The clock
-//! is read once per send, and again only when a write has to wait.
+//! is read when a send starts, when a send written by its caller returns,
+//! and when a write has to wait.
 //!
 //! Writes use `MSG_NOSIGNAL`: a peer that resets the connection gives an
 //! error, never a `SIGPIPE` that would kill the host process.
@@ -96,13 +97,6 @@ impl Queue {
     }
 }
 
-/// What [`FrameWriter::try_queue`] did with a frame.
-enum Queued {
-    Yes,
-    /// Not queued: the caller writes it.
-    No,
-}
-
 impl FrameWriter {
     /// A writer over `stream` (typically a `try_clone` of the reader's);
     /// each write of its flusher waits at most `send_timeout` for room. The
@@ -148,22 +142,24 @@ impl FrameWriter {
         let started = self.shared.nanos_since_epoch(Instant::now());
         let in_burst = started.saturating_sub(self.shared.last_send.load(Ordering::Relaxed))
             < COALESCE_WINDOW.as_nanos() as u64;
-        let queueable = frame_len <= MAX_QUEUED_FRAME;
-        if queueable {
-            if let Queued::Yes = self.try_queue(&header, payload, in_burst)? {
+        // Whether the frame went to the queue (the socket busy makes it go).
+        let queued = |socket_busy: bool| -> io::Result<bool> {
+            let queued = frame_len <= MAX_QUEUED_FRAME
+                && self.try_queue(&header, payload, in_burst || socket_busy)?;
+            if queued {
                 self.shared.last_send.store(started, Ordering::Relaxed);
-                return Ok(());
             }
+            Ok(queued)
+        };
+        if queued(false)? {
+            return Ok(());
         }
         let mut socket = match self.shared.socket.try_lock() {
             Ok(socket) => socket,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => {
-                if queueable {
-                    if let Queued::Yes = self.try_queue(&header, payload, true)? {
-                        self.shared.last_send.store(started, Ordering::Relaxed);
-                        return Ok(());
-                    }
+                if queued(true)? {
+                    return Ok(());
                 }
                 lock(&self.shared.socket)
             }
@@ -180,8 +176,9 @@ impl FrameWriter {
         Ok(())
     }
 
-    /// Queues a frame if it must or should be (`in_burst`), and it fits.
-    fn try_queue(&self, header: &[u8], payload: &[u8], in_burst: bool) -> io::Result<Queued> {
+    /// Queues a frame if it must or should be (`in_burst`), and it fits;
+    /// whether it did (if not, the caller writes it).
+    fn try_queue(&self, header: &[u8], payload: &[u8], in_burst: bool) -> io::Result<bool> {
         let mut queue = lock(&self.shared.queue);
         if let Some(error) = queue.error() {
             return Err(error);
@@ -189,7 +186,7 @@ impl FrameWriter {
         let must = !queue.bytes.is_empty() || queue.flusher_busy;
         let fits = queue.bytes.len() + header.len() + payload.len() <= MAX_QUEUE;
         if queue.stopping || !(must || in_burst) || !fits {
-            return Ok(Queued::No);
+            return Ok(false);
         }
         if !queue.flusher_started {
             if let Err(error) = self.start_flusher() {
@@ -197,7 +194,7 @@ impl FrameWriter {
                     Warn,
                     "writing every frame directly: no writer thread: {error}"
                 );
-                return Ok(Queued::No);
+                return Ok(false);
             }
             queue.flusher_started = true;
         }
@@ -207,7 +204,7 @@ impl FrameWriter {
             queue.flusher_busy = true;
             self.shared.work.notify_one();
         }
-        Ok(Queued::Yes)
+        Ok(true)
     }
 
     fn start_flusher(&self) -> io::Result<()> {
@@ -221,7 +218,7 @@ impl FrameWriter {
     }
 
     /// Waits until the flusher has written everything queued, at most
-    /// `within`; whether it did.
+    /// `within`; whether it did (not if it timed out or a write failed).
     pub fn drain(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         let mut queue = lock(&self.shared.queue);

@@ -127,7 +127,7 @@ impl Connection {
         if !self.writer.drain(self.send_timeout) {
             log_at!(
                 Warn,
-                "closing with queued frames unwritten: the server did not take them within send_timeout_ms"
+                "closing with queued frames unwritten: the server did not take them within send_timeout_ms, or the connection failed"
             );
         }
         self.shutdown();

@@ -39,7 +39,6 @@ impl Client {
                 log_at!(Warn, "heartbeats off: cannot set the read timeout: {e}");
             }
         }
-        let mut handled = HandledTypes::default();
         let ended = loop {
             let mut frames = 0;
             while let Some(decoded) = decoder.next_frame() {

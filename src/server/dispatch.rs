@@ -3,7 +3,6 @@
 //! run in order (`on_connect`, its messages, `on_disconnect`) while other
 //! peers' run in parallel.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::peer::{Peer, PeerId};
@@ -30,11 +29,7 @@ impl Server {
     /// A peer completed its handshake: it becomes visible to the API, and
     /// `on_connect` is queued.
     pub(super) fn peer_connected(&self, peer: &Arc<Peer>) {
-        {
-            let mut peers = self.peers_mut();
-            peers.insert(peer.id, peer.clone());
-            self.inner.peers_version.fetch_add(1, Ordering::AcqRel);
-        }
+        self.peers_mut().insert(peer.id, peer.clone());
         log_at!(Debug, "peer {} ({}) connected", peer.id, peer.addr);
         self.run_in_lane(peer, move |server, id| {
             if let Some(call) = server.callbacks().on_connect() {
@@ -46,11 +41,7 @@ impl Server {
     /// A connected peer's connection ended: it leaves the API, its pending
     /// requests fail, and `on_disconnect` is queued after its messages.
     pub(super) fn peer_disconnected(&self, peer: &Arc<Peer>, reason: DisconnectReason) {
-        {
-            let mut peers = self.peers_mut();
-            peers.remove(&peer.id);
-            self.inner.peers_version.fetch_add(1, Ordering::AcqRel);
-        }
+        self.peers_mut().remove(&peer.id);
         self.inner.pending.fail_owner(
             peer.id,
             &Error::Closed(format!(
@@ -154,13 +145,14 @@ impl Server {
         }
     }
 
-    /// Runs `job` on a worker once the peer's callbacks queued so far have
-    /// run (it is never dropped by [`crate::workers::Lane::drop_queued`]).
+    /// Runs `job` once the peer's callbacks queued so far have run (it is
+    /// never dropped by [`crate::workers::Lane::drop_queued`]).
     pub(super) fn after_callbacks(&self, peer: &Peer, job: crate::workers::Job) {
         self.in_lane(peer, job);
     }
 
-    /// Runs `callback` on a worker, after the peer's earlier callbacks.
+    /// Runs `callback` after the peer's earlier callbacks (see
+    /// [`Server::in_lane`]).
     fn run_in_lane(&self, peer: &Peer, callback: impl FnOnce(&Server, PeerId) + Send + 'static) {
         let server = self.clone();
         let id = peer.id;

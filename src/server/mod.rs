@@ -633,8 +633,11 @@ impl Server {
         self.inner.peers.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The peer table, to change: its version counts the change.
     fn peers_mut(&self) -> RwLockWriteGuard<'_, HashMap<PeerId, Arc<Peer>>> {
-        self.inner.peers.write().unwrap_or_else(|e| e.into_inner())
+        let peers = self.inner.peers.write().unwrap_or_else(|e| e.into_inner());
+        self.inner.peers_version.fetch_add(1, Ordering::AcqRel);
+        peers
     }
 
     fn callbacks(&self) -> &Callbacks {
