@@ -96,13 +96,14 @@ fn one_thread_sending_a_burst_makes_few_writes_and_its_last_frame_leaves_at_once
     let (_stream, segments_in) = server.join().unwrap();
     let segments = segments_in - segments_before;
     // One write per frame would be about 20,000 segments. Under a
-    // sanitizer each send can take longer than the coalescing window, and
-    // a sender that slow is not a burst: the normal pass checks the bound.
-    let bound = (BURST / 40) as f64 * cpu_slowdown();
-    assert!(
-        f64::from(segments) <= bound,
-        "{BURST} frames took {segments} segments"
-    );
+    // sanitizer each send takes longer than the coalescing window, so no
+    // burst forms: there only order and the tail's delay are checked, and
+    // the normal pass checks the bound.
+    let bound = match cpu_slowdown() > 1.0 {
+        true => BURST as u32,
+        false => (BURST / 40) as u32,
+    };
+    assert!(segments <= bound, "{BURST} frames took {segments} segments");
     client.close();
 }
 
