@@ -173,10 +173,17 @@ impl PendingRequests {
         Ok((id, serial))
     }
 
+    /// Whether a message with `request_id` may be the reply to one of
+    /// these requests: false for an id this table never gives out, so the
+    /// caller need not make a [`Message`] to call [`PendingRequests::complete`].
+    pub fn may_await(&self, request_id: u16) -> bool {
+        self.shared.ids.covers(request_id)
+    }
+
     /// Hands `message`, received from `owner`, to the request with its id;
     /// gives it back if there is none.
     pub fn complete(&self, owner: u64, message: Message) -> Option<Message> {
-        if !self.shared.ids.covers(message.request_id()) {
+        if !self.may_await(message.request_id()) {
             return Some(message);
         }
         let mut inner = self.lock();

@@ -1,7 +1,8 @@
 //! Streaming frame decoder: turns the bytes of a TCP stream into messages.
 //!
 //! It owns the receive buffer, so bytes are read from the socket straight into
-//! it ([`FrameDecoder::fill_with`]) and copied once, into the [`Message`].
+//! it ([`FrameDecoder::fill_with`]) and copied once, into the [`Message`] (or
+//! the [`super::MessageBatch`] of its read).
 //! What a peer *declares* costs nothing: the buffer grows with the bytes that
 //! actually arrived (at most doubling per read), never to a declared frame
 //! size. Bad input costs only the bad bytes, and every received byte is
@@ -25,6 +26,33 @@ pub enum Decoded {
     Frame(Message),
     /// Bytes that were dropped, and why.
     Dropped(DropReason),
+}
+
+/// What the decoder produced, a frame's payload still in its buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Borrowed<'a> {
+    /// A complete, valid frame.
+    Frame(FrameRef<'a>),
+    /// Bytes that were dropped, and why.
+    Dropped(DropReason),
+}
+
+/// A valid frame whose payload is borrowed from the decoder.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// The frame's type code.
+    pub type_code: u16,
+    /// The frame's request id.
+    pub request_id: u16,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+impl FrameRef<'_> {
+    /// The frame as a message owning a copy of its payload.
+    pub fn to_message(&self) -> Message {
+        Message::new(self.type_code, self.request_id, self.payload)
+    }
 }
 
 /// Why bytes were dropped.
@@ -170,6 +198,16 @@ impl FrameDecoder {
 
     /// The next frame or drop event, or `None` when more bytes are needed.
     pub fn next_frame(&mut self) -> Option<Decoded> {
+        Some(match self.next_borrowed()? {
+            Borrowed::Frame(frame) => Decoded::Frame(frame.to_message()),
+            Borrowed::Dropped(reason) => Decoded::Dropped(reason),
+        })
+    }
+
+    /// As [`FrameDecoder::next_frame`], with the frame's payload borrowed
+    /// from the receive buffer: the caller copies it where it wants it
+    /// (into a [`super::MessageBatch`], say).
+    pub fn next_borrowed(&mut self) -> Option<Borrowed<'_>> {
         if self.skip > 0 {
             let n = self.skip.min((self.end - self.start) as u64);
             self.start += n as usize;
@@ -194,7 +232,7 @@ impl FrameDecoder {
             let now = frame_len.min(available);
             self.start += now as usize;
             self.skip = frame_len - now;
-            return Some(Decoded::Dropped(DropReason::Oversized {
+            return Some(Borrowed::Dropped(DropReason::Oversized {
                 frame_len,
                 max: self.max_frame_len,
             }));
@@ -203,17 +241,20 @@ impl FrameDecoder {
         if data.len() < frame_len {
             return None;
         }
-        let payload = &data[HEADER_SIZE..frame_len];
-        if crc32fast::hash(payload) != header.crc {
+        if crc32fast::hash(&data[HEADER_SIZE..frame_len]) != header.crc {
             self.start += frame_len;
-            return Some(Decoded::Dropped(DropReason::BadCrc {
+            return Some(Borrowed::Dropped(DropReason::BadCrc {
                 type_code: header.type_code,
                 request_id: header.request_id,
             }));
         }
-        let message = Message::new(header.type_code, header.request_id, payload);
+        let payload = self.start + HEADER_SIZE..self.start + frame_len;
         self.start += frame_len;
-        Some(Decoded::Frame(message))
+        Some(Borrowed::Frame(FrameRef {
+            type_code: header.type_code,
+            request_id: header.request_id,
+            payload: &self.buf[payload],
+        }))
     }
 
     /// Bytes still missing to complete the frame at the front of the buffer.
@@ -254,10 +295,10 @@ impl FrameDecoder {
     }
 
     /// Drops the bytes before the next `VX` found from one byte in.
-    fn resync(&mut self) -> Decoded {
+    fn resync(&mut self) -> Borrowed<'static> {
         let before = self.start;
         self.skip_to_next_magic();
-        Decoded::Dropped(DropReason::Garbage {
+        Borrowed::Dropped(DropReason::Garbage {
             skipped: self.start - before,
         })
     }

@@ -8,6 +8,6 @@ pub mod handshake;
 pub mod ids;
 pub mod message;
 
-pub use decoder::{Decoded, DropReason, FrameDecoder};
+pub use decoder::{Borrowed, Decoded, DropReason, FrameDecoder, FrameRef};
 pub use frame::{encode_frame, FrameHeader, HEADER_SIZE, PING, PONG};
-pub use message::Message;
+pub use message::{Message, MessageBatch};

@@ -11,18 +11,29 @@ use crate::callbacks::{HandledTypes, HandlerCache};
 use crate::client::DisconnectReason;
 use crate::error::Error;
 use crate::log::log_at;
-use crate::protocol::frame::{FrameHeader, PING, PONG};
-use crate::protocol::Message;
+use crate::protocol::frame::{FrameHeader, HEADER_SIZE, PING, PONG};
+use crate::protocol::{FrameRef, MessageBatch};
 use crate::workers::run_guarded;
 
 /// One read's messages from a peer for its callbacks.
-#[derive(Default)]
 pub(super) struct Inbox {
-    messages: Vec<Message>,
-    /// Their payload bytes.
-    bytes: usize,
+    messages: MessageBatch,
     /// Which types have a handler, as the read's messages found.
     handled: HandledTypes,
+}
+
+impl Inbox {
+    /// An inbox for the frames of `received` bytes: its one payload block
+    /// is allocated once for all of them (up to 64 KiB ahead; a large
+    /// frame's block grows as it is copied), at the first message.
+    pub(super) fn for_bytes(received: usize) -> Self {
+        const MOST_RESERVED: usize = 64 * 1024;
+        let frames = received / HEADER_SIZE;
+        Inbox {
+            messages: MessageBatch::expecting(received.min(MOST_RESERVED), frames.min(256)),
+            handled: HandledTypes::default(),
+        }
+    }
 }
 
 impl Server {
@@ -66,30 +77,35 @@ impl Server {
     /// answered, a reply completes its pending request, then a message with
     /// a route or `on_recv` joins `inbox` (see [`Server::deliver`]), else it
     /// is dropped with a log line.
-    pub(super) fn route_message(&self, peer: &Arc<Peer>, message: Message, inbox: &mut Inbox) {
-        if message.type_code() == PING {
-            let pong = FrameHeader::for_payload(PONG, message.request_id(), &[]).encode();
+    pub(super) fn route_message(&self, peer: &Arc<Peer>, frame: FrameRef<'_>, inbox: &mut Inbox) {
+        if frame.type_code == PING {
+            let pong = FrameHeader::for_payload(PONG, frame.request_id, &[]).encode();
             if let Err(e) = peer.send([&pong, &[]]) {
                 log_at!(Debug, "could not answer a PING of peer {}: {e:?}", peer.id);
             }
             return;
         }
-        let Some(message) = self.inner.pending.complete(peer.id, message) else {
+        if self.inner.pending.may_await(frame.request_id)
+            && self
+                .inner
+                .pending
+                .complete(peer.id, frame.to_message())
+                .is_none()
+        {
             return;
-        };
+        }
         match self
             .callbacks()
-            .handles(message.type_code(), &mut inbox.handled)
+            .handles(frame.type_code, &mut inbox.handled)
         {
-            true => {
-                inbox.bytes += message.payload().len();
-                inbox.messages.push(message);
-            }
+            true => inbox
+                .messages
+                .push(frame.type_code, frame.request_id, frame.payload),
             false => log_at!(
                 Warn,
                 "message of type {} (request id {}) from peer {} dropped: no route and no on_recv callback",
-                message.type_code(),
-                message.request_id(),
+                frame.type_code,
+                frame.request_id,
                 peer.id
             ),
         }
@@ -112,14 +128,16 @@ impl Server {
         if inbox.messages.is_empty() {
             return;
         }
-        let charge = peer.backlog.charge_many(inbox.messages.len(), inbox.bytes);
+        let charge = peer
+            .backlog
+            .charge_many(inbox.messages.len(), inbox.messages.payload_bytes());
         let server = self.clone();
         let sender = peer.clone();
         let job: crate::workers::BatchJob = Box::new(move |batch| {
             let more_follow = || sender.lane.has_queued();
             let written = sender.run_corked(more_follow, || {
                 let mut handlers = HandlerCache::default();
-                for message in inbox.messages {
+                for message in inbox.messages.into_messages() {
                     if !batch.may_continue() {
                         return;
                     }

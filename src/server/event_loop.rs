@@ -33,7 +33,7 @@ use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::handshake::{self, HandshakeItem};
-use crate::protocol::{Decoded, FrameDecoder};
+use crate::protocol::{Borrowed, FrameDecoder};
 use crate::writer::write_parts;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -669,17 +669,17 @@ impl Connection {
             self.connected = true;
             server.peer_connected(&self.peer);
         }
-        let mut inbox = Inbox::default();
+        let mut inbox = Inbox::for_bytes(self.decoder.buffered().len());
         let mut any_message = false;
         let mut frames = 0;
-        while let Some(decoded) = self.decoder.next_frame() {
+        while let Some(decoded) = self.decoder.next_borrowed() {
             frames += 1;
             match decoded {
-                Decoded::Frame(message) => {
-                    any_message |= !matches!(message.type_code(), PING | PONG);
-                    server.route_message(&self.peer, message, &mut inbox)
+                Borrowed::Frame(frame) => {
+                    any_message |= !matches!(frame.type_code, PING | PONG);
+                    server.route_message(&self.peer, frame, &mut inbox)
                 }
-                Decoded::Dropped(reason) => {
+                Borrowed::Dropped(reason) => {
                     log_at!(
                         Warn,
                         "from peer {} ({}): {reason}",
