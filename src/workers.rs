@@ -326,7 +326,7 @@ impl WorkerPool {
 
     /// Runs a batch of message callbacks of `lane` on the calling thread
     /// now (callbacks on the I/O thread), asking as a queued batch does.
-    pub fn run_batch_here(&self, lane: &Lane, job: BatchJob) {
+    pub fn run_batch_here(&self, lane: &Lane, job: impl FnOnce(&Batch<'_>)) {
         let batch = Batch {
             lane: &lane.0,
             drops: lane.0.drops.load(Ordering::Acquire),

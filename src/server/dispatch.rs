@@ -112,7 +112,8 @@ impl Server {
     }
 
     /// Queues the messages of one read from `peer` for its callbacks, as
-    /// one job in its lane: one hand-off per read, not per message.
+    /// one job in its lane: one hand-off per read, not per message. With
+    /// callbacks on the I/O thread, runs them now instead.
     ///
     /// Each handler is looked up again when its turn comes: one removed or
     /// replaced meanwhile is never started. A server closing, or cutting
@@ -121,11 +122,20 @@ impl Server {
     /// peer's messages are queued, and a broadcast costs one write per
     /// receiver per batch.
     ///
-    /// The batch is charged to the peer's backlog until its last callback
-    /// returns (or it is dropped): within one read, as with a charge per
-    /// message, since the I/O thread asks for room before each read.
+    /// A queued batch is charged to the peer's backlog until its last
+    /// callback returns (or it is dropped): within one read, as with a
+    /// charge per message, since the I/O thread asks for room before each
+    /// read. A batch run on the I/O thread is not: no read happens while it
+    /// runs, so it is never more than the one read's messages.
     pub(super) fn deliver(&self, peer: &Arc<Peer>, inbox: Inbox) {
         if inbox.messages.is_empty() {
+            return;
+        }
+        if self.inner.config.callbacks_on_io_thread {
+            // Nothing of this peer is ever queued: no batch follows.
+            self.inner.workers.run_batch_here(&peer.lane, |batch| {
+                self.run_batch(peer, inbox, batch, || false)
+            });
             return;
         }
         let charge = peer
@@ -134,32 +144,39 @@ impl Server {
         let server = self.clone();
         let sender = peer.clone();
         let job: crate::workers::BatchJob = Box::new(move |batch| {
-            let more_follow = || sender.lane.has_queued();
-            let written = sender.run_corked(more_follow, || {
-                let mut handlers = HandlerCache::default();
-                for message in inbox.messages.into_messages() {
-                    if !batch.may_continue() {
-                        return;
-                    }
-                    let callbacks = server.callbacks();
-                    let type_code = message.type_code();
-                    if let Some(handler) =
-                        callbacks.cached_message_handler(type_code, &mut handlers)
-                    {
-                        run_guarded(|| handler(&server, sender.id, &message));
-                        batch.ran_callback();
-                    }
-                }
-            });
+            server.run_batch(&sender, inbox, batch, || sender.lane.has_queued());
             drop(charge);
-            if let Err(e) = written {
-                log_at!(Debug, "write to peer {} failed: {e}", sender.id);
-                server.request_close(&sender, DisconnectReason::Error);
+        });
+        self.inner.workers.submit_batch_in(&peer.lane, job);
+    }
+
+    /// Runs the callbacks of `inbox`, a read of `peer`, with its sends
+    /// corked (see [`Peer::run_corked`]; `more_follow` says whether another
+    /// batch of the peer is queued); a failed write closes the peer.
+    fn run_batch(
+        &self,
+        peer: &Arc<Peer>,
+        inbox: Inbox,
+        batch: &crate::workers::Batch<'_>,
+        more_follow: impl Fn() -> bool,
+    ) {
+        let written = peer.run_corked(more_follow, || {
+            let mut handlers = HandlerCache::default();
+            for message in inbox.messages.into_messages() {
+                if !batch.may_continue() {
+                    return;
+                }
+                let callbacks = self.callbacks();
+                let type_code = message.type_code();
+                if let Some(handler) = callbacks.cached_message_handler(type_code, &mut handlers) {
+                    run_guarded(|| handler(self, peer.id, &message));
+                    batch.ran_callback();
+                }
             }
         });
-        match self.inner.config.callbacks_on_io_thread {
-            true => self.inner.workers.run_batch_here(&peer.lane, job),
-            false => self.inner.workers.submit_batch_in(&peer.lane, job),
+        if let Err(e) = written {
+            log_at!(Debug, "write to peer {} failed: {e}", peer.id);
+            self.request_close(peer, DisconnectReason::Error);
         }
     }
 

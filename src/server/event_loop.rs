@@ -578,8 +578,10 @@ impl Connection {
         }
         *spare = self.decoder.lend_buffer(std::mem::take(spare));
         let mut turn = Turn::Unfinished;
+        // Callbacks on this thread leave nothing in the backlog.
+        let may_queue = !server.inner.config.callbacks_on_io_thread;
         for _ in 0..READS_PER_TURN {
-            if self.peer.backlog.pause_if_full() {
+            if may_queue && self.peer.backlog.pause_if_full() {
                 turn = Turn::Paused;
                 break;
             }
@@ -588,8 +590,8 @@ impl Connection {
                 break;
             }
             let stream = &self.peer.stream;
+            // Accounted after decoding: what is decoded now never waits.
             let read = self.decoder.fill_with(|buf| (&*stream).read(buf));
-            self.account_inbound();
             match read {
                 Ok(0) => turn = Turn::ReadClosed,
                 Ok(n) => {
