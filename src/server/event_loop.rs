@@ -219,8 +219,9 @@ impl EventLoop {
             if self.run_commands() {
                 break;
             }
-            self.expire_handshakes();
-            self.check_liveness();
+            let now = Instant::now();
+            self.expire_handshakes(now);
+            self.check_liveness(now);
             if self
                 .accept_paused_until
                 .is_some_and(|until| until <= Instant::now())
@@ -471,8 +472,7 @@ impl EventLoop {
 
     /// Handles the peers whose heartbeat or idle deadline has come: closes
     /// the dead and the idle, pings the silent, and schedules each again.
-    fn check_liveness(&mut self) {
-        let now = Instant::now();
+    fn check_liveness(&mut self, now: Instant) {
         while let Some((key, id)) = self.timers.pop_due(now) {
             let server = self.server.clone();
             let config = server.config();
@@ -516,8 +516,7 @@ impl EventLoop {
         }
     }
 
-    fn expire_handshakes(&mut self) {
-        let now = Instant::now();
+    fn expire_handshakes(&mut self, now: Instant) {
         while let Some(&(deadline, key, id)) = self.handshake_deadlines.front() {
             if deadline > now {
                 break;
@@ -595,11 +594,13 @@ impl Connection {
             match read {
                 Ok(0) => turn = Turn::ReadClosed,
                 Ok(n) => {
+                    // One clock read per read, for liveness and statistics.
+                    let now = Instant::now();
                     if self.connected {
                         self.peer.stats.read(n);
-                        self.clock.received(Instant::now());
+                        self.clock.received(now);
                     }
-                    let handled = self.handle_input(server);
+                    let handled = self.handle_input(server, now);
                     self.account_inbound();
                     match handled {
                         Ok(()) => continue,
@@ -635,8 +636,9 @@ impl Connection {
     }
 
     /// Completes the handshake if it is pending, then dispatches every
-    /// complete frame. An error is the reason to close the connection.
-    fn handle_input(&mut self, server: &Server) -> Result<(), DisconnectReason> {
+    /// complete frame, read at `now`. An error is the reason to close the
+    /// connection.
+    fn handle_input(&mut self, server: &Server, now: Instant) -> Result<(), DisconnectReason> {
         if !self.connected {
             let failure = match handshake::next_item(&mut self.decoder) {
                 None => return Ok(()),
@@ -663,7 +665,6 @@ impl Connection {
             }
             // Statistics and liveness count from here (the ack not
             // included); before on_connect, which may send at once.
-            let now = Instant::now();
             self.peer.stats.restart();
             self.peer.stats.read(self.decoder.buffered().len());
             self.clock = HeartbeatClock::new(now);
@@ -692,7 +693,6 @@ impl Connection {
             }
         }
         if frames > 0 {
-            let now = Instant::now();
             self.peer.stats.frames_arrived(frames, now);
             if any_message {
                 self.last_message = now;
