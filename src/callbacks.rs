@@ -8,7 +8,7 @@
 //! one can wait until it is no longer running, so the caller may release
 //! what the old handler uses. No lock is held while a handler runs.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -144,7 +144,9 @@ impl<M> Default for HandlerCache<M> {
 }
 
 struct Table<M, C, D> {
-    routes: HashMap<u16, Arc<Registered<M>>>,
+    /// Ordered, not hashed: a lookup by a peer's type code is a few
+    /// comparisons, where SipHash cost more than the rest of a lookup.
+    routes: BTreeMap<u16, Arc<Registered<M>>>,
     on_recv: Retired<M>,
     on_connect: Retired<C>,
     on_disconnect: Retired<D>,
@@ -154,7 +156,7 @@ impl<M, C, D> Default for CallbackTable<M, C, D> {
     fn default() -> Self {
         CallbackTable {
             table: RwLock::new(Table {
-                routes: HashMap::new(),
+                routes: BTreeMap::new(),
                 on_recv: None,
                 on_connect: None,
                 on_disconnect: None,

@@ -102,7 +102,11 @@ impl std::fmt::Debug for Message {
 pub struct MessageBatch {
     /// Every payload followed by its NUL, back to back.
     bytes: Vec<u8>,
-    messages: Vec<BatchEntry>,
+    /// The first message, inline: a read of one frame allocates only its
+    /// payload.
+    first: Option<BatchEntry>,
+    /// The messages after the first.
+    rest: Vec<BatchEntry>,
     /// Room to reserve at the first message: (bytes, messages).
     expected: (usize, usize),
 }
@@ -127,33 +131,38 @@ impl MessageBatch {
 
     /// Adds a message with a copy of `payload`.
     pub fn push(&mut self, type_code: u16, request_id: u16, payload: &[u8]) {
-        if self.messages.is_empty() {
-            let (bytes, messages) = self.expected;
+        let (bytes, messages) = self.expected;
+        if self.first.is_none() {
             self.bytes.reserve(bytes.max(payload.len() + 1));
-            self.messages.reserve(messages.max(1));
+        } else if self.rest.is_empty() {
+            self.rest.reserve(messages.saturating_sub(1));
         }
         self.bytes.extend_from_slice(payload);
         self.bytes.push(0);
-        self.messages.push(BatchEntry {
+        let entry = BatchEntry {
             type_code,
             request_id,
             end: self.bytes.len(),
-        });
+        };
+        match self.first {
+            None => self.first = Some(entry),
+            Some(_) => self.rest.push(entry),
+        }
     }
 
     /// The number of messages.
     pub fn len(&self) -> usize {
-        self.messages.len()
+        usize::from(self.first.is_some()) + self.rest.len()
     }
 
     /// Whether the batch holds no message.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.first.is_none()
     }
 
     /// The payload bytes of all its messages (NULs not counted).
     pub fn payload_bytes(&self) -> usize {
-        self.bytes.len() - self.messages.len()
+        self.bytes.len() - self.len()
     }
 
     /// The messages in the order they were pushed, each made as it is
@@ -166,12 +175,12 @@ impl MessageBatch {
         }
         let mut lone = None;
         let mut block = None;
-        match self.messages.len() {
+        match self.len() {
             1 => lone = Some(self.bytes),
             _ => block = Some(Arc::new(self.bytes)),
         }
         let mut start = 0;
-        self.messages.into_iter().map(move |entry| {
+        self.first.into_iter().chain(self.rest).map(move |entry| {
             let bytes = match (lone.take(), &block) {
                 (Some(bytes), _) => Storage::Own(bytes),
                 (None, Some(block)) => Storage::Shared {

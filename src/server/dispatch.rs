@@ -18,8 +18,6 @@ use crate::workers::run_guarded;
 /// One read's messages from a peer for its callbacks.
 pub(super) struct Inbox {
     messages: MessageBatch,
-    /// Which types have a handler, as the read's messages found.
-    handled: HandledTypes,
 }
 
 impl Inbox {
@@ -31,7 +29,6 @@ impl Inbox {
         let frames = received / HEADER_SIZE;
         Inbox {
             messages: MessageBatch::expecting(received.min(MOST_RESERVED), frames.min(256)),
-            handled: HandledTypes::default(),
         }
     }
 }
@@ -76,8 +73,15 @@ impl Server {
     /// Routes one message from `peer`, in the reference's order: PING is
     /// answered, a reply completes its pending request, then a message with
     /// a route or `on_recv` joins `inbox` (see [`Server::deliver`]), else it
-    /// is dropped with a log line.
-    pub(super) fn route_message(&self, peer: &Arc<Peer>, frame: FrameRef<'_>, inbox: &mut Inbox) {
+    /// is dropped with a log line. `handled` is the connection's cache of
+    /// whether its last type had a handler.
+    pub(super) fn route_message(
+        &self,
+        peer: &Arc<Peer>,
+        frame: FrameRef<'_>,
+        inbox: &mut Inbox,
+        handled: &mut HandledTypes,
+    ) {
         if frame.type_code == PING {
             let pong = FrameHeader::for_payload(PONG, frame.request_id, &[]).encode();
             if let Err(e) = peer.send([&pong, &[]]) {
@@ -96,7 +100,7 @@ impl Server {
         }
         match self
             .callbacks()
-            .handles(frame.type_code, &mut inbox.handled)
+            .handles(frame.type_code, handled)
         {
             true => inbox
                 .messages

@@ -28,6 +28,7 @@ use super::timers::LivenessTimers;
 use super::Server;
 use crate::backlog::Backlog;
 use crate::budget::Account;
+use crate::callbacks::HandledTypes;
 use crate::client::DisconnectReason;
 use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
@@ -98,6 +99,8 @@ struct Connection {
     /// When the last message (not a PING or PONG) arrived: the idle
     /// timeout counts from it.
     last_message: Instant,
+    /// Whether the type of its last message had a handler.
+    handled: HandledTypes,
 }
 
 /// How a connection's read turn ended.
@@ -337,6 +340,7 @@ impl EventLoop {
             read_closed: false,
             clock: HeartbeatClock::new(Instant::now()),
             last_message: Instant::now(),
+            handled: HandledTypes::default(),
         });
         let deadline = Instant::now() + config.handshake_timeout;
         self.handshake_deadlines.push_back((deadline, key, id));
@@ -680,7 +684,7 @@ impl Connection {
             match decoded {
                 Borrowed::Frame(frame) => {
                     any_message |= !matches!(frame.type_code, PING | PONG);
-                    server.route_message(&self.peer, frame, &mut inbox)
+                    server.route_message(&self.peer, frame, &mut inbox, &mut self.handled)
                 }
                 Borrowed::Dropped(reason) => {
                     log_at!(

@@ -1,8 +1,11 @@
 //! A peer's queue of bytes its socket has not taken yet, in fixed-size
 //! chunks: growing it never copies what is queued (a `Vec` that doubles
 //! would copy, and hold old and new buffers at once), the memory it holds
-//! is exactly its chunks, and a chunk written out is freed at once.
+//! is exactly its chunks, and a chunk written out is freed at once (but
+//! for one smallest chunk per thread, kept for the next queue that starts:
+//! a corked reply written at once then costs no allocation).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
@@ -16,6 +19,29 @@ const CHUNK: usize = 64 * 1024;
 /// queued, between the two sizes): a batch of small replies costs a small
 /// allocation, not 64 KiB allocated and freed per write.
 const FIRST_CHUNK: usize = 4 * 1024;
+
+thread_local! {
+    /// A smallest chunk written out on this thread, empty, for reuse.
+    static SPARE_CHUNK: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
+}
+
+/// An empty chunk of `size` bytes: this thread's spare one if it fits.
+fn new_chunk(size: usize) -> Vec<u8> {
+    match size {
+        FIRST_CHUNK => SPARE_CHUNK
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(FIRST_CHUNK)),
+        _ => Vec::with_capacity(size),
+    }
+}
+
+/// Frees a written chunk, or keeps it as this thread's spare.
+fn retire_chunk(mut chunk: Vec<u8>) {
+    if chunk.capacity() == FIRST_CHUNK {
+        chunk.clear();
+        SPARE_CHUNK.set(Some(chunk));
+    }
+}
 
 /// Queued outbound bytes.
 #[derive(Default)]
@@ -49,7 +75,7 @@ impl ChunkQueue {
                 _ => {
                     let size = (2 * self.len).clamp(FIRST_CHUNK, CHUNK);
                     self.held += size;
-                    self.chunks.push_back(Vec::with_capacity(size));
+                    self.chunks.push_back(new_chunk(size));
                     self.chunks.back_mut().expect("just pushed")
                 }
             };
@@ -63,13 +89,19 @@ impl ChunkQueue {
     /// socket is full (`WouldBlock`) or fails; written chunks are freed.
     pub fn write_to(&mut self, fd: RawFd) -> io::Result<()> {
         while self.len > 0 {
-            let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
-            let mut count = 0;
-            for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
-                slices[i] = if i == 0 { &chunk[self.head..] } else { chunk };
-                count += 1;
-            }
-            let sent = send_slices(fd, &slices[..count], 0)?;
+            let sent = match self.chunks.len() {
+                // The usual case (a batch's replies): no slice array to fill.
+                1 => send_slices(fd, &[&self.chunks[0][self.head..]], 0)?,
+                _ => {
+                    let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
+                    let mut count = 0;
+                    for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
+                        slices[i] = if i == 0 { &chunk[self.head..] } else { chunk };
+                        count += 1;
+                    }
+                    send_slices(fd, &slices[..count], 0)?
+                }
+            };
             self.consume(sent);
         }
         Ok(())
@@ -93,6 +125,7 @@ impl ChunkQueue {
             self.head = 0;
             let written = self.chunks.pop_front().expect("consumed bytes are queued");
             self.held -= written.capacity();
+            retire_chunk(written);
         }
         if self.len == 0 {
             self.head = 0;
@@ -134,5 +167,26 @@ mod tests {
         assert_eq!(rest, data[FIRST_CHUNK + 5..]);
         queue.consume(200_000 - FIRST_CHUNK - 5);
         assert_eq!((queue.len(), queue.held()), (0, 0));
+    }
+
+    #[test]
+    fn a_written_smallest_chunk_is_kept_for_the_next_queue_of_the_thread() {
+        let spare = || {
+            let chunk = SPARE_CHUNK.take();
+            let capacity = chunk.as_ref().map(Vec::capacity);
+            SPARE_CHUNK.set(chunk);
+            capacity
+        };
+        drop(SPARE_CHUNK.take());
+        let mut queue = ChunkQueue::default();
+        queue.push(b"reply");
+        assert_eq!(spare(), None);
+        queue.consume(5);
+        assert_eq!(spare(), Some(FIRST_CHUNK), "the written chunk is kept");
+        let mut next = ChunkQueue::default();
+        next.push(b"next");
+        assert_eq!(spare(), None, "and taken by the next queue");
+        assert_eq!(&next.chunks[0][..], b"next");
+        assert_eq!(next.held(), FIRST_CHUNK);
     }
 }

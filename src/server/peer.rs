@@ -325,10 +325,8 @@ impl Peer {
         end_broadcast_run();
         let session = CORK.with(|cork| cork.replace(previous));
         for other in session.map(|s| s.others).unwrap_or_default() {
-            if other.id != self.id {
-                // Its failure is its own: the I/O thread closes it.
-                let _ = other.write_corked();
-            }
+            // Its failure is its own: the I/O thread closes it.
+            let _ = other.write_corked();
         }
         let written = match more_follow() {
             true => Ok(()),
@@ -418,11 +416,13 @@ impl Peer {
     }
 
     /// Lists this peer in the thread's cork session, to be written at its
-    /// end.
+    /// end (the session's owner is written then anyway).
     fn list_in_cork(self: &Arc<Self>) {
         CORK.with(|cork| {
             if let Some(session) = cork.borrow_mut().as_mut() {
-                session.others.push(self.clone());
+                if session.owner.id != self.id {
+                    session.others.push(self.clone());
+                }
             }
         });
     }
