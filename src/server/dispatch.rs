@@ -136,9 +136,11 @@ impl Server {
             return;
         }
         if self.inner.config.callbacks_on_io_thread {
-            // Nothing of this peer is ever queued: no batch follows.
+            // Nothing of this peer is ever queued: no batch follows, and
+            // a lone message's sends have nothing to join.
+            let cork_owner = inbox.messages.len() > 1;
             self.inner.workers.run_batch_here(&peer.lane, |batch| {
-                self.run_batch(peer, inbox, batch, || false)
+                self.run_batch(peer, inbox, batch, || false, cork_owner)
             });
             return;
         }
@@ -148,7 +150,7 @@ impl Server {
         let server = self.clone();
         let sender = peer.clone();
         let job: crate::workers::BatchJob = Box::new(move |batch| {
-            server.run_batch(&sender, inbox, batch, || sender.lane.has_queued());
+            server.run_batch(&sender, inbox, batch, || sender.lane.has_queued(), true);
             drop(charge);
         });
         self.inner.workers.submit_batch_in(&peer.lane, job);
@@ -156,15 +158,17 @@ impl Server {
 
     /// Runs the callbacks of `inbox`, a read of `peer`, with its sends
     /// corked (see [`Peer::run_corked`]; `more_follow` says whether another
-    /// batch of the peer is queued); a failed write closes the peer.
+    /// batch of the peer is queued, `cork_owner` whether the sends to
+    /// `peer` are corked too); a failed write closes the peer.
     fn run_batch(
         &self,
         peer: &Arc<Peer>,
         inbox: Inbox,
         batch: &crate::workers::Batch<'_>,
         more_follow: impl Fn() -> bool,
+        cork_owner: bool,
     ) {
-        let written = peer.run_corked(more_follow, || {
+        let written = peer.run_corked(more_follow, cork_owner, || {
             let mut handlers = HandlerCache::default();
             for message in inbox.messages.into_messages() {
                 if !batch.may_continue() {

@@ -56,6 +56,8 @@ struct CorkSession {
     id: u64,
     /// The peer whose callbacks run.
     owner: Arc<Peer>,
+    /// Whether sends to the owner are corked too.
+    owner_corked: bool,
     /// The other peers with bytes corked by this session.
     others: Vec<Arc<Peer>>,
     /// Broadcasts not yet copied to their receivers.
@@ -223,6 +225,9 @@ impl Peer {
         frames: u64,
     ) -> Result<(), SendError> {
         let (session, run_open) = CORK.with(|cork| match cork.borrow().as_ref() {
+            Some(session) if !session.owner_corked && Arc::ptr_eq(&session.owner, self) => {
+                (None, session.run.is_some())
+            }
             Some(session) => (Some(session.id), session.run.is_some()),
             None => (None, false),
         });
@@ -305,15 +310,19 @@ impl Peer {
     /// written too, unless `more_follow` says another batch of its
     /// callbacks is queued, whose end writes it: a pipelining client's
     /// replies go out in one write per batch. Sends that must not wait
-    /// (requests, pings) are never corked.
+    /// (requests, pings) are never corked. Without `cork_owner`, sends to
+    /// this peer are written at once, as outside a batch (a batch of one
+    /// message, with nothing after it to join).
     pub fn run_corked(
         self: &Arc<Self>,
         more_follow: impl Fn() -> bool,
+        cork_owner: bool,
         callback: impl FnOnce(),
     ) -> io::Result<()> {
         let session = CorkSession {
             id: SESSIONS.fetch_add(1, Ordering::Relaxed),
             owner: self.clone(),
+            owner_corked: cork_owner,
             others: Vec::new(),
             run: None,
         };
@@ -420,7 +429,7 @@ impl Peer {
     fn list_in_cork(self: &Arc<Self>) {
         CORK.with(|cork| {
             if let Some(session) = cork.borrow_mut().as_mut() {
-                if session.owner.id != self.id {
+                if !Arc::ptr_eq(&session.owner, self) {
                     session.others.push(self.clone());
                 }
             }
@@ -578,25 +587,26 @@ mod tests {
     fn corked_sends_wait_for_the_last_callback_or_the_limit_and_requests_never_do() {
         let (peer, mut remote) = pair(1 << 20);
         // More callbacks follow: held back.
-        peer.run_corked(|| true, || peer.send([b"one", &[]]).unwrap())
+        peer.run_corked(|| true, true, || peer.send([b"one", &[]]).unwrap())
             .unwrap();
         assert!(available(&mut remote).is_empty(), "held while more follow");
         // A request is not held, and takes the corked bytes with it.
         peer.run_corked(
             || true,
+            true,
             || peer.send_with([b"ask", &[]], Cork::Never).unwrap(),
         )
         .unwrap();
         assert_eq!(available(&mut remote), b"oneask");
         // The last callback of a batch writes what it corked.
-        peer.run_corked(|| true, || peer.send([b"two", &[]]).unwrap())
+        peer.run_corked(|| true, true, || peer.send([b"two", &[]]).unwrap())
             .unwrap();
-        peer.run_corked(|| false, || peer.send([b"three", &[]]).unwrap())
+        peer.run_corked(|| false, true, || peer.send([b"three", &[]]).unwrap())
             .unwrap();
         assert_eq!(available(&mut remote), b"twothree");
         // Past the limit, corked bytes are written anyway.
         let big = vec![1u8; CORK_LIMIT];
-        peer.run_corked(|| true, || peer.send([&big, &[]]).unwrap())
+        peer.run_corked(|| true, true, || peer.send([&big, &[]]).unwrap())
             .unwrap();
         let mut got = 0;
         while got < CORK_LIMIT {
@@ -607,11 +617,30 @@ mod tests {
     }
 
     #[test]
+    fn without_cork_owner_sends_to_the_owner_are_written_at_once() {
+        let (peer, mut remote) = pair(1 << 20);
+        let (other, mut other_remote) = pair(1 << 20);
+        peer.run_corked(
+            || true,
+            false,
+            || {
+                peer.send([b"reply", &[]]).unwrap();
+                assert_eq!(available(&mut remote), b"reply", "not held");
+                other.send([b"other", &[]]).unwrap();
+                assert!(available(&mut other_remote).is_empty(), "others corked");
+            },
+        )
+        .unwrap();
+        assert_eq!(available(&mut other_remote), b"other");
+    }
+
+    #[test]
     fn a_panicking_callback_still_releases_its_cork() {
         let (peer, mut remote) = pair(1 << 20);
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             peer.run_corked(
                 || false,
+                true,
                 || {
                     peer.send([b"before the panic", &[]]).unwrap();
                     panic!("a callback bug");
