@@ -73,11 +73,8 @@ impl ConnectionStats {
     }
 
     /// `count` whole frames (decoded, or dropped as bad) arrived, the last
-    /// at `at`: one call per read, not per frame.
+    /// at `at`: one call per read that completed any, not per frame.
     pub fn frames_arrived(&self, count: u64, at: Instant) {
-        if count == 0 {
-            return;
-        }
         self.frames_in.fetch_add(count, Ordering::Relaxed);
         let micros = at.saturating_duration_since(self.started).as_micros() as u64;
         self.last_frame_micros.store(micros, Ordering::Relaxed);

@@ -48,7 +48,9 @@ impl Client {
                     Decoded::Dropped(reason) => log_at!(Warn, "from the server: {reason}"),
                 }
             }
-            stats.frames_arrived(frames, Instant::now());
+            if frames > 0 {
+                stats.frames_arrived(frames, Instant::now());
+            }
             // Back-pressure: no reading while the callbacks lag behind.
             if !connection.backlog.wait_for_room() {
                 break (

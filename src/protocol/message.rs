@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use super::frame::HEADER_SIZE;
+
 /// One message as delivered to the application.
 ///
 /// The payload is stored followed by one NUL byte that is not part of it, so
@@ -119,12 +121,16 @@ struct BatchEntry {
 }
 
 impl MessageBatch {
-    /// An empty batch that makes room for `bytes` payload bytes (NULs
-    /// included) and `messages` messages when its first message comes: a
-    /// batch that stays empty allocates nothing.
-    pub fn expecting(bytes: usize, messages: usize) -> Self {
+    /// An empty batch for the frames of a read that left `received` bytes
+    /// buffered: at its first message it makes room for all of them at
+    /// once (up to 64 KiB; a larger frame's payload gets exactly its
+    /// size). A batch that stays empty allocates nothing.
+    pub fn for_read(received: usize) -> Self {
+        const MOST_RESERVED: usize = 64 * 1024;
+        const MOST_MESSAGES: usize = 256;
+        let frames = received / HEADER_SIZE;
         MessageBatch {
-            expected: (bytes, messages),
+            expected: (received.min(MOST_RESERVED), frames.min(MOST_MESSAGES)),
             ..MessageBatch::default()
         }
     }
@@ -253,7 +259,7 @@ mod tests {
 
     #[test]
     fn room_reserved_and_not_used_is_given_back() {
-        let mut batch = MessageBatch::expecting(64 * 1024, 1);
+        let mut batch = MessageBatch::for_read(64 * 1024);
         batch.push(7, 8, b"small");
         let message = batch.into_messages().next().unwrap();
         match &message.bytes {

@@ -11,27 +11,9 @@ use crate::callbacks::{HandledTypes, HandlerCache};
 use crate::client::DisconnectReason;
 use crate::error::Error;
 use crate::log::log_at;
-use crate::protocol::frame::{FrameHeader, HEADER_SIZE, PING, PONG};
+use crate::protocol::frame::{FrameHeader, PING, PONG};
 use crate::protocol::{FrameRef, MessageBatch};
 use crate::workers::run_guarded;
-
-/// One read's messages from a peer for its callbacks.
-pub(super) struct Inbox {
-    messages: MessageBatch,
-}
-
-impl Inbox {
-    /// An inbox for the frames of `received` bytes: its one payload block
-    /// is allocated once for all of them (up to 64 KiB ahead; a large
-    /// frame's block grows as it is copied), at the first message.
-    pub(super) fn for_bytes(received: usize) -> Self {
-        const MOST_RESERVED: usize = 64 * 1024;
-        let frames = received / HEADER_SIZE;
-        Inbox {
-            messages: MessageBatch::expecting(received.min(MOST_RESERVED), frames.min(256)),
-        }
-    }
-}
 
 impl Server {
     /// A peer completed its handshake: it becomes visible to the API, and
@@ -79,7 +61,7 @@ impl Server {
         &self,
         peer: &Arc<Peer>,
         frame: FrameRef<'_>,
-        inbox: &mut Inbox,
+        inbox: &mut MessageBatch,
         handled: &mut HandledTypes,
     ) {
         if frame.type_code == PING {
@@ -102,9 +84,7 @@ impl Server {
             .callbacks()
             .handles(frame.type_code, handled)
         {
-            true => inbox
-                .messages
-                .push(frame.type_code, frame.request_id, frame.payload),
+            true => inbox.push(frame.type_code, frame.request_id, frame.payload),
             false => log_at!(
                 Warn,
                 "message of type {} (request id {}) from peer {} dropped: no route and no on_recv callback",
@@ -131,22 +111,20 @@ impl Server {
     /// charge per message, since the I/O thread asks for room before each
     /// read. A batch run on the I/O thread is not: no read happens while it
     /// runs, so it is never more than the one read's messages.
-    pub(super) fn deliver(&self, peer: &Arc<Peer>, inbox: Inbox) {
-        if inbox.messages.is_empty() {
+    pub(super) fn deliver(&self, peer: &Arc<Peer>, inbox: MessageBatch) {
+        if inbox.is_empty() {
             return;
         }
         if self.inner.config.callbacks_on_io_thread {
             // Nothing of this peer is ever queued: no batch follows, and
             // a lone message's sends have nothing to join.
-            let cork_owner = inbox.messages.len() > 1;
+            let cork_owner = inbox.len() > 1;
             self.inner.workers.run_batch_here(&peer.lane, |batch| {
                 self.run_batch(peer, inbox, batch, || false, cork_owner)
             });
             return;
         }
-        let charge = peer
-            .backlog
-            .charge_many(inbox.messages.len(), inbox.messages.payload_bytes());
+        let charge = peer.backlog.charge_many(inbox.len(), inbox.payload_bytes());
         let server = self.clone();
         let sender = peer.clone();
         let job: crate::workers::BatchJob = Box::new(move |batch| {
@@ -163,14 +141,14 @@ impl Server {
     fn run_batch(
         &self,
         peer: &Arc<Peer>,
-        inbox: Inbox,
+        inbox: MessageBatch,
         batch: &crate::workers::Batch<'_>,
         more_follow: impl Fn() -> bool,
         cork_owner: bool,
     ) {
         let written = peer.run_corked(more_follow, cork_owner, || {
             let mut handlers = HandlerCache::default();
-            for message in inbox.messages.into_messages() {
+            for message in inbox.into_messages() {
                 if !batch.may_continue() {
                     return;
                 }

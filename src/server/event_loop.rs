@@ -22,7 +22,6 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::dispatch::Inbox;
 use super::peer::{Peer, PeerId};
 use super::timers::LivenessTimers;
 use super::Server;
@@ -34,7 +33,7 @@ use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::handshake::{self, HandshakeItem};
-use crate::protocol::{Borrowed, FrameDecoder};
+use crate::protocol::{Borrowed, FrameDecoder, MessageBatch};
 use crate::writer::write_parts;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -676,7 +675,7 @@ impl Connection {
             self.connected = true;
             server.peer_connected(&self.peer);
         }
-        let mut inbox = Inbox::for_bytes(self.decoder.buffered().len());
+        let mut inbox = MessageBatch::for_read(self.decoder.buffered().len());
         let mut any_message = false;
         let mut frames = 0;
         while let Some(decoded) = self.decoder.next_borrowed() {
