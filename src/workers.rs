@@ -326,13 +326,13 @@ impl WorkerPool {
 
     /// Runs a batch of message callbacks of `lane` on the calling thread
     /// now (callbacks on the I/O thread), asking as a queued batch does.
-    pub fn run_batch_here(&self, lane: &Lane, job: impl FnOnce(&Batch<'_>)) {
+    pub fn run_batch_here<T>(&self, lane: &Lane, job: impl FnOnce(&Batch<'_>) -> T) -> T {
         let batch = Batch {
             lane: &lane.0,
             drops: lane.0.drops.load(Ordering::Acquire),
             policy: &self.policy,
         };
-        job(&batch);
+        job(&batch)
     }
 
     fn push_in(&self, lane: &Lane, job: LaneJob) {

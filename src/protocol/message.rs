@@ -1,8 +1,6 @@
 //! A received (or cloned) message: type code, request id and payload; and
 //! [`MessageBatch`], the messages of one read sharing one allocation.
 
-use std::sync::Arc;
-
 use super::frame::HEADER_SIZE;
 
 /// One message as delivered to the application.
@@ -13,33 +11,26 @@ use super::frame::HEADER_SIZE;
 pub struct Message {
     type_code: u16,
     request_id: u16,
-    /// Payload bytes plus the trailing NUL.
-    bytes: Storage,
-}
-
-/// Where a message's payload (and its NUL) lives.
-enum Storage {
-    /// In an allocation of its own.
-    Own(Vec<u8>),
-    /// At `start..end` of a block shared with the other messages of its
-    /// batch (see [`MessageBatch`]).
-    Shared {
-        block: Arc<Vec<u8>>,
-        start: usize,
-        end: usize,
-    },
+    /// The allocation holding the payload: its own, or the block of its
+    /// batch while the message is lent (see [`MessageBatch::lend_each`]).
+    block: Vec<u8>,
+    /// Where the payload plus its NUL lies in `block`.
+    start: usize,
+    end: usize,
 }
 
 impl Message {
     /// A message owning a copy of `payload` (the one copy on receive).
     pub fn new(type_code: u16, request_id: u16, payload: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(payload.len() + 1);
-        bytes.extend_from_slice(payload);
-        bytes.push(0);
+        let mut block = Vec::with_capacity(payload.len() + 1);
+        block.extend_from_slice(payload);
+        block.push(0);
         Message {
             type_code,
             request_id,
-            bytes: Storage::Own(bytes),
+            end: block.len(),
+            block,
+            start: 0,
         }
     }
 
@@ -55,16 +46,12 @@ impl Message {
 
     /// The payload, without the trailing NUL.
     pub fn payload(&self) -> &[u8] {
-        let with_nul = self.payload_with_nul();
-        &with_nul[..with_nul.len() - 1]
+        &self.block[self.start..self.end - 1]
     }
 
     /// The payload followed by its NUL terminator.
     pub fn payload_with_nul(&self) -> &[u8] {
-        match &self.bytes {
-            Storage::Own(bytes) => bytes,
-            Storage::Shared { block, start, end } => &block[*start..*end],
-        }
+        &self.block[self.start..self.end]
     }
 }
 
@@ -96,16 +83,16 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// The messages of one read, their payloads copied into one allocation:
-/// a read of many small frames costs two allocations, not one per
-/// message. The messages it gives out share that block until the last of
-/// them is dropped; a clone copies its payload out.
+/// The messages of one read, their payloads copied into one block: a read
+/// of many small frames costs one allocation, not one per message, and a
+/// block can be emptied and used again for a later read. Its messages are
+/// lent one at a time ([`MessageBatch::lend_each`]); a clone copies its
+/// payload out.
 #[derive(Default)]
 pub struct MessageBatch {
     /// Every payload followed by its NUL, back to back.
     bytes: Vec<u8>,
-    /// The first message, inline: a read of one frame allocates only its
-    /// payload.
+    /// The first message, inline: a read of one frame needs no list.
     first: Option<BatchEntry>,
     /// The messages after the first.
     rest: Vec<BatchEntry>,
@@ -121,16 +108,22 @@ struct BatchEntry {
 }
 
 impl MessageBatch {
+    /// The most room reserved for one read's payloads before they arrive
+    /// (a larger frame's payload gets exactly its size).
+    pub const MOST_RESERVED: usize = 64 * 1024;
+
     /// An empty batch for the frames of a read that left `received` bytes
     /// buffered: at its first message it makes room for all of them at
-    /// once (up to 64 KiB; a larger frame's payload gets exactly its
-    /// size). A batch that stays empty allocates nothing.
-    pub fn for_read(received: usize) -> Self {
-        const MOST_RESERVED: usize = 64 * 1024;
+    /// once (up to [`MessageBatch::MOST_RESERVED`]) in `block`, an emptied
+    /// block of an earlier batch or a new `Vec`. A batch that stays empty
+    /// allocates nothing.
+    pub fn for_read(received: usize, block: Vec<u8>) -> Self {
         const MOST_MESSAGES: usize = 256;
+        debug_assert!(block.is_empty());
         let frames = received / HEADER_SIZE;
         MessageBatch {
-            expected: (received.min(MOST_RESERVED), frames.min(MOST_MESSAGES)),
+            bytes: block,
+            expected: (received.min(Self::MOST_RESERVED), frames.min(MOST_MESSAGES)),
             ..MessageBatch::default()
         }
     }
@@ -171,38 +164,38 @@ impl MessageBatch {
         self.bytes.len() - self.len()
     }
 
-    /// The messages in the order they were pushed, each made as it is
-    /// taken. A lone message owns its payload; several share one block.
-    /// Room reserved and not used is given back when it is more than the
-    /// bytes used, so the block never holds more than twice its payloads.
-    pub fn into_messages(mut self) -> impl Iterator<Item = Message> {
+    /// Gives back room reserved and not used when it is more than the
+    /// bytes used, so a batch that waits holds at most twice its payloads.
+    pub fn give_back_unused_room(&mut self) {
         if self.bytes.capacity() - self.bytes.len() > self.bytes.len() {
             self.bytes.shrink_to_fit();
         }
-        let mut lone = None;
-        let mut block = None;
-        match self.len() {
-            1 => lone = Some(self.bytes),
-            _ => block = Some(Arc::new(self.bytes)),
-        }
-        let mut start = 0;
-        self.first.into_iter().chain(self.rest).map(move |entry| {
-            let bytes = match (lone.take(), &block) {
-                (Some(bytes), _) => Storage::Own(bytes),
-                (None, Some(block)) => Storage::Shared {
-                    block: block.clone(),
-                    start,
-                    end: entry.end,
-                },
-                (None, None) => unreachable!("a batch has its bytes"),
-            };
-            start = entry.end;
-            Message {
-                type_code: entry.type_code,
-                request_id: entry.request_id,
-                bytes,
+    }
+
+    /// Lends its messages to `lend`, in the order they were pushed, while
+    /// `lend` returns true; then returns the block, emptied, for a later
+    /// batch. No message is allocated: each holds the block while it is
+    /// lent.
+    pub fn lend_each(self, mut lend: impl FnMut(&Message) -> bool) -> Vec<u8> {
+        let mut message = Message {
+            type_code: 0,
+            request_id: 0,
+            block: self.bytes,
+            start: 0,
+            end: 0,
+        };
+        for entry in self.first.into_iter().chain(self.rest) {
+            message.type_code = entry.type_code;
+            message.request_id = entry.request_id;
+            message.start = message.end;
+            message.end = entry.end;
+            if !lend(&message) {
+                break;
             }
-        })
+        }
+        let mut block = message.block;
+        block.clear();
+        block
     }
 }
 
@@ -218,62 +211,87 @@ mod tests {
         assert_eq!(Message::new(0, 0, b"").payload_with_nul(), b"\0");
     }
 
+    /// The messages a batch lends, each copied out.
+    fn lent(batch: MessageBatch) -> Vec<Message> {
+        let mut messages = Vec::new();
+        batch.lend_each(|m| {
+            messages.push(m.clone());
+            true
+        });
+        messages
+    }
+
     #[test]
-    fn a_batch_gives_back_its_messages_in_order_each_nul_terminated() {
+    fn a_batch_lends_its_messages_in_order_each_nul_terminated() {
         let mut batch = MessageBatch::default();
         batch.push(200, 1, b"one");
         batch.push(201, 2, b"");
         batch.push(202, 3, b"three");
         assert_eq!((batch.len(), batch.payload_bytes()), (3, 8));
-        let messages: Vec<Message> = batch.into_messages().collect();
+        let mut with_nul = Vec::new();
+        let block = batch.lend_each(|m| {
+            with_nul.push(m.payload_with_nul().to_vec());
+            true
+        });
+        assert_eq!(with_nul, [&b"one\0"[..], b"\0", b"three\0"]);
+        assert!(block.is_empty());
+        let mut batch = MessageBatch::default();
+        batch.push(200, 1, b"one");
+        batch.push(201, 2, b"");
         assert_eq!(
-            messages,
-            [
-                Message::new(200, 1, b"one"),
-                Message::new(201, 2, b""),
-                Message::new(202, 3, b"three"),
-            ]
+            lent(batch),
+            [Message::new(200, 1, b"one"), Message::new(201, 2, b"")]
         );
-        assert_eq!(messages[1].payload_with_nul(), b"\0");
-        assert_eq!(messages[2].payload_with_nul(), b"three\0");
     }
 
     #[test]
-    fn batch_messages_share_one_block_and_a_clone_owns_its_payload() {
-        let mut batch = MessageBatch::default();
+    fn lent_messages_share_the_block_which_comes_back_and_a_clone_owns_its_payload() {
+        let mut batch = MessageBatch::for_read(100, Vec::with_capacity(4096));
         batch.push(200, 1, b"a");
         batch.push(200, 2, b"b");
-        let messages: Vec<Message> = batch.into_messages().collect();
-        let block = |m: &Message| match &m.bytes {
-            Storage::Shared { block, .. } => Some(block.clone()),
-            Storage::Own(_) => None,
-        };
-        let shared = block(&messages[0]).expect("several messages share a block");
-        assert!(Arc::ptr_eq(&shared, &block(&messages[1]).unwrap()));
-        let kept = messages[1].clone();
-        assert!(block(&kept).is_none(), "a clone must not pin the block");
-        assert_eq!(kept, messages[1]);
-        drop(messages);
-        assert_eq!(Arc::strong_count(&shared), 1);
+        let mut addresses = Vec::new();
+        let mut kept = None;
+        let block = batch.lend_each(|m| {
+            addresses.push(m.payload().as_ptr() as usize);
+            kept = Some(m.clone());
+            true
+        });
+        assert_eq!(
+            addresses[1] - addresses[0],
+            2,
+            "one block, payloads back to back"
+        );
+        assert_eq!(
+            block.capacity(),
+            4096,
+            "the block given is the block returned"
+        );
+        assert!(block.is_empty());
+        let kept = kept.unwrap();
+        assert_eq!(kept, Message::new(200, 2, b"b"));
+        assert_eq!(kept.block.capacity(), 2, "a clone holds its payload only");
+    }
+
+    #[test]
+    fn lending_stops_when_asked() {
+        let mut batch = MessageBatch::default();
+        for id in 0..5 {
+            batch.push(200, id, b"x");
+        }
+        let mut seen = Vec::new();
+        batch.lend_each(|m| {
+            seen.push(m.request_id());
+            m.request_id() < 2
+        });
+        assert_eq!(seen, [0, 1, 2]);
     }
 
     #[test]
     fn room_reserved_and_not_used_is_given_back() {
-        let mut batch = MessageBatch::for_read(64 * 1024);
+        let mut batch = MessageBatch::for_read(64 * 1024, Vec::new());
         batch.push(7, 8, b"small");
-        let message = batch.into_messages().next().unwrap();
-        match &message.bytes {
-            Storage::Own(bytes) => assert!(bytes.capacity() < 64, "{}", bytes.capacity()),
-            Storage::Shared { .. } => panic!("a lone message owns its payload"),
-        }
-    }
-
-    #[test]
-    fn a_lone_message_of_a_batch_owns_its_payload() {
-        let mut batch = MessageBatch::default();
-        batch.push(7, 8, b"only");
-        let message = batch.into_messages().next().unwrap();
-        assert!(matches!(message.bytes, Storage::Own(_)));
-        assert_eq!(message.payload_with_nul(), b"only\0");
+        batch.give_back_unused_room();
+        assert!(batch.bytes.capacity() < 64, "{}", batch.bytes.capacity());
+        assert_eq!(lent(batch), [Message::new(7, 8, b"small")]);
     }
 }

@@ -3,6 +3,7 @@
 //! run in order (`on_connect`, its messages, `on_disconnect`) while other
 //! peers' run in parallel.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use super::peer::{Peer, PeerId};
@@ -14,6 +15,12 @@ use crate::log::log_at;
 use crate::protocol::frame::{FrameHeader, PING, PONG};
 use crate::protocol::{FrameRef, MessageBatch};
 use crate::workers::run_guarded;
+
+thread_local! {
+    /// The emptied block of the last batch run on this I/O thread, for
+    /// its next one (see [`Server::deliver`]).
+    static SPARE_BLOCK: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
+}
 
 impl Server {
     /// A peer completed its handshake: it becomes visible to the API, and
@@ -95,6 +102,17 @@ impl Server {
         }
     }
 
+    /// An empty batch for the messages of a read that left `received`
+    /// bytes buffered. With callbacks on the I/O thread (which calls
+    /// this), it reuses the block of the thread's last batch.
+    pub(super) fn inbox_for_read(&self, received: usize) -> MessageBatch {
+        let block = match self.inner.config.callbacks_on_io_thread {
+            true => SPARE_BLOCK.take().unwrap_or_default(),
+            false => Vec::new(),
+        };
+        MessageBatch::for_read(received, block)
+    }
+
     /// Queues the messages of one read from `peer` for its callbacks, as
     /// one job in its lane: one hand-off per read, not per message. With
     /// callbacks on the I/O thread, runs them now instead.
@@ -110,8 +128,10 @@ impl Server {
     /// callback returns (or it is dropped): within one read, as with a
     /// charge per message, since the I/O thread asks for room before each
     /// read. A batch run on the I/O thread is not: no read happens while it
-    /// runs, so it is never more than the one read's messages.
-    pub(super) fn deliver(&self, peer: &Arc<Peer>, inbox: MessageBatch) {
+    /// runs, so it is never more than the one read's messages. Its block
+    /// is kept for the thread's next batch (up to
+    /// [`MessageBatch::MOST_RESERVED`] bytes).
+    pub(super) fn deliver(&self, peer: &Arc<Peer>, mut inbox: MessageBatch) {
         if inbox.is_empty() {
             return;
         }
@@ -119,11 +139,15 @@ impl Server {
             // Nothing of this peer is ever queued: no batch follows, and
             // a lone message's sends have nothing to join.
             let cork_owner = inbox.len() > 1;
-            self.inner.workers.run_batch_here(&peer.lane, |batch| {
+            let block = self.inner.workers.run_batch_here(&peer.lane, |batch| {
                 self.run_batch(peer, inbox, batch, || false, cork_owner)
             });
+            if block.capacity() <= MessageBatch::MOST_RESERVED {
+                SPARE_BLOCK.set(Some(block));
+            }
             return;
         }
+        inbox.give_back_unused_room();
         let charge = peer.backlog.charge_many(inbox.len(), inbox.payload_bytes());
         let server = self.clone();
         let sender = peer.clone();
@@ -137,7 +161,8 @@ impl Server {
     /// Runs the callbacks of `inbox`, a read of `peer`, with its sends
     /// corked (see [`Peer::run_corked`]; `more_follow` says whether another
     /// batch of the peer is queued, `cork_owner` whether the sends to
-    /// `peer` are corked too); a failed write closes the peer.
+    /// `peer` are corked too); a failed write closes the peer. Returns the
+    /// batch's block, emptied.
     fn run_batch(
         &self,
         peer: &Arc<Peer>,
@@ -145,25 +170,28 @@ impl Server {
         batch: &crate::workers::Batch<'_>,
         more_follow: impl Fn() -> bool,
         cork_owner: bool,
-    ) {
+    ) -> Vec<u8> {
+        let mut block = Vec::new();
         let written = peer.run_corked(more_follow, cork_owner, || {
             let mut handlers = HandlerCache::default();
-            for message in inbox.into_messages() {
+            block = inbox.lend_each(|message| {
                 if !batch.may_continue() {
-                    return;
+                    return false;
                 }
                 let callbacks = self.callbacks();
                 let type_code = message.type_code();
                 if let Some(handler) = callbacks.cached_message_handler(type_code, &mut handlers) {
-                    run_guarded(|| handler(self, peer.id, &message));
+                    run_guarded(|| handler(self, peer.id, message));
                     batch.ran_callback();
                 }
-            }
+                true
+            });
         });
         if let Err(e) = written {
             log_at!(Debug, "write to peer {} failed: {e}", peer.id);
             self.request_close(peer, DisconnectReason::Error);
         }
+        block
     }
 
     /// Runs `job` once the peer's callbacks queued so far have run (it is

@@ -33,7 +33,7 @@ use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::handshake::{self, HandshakeItem};
-use crate::protocol::{Borrowed, FrameDecoder, MessageBatch};
+use crate::protocol::{Borrowed, FrameDecoder};
 use crate::writer::write_parts;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -675,7 +675,7 @@ impl Connection {
             self.connected = true;
             server.peer_connected(&self.peer);
         }
-        let mut inbox = MessageBatch::for_read(self.decoder.buffered().len());
+        let mut inbox = server.inbox_for_read(self.decoder.buffered().len());
         let mut any_message = false;
         let mut frames = 0;
         while let Some(decoded) = self.decoder.next_borrowed() {
