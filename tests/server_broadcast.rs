@@ -194,3 +194,54 @@ fn a_peer_that_connects_between_two_broadcasts_of_a_callback_gets_the_second() {
     first.close();
     server.close();
 }
+
+/// A callback of one server sending through another server to a peer whose
+/// id equals its own peer's, and broadcasting through both when their peer
+/// tables are at the same version: each server's peer gets its own.
+fn a_send_through_another_server_reaches_that_servers_peer(on_io_thread: bool) {
+    let (first, second) = (server(on_io_thread), server(on_io_thread));
+    let second_port = second.start().unwrap();
+    let (second_client, second_got) = listening_client(second_port);
+    let relay = second.clone();
+    first
+        .route(
+            TRIGGER,
+            Arc::new(move |server, owner, _| {
+                // Both servers number their peers from 1: `owner` is also
+                // the id of the second server's one peer.
+                relay.send(owner, TO_OWNER, b"relayed").unwrap();
+                assert_eq!(server.broadcast(TO_ALL, b"own", &[]).unwrap(), 1);
+                assert_eq!(relay.broadcast(TO_ALL, b"relayed", &[]).unwrap(), 1);
+            }),
+        )
+        .unwrap();
+    let first_port = first.start().unwrap();
+    let (first_client, first_got) = listening_client(first_port);
+    first_client.send(TRIGGER, b"").unwrap();
+    assert_eq!(
+        receive(&second_got, 2),
+        vec![
+            (TO_OWNER, "relayed".to_owned()),
+            (TO_ALL, "relayed".to_owned())
+        ]
+    );
+    assert_eq!(receive(&first_got, 1), vec![(TO_ALL, "own".to_owned())]);
+    assert!(
+        first_got.recv_timeout(Duration::from_millis(200)).is_err(),
+        "a relayed message went to the first server's peer"
+    );
+    first_client.close();
+    second_client.close();
+    first.close();
+    second.close();
+}
+
+#[test]
+fn with_callbacks_on_workers_a_send_through_another_server_reaches_that_servers_peer() {
+    a_send_through_another_server_reaches_that_servers_peer(false);
+}
+
+#[test]
+fn with_callbacks_on_the_io_thread_a_send_through_another_server_reaches_that_servers_peer() {
+    a_send_through_another_server_reaches_that_servers_peer(true);
+}

@@ -172,7 +172,7 @@ impl Server {
         cork_owner: bool,
     ) -> Vec<u8> {
         let mut block = Vec::new();
-        let written = peer.run_corked(more_follow, cork_owner, || {
+        let written = peer.run_corked(self.key(), more_follow, cork_owner, || {
             let mut handlers = HandlerCache::default();
             block = inbox.lend_each(|message| {
                 if !batch.may_continue() {

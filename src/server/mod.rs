@@ -43,7 +43,7 @@ use crate::stats::StatsSnapshot;
 use crate::workers::{panic_message, WorkerPool};
 use event_loop::{Command, Control};
 use handlers::Callbacks;
-use peer::{BroadcastRun, Cork, Peer, SendError};
+use peer::{BroadcastRun, Cork, Peer, SendError, ServerKey};
 
 /// A Veltix server. Cloning gives another handle to the same server.
 #[derive(Clone)]
@@ -106,6 +106,11 @@ impl Server {
     /// the C handle.
     pub fn as_ptr(&self) -> *const ServerInner {
         Arc::as_ptr(&self.inner)
+    }
+
+    /// What tells this server's cork sessions from another server's.
+    pub(super) fn key(&self) -> ServerKey {
+        self.as_ptr() as ServerKey
     }
 
     /// Turns an owning pointer from [`Server::into_raw`] back into a server.
@@ -406,7 +411,9 @@ impl Server {
             // Inside a callback, after a broadcast to the same peers: one
             // copy, whatever their number (see `peer::BroadcastRun`).
             let version = self.inner.peers_version.load(Ordering::Acquire);
-            if let Some(receivers) = Peer::add_to_broadcast_run(version, [&header, payload]) {
+            if let Some(receivers) =
+                Peer::add_to_broadcast_run(self.key(), version, [&header, payload])
+            {
                 return Ok(receivers);
             }
         }
@@ -416,7 +423,7 @@ impl Server {
         // Read under the lock: the table cannot change meanwhile.
         let version = self.inner.peers_version.load(Ordering::Acquire);
         // Inside a callback, the next broadcasts may join a run to these.
-        let opens_run = to_everyone && Peer::in_cork_session();
+        let opens_run = to_everyone && Peer::in_cork_session_of(self.key());
         let mut sent = 0;
         let mut receivers = Vec::new();
         for peer in peers.values().filter(|peer| !except.contains(&peer.id)) {
@@ -520,7 +527,7 @@ impl Server {
     /// thread runs its callbacks (a departed one refuses the send with
     /// the same error as the look-up).
     fn peer_to_send(&self, id: PeerId) -> Result<Arc<Peer>> {
-        match Peer::running(id) {
+        match Peer::running(self.key(), id) {
             Some(peer) => Ok(peer),
             None => self.peer(id),
         }

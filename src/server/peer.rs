@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::net::TcpStream;
+use scoped_tls::scoped_thread_local;
 
 use crate::backlog::Backlog;
 use crate::budget::{Account, MemoryBudget};
@@ -41,11 +42,20 @@ pub(crate) enum Cork {
     Never,
 }
 
-thread_local! {
-    /// The cork this worker thread holds while it runs a peer's message
-    /// callbacks (see [`Peer::run_corked`]).
-    static CORK: RefCell<Option<CorkSession>> = const { RefCell::new(None) };
+scoped_thread_local! {
+    /// The cork this thread holds while it runs a peer's message callbacks
+    /// (see [`Peer::run_corked`]).
+    static CORK: CorkSession
 }
+
+/// Runs `f` on this thread's cork session, if it has one.
+fn with_session<R>(f: impl FnOnce(&CorkSession) -> R) -> Option<R> {
+    CORK.is_set().then(|| CORK.with(f))
+}
+
+/// Which server a cork session runs callbacks of: the address of its
+/// shared state (see [`super::Server::as_ptr`]), unique while it lives.
+pub(crate) type ServerKey = usize;
 
 /// Numbers cork sessions, so a peer is listed once per session.
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
@@ -54,14 +64,17 @@ static SESSIONS: AtomicU64 = AtomicU64::new(1);
 /// callbacks run, and for the other peers it sent to (a broadcast).
 struct CorkSession {
     id: u64,
+    /// The server whose callbacks run: another server's sends are corked
+    /// too, but its broadcasts join no run and its peers are not `owner`.
+    server: ServerKey,
     /// The peer whose callbacks run.
     owner: Arc<Peer>,
     /// Whether sends to the owner are corked too.
     owner_corked: bool,
     /// The other peers with bytes corked by this session.
-    others: Vec<Arc<Peer>>,
-    /// Broadcasts not yet copied to their receivers.
-    run: Option<BroadcastRun>,
+    others: RefCell<Vec<Arc<Peer>>>,
+    /// Broadcasts of `server` not yet copied to their receivers.
+    run: RefCell<Option<BroadcastRun>>,
 }
 
 /// Broadcasts in a row from one cork session to the same receivers,
@@ -136,8 +149,7 @@ struct Outbound {
 /// Ends this thread's broadcast run, if any: each receiver's queue gets a
 /// copy of the run's bytes.
 fn end_broadcast_run() {
-    let run = CORK.with(|cork| cork.borrow_mut().as_mut().and_then(|s| s.run.take()));
-    let Some(run) = run else {
+    let Some(Some(run)) = with_session(|session| session.run.take()) else {
         return;
     };
     if run.frames == 0 {
@@ -224,13 +236,14 @@ impl Peer {
         cork: Cork,
         frames: u64,
     ) -> Result<(), SendError> {
-        let (session, run_open) = CORK.with(|cork| match cork.borrow().as_ref() {
-            Some(session) if !session.owner_corked && Arc::ptr_eq(&session.owner, self) => {
-                (None, session.run.is_some())
+        let (session, run_open) = with_session(|session| {
+            let run_open = session.run.borrow().is_some();
+            match !session.owner_corked && Arc::ptr_eq(&session.owner, self) {
+                true => (None, run_open),
+                false => (Some(session.id), run_open),
             }
-            Some(session) => (Some(session.id), session.run.is_some()),
-            None => (None, false),
-        });
+        })
+        .unwrap_or((None, false));
         if run_open {
             // This session's earlier broadcasts go first.
             end_broadcast_run();
@@ -315,25 +328,28 @@ impl Peer {
     /// message, with nothing after it to join).
     pub fn run_corked(
         self: &Arc<Self>,
+        server: ServerKey,
         more_follow: impl Fn() -> bool,
         cork_owner: bool,
         callback: impl FnOnce(),
     ) -> io::Result<()> {
         let session = CorkSession {
             id: SESSIONS.fetch_add(1, Ordering::Relaxed),
+            server,
             owner: self.clone(),
             owner_corked: cork_owner,
-            others: Vec::new(),
-            run: None,
+            others: RefCell::default(),
+            run: RefCell::default(),
         };
-        let previous = CORK.with(|cork| cork.replace(Some(session)));
-        // A panicking callback still releases the cork (then the panic goes
-        // on to the worker's guard), so no corked byte is stranded.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(callback));
-        // While the session is on: the copies are corked like other sends.
-        end_broadcast_run();
-        let session = CORK.with(|cork| cork.replace(previous));
-        for other in session.map(|s| s.others).unwrap_or_default() {
+        let outcome = CORK.set(&session, || {
+            // A panicking callback still releases the cork (then the panic
+            // goes on to the worker's guard), so no corked byte is stranded.
+            let outcome = panic::catch_unwind(AssertUnwindSafe(callback));
+            // While the session is on: the copies are corked like other sends.
+            end_broadcast_run();
+            outcome
+        });
+        for other in session.others.into_inner() {
             // Its failure is its own: the I/O thread closes it.
             let _ = other.write_corked();
         }
@@ -351,13 +367,13 @@ impl Peer {
     /// (before its callback blocks); the session goes on.
     pub fn write_cork() {
         end_broadcast_run();
-        let corked: Vec<Arc<Peer>> = CORK.with(|cork| match cork.borrow().as_ref() {
-            Some(session) => std::iter::once(&session.owner)
-                .chain(&session.others)
+        let corked: Vec<Arc<Peer>> = with_session(|session| {
+            std::iter::once(&session.owner)
+                .chain(session.others.borrow().iter())
                 .cloned()
-                .collect(),
-            None => Vec::new(),
-        });
+                .collect()
+        })
+        .unwrap_or_default();
         for peer in corked {
             // A failure is the peer's own: the I/O thread closes it.
             let _ = peer.write_corked();
@@ -374,14 +390,21 @@ impl Peer {
     }
 
     /// Adds a broadcast of `frame` (header and payload) to this thread's
-    /// run, if its session has one to the receivers of `table_version`: the
-    /// number of receivers. `None` when the caller must send it peer by
+    /// run, if its session has one to the receivers of `server` at
+    /// `table_version`: the number of receivers. `None` when the caller must send it peer by
     /// peer (and may then start a run with [`Peer::start_broadcast_run`]).
-    pub fn add_to_broadcast_run(table_version: u64, frame: Parts<'_>) -> Option<usize> {
+    pub fn add_to_broadcast_run(
+        server: ServerKey,
+        table_version: u64,
+        frame: Parts<'_>,
+    ) -> Option<usize> {
         let frame_len = frame[0].len() + frame[1].len();
-        let (receivers, full) = CORK.with(|cork| {
-            let mut cork = cork.borrow_mut();
-            let run = cork.as_mut()?.run.as_mut()?;
+        let (receivers, full) = with_session(|session| {
+            if session.server != server {
+                return None;
+            }
+            let mut run = session.run.borrow_mut();
+            let run = run.as_mut()?;
             if run.table_version != table_version || frame_len >= CORK_LIMIT {
                 return Some((None, true));
             }
@@ -390,48 +413,42 @@ impl Peer {
             }
             run.frames += 1;
             Some((Some(run.receivers.len()), run.bytes.len() >= CORK_LIMIT))
-        })?;
+        })
+        .flatten()?;
         if full {
             end_broadcast_run();
         }
         receivers
     }
 
-    /// Whether this thread runs a peer's callbacks (with their sends
+    /// Whether this thread runs callbacks of `server` (with their sends
     /// corked).
-    pub fn in_cork_session() -> bool {
-        CORK.with(|cork| cork.borrow().is_some())
+    pub fn in_cork_session_of(server: ServerKey) -> bool {
+        with_session(|session| session.server == server).unwrap_or(false)
     }
 
     /// Opens a run for the next broadcasts of this thread's cork session,
-    /// if it has one (see [`BroadcastRun`]).
+    /// if it has one (see [`BroadcastRun`]; the caller checked that it
+    /// runs callbacks of the broadcasting server).
     pub fn start_broadcast_run(run: BroadcastRun) {
-        CORK.with(|cork| {
-            if let Some(session) = cork.borrow_mut().as_mut() {
-                session.run = Some(run);
-            }
-        });
+        with_session(|session| *session.run.borrow_mut() = Some(run));
     }
 
-    /// The peer `id`, if this thread runs its callbacks: what a reply from
-    /// a callback finds without a look-up in the server's table.
-    pub fn running(id: PeerId) -> Option<Arc<Peer>> {
-        CORK.with(|cork| {
-            cork.borrow()
-                .as_ref()
-                .filter(|session| session.owner.id == id)
-                .map(|session| session.owner.clone())
+    /// The peer `id` of `server`, if this thread runs its callbacks: what a
+    /// reply from a callback finds without a look-up in the server's table.
+    pub fn running(server: ServerKey, id: PeerId) -> Option<Arc<Peer>> {
+        with_session(|session| {
+            (session.server == server && session.owner.id == id).then(|| session.owner.clone())
         })
+        .flatten()
     }
 
     /// Lists this peer in the thread's cork session, to be written at its
     /// end (the session's owner is written then anyway).
     fn list_in_cork(self: &Arc<Self>) {
-        CORK.with(|cork| {
-            if let Some(session) = cork.borrow_mut().as_mut() {
-                if !Arc::ptr_eq(&session.owner, self) {
-                    session.others.push(self.clone());
-                }
+        with_session(|session| {
+            if !Arc::ptr_eq(&session.owner, self) {
+                session.others.borrow_mut().push(self.clone());
             }
         });
     }
@@ -587,11 +604,12 @@ mod tests {
     fn corked_sends_wait_for_the_last_callback_or_the_limit_and_requests_never_do() {
         let (peer, mut remote) = pair(1 << 20);
         // More callbacks follow: held back.
-        peer.run_corked(|| true, true, || peer.send([b"one", &[]]).unwrap())
+        peer.run_corked(0, || true, true, || peer.send([b"one", &[]]).unwrap())
             .unwrap();
         assert!(available(&mut remote).is_empty(), "held while more follow");
         // A request is not held, and takes the corked bytes with it.
         peer.run_corked(
+            0,
             || true,
             true,
             || peer.send_with([b"ask", &[]], Cork::Never).unwrap(),
@@ -599,14 +617,14 @@ mod tests {
         .unwrap();
         assert_eq!(available(&mut remote), b"oneask");
         // The last callback of a batch writes what it corked.
-        peer.run_corked(|| true, true, || peer.send([b"two", &[]]).unwrap())
+        peer.run_corked(0, || true, true, || peer.send([b"two", &[]]).unwrap())
             .unwrap();
-        peer.run_corked(|| false, true, || peer.send([b"three", &[]]).unwrap())
+        peer.run_corked(0, || false, true, || peer.send([b"three", &[]]).unwrap())
             .unwrap();
         assert_eq!(available(&mut remote), b"twothree");
         // Past the limit, corked bytes are written anyway.
         let big = vec![1u8; CORK_LIMIT];
-        peer.run_corked(|| true, true, || peer.send([&big, &[]]).unwrap())
+        peer.run_corked(0, || true, true, || peer.send([&big, &[]]).unwrap())
             .unwrap();
         let mut got = 0;
         while got < CORK_LIMIT {
@@ -621,6 +639,7 @@ mod tests {
         let (peer, mut remote) = pair(1 << 20);
         let (other, mut other_remote) = pair(1 << 20);
         peer.run_corked(
+            0,
             || true,
             false,
             || {
@@ -639,6 +658,7 @@ mod tests {
         let (peer, mut remote) = pair(1 << 20);
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             peer.run_corked(
+                0,
                 || false,
                 true,
                 || {
@@ -649,10 +669,7 @@ mod tests {
         }));
         assert!(outcome.is_err(), "the panic goes on");
         assert_eq!(available(&mut remote), b"before the panic");
-        assert!(
-            CORK.with(|c| c.borrow().is_none()),
-            "the thread is uncorked"
-        );
+        assert!(!CORK.is_set(), "the thread is uncorked");
     }
 
     #[test]
