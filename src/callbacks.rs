@@ -8,9 +8,11 @@
 //! one can wait until it is no longer running, so the caller may release
 //! what the old handler uses. No lock is held while a handler runs.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::thread::LocalKey;
 
 use crate::error::{Error, Result};
 
@@ -22,23 +24,58 @@ pub(crate) struct Registered<H> {
     calls: Arc<Calls>,
 }
 
+/// The calls in progress of one handler.
 #[derive(Default)]
 struct Calls {
-    count: Mutex<CallCount>,
+    running: AtomicUsize,
+    /// Removers waiting for `running` to reach 0: only then does the last
+    /// call signal `idle` (a signal is a system call).
+    waiting: AtomicUsize,
+    /// Held by a waiting remover between its check and its wait, and by
+    /// the last call while it signals: no signal is lost between them.
+    lock: Mutex<()>,
     idle: Condvar,
 }
 
-#[derive(Default)]
-struct CallCount {
-    running: usize,
-    /// Removers waiting for `running` to reach 0: only then does the last
-    /// call signal `idle` (a signal is a system call).
-    waiting: usize,
+impl Calls {
+    /// Counts a call as in progress.
+    fn begin(&self) {
+        // SeqCst, against a remover's change count (see
+        // `CallbackTable::call_message_handler`) and its `waiting`.
+        self.running.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a call as ended; the last one wakes waiting removers.
+    fn end(&self) {
+        // A remover counts itself in `waiting` before it reads `running`,
+        // and this reads `waiting` after its decrement (both SeqCst): if
+        // the remover saw this call running, this sees it waiting.
+        if self.running.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.waiting.load(Ordering::SeqCst) > 0
+        {
+            let _waiting = self.lock();
+            self.idle.notify_all();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-impl Calls {
-    fn count(&self) -> std::sync::MutexGuard<'_, CallCount> {
-        self.count.lock().unwrap_or_else(|e| e.into_inner())
+/// A call counted in progress until dropped.
+struct CallInProgress<'a>(&'a Calls);
+
+impl<'a> CallInProgress<'a> {
+    fn begin(calls: &'a Calls) -> Self {
+        calls.begin();
+        CallInProgress(calls)
+    }
+}
+
+impl Drop for CallInProgress<'_> {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
@@ -53,7 +90,7 @@ impl<H> Registered<H> {
     /// A call of the handler, counted as in progress from now (the table's
     /// lock is held, so a removal cannot miss it) until it is dropped.
     fn start_call(self: &Arc<Self>) -> Call<H> {
-        self.calls.count().running += 1;
+        self.calls.begin();
         Call {
             registered: Some(self.clone()),
             calls: self.calls.clone(),
@@ -63,16 +100,13 @@ impl<H> Registered<H> {
     /// Waits until no call is in progress: then this is the handler's last
     /// reference, and dropping it releases what it holds here.
     fn wait_idle(&self) {
-        let mut count = self.calls.count();
-        count.waiting += 1;
-        while count.running > 0 {
-            count = self
-                .calls
-                .idle
-                .wait(count)
-                .unwrap_or_else(|e| e.into_inner());
+        let calls = &self.calls;
+        let mut lock = calls.lock();
+        calls.waiting.fetch_add(1, Ordering::SeqCst);
+        while calls.running.load(Ordering::SeqCst) > 0 {
+            lock = calls.idle.wait(lock).unwrap_or_else(|e| e.into_inner());
         }
-        count.waiting -= 1;
+        calls.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -94,11 +128,7 @@ impl<H> Drop for Call<H> {
         // The handler first: once the count reaches 0, a waiting remover
         // holds its last reference.
         self.registered.take();
-        let mut count = self.calls.count();
-        count.running -= 1;
-        if count.running == 0 && count.waiting > 0 {
-            self.calls.idle.notify_all();
-        }
+        self.calls.end();
     }
 }
 
@@ -108,6 +138,9 @@ type Retired<H> = Option<Arc<Registered<H>>>;
 /// Registered callbacks: `M` handles messages, `C` connections, `D`
 /// disconnections.
 pub(crate) struct CallbackTable<M, C, D> {
+    /// Tells this table from any other, past or future, in a
+    /// [`HandlerCache`].
+    serial: u64,
     table: RwLock<Table<M, C, D>>,
     /// Counts changes to the table (under its write lock), so a
     /// [`HandlerCache`] knows when its handler may be stale.
@@ -121,25 +154,34 @@ pub(crate) struct HandledTypes {
     last: Option<(u16, u64, bool)>,
 }
 
-/// The handler a batch of messages used last, kept for the next message of
-/// the same type while the table is unchanged: one atomic load per message
-/// instead of a lookup. Its call counts as in progress until the batch
-/// looks up another handler or drops the cache, so a removal that waits
-/// waits at most until then.
+/// The message handler a thread used last, kept while the table is
+/// unchanged: a call through it costs no lock and no look-up. It holds no
+/// call in progress between calls and does not keep the handler alive, so
+/// a remover never waits for it and still drops the handler last.
 pub(crate) struct HandlerCache<M> {
-    entry: Option<CachedCall<M>>,
+    entry: Option<CachedHandler<M>>,
 }
 
-struct CachedCall<M> {
+struct CachedHandler<M> {
+    /// The table it was looked up in ([`CallbackTable::serial`]).
+    table: u64,
     type_code: u16,
     /// The table's change count when it was looked up.
     changes: u64,
-    call: Option<Call<M>>,
+    /// The handler, and its calls; `None`: the type had none.
+    handler: Option<(Weak<Registered<M>>, Arc<Calls>)>,
+}
+
+impl<M> HandlerCache<M> {
+    /// An empty cache, for a `thread_local!`.
+    pub const fn new() -> Self {
+        HandlerCache { entry: None }
+    }
 }
 
 impl<M> Default for HandlerCache<M> {
     fn default() -> Self {
-        HandlerCache { entry: None }
+        HandlerCache::new()
     }
 }
 
@@ -154,7 +196,9 @@ struct Table<M, C, D> {
 
 impl<M, C, D> Default for CallbackTable<M, C, D> {
     fn default() -> Self {
+        static TABLES: AtomicU64 = AtomicU64::new(0);
         CallbackTable {
+            serial: TABLES.fetch_add(1, Ordering::Relaxed),
             table: RwLock::new(Table {
                 routes: BTreeMap::new(),
                 on_recv: None,
@@ -218,37 +262,91 @@ impl<M, C, D> CallbackTable<M, C, D> {
         }
     }
 
-    /// A call of the handler for a message now: its type's route, else
-    /// `on_recv`.
-    pub fn message_handler(&self, type_code: u16) -> Option<Call<M>> {
-        let table = self.read();
-        let registered = table.routes.get(&type_code).or(table.on_recv.as_ref());
-        registered.map(Registered::start_call)
-    }
-
-    /// The handler for a message now, as [`CallbackTable::message_handler`],
-    /// reusing `cache` while it is still current.
-    pub fn cached_message_handler<'a>(
+    /// Calls `run` with the handler for a message of `type_code` now (its
+    /// type's route, else `on_recv`) through `cache`; returns whether
+    /// there was one.
+    ///
+    /// While the table is unchanged since `cache` looked the type up, the
+    /// call is counted and the change count read again (both SeqCst): a
+    /// remover changes the count before it reads the calls in progress,
+    /// so either this sees the change and looks up again, or the remover
+    /// sees this call and waits for it. A removed handler never starts.
+    pub fn call_message_handler(
         &self,
         type_code: u16,
-        cache: &'a mut HandlerCache<M>,
-    ) -> Option<&'a M> {
-        let current = cache.entry.as_ref().is_some_and(|cached| {
-            cached.type_code == type_code && cached.changes == self.changes.load(Ordering::Acquire)
-        });
-        if !current {
-            // The old call ends first: a remover waiting for it may go.
-            cache.entry = None;
+        cache: &mut HandlerCache<M>,
+        run: impl FnOnce(&M),
+    ) -> bool {
+        let cached = cache
+            .entry
+            .as_ref()
+            .filter(|cached| cached.table == self.serial && cached.type_code == type_code);
+        if let Some(cached) = cached {
+            let Some((handler, calls)) = &cached.handler else {
+                if self.changes.load(Ordering::SeqCst) == cached.changes {
+                    return false;
+                }
+                return self.look_up_and_call(type_code, cache, run);
+            };
+            let in_progress = CallInProgress::begin(calls);
+            if self.changes.load(Ordering::SeqCst) == cached.changes {
+                if let Some(registered) = handler.upgrade() {
+                    run(&registered.handler);
+                    // Before the call ends: a waiting remover drops it last.
+                    drop(registered);
+                    return true;
+                }
+            }
+            drop(in_progress);
+        }
+        self.look_up_and_call(type_code, cache, run)
+    }
+
+    /// As [`CallbackTable::call_message_handler`] through the calling
+    /// thread's cache in `cache`, taken out while the handler runs (a
+    /// handler that gets here again finds it empty).
+    pub fn call_message_handler_cached(
+        &self,
+        cache: &'static LocalKey<Cell<HandlerCache<M>>>,
+        type_code: u16,
+        run: impl FnOnce(&M),
+    ) -> bool {
+        cache.with(|cache| {
+            let mut handlers = cache.take();
+            let ran = self.call_message_handler(type_code, &mut handlers, run);
+            cache.set(handlers);
+            ran
+        })
+    }
+
+    /// Looks the handler for `type_code` up, keeps it in `cache`, and calls
+    /// `run` with it, counted as in progress from under the table's lock.
+    fn look_up_and_call(
+        &self,
+        type_code: u16,
+        cache: &mut HandlerCache<M>,
+        run: impl FnOnce(&M),
+    ) -> bool {
+        let call = {
             let table = self.read();
             let registered = table.routes.get(&type_code).or(table.on_recv.as_ref());
-            cache.entry = Some(CachedCall {
+            cache.entry = Some(CachedHandler {
+                table: self.serial,
                 type_code,
-                changes: self.changes.load(Ordering::Acquire),
-                call: registered.map(Registered::start_call),
+                // Read under the lock: no change can come before the call
+                // is counted.
+                changes: self.changes.load(Ordering::SeqCst),
+                handler: registered.map(|r| (Arc::downgrade(r), r.calls.clone())),
             });
+            registered.map(Registered::start_call)
+        };
+        match call {
+            Some(call) => {
+                run(call.handler());
+                true
+            }
+            None => false,
         }
-        let cached = cache.entry.as_ref()?;
-        cached.call.as_ref().map(Call::handler)
     }
 
     /// A call of the connection handler now.
@@ -287,7 +385,8 @@ impl<M, C, D> CallbackTable<M, C, D> {
 
     fn write(&self) -> RwLockWriteGuard<'_, Table<M, C, D>> {
         let table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        self.changes.fetch_add(1, Ordering::AcqRel);
+        // SeqCst: see `call_message_handler`.
+        self.changes.fetch_add(1, Ordering::SeqCst);
         table
     }
 }
@@ -323,43 +422,111 @@ mod tests {
         assert!(!table.handles(1, &mut seen), "unrouted since");
     }
 
+    /// Sets its flag when dropped (with the handler that owns it).
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
     #[test]
-    fn a_cached_handler_is_looked_up_again_after_any_change_and_releases_its_call() {
+    fn a_cached_handler_is_looked_up_again_after_any_change_and_holds_nothing_back() {
         let table: Arc<CallbackTable<Handler, (), ()>> = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
-        let counted = hits.clone();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (counted, flag) = (hits.clone(), DropFlag(dropped.clone()));
         let handler: Handler = Arc::new(move || {
+            let _owned = &flag;
             counted.fetch_add(1, Ordering::SeqCst);
         });
         table.route("test", 1, handler).unwrap();
-        let mut cache = HandlerCache::default();
+        let mut cache = HandlerCache::new();
+        let call = |cache: &mut HandlerCache<Handler>| {
+            table.call_message_handler(1, cache, |handler| handler())
+        };
         for _ in 0..3 {
-            (table.cached_message_handler(1, &mut cache).expect("routed"))();
+            assert!(call(&mut cache));
         }
         assert_eq!(hits.load(Ordering::SeqCst), 3);
-        // A remover that waits is held only by the cache's call, which the
-        // next look-up (after the change) lets go of.
+        // The cache holds no call: a remover that waits returns at once,
+        // and drops the handler itself.
         let remover = {
             let table = table.clone();
             std::thread::spawn(move || table.unroute(1, true))
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !remover.is_finished() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the remover still waits for the cached call"
-            );
-            if table.changes.load(Ordering::SeqCst) > 1 {
-                assert!(
-                    table.cached_message_handler(1, &mut cache).is_none(),
-                    "unrouted"
-                );
-            }
+            assert!(std::time::Instant::now() < deadline, "the remover waits");
             std::thread::sleep(Duration::from_millis(1));
         }
         remover.join().unwrap().unwrap();
-        assert!(table.cached_message_handler(1, &mut cache).is_none());
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "dropped before unroute returned"
+        );
+        assert!(!call(&mut cache), "unrouted");
         assert_eq!(hits.load(Ordering::SeqCst), 3);
+        // A type without a handler is cached too, until a change.
+        let mut other = HandlerCache::new();
+        assert!(!table.call_message_handler(2, &mut other, |handler| handler()));
+        table.route("test", 2, Arc::new(|| {})).unwrap();
+        assert!(table.call_message_handler(2, &mut other, |handler| handler()));
+    }
+
+    #[test]
+    fn a_cached_handler_never_starts_once_unroute_returned() {
+        let table: Arc<CallbackTable<Handler, (), ()>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let inside = Arc::new(AtomicBool::new(false));
+        let caller = {
+            let (table, stop) = (table.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut cache = HandlerCache::new();
+                while !stop.load(Ordering::SeqCst) {
+                    table.call_message_handler(1, &mut cache, |handler| handler());
+                }
+            })
+        };
+        for round in 0..20 {
+            let (counted, busy) = (hits.clone(), inside.clone());
+            let handler: Handler = Arc::new(move || {
+                busy.store(true, Ordering::SeqCst);
+                // Long enough that an unroute usually comes mid-call.
+                let until = std::time::Instant::now() + Duration::from_micros(200);
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                busy.store(false, Ordering::SeqCst);
+            });
+            table.route("test", 1, handler).unwrap();
+            let started = hits.load(Ordering::SeqCst);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while hits.load(Ordering::SeqCst) == started {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: never called"
+                );
+                std::thread::yield_now();
+            }
+            table.unroute(1, true).unwrap();
+            assert!(
+                !inside.load(Ordering::SeqCst),
+                "round {round}: still running"
+            );
+            let after = hits.load(Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            assert_eq!(
+                hits.load(Ordering::SeqCst),
+                after,
+                "round {round}: started after"
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        caller.join().unwrap();
     }
 
     #[test]
@@ -372,13 +539,15 @@ mod tests {
             done.store(true, Ordering::SeqCst);
         });
         table.route("veltix_test", 200, slow).unwrap();
-        let running = table.message_handler(200).unwrap();
-        let call = std::thread::spawn(move || (running.handler())());
+        let calling = table.clone();
+        let call = std::thread::spawn(move || {
+            calling.call_message_handler(200, &mut HandlerCache::new(), |handler| handler())
+        });
         std::thread::sleep(Duration::from_millis(20));
         table.unroute(200, true).unwrap();
         assert!(finished.load(Ordering::SeqCst), "unroute returned mid-call");
-        assert!(table.message_handler(200).is_none());
-        call.join().unwrap();
+        assert!(!table.call_message_handler(200, &mut HandlerCache::new(), |_| {}));
+        assert!(call.join().unwrap());
         assert!(table.unroute(200, true).is_err());
     }
 
@@ -387,7 +556,11 @@ mod tests {
         let table: CallbackTable<u32, (), ()> = CallbackTable::default();
         table.set_on_recv(Some(1), true);
         table.route("veltix_test", 7, 2).unwrap();
-        let handler = |t| table.message_handler(t).map(|call| *call.handler());
+        let handler = |t| {
+            let mut found = None;
+            table.call_message_handler(t, &mut HandlerCache::new(), |h| found = Some(*h));
+            found
+        };
         assert_eq!((handler(7), handler(8)), (Some(2), Some(1)));
         table.set_on_recv(None, true);
         assert_eq!((handler(7), handler(8)), (Some(2), None));

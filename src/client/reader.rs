@@ -2,18 +2,25 @@
 //! completes pending requests, hands the rest to the worker pool, and
 //! reports the connection's end.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connection::Connection;
+use super::handlers::MessageHandler;
 use super::{Client, DisconnectReason, DisconnectState};
-use crate::callbacks::HandledTypes;
+use crate::callbacks::{HandledTypes, HandlerCache};
 use crate::error::Error;
 use crate::liveness::{dead_connection, heartbeat_tick, Heartbeat, HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::{Decoded, FrameDecoder, Message};
+
+thread_local! {
+    /// The message handler this worker thread called last.
+    static HANDLERS: Cell<HandlerCache<MessageHandler>> = const { Cell::new(HandlerCache::new()) };
+}
 
 impl Client {
     /// Body of the reader thread of connection `generation`.
@@ -169,9 +176,11 @@ impl Client {
                 // The handler is looked up again when the job runs: one
                 // removed or replaced meanwhile is never started.
                 self.inner.workers.submit_droppable(Box::new(move || {
-                    if let Some(call) = client.callbacks().message_handler(message.type_code()) {
-                        (call.handler())(&client, &message);
-                    }
+                    client.callbacks().call_message_handler_cached(
+                        &HANDLERS,
+                        message.type_code(),
+                        |handler| handler(&client, &message),
+                    );
                     drop(charge);
                 }));
             }

@@ -6,6 +6,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
+use super::handlers::PeerMessageHandler;
 use super::peer::{Peer, PeerId};
 use super::Server;
 use crate::callbacks::{HandledTypes, HandlerCache};
@@ -17,6 +18,9 @@ use crate::protocol::{FrameRef, MessageBatch};
 use crate::workers::run_guarded;
 
 thread_local! {
+    /// The message handler this thread called last.
+    static HANDLERS: Cell<HandlerCache<PeerMessageHandler>> = const { Cell::new(HandlerCache::new()) };
+
     /// The emptied block of the last batch run on this I/O thread, for
     /// its next one (see [`Server::deliver`]).
     static SPARE_BLOCK: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
@@ -173,15 +177,16 @@ impl Server {
     ) -> Vec<u8> {
         let mut block = Vec::new();
         let written = peer.run_corked(self.key(), more_follow, cork_owner, || {
-            let mut handlers = HandlerCache::default();
             block = inbox.lend_each(|message| {
                 if !batch.may_continue() {
                     return false;
                 }
-                let callbacks = self.callbacks();
-                let type_code = message.type_code();
-                if let Some(handler) = callbacks.cached_message_handler(type_code, &mut handlers) {
-                    run_guarded(|| handler(self, peer.id, message));
+                let ran = self.callbacks().call_message_handler_cached(
+                    &HANDLERS,
+                    message.type_code(),
+                    |handler| run_guarded(|| handler(self, peer.id, message)),
+                );
+                if ran {
                     batch.ran_callback();
                 }
                 true
