@@ -4,19 +4,39 @@
 //! the threads that read and write; read by anyone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// A moment as statistics keep it: microseconds since the first one the
+/// process took. One subtraction makes it from an `Instant`, so a loop
+/// handling many reads at one moment makes it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StatsTime(u64);
+
+impl StatsTime {
+    /// The moment `at`.
+    pub fn of(at: Instant) -> Self {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        StatsTime(at.saturating_duration_since(epoch).as_micros() as u64)
+    }
+
+    /// Now.
+    pub fn now() -> Self {
+        Self::of(Instant::now())
+    }
+}
 
 /// The counters of one connection.
 #[derive(Debug)]
 pub struct ConnectionStats {
-    started: Instant,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     frames_in: AtomicU64,
     frames_out: AtomicU64,
     /// The last round trip in microseconds; `u64::MAX`: none yet.
     last_rtt_micros: AtomicU64,
-    /// When the last frame arrived, in microseconds after `started`.
+    /// When the last frame arrived (a [`StatsTime`]).
     last_frame_micros: AtomicU64,
 }
 
@@ -41,13 +61,12 @@ impl ConnectionStats {
     /// Counters starting at zero, now (the handshake's end).
     pub fn new() -> Self {
         ConnectionStats {
-            started: Instant::now(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             last_rtt_micros: AtomicU64::new(u64::MAX),
-            last_frame_micros: AtomicU64::new(0),
+            last_frame_micros: AtomicU64::new(StatsTime::now().0),
         }
     }
 
@@ -63,8 +82,8 @@ impl ConnectionStats {
             counter.store(0, Ordering::Relaxed);
         }
         self.last_rtt_micros.store(u64::MAX, Ordering::Relaxed);
-        let micros = self.started.elapsed().as_micros() as u64;
-        self.last_frame_micros.store(micros, Ordering::Relaxed);
+        self.last_frame_micros
+            .store(StatsTime::now().0, Ordering::Relaxed);
     }
 
     /// `n` bytes were read from the socket.
@@ -74,10 +93,9 @@ impl ConnectionStats {
 
     /// `count` whole frames (decoded, or dropped as bad) arrived, the last
     /// at `at`: one call per read that completed any, not per frame.
-    pub fn frames_arrived(&self, count: u64, at: Instant) {
+    pub fn frames_arrived(&self, count: u64, at: StatsTime) {
         self.frames_in.fetch_add(count, Ordering::Relaxed);
-        let micros = at.saturating_duration_since(self.started).as_micros() as u64;
-        self.last_frame_micros.store(micros, Ordering::Relaxed);
+        self.last_frame_micros.store(at.0, Ordering::Relaxed);
     }
 
     /// A frame of `len` bytes was handed to the socket (written, or queued
@@ -108,14 +126,14 @@ impl ConnectionStats {
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let rtt = self.last_rtt_micros.load(Ordering::Relaxed);
-        let last_frame = Duration::from_micros(self.last_frame_micros.load(Ordering::Relaxed));
+        let last_frame = self.last_frame_micros.load(Ordering::Relaxed);
         StatsSnapshot {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             frames_in: self.frames_in.load(Ordering::Relaxed),
             frames_out: self.frames_out.load(Ordering::Relaxed),
             last_rtt: (rtt != u64::MAX).then(|| Duration::from_micros(rtt)),
-            since_last_frame: self.started.elapsed().saturating_sub(last_frame),
+            since_last_frame: Duration::from_micros(StatsTime::now().0.saturating_sub(last_frame)),
         }
     }
 }
@@ -123,5 +141,27 @@ impl ConnectionStats {
 impl Default for ConnectionStats {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_since_the_last_frame_counts_from_its_arrival_or_the_restart() {
+        let stats = ConnectionStats::new();
+        let arrived = Instant::now();
+        std::thread::sleep(Duration::from_millis(30));
+        stats.frames_arrived(2, StatsTime::of(arrived));
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.frames_in, 2);
+        let since = snapshot.since_last_frame;
+        assert!(since >= Duration::from_millis(30), "{since:?}");
+        assert!(since < Duration::from_secs(5), "{since:?}");
+        stats.restart();
+        let since = stats.snapshot().since_last_frame;
+        assert!(since < Duration::from_millis(30), "{since:?}");
+        assert_eq!(stats.snapshot().frames_in, 0);
     }
 }

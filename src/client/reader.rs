@@ -16,6 +16,7 @@ use crate::liveness::{dead_connection, heartbeat_tick, Heartbeat, HeartbeatClock
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::{Decoded, FrameDecoder, Message};
+use crate::stats::StatsTime;
 
 thread_local! {
     /// The message handler this worker thread called last.
@@ -56,7 +57,7 @@ impl Client {
                 }
             }
             if frames > 0 {
-                stats.frames_arrived(frames, Instant::now());
+                stats.frames_arrived(frames, StatsTime::now());
             }
             // Back-pressure: no reading while the callbacks lag behind.
             if !connection.backlog.wait_for_room() {

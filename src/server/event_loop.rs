@@ -34,6 +34,7 @@ use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Borrowed, FrameDecoder};
+use crate::stats::StatsTime;
 use crate::writer::write_parts;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -100,6 +101,24 @@ struct Connection {
     last_message: Instant,
     /// Whether the type of its last message had a handler.
     handled: HandledTypes,
+}
+
+/// The moment a loop turn started, as liveness and statistics keep it:
+/// the clock is read once per turn, not per read.
+#[derive(Clone, Copy)]
+struct TurnTime {
+    instant: Instant,
+    stats: StatsTime,
+}
+
+impl TurnTime {
+    fn now() -> Self {
+        let instant = Instant::now();
+        TurnTime {
+            instant,
+            stats: StatsTime::of(instant),
+        }
+    }
 }
 
 /// How a connection's read turn ended.
@@ -201,6 +220,8 @@ impl EventLoop {
                 );
                 break;
             }
+            // One clock read per turn: its reads happen at about this moment.
+            let now = TurnTime::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -210,20 +231,21 @@ impl EventLoop {
                             self.on_writable(key);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(key);
+                            self.on_readable(key, now);
                         }
                     }
                 }
             }
             for key in std::mem::take(&mut self.unfinished_reads) {
-                self.on_readable(key);
+                self.on_readable(key, now);
             }
-            if self.run_commands() {
+            if self.run_commands(now) {
                 break;
             }
-            let now = Instant::now();
-            self.expire_handshakes(now);
-            self.check_liveness(now);
+            // Read again: the turn's callbacks may have taken a while.
+            let end = Instant::now();
+            self.expire_handshakes(end);
+            self.check_liveness(end);
             if self
                 .accept_paused_until
                 .is_some_and(|until| until <= Instant::now())
@@ -355,12 +377,12 @@ impl EventLoop {
         }
     }
 
-    fn on_readable(&mut self, key: usize) {
+    fn on_readable(&mut self, key: usize, now: TurnTime) {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
         let was_connected = connection.connected;
-        let turn = connection.read_turn(&self.server, &mut self.spare);
+        let turn = connection.read_turn(&self.server, &mut self.spare, now);
         if !was_connected && connection.connected {
             let id = connection.peer.id;
             if let Some(at) = self.liveness_deadline(key) {
@@ -435,7 +457,7 @@ impl EventLoop {
     }
 
     /// Runs queued commands; `true` on [`Command::Stop`].
-    fn run_commands(&mut self) -> bool {
+    fn run_commands(&mut self, now: TurnTime) -> bool {
         while let Ok(command) = self.commands.try_recv() {
             match command {
                 Command::Close { key, id, reason } => {
@@ -445,7 +467,7 @@ impl EventLoop {
                 }
                 Command::Resume { key, id } => {
                     if self.connections.get(key).is_some_and(|c| c.peer.id == id) {
-                        self.on_readable(key);
+                        self.on_readable(key, now);
                     }
                 }
                 Command::Stop => return true,
@@ -574,7 +596,7 @@ impl Connection {
 
     /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
     /// handles every complete handshake message and frame.
-    fn read_turn(&mut self, server: &Server, spare: &mut Vec<u8>) -> Turn {
+    fn read_turn(&mut self, server: &Server, spare: &mut Vec<u8>, now: TurnTime) -> Turn {
         if self.read_closed {
             return Turn::Drained;
         }
@@ -597,11 +619,9 @@ impl Connection {
             match read {
                 Ok(0) => turn = Turn::ReadClosed,
                 Ok(n) => {
-                    // One clock read per read, for liveness and statistics.
-                    let now = Instant::now();
                     if self.connected {
                         self.peer.stats.read(n);
-                        self.clock.received(now);
+                        self.clock.received(now.instant);
                     }
                     let handled = self.handle_input(server, now);
                     self.account_inbound();
@@ -641,7 +661,7 @@ impl Connection {
     /// Completes the handshake if it is pending, then dispatches every
     /// complete frame, read at `now`. An error is the reason to close the
     /// connection.
-    fn handle_input(&mut self, server: &Server, now: Instant) -> Result<(), DisconnectReason> {
+    fn handle_input(&mut self, server: &Server, now: TurnTime) -> Result<(), DisconnectReason> {
         if !self.connected {
             let failure = match handshake::next_item(&mut self.decoder) {
                 None => return Ok(()),
@@ -670,8 +690,8 @@ impl Connection {
             // included); before on_connect, which may send at once.
             self.peer.stats.restart();
             self.peer.stats.read(self.decoder.buffered().len());
-            self.clock = HeartbeatClock::new(now);
-            self.last_message = now;
+            self.clock = HeartbeatClock::new(now.instant);
+            self.last_message = now.instant;
             self.connected = true;
             server.peer_connected(&self.peer);
         }
@@ -696,9 +716,9 @@ impl Connection {
             }
         }
         if frames > 0 {
-            self.peer.stats.frames_arrived(frames, now);
+            self.peer.stats.frames_arrived(frames, now.stats);
             if any_message {
-                self.last_message = now;
+                self.last_message = now.instant;
             }
         }
         server.deliver(&self.peer, inbox);
