@@ -9,7 +9,7 @@
 //! failed once its queue would exceed the bound, and the I/O thread closes
 //! it, so it can never stall the server or other peers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -57,8 +57,25 @@ fn with_session<R>(f: impl FnOnce(&CorkSession) -> R) -> Option<R> {
 /// shared state (see [`super::Server::as_ptr`]), unique while it lives.
 pub(crate) type ServerKey = usize;
 
-/// Numbers cork sessions, so a peer is listed once per session.
-static SESSIONS: AtomicU64 = AtomicU64::new(1);
+/// A number for a new cork session, unique in the process, so a peer is
+/// listed once per session: each thread takes a block of numbers at a
+/// time, so sessions on different threads share no counter.
+fn next_session_id() -> u64 {
+    const BLOCK: u64 = 1 << 20;
+    /// Blocks handed out; block 0 is never used (0 means no session).
+    static BLOCKS: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NEXT: Cell<u64> = const { Cell::new(0) };
+    }
+    NEXT.with(|next| {
+        let mut id = next.get();
+        if id % BLOCK == 0 {
+            id = BLOCKS.fetch_add(1, Ordering::Relaxed) * BLOCK;
+        }
+        next.set(id + 1);
+        id
+    })
+}
 
 /// The sends a callback batch holds back: bytes for the peer whose
 /// callbacks run, and for the other peers it sent to (a broadcast).
@@ -334,7 +351,7 @@ impl Peer {
         callback: impl FnOnce(),
     ) -> io::Result<()> {
         let session = CorkSession {
-            id: SESSIONS.fetch_add(1, Ordering::Relaxed),
+            id: next_session_id(),
             server,
             owner: self.clone(),
             owner_corked: cork_owner,
@@ -353,7 +370,8 @@ impl Peer {
             // Its failure is its own: the I/O thread closes it.
             let _ = other.write_corked();
         }
-        let written = match more_follow() {
+        // Without `cork_owner` nothing of the owner was corked.
+        let written = match !cork_owner || more_follow() {
             true => Ok(()),
             false => self.write_corked(),
         };
@@ -598,6 +616,18 @@ mod tests {
             Ok(n) => buf[..n].to_vec(),
             Err(_) => Vec::new(),
         }
+    }
+
+    #[test]
+    fn session_ids_are_unique_across_threads_and_never_0() {
+        let ids = |n| (0..n).map(|_| next_session_id()).collect::<Vec<_>>();
+        let mut all = ids(1 << 21);
+        all.extend(std::thread::spawn(move || ids(1000)).join().unwrap());
+        assert!(!all.contains(&0));
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count);
     }
 
     #[test]
