@@ -121,6 +121,19 @@ impl TurnTime {
     }
 }
 
+/// When a read turn may stop before the socket says it would block.
+#[derive(Clone, Copy)]
+enum ReadUntil {
+    /// At a read that fills less than the room it had: it took all the
+    /// socket held, and with edge-triggered readiness bytes arriving later
+    /// bring a new event. Not for an event that says the peer closed: its
+    /// FIN, come with the last bytes, brings no other event.
+    ShortRead,
+    /// Until the socket would block (or the turn's budget ends): a turn
+    /// no event started, or one whose event says the peer closed.
+    WouldBlock,
+}
+
 /// How a connection's read turn ended.
 enum Turn {
     /// The socket has nothing more to read for now.
@@ -230,14 +243,16 @@ impl EventLoop {
                         if event.is_writable() {
                             self.on_writable(key);
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(key, now);
+                        if event.is_read_closed() || event.is_error() {
+                            self.on_readable(key, now, ReadUntil::WouldBlock);
+                        } else if event.is_readable() {
+                            self.on_readable(key, now, ReadUntil::ShortRead);
                         }
                     }
                 }
             }
             for key in std::mem::take(&mut self.unfinished_reads) {
-                self.on_readable(key, now);
+                self.on_readable(key, now, ReadUntil::WouldBlock);
             }
             if self.run_commands(now) {
                 break;
@@ -377,12 +392,12 @@ impl EventLoop {
         }
     }
 
-    fn on_readable(&mut self, key: usize, now: TurnTime) {
+    fn on_readable(&mut self, key: usize, now: TurnTime, until: ReadUntil) {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
         let was_connected = connection.connected;
-        let turn = connection.read_turn(&self.server, &mut self.spare, now);
+        let turn = connection.read_turn(&self.server, &mut self.spare, now, until);
         if !was_connected && connection.connected {
             let id = connection.peer.id;
             if let Some(at) = self.liveness_deadline(key) {
@@ -467,7 +482,7 @@ impl EventLoop {
                 }
                 Command::Resume { key, id } => {
                     if self.connections.get(key).is_some_and(|c| c.peer.id == id) {
-                        self.on_readable(key, now);
+                        self.on_readable(key, now, ReadUntil::WouldBlock);
                     }
                 }
                 Command::Stop => return true,
@@ -596,7 +611,13 @@ impl Connection {
 
     /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
     /// handles every complete handshake message and frame.
-    fn read_turn(&mut self, server: &Server, spare: &mut Vec<u8>, now: TurnTime) -> Turn {
+    fn read_turn(
+        &mut self,
+        server: &Server,
+        spare: &mut Vec<u8>,
+        now: TurnTime,
+        until: ReadUntil,
+    ) -> Turn {
         if self.read_closed {
             return Turn::Drained;
         }
@@ -614,8 +635,12 @@ impl Connection {
                 break;
             }
             let stream = &self.peer.stream;
+            let mut room = 0;
             // Accounted after decoding: what is decoded now never waits.
-            let read = self.decoder.fill_with(|buf| (&*stream).read(buf));
+            let read = self.decoder.fill_with(|buf| {
+                room = buf.len();
+                (&*stream).read(buf)
+            });
             match read {
                 Ok(0) => turn = Turn::ReadClosed,
                 Ok(n) => {
@@ -626,6 +651,9 @@ impl Connection {
                     let handled = self.handle_input(server, now);
                     self.account_inbound();
                     match handled {
+                        Ok(()) if n < room && matches!(until, ReadUntil::ShortRead) => {
+                            turn = Turn::Drained
+                        }
                         Ok(()) => continue,
                         Err(reason) => turn = Turn::Close(reason),
                     }
