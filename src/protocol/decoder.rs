@@ -16,7 +16,7 @@
 //! - a frame over the size limit: skipped by its declared length, never
 //!   scanned, so a frame hidden in its payload cannot be smuggled in.
 
-use super::frame::{FrameHeader, HEADER_SIZE, MAGIC};
+use super::frame::{crc32, FrameHeader, HEADER_SIZE, MAGIC};
 use super::message::Message;
 
 /// What the decoder produced from the buffered bytes.
@@ -241,7 +241,7 @@ impl FrameDecoder {
         if data.len() < frame_len {
             return None;
         }
-        if crc32fast::hash(&data[HEADER_SIZE..frame_len]) != header.crc {
+        if crc32(&data[HEADER_SIZE..frame_len]) != header.crc {
             self.start += frame_len;
             return Some(Borrowed::Dropped(DropReason::BadCrc {
                 type_code: header.type_code,
