@@ -281,16 +281,18 @@ impl Server {
     /// Sends a message to `peer` with a fresh request id.
     pub fn send(&self, peer: PeerId, type_code: u16, payload: &[u8]) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
-        let peer = self.peer_to_send(peer)?;
-        let request_id = self.inner.pending.allocate_id()?;
-        self.send_frame(&peer, type_code, request_id, payload, Cork::Allowed)
+        self.with_peer_to_send(peer, |peer| {
+            let request_id = self.inner.pending.allocate_id()?;
+            self.send_frame(peer, type_code, request_id, payload, Cork::Allowed)
+        })
     }
 
     /// Replies to `to`, received from `peer`: a message carrying its id.
     pub fn reply(&self, peer: PeerId, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
-        let peer = self.peer_to_send(peer)?;
-        self.send_frame(&peer, type_code, to.request_id(), payload, Cork::Allowed)
+        self.with_peer_to_send(peer, |peer| {
+            self.send_frame(peer, type_code, to.request_id(), payload, Cork::Allowed)
+        })
     }
 
     /// Sends a request to `peer` and waits for the message carrying its id.
@@ -523,14 +525,18 @@ impl Server {
         self.inner.last_peer_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// The peer to send `id` a message: found without a look-up when this
-    /// thread runs its callbacks (a departed one refuses the send with
-    /// the same error as the look-up).
-    fn peer_to_send(&self, id: PeerId) -> Result<Arc<Peer>> {
-        match Peer::running(self.key(), id) {
-            Some(peer) => Ok(peer),
-            None => self.peer(id),
-        }
+    /// Runs `send` with the peer `id`: found without a look-up (or a
+    /// reference count) when this thread runs its callbacks (a departed
+    /// one refuses the send with the same error as the look-up).
+    fn with_peer_to_send<T>(
+        &self,
+        id: PeerId,
+        send: impl FnOnce(&Arc<Peer>) -> Result<T>,
+    ) -> Result<T> {
+        Peer::with_running(self.key(), id, |running| match running {
+            Some(peer) => send(peer),
+            None => send(&self.peer(id)?),
+        })
     }
 
     fn peer(&self, id: PeerId) -> Result<Arc<Peer>> {

@@ -452,13 +452,20 @@ impl Peer {
         with_session(|session| *session.run.borrow_mut() = Some(run));
     }
 
-    /// The peer `id` of `server`, if this thread runs its callbacks: what a
-    /// reply from a callback finds without a look-up in the server's table.
-    pub fn running(server: ServerKey, id: PeerId) -> Option<Arc<Peer>> {
-        with_session(|session| {
-            (session.server == server && session.owner.id == id).then(|| session.owner.clone())
-        })
-        .flatten()
+    /// Runs `f` with the peer `id` of `server` if this thread runs its
+    /// callbacks, else with `None`: what a reply from a callback finds
+    /// without a look-up in the server's table.
+    pub fn with_running<T>(
+        server: ServerKey,
+        id: PeerId,
+        f: impl FnOnce(Option<&Arc<Peer>>) -> T,
+    ) -> T {
+        match CORK.is_set() {
+            true => CORK.with(|session| {
+                f((session.server == server && session.owner.id == id).then_some(&session.owner))
+            }),
+            false => f(None),
+        }
     }
 
     /// Lists this peer in the thread's cork session, to be written at its
