@@ -63,22 +63,6 @@ impl Calls {
     }
 }
 
-/// A call counted in progress until dropped.
-struct CallInProgress<'a>(&'a Calls);
-
-impl<'a> CallInProgress<'a> {
-    fn begin(calls: &'a Calls) -> Self {
-        calls.begin();
-        CallInProgress(calls)
-    }
-}
-
-impl Drop for CallInProgress<'_> {
-    fn drop(&mut self) {
-        self.0.end();
-    }
-}
-
 impl<H> Registered<H> {
     fn new(handler: H) -> Arc<Self> {
         Arc::new(Registered {
@@ -155,11 +139,18 @@ pub(crate) struct HandledTypes {
 }
 
 /// The message handler a thread used last, kept while the table is
-/// unchanged: a call through it costs no lock and no look-up. It holds no
-/// call in progress between calls and does not keep the handler alive, so
-/// a remover never waits for it and still drops the handler last.
+/// unchanged: a call through it costs no lock and no look-up.
+///
+/// Within a batch of messages it holds the handler's call in progress, so
+/// the next message of the same type costs one load; [`HandlerCache::release`]
+/// (or a drop) ends it when the batch ends, and a change to the table ends
+/// it at the next message. Between batches it holds no call and does not
+/// keep the handler alive: a remover waits at most for one callback, and
+/// still drops the handler last.
 pub(crate) struct HandlerCache<M> {
     entry: Option<CachedHandler<M>>,
+    /// The entry's handler, its call counted in progress, until released.
+    held: Option<Arc<Registered<M>>>,
 }
 
 struct CachedHandler<M> {
@@ -175,8 +166,48 @@ struct CachedHandler<M> {
 impl<M> HandlerCache<M> {
     /// An empty cache, for a `thread_local!`.
     pub const fn new() -> Self {
-        HandlerCache { entry: None }
+        HandlerCache {
+            entry: None,
+            held: None,
+        }
     }
+
+    /// Ends the call it holds, if any: the batch is over.
+    pub fn release(&mut self) {
+        if let Some(registered) = self.held.take() {
+            // The handler first: a waiting remover then drops it last.
+            drop(registered);
+            if let Some(CachedHandler {
+                handler: Some((_, calls)),
+                ..
+            }) = &self.entry
+            {
+                calls.end();
+            }
+        }
+    }
+}
+
+impl<M> Drop for HandlerCache<M> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Runs `calls` with this thread's handler cache in `key`, taken out
+/// meanwhile (a handler that gets here again finds an empty one); the call
+/// it holds at the end is released.
+pub(crate) fn with_thread_cache<M: 'static, T>(
+    key: &'static LocalKey<Cell<HandlerCache<M>>>,
+    calls: impl FnOnce(&mut HandlerCache<M>) -> T,
+) -> T {
+    key.with(|cell| {
+        let mut cache = cell.take();
+        let out = calls(&mut cache);
+        cache.release();
+        cell.set(cache);
+        out
+    })
 }
 
 impl<M> Default for HandlerCache<M> {
@@ -264,9 +295,10 @@ impl<M, C, D> CallbackTable<M, C, D> {
 
     /// Calls `run` with the handler for a message of `type_code` now (its
     /// type's route, else `on_recv`) through `cache`; returns whether
-    /// there was one.
+    /// there was one. The call stays counted in `cache` for the next
+    /// message (see [`HandlerCache`]).
     ///
-    /// While the table is unchanged since `cache` looked the type up, the
+    /// While the table is unchanged since `cache` looked the type up, a
     /// call is counted and the change count read again (both SeqCst): a
     /// remover changes the count before it reads the calls in progress,
     /// so either this sees the change and looks up again, or the remover
@@ -277,46 +309,32 @@ impl<M, C, D> CallbackTable<M, C, D> {
         cache: &mut HandlerCache<M>,
         run: impl FnOnce(&M),
     ) -> bool {
-        let cached = cache
-            .entry
-            .as_ref()
-            .filter(|cached| cached.table == self.serial && cached.type_code == type_code);
-        if let Some(cached) = cached {
+        let changes = self.changes.load(Ordering::SeqCst);
+        let current = cache.entry.as_ref().filter(|cached| {
+            cached.table == self.serial
+                && cached.type_code == type_code
+                && cached.changes == changes
+        });
+        if let Some(cached) = current {
+            if let Some(held) = &cache.held {
+                // Counted since a load that saw no change, and unchanged.
+                run(&held.handler);
+                return true;
+            }
             let Some((handler, calls)) = &cached.handler else {
-                if self.changes.load(Ordering::SeqCst) == cached.changes {
-                    return false;
-                }
-                return self.look_up_and_call(type_code, cache, run);
+                return false;
             };
-            let in_progress = CallInProgress::begin(calls);
-            if self.changes.load(Ordering::SeqCst) == cached.changes {
+            calls.begin();
+            if self.changes.load(Ordering::SeqCst) == changes {
                 if let Some(registered) = handler.upgrade() {
-                    run(&registered.handler);
-                    // Before the call ends: a waiting remover drops it last.
-                    drop(registered);
+                    run(&cache.held.insert(registered).handler);
                     return true;
                 }
             }
-            drop(in_progress);
+            calls.end();
         }
+        cache.release();
         self.look_up_and_call(type_code, cache, run)
-    }
-
-    /// As [`CallbackTable::call_message_handler`] through the calling
-    /// thread's cache in `cache`, taken out while the handler runs (a
-    /// handler that gets here again finds it empty).
-    pub fn call_message_handler_cached(
-        &self,
-        cache: &'static LocalKey<Cell<HandlerCache<M>>>,
-        type_code: u16,
-        run: impl FnOnce(&M),
-    ) -> bool {
-        cache.with(|cache| {
-            let mut handlers = cache.take();
-            let ran = self.call_message_handler(type_code, &mut handlers, run);
-            cache.set(handlers);
-            ran
-        })
     }
 
     /// Looks the handler for `type_code` up, keeps it in `cache`, and calls
@@ -327,7 +345,7 @@ impl<M, C, D> CallbackTable<M, C, D> {
         cache: &mut HandlerCache<M>,
         run: impl FnOnce(&M),
     ) -> bool {
-        let call = {
+        {
             let table = self.read();
             let registered = table.routes.get(&type_code).or(table.on_recv.as_ref());
             cache.entry = Some(CachedHandler {
@@ -338,11 +356,14 @@ impl<M, C, D> CallbackTable<M, C, D> {
                 changes: self.changes.load(Ordering::SeqCst),
                 handler: registered.map(|r| (Arc::downgrade(r), r.calls.clone())),
             });
-            registered.map(Registered::start_call)
-        };
-        match call {
-            Some(call) => {
-                run(call.handler());
+            if let Some(registered) = registered {
+                registered.calls.begin();
+                cache.held = Some(registered.clone());
+            }
+        }
+        match &cache.held {
+            Some(held) => {
+                run(&held.handler);
                 true
             }
             None => false,
@@ -432,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_handler_is_looked_up_again_after_any_change_and_holds_nothing_back() {
+    fn a_cached_handler_holds_its_call_until_released_and_nothing_after() {
         let table: Arc<CallbackTable<Handler, (), ()>> = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
         let dropped = Arc::new(AtomicBool::new(false));
@@ -450,12 +471,17 @@ mod tests {
             assert!(call(&mut cache));
         }
         assert_eq!(hits.load(Ordering::SeqCst), 3);
-        // The cache holds no call: a remover that waits returns at once,
-        // and drops the handler itself.
+        // Within a batch the cache holds the call: a remover waits.
         let remover = {
             let table = table.clone();
             std::thread::spawn(move || table.unroute(1, true))
         };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!remover.is_finished(), "the held call was not waited for");
+        assert!(!dropped.load(Ordering::SeqCst), "dropped while held");
+        // Released (the batch ended), it holds nothing: the remover goes
+        // on and drops the handler itself.
+        cache.release();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !remover.is_finished() {
             assert!(std::time::Instant::now() < deadline, "the remover waits");
@@ -476,6 +502,34 @@ mod tests {
     }
 
     #[test]
+    fn a_held_call_ends_at_the_next_message_after_a_change() {
+        let table: Arc<CallbackTable<Handler, (), ()>> = Arc::default();
+        table.route("test", 1, Arc::new(|| {})).unwrap();
+        table.route("test", 2, Arc::new(|| {})).unwrap();
+        let mut cache = HandlerCache::new();
+        assert!(table.call_message_handler(1, &mut cache, |handler| handler()));
+        let remover = {
+            let table = table.clone();
+            std::thread::spawn(move || table.unroute(1, true))
+        };
+        // The next message of the batch, of the same type, sees the
+        // change: the removed handler does not run, the held call ends,
+        // and the batch goes on.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while table.changes.load(Ordering::SeqCst) == 2 {
+            assert!(std::time::Instant::now() < deadline, "never removed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!table.call_message_handler(1, &mut cache, |handler| handler()));
+        while !remover.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "the remover waits");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        remover.join().unwrap().unwrap();
+        assert!(table.call_message_handler(2, &mut cache, |handler| handler()));
+    }
+
+    #[test]
     fn a_cached_handler_never_starts_once_unroute_returned() {
         let table: Arc<CallbackTable<Handler, (), ()>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -486,7 +540,11 @@ mod tests {
             std::thread::spawn(move || {
                 let mut cache = HandlerCache::new();
                 while !stop.load(Ordering::SeqCst) {
-                    table.call_message_handler(1, &mut cache, |handler| handler());
+                    // Batches of 4 messages.
+                    for _ in 0..4 {
+                        table.call_message_handler(1, &mut cache, |handler| handler());
+                    }
+                    cache.release();
                 }
             })
         };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::connection::Connection;
 use super::handlers::MessageHandler;
 use super::{Client, DisconnectReason, DisconnectState};
-use crate::callbacks::{HandledTypes, HandlerCache};
+use crate::callbacks::{with_thread_cache, HandledTypes, HandlerCache};
 use crate::error::Error;
 use crate::liveness::{dead_connection, heartbeat_tick, Heartbeat, HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
@@ -177,11 +177,13 @@ impl Client {
                 // The handler is looked up again when the job runs: one
                 // removed or replaced meanwhile is never started.
                 self.inner.workers.submit_droppable(Box::new(move || {
-                    client.callbacks().call_message_handler_cached(
-                        &HANDLERS,
-                        message.type_code(),
-                        |handler| handler(&client, &message),
-                    );
+                    with_thread_cache(&HANDLERS, |handlers| {
+                        client.callbacks().call_message_handler(
+                            message.type_code(),
+                            handlers,
+                            |handler| handler(&client, &message),
+                        )
+                    });
                     drop(charge);
                 }));
             }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::handlers::PeerMessageHandler;
 use super::peer::{Peer, PeerId};
 use super::Server;
-use crate::callbacks::{HandledTypes, HandlerCache};
+use crate::callbacks::{with_thread_cache, HandledTypes, HandlerCache};
 use crate::client::DisconnectReason;
 use crate::error::Error;
 use crate::log::log_at;
@@ -177,19 +177,21 @@ impl Server {
     ) -> Vec<u8> {
         let mut block = Vec::new();
         let written = peer.run_corked(self.key(), more_follow, cork_owner, || {
-            block = inbox.lend_each(|message| {
-                if !batch.may_continue() {
-                    return false;
-                }
-                let ran = self.callbacks().call_message_handler_cached(
-                    &HANDLERS,
-                    message.type_code(),
-                    |handler| run_guarded(|| handler(self, peer.id, message)),
-                );
-                if ran {
-                    batch.ran_callback();
-                }
-                true
+            with_thread_cache(&HANDLERS, |handlers| {
+                block = inbox.lend_each(|message| {
+                    if !batch.may_continue() {
+                        return false;
+                    }
+                    let ran = self.callbacks().call_message_handler(
+                        message.type_code(),
+                        handlers,
+                        |handler| run_guarded(|| handler(self, peer.id, message)),
+                    );
+                    if ran {
+                        batch.ran_callback();
+                    }
+                    true
+                })
             });
         });
         if let Err(e) = written {
