@@ -156,7 +156,12 @@ impl Server {
         let server = self.clone();
         let sender = peer.clone();
         let job: crate::workers::BatchJob = Box::new(move |batch| {
-            server.run_batch(&sender, inbox, batch, || sender.lane.has_queued(), true);
+            // A lone message with nothing queued behind it: its sends have
+            // nothing to join (a batch queued meanwhile is written by its
+            // own end).
+            let cork_owner = inbox.len() > 1 || sender.lane.has_queued();
+            let more_follow = || sender.lane.has_queued();
+            server.run_batch(&sender, inbox, batch, more_follow, cork_owner);
             drop(charge);
         });
         self.inner.workers.submit_batch_in(&peer.lane, job);

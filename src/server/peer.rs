@@ -15,7 +15,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::net::TcpStream;
@@ -142,6 +142,12 @@ pub(crate) struct Peer {
     /// reading it.
     pub backlog: Arc<Backlog>,
     outbound: Mutex<Outbound>,
+    /// Part of the outbound queue was held back by a cork (not by a full
+    /// socket): no writable event will come for it, so it must be written
+    /// by the next send that is not corked, or when the cork is released.
+    /// Written under the outbound lock; read without it by a batch's end,
+    /// which needs only what its own thread or lane corked.
+    corked: AtomicBool,
     max_outbound: usize,
     tags: Mutex<BTreeMap<String, String>>,
     /// Bytes and frames since the handshake, the last round trip.
@@ -151,10 +157,6 @@ pub(crate) struct Peer {
 struct Outbound {
     /// Bytes accepted for sending that the socket has not taken yet.
     queue: ChunkQueue,
-    /// Part of `queue` was held back by a cork (not by a full socket): no
-    /// writable event will come for it, so it must be written by the next
-    /// send that is not corked, or when the cork is released.
-    corked: bool,
     /// The last cork session that listed this peer among its others.
     listed_in: u64,
     /// Set when the connection failed or is closing: sends are refused.
@@ -220,7 +222,6 @@ impl Peer {
             backlog,
             outbound: Mutex::new(Outbound {
                 queue: ChunkQueue::default(),
-                corked: false,
                 listed_in: 0,
                 failed: None,
                 account: Account::new(budget),
@@ -228,6 +229,7 @@ impl Peer {
             max_outbound,
             tags: Mutex::default(),
             stats: ConnectionStats::new(),
+            corked: AtomicBool::new(false),
         }
     }
 
@@ -308,7 +310,7 @@ impl Peer {
         out.account.set(held);
         let write_now = match session {
             Some(session) => {
-                out.corked = true;
+                self.corked.store(true, Ordering::Release);
                 if out.listed_in != session {
                     out.listed_in = session;
                     self.list_in_cork();
@@ -316,7 +318,7 @@ impl Peer {
                 out.queue.len() >= CORK_LIMIT
             }
             // Corked bytes ahead of ours wait for no writable event.
-            None => out.corked,
+            None => self.corked.load(Ordering::Acquire),
         };
         if write_now {
             self.write_queue(&mut out).map_err(SendError::Io)?;
@@ -342,7 +344,8 @@ impl Peer {
     /// replies go out in one write per batch. Sends that must not wait
     /// (requests, pings) are never corked. Without `cork_owner`, sends to
     /// this peer are written at once, as outside a batch (a batch of one
-    /// message, with nothing after it to join).
+    /// message, with nothing after it to join); what an earlier batch left
+    /// corked for it is still written at the end.
     pub fn run_corked(
         self: &Arc<Self>,
         server: ServerKey,
@@ -370,8 +373,7 @@ impl Peer {
             // Its failure is its own: the I/O thread closes it.
             let _ = other.write_corked();
         }
-        // Without `cork_owner` nothing of the owner was corked.
-        let written = match !cork_owner || more_follow() {
+        let written = match more_follow() {
             true => Ok(()),
             false => self.write_corked(),
         };
@@ -400,8 +402,12 @@ impl Peer {
 
     /// Writes the queue if part of it was held back by a cork.
     fn write_corked(&self) -> io::Result<()> {
+        // Without the lock first: usually nothing is corked.
+        if !self.corked.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut out = self.outbound();
-        match out.corked {
+        match self.corked.load(Ordering::Acquire) {
             true => self.write_queue(&mut out),
             false => Ok(()),
         }
@@ -481,7 +487,7 @@ impl Peer {
     /// Writes the queue until the socket is full or the queue empty; a
     /// socket error marks the peer failed.
     fn write_queue(&self, out: &mut Outbound) -> io::Result<()> {
-        out.corked = false;
+        self.corked.store(false, Ordering::Release);
         let result = out.queue.write_to(self.stream.as_raw_fd());
         let held = out.queue.held();
         out.account.set(held);
@@ -688,6 +694,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(available(&mut other_remote), b"other");
+    }
+
+    #[test]
+    fn a_batch_that_does_not_cork_its_owner_still_writes_what_an_earlier_one_corked() {
+        let (peer, mut remote) = pair(1 << 20);
+        // More followed: held back for the next batch to write.
+        peer.run_corked(0, || true, true, || peer.send([b"one", &[]]).unwrap())
+            .unwrap();
+        assert!(available(&mut remote).is_empty());
+        // The next batch (a lone message) sends nothing to its owner.
+        peer.run_corked(0, || false, false, || {}).unwrap();
+        assert_eq!(available(&mut remote), b"one");
     }
 
     #[test]
