@@ -30,11 +30,20 @@ pub type Job = Box<dyn FnOnce() + Send>;
 /// A job as queued: whether shutting down may drop it unstarted (a message
 /// callback may be; an `on_connect`/`on_disconnect` call is not).
 struct Queued {
-    job: Job,
+    work: Work,
     droppable: bool,
     /// A callback (counted by `dispatch`), not a lane's runner, whose
     /// callbacks count themselves.
     callback: bool,
+}
+
+/// What a queued item does.
+enum Work {
+    /// Runs a job.
+    Job(Job),
+    /// Runs a lane's jobs until it has none (see [`WorkerPool::submit_in`]):
+    /// queued as is, not boxed, as it is queued again for most batches.
+    Drain(Lane),
 }
 
 /// What happens to queued jobs: all run (until shutdown), droppable ones
@@ -59,7 +68,10 @@ type Outstanding = Arc<(Mutex<usize>, Condvar)>;
 /// Runs (or, by `policy`, drops) one queued job and counts it finished.
 fn finish(queued: Queued, policy: &AtomicU8, outstanding: &Outstanding) {
     if runs(policy, queued.droppable) {
-        run_guarded(queued.job);
+        match queued.work {
+            Work::Job(job) => run_guarded(job),
+            Work::Drain(lane) => lane.drain(policy),
+        }
         if queued.callback {
             count_callback();
         }
@@ -232,6 +244,38 @@ impl Lane {
     fn state(&self) -> std::sync::MutexGuard<'_, LaneState> {
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Runs the lane's jobs in order (or drops them, by `policy`) until it
+    /// has none: the one queued item of a draining lane.
+    fn drain(&self, policy: &AtomicU8) {
+        loop {
+            // The drop count is read with the job taken, under the lock
+            // `drop_queued` counts under: a batch taken before a drop
+            // sees it.
+            let (next, drops) = {
+                let mut state = self.state();
+                let next = state.jobs.pop_front();
+                state.draining = next.is_some();
+                (next, self.0.drops.load(Ordering::Acquire))
+            };
+            match next {
+                Some(LaneJob::Single(job)) if runs(policy, false) => {
+                    run_guarded(job);
+                    count_callback();
+                }
+                Some(LaneJob::Batch(job)) if runs(policy, true) => {
+                    let batch = Batch {
+                        lane: &self.0,
+                        drops,
+                        policy,
+                    };
+                    run_guarded(|| job(&batch));
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
 }
 
 impl WorkerPool {
@@ -274,7 +318,7 @@ impl WorkerPool {
     #[cfg(test)]
     pub fn submit(&self, job: Job) -> bool {
         self.send(Queued {
-            job,
+            work: Work::Job(job),
             droppable: false,
             callback: true,
         })
@@ -284,7 +328,7 @@ impl WorkerPool {
     /// callback).
     pub fn submit_droppable(&self, job: Job) -> bool {
         self.send(Queued {
-            job,
+            work: Work::Job(job),
             droppable: true,
             callback: true,
         })
@@ -343,37 +387,8 @@ impl WorkerPool {
         }
         state.draining = true;
         drop(state);
-        let shared = lane.clone();
-        let policy = self.policy.clone();
-        let drain: Job = Box::new(move || loop {
-            // The drop count is read with the job taken, under the lock
-            // `drop_queued` counts under: a batch taken before a drop
-            // sees it.
-            let (next, drops) = {
-                let mut state = shared.state();
-                let next = state.jobs.pop_front();
-                state.draining = next.is_some();
-                (next, shared.0.drops.load(Ordering::Acquire))
-            };
-            match next {
-                Some(LaneJob::Single(job)) if runs(&policy, false) => {
-                    run_guarded(job);
-                    count_callback();
-                }
-                Some(LaneJob::Batch(job)) if runs(&policy, true) => {
-                    let batch = Batch {
-                        lane: &shared.0,
-                        drops,
-                        policy: &policy,
-                    };
-                    run_guarded(|| job(&batch));
-                }
-                Some(_) => {}
-                None => return,
-            }
-        });
         let queued = Queued {
-            job: drain,
+            work: Work::Drain(lane.clone()),
             droppable: false,
             callback: false,
         };
