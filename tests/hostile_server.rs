@@ -557,3 +557,57 @@ fn a_peer_that_half_closes_after_its_request_still_gets_the_reply() {
         assert_eq!(reason, veltix::client::DisconnectReason::PeerClosed);
     }
 }
+
+/// Sends from the host and from a callback that find the peer's socket
+/// full wait in its queue, and the I/O thread writes them when the peer
+/// reads again: nothing else is sent meanwhile to push them out.
+#[test]
+fn a_peer_that_stops_reading_gets_every_queued_byte_once_it_reads_again() {
+    const FRAMES: usize = 4096;
+    const PAYLOAD: usize = 8 * 1024;
+    let _serial = serial();
+    let _watchdog = Watchdog::new("the stalled reader", Duration::from_secs(60), 2048 * MIB);
+    let running = Running::start(|config| config.max_outbound_bytes = 64 * MIB as u32);
+    let payload = vec![7u8; PAYLOAD];
+    let burst = payload.clone();
+    running
+        .server
+        .route(
+            SLOW,
+            Arc::new(move |server, peer, _| {
+                for _ in 0..FRAMES / 2 {
+                    server.send(peer, SLOW, &burst).unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    let mut peer = RawPeer::handshaken(running.port);
+    // Half from a callback (corked, written at its end)...
+    peer.write(&frame(SLOW, 1, b"")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.server.peer_ids().is_empty() {
+        assert!(Instant::now() < deadline, "never connected");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let id = running.server.peer_ids()[0];
+    // ...and half from the host, while the peer reads nothing.
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..FRAMES / 2 {
+        running.server.send(id, ECHO, &payload).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    peer.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let expected = FRAMES * (15 + PAYLOAD);
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while got < expected {
+        match peer.stream.read(&mut buf) {
+            Ok(0) => panic!("closed after {got} of {expected} bytes"),
+            Ok(n) => got += n,
+            Err(e) => panic!("stuck after {got} of {expected} bytes: {e}"),
+        }
+    }
+    assert_eq!(got, expected);
+}

@@ -386,6 +386,11 @@ impl EventLoop {
         let Some(connection) = self.connections.get(key) else {
             return;
         };
+        // Most writable events come with a readable one, with nothing to
+        // write: no lock for them.
+        if !connection.peer.awaits_writable() {
+            return;
+        }
         if let Err(e) = connection.peer.flush() {
             log_at!(Debug, "write to peer {} failed: {e}", connection.peer.id);
             self.close(key, DisconnectReason::Error, false);

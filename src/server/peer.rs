@@ -148,6 +148,11 @@ pub(crate) struct Peer {
     /// Written under the outbound lock; read without it by a batch's end,
     /// which needs only what its own thread or lane corked.
     corked: AtomicBool,
+    /// Queued bytes wait for the socket to become writable (a write found
+    /// it full): only then does a writable event need the lock. Set
+    /// before the write is tried again, so an event that comes after that
+    /// write sees it.
+    blocked: AtomicBool,
     max_outbound: usize,
     tags: Mutex<BTreeMap<String, String>>,
     /// Bytes and frames since the handshake, the last round trip.
@@ -230,6 +235,7 @@ impl Peer {
             tags: Mutex::default(),
             stats: ConnectionStats::new(),
             corked: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
         }
     }
 
@@ -291,6 +297,9 @@ impl Peer {
                 }
             }
         }
+        // A direct write that found the socket full queues the rest and
+        // writes the queue, which flags it for the writable event.
+        let socket_full = out.queue.len() == 0 && !corking;
         let adding = parts[0].len() + parts[1].len();
         let queued = out.queue.len() + adding;
         if queued > self.max_outbound {
@@ -318,13 +327,19 @@ impl Peer {
                 out.queue.len() >= CORK_LIMIT
             }
             // Corked bytes ahead of ours wait for no writable event.
-            None => self.corked.load(Ordering::Acquire),
+            None => self.corked.load(Ordering::Acquire) || socket_full,
         };
         if write_now {
             self.write_queue(&mut out).map_err(SendError::Io)?;
         }
         self.stats.frames_sent_serialized(frames, frame_len);
         Ok(())
+    }
+
+    /// Whether queued bytes wait for the socket to become writable (then
+    /// the I/O thread flushes them; corked ones wait for their batch).
+    pub fn awaits_writable(&self) -> bool {
+        self.blocked.load(Ordering::SeqCst)
     }
 
     /// Writes queued bytes until the socket is full or the queue empty (the
@@ -488,7 +503,20 @@ impl Peer {
     /// socket error marks the peer failed.
     fn write_queue(&self, out: &mut Outbound) -> io::Result<()> {
         self.corked.store(false, Ordering::Release);
-        let result = out.queue.write_to(self.stream.as_raw_fd());
+        let result = loop {
+            match out.queue.write_to(self.stream.as_raw_fd()) {
+                // A writable event that came between the full socket and
+                // the flag saw no flag: try once more with it set (SeqCst:
+                // the I/O thread reads it after the event's system call).
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && !self.blocked.swap(true, Ordering::SeqCst) => {}
+                result => break result,
+            }
+        };
+        if out.queue.len() == 0 {
+            self.blocked.store(false, Ordering::SeqCst);
+        }
         let held = out.queue.held();
         out.account.set(held);
         match result {
