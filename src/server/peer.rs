@@ -153,6 +153,9 @@ pub(crate) struct Peer {
     /// before the write is tried again, so an event that comes after that
     /// write sees it.
     blocked: AtomicBool,
+    /// Whether `failed` is set in the outbound state, for a look without
+    /// the lock.
+    has_failed: AtomicBool,
     max_outbound: usize,
     tags: Mutex<BTreeMap<String, String>>,
     /// Bytes and frames since the handshake, the last round trip.
@@ -236,6 +239,7 @@ impl Peer {
             stats: ConnectionStats::new(),
             corked: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            has_failed: AtomicBool::new(false),
         }
     }
 
@@ -292,7 +296,7 @@ impl Peer {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
-                    out.failed = Some(DisconnectReason::Error);
+                    self.fail(&mut out, DisconnectReason::Error);
                     return Err(SendError::Io(e));
                 }
             }
@@ -303,12 +307,12 @@ impl Peer {
         let adding = parts[0].len() + parts[1].len();
         let queued = out.queue.len() + adding;
         if queued > self.max_outbound {
-            out.failed = Some(DisconnectReason::Error);
+            self.fail(&mut out, DisconnectReason::Error);
             out.clear();
             return Err(SendError::Overflow { queued });
         }
         if !out.account.may_grow(adding) {
-            out.failed = Some(DisconnectReason::Error);
+            self.fail(&mut out, DisconnectReason::Error);
             out.clear();
             return Err(SendError::OverBudget { queued });
         }
@@ -499,6 +503,13 @@ impl Peer {
         });
     }
 
+    /// Marks the connection failed for `reason`, unless it already failed
+    /// for another: sends are refused from now on.
+    fn fail(&self, out: &mut Outbound, reason: DisconnectReason) {
+        out.failed.get_or_insert(reason);
+        self.has_failed.store(true, Ordering::Release);
+    }
+
     /// Writes the queue until the socket is full or the queue empty; a
     /// socket error marks the peer failed.
     fn write_queue(&self, out: &mut Outbound) -> io::Result<()> {
@@ -524,7 +535,7 @@ impl Peer {
             // The rest goes when the socket is writable again.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => {
-                out.failed = Some(DisconnectReason::Error);
+                self.fail(out, DisconnectReason::Error);
                 Err(e)
             }
         }
@@ -537,12 +548,17 @@ impl Peer {
 
     /// Why the connection failed on a send, if it did.
     pub fn failure(&self) -> Option<DisconnectReason> {
+        // Without the lock first: the I/O thread asks after every read.
+        if !self.has_failed.load(Ordering::Acquire) {
+            return None;
+        }
         self.outbound().failed
     }
 
     /// Refuses further sends (`reason` is kept unless a failure came first).
     pub fn refuse_sends(&self, reason: DisconnectReason) {
-        self.outbound().failed.get_or_insert(reason);
+        let mut out = self.outbound();
+        self.fail(&mut out, reason);
     }
 
     /// Ends the connection (the I/O thread, after deregistering it): queued
@@ -554,7 +570,7 @@ impl Peer {
         }
         {
             let mut out = self.outbound();
-            out.failed.get_or_insert(DisconnectReason::Manual);
+            self.fail(&mut out, DisconnectReason::Manual);
             out.clear();
         }
         let _ = self.stream.shutdown(Shutdown::Both);
