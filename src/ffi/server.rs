@@ -449,9 +449,10 @@ pub unsafe extern "C" fn veltix_server_unroute(
 /// batch), or once 64 KiB gather for a peer; what goes to the peer whose
 /// callbacks run waits further while more of its messages are queued (a
 /// pipelining client). So a callback that replies or broadcasts costs one
-/// write per receiver per batch, not per message. With
-/// `callbacks_on_io_thread`, a batch of one message writes what it sends to
-/// its own peer at once (nothing could join it). What a callback sent is
+/// write per receiver per batch, not per message. A batch of one message
+/// with no other batch of its peer queued behind it (with
+/// `callbacks_on_io_thread`, every batch of one message) writes what it
+/// sends to its own peer at once (nothing could join it). What a callback sent is
 /// written at the latest when its batch ends, or before it blocks in
 /// `veltix_server_send_and_wait()` or `veltix_server_ping()`; a callback
 /// that computes for long after a send delays that send as long. Requests
