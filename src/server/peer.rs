@@ -434,8 +434,9 @@ impl Peer {
 
     /// Adds a broadcast of `frame` (header and payload) to this thread's
     /// run, if its session has one to the receivers of `server` at
-    /// `table_version`: the number of receivers. `None` when the caller must send it peer by
-    /// peer (and may then start a run with [`Peer::start_broadcast_run`]).
+    /// `table_version`: the number of receivers. `None` when the caller
+    /// must send it peer by peer (and may then start a run with
+    /// [`Peer::start_broadcast_run`]).
     pub fn add_to_broadcast_run(
         server: ServerKey,
         table_version: u64,
