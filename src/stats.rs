@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// A moment as statistics keep it: microseconds since the first one the
 /// process took. One subtraction makes it from an `Instant`, so a loop
 /// handling many reads at one moment makes it once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy)]
 pub struct StatsTime(u64);
 
 impl StatsTime {
