@@ -22,7 +22,9 @@ fn main() {
         "\n/** Version of this header (the library's runtime version is veltix_version()). */\n\
          #define VELTIX_VERSION_MAJOR {}\n#define VELTIX_VERSION_MINOR {}\n#define VELTIX_VERSION_PATCH {}\n\
          /** The library version as a string literal. */\n#define VELTIX_VERSION_STRING \"{}\"\n\
-         /** The Veltix protocol version spoken (\"MAJOR.MINOR\"). */\n#define VELTIX_PROTOCOL_VERSION \"1.0\"\n",
+         /** The Veltix protocol version spoken (\"MAJOR.MINOR\"). */\n#define VELTIX_PROTOCOL_VERSION \"1.0\"\n\n\
+         /** The handle veltix_*_event_fd() gives: a file descriptor on POSIX, a SOCKET on Windows. */\n\
+         #if defined(_WIN32)\ntypedef uintptr_t veltix_socket_t;\n#else\ntypedef int veltix_socket_t;\n#endif\n",
         version("MAJOR"),
         version("MINOR"),
         version("PATCH"),

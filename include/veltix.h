@@ -65,6 +65,13 @@
 /** The Veltix protocol version spoken ("MAJOR.MINOR"). */
 #define VELTIX_PROTOCOL_VERSION "1.0"
 
+/** The handle veltix_*_event_fd() gives: a file descriptor on POSIX, a SOCKET on Windows. */
+#if defined(_WIN32)
+typedef uintptr_t veltix_socket_t;
+#else
+typedef int veltix_socket_t;
+#endif
+
 
 /**
  * A Veltix client (opaque). Create with `veltix_client_new()`, release with
@@ -893,12 +900,20 @@ veltix_status_t veltix_client_dispatch(struct veltix_client_t *client,
                                        size_t *out_count);
 
 /**
- * Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+ * Dispatch mode: writes to `*out_fd` a handle that is readable while
  * callbacks are due, for the host's poll/epoll/select, libuv or GUI loop:
  * when it is readable, call `veltix_client_dispatch(client, 0, NULL)`. It
- * belongs to the client (do not close it) and is valid until
- * `veltix_client_free()`. It may be readable with nothing due (dispatch
- * then returns 0).
+ * may be readable with nothing due (dispatch then returns 0).
+ *
+ * What it is, by platform:
+ * - Linux: an eventfd; Apple's systems and the BSDs: one end of a socket
+ *   pair. Wait for it with poll, epoll, kqueue, select or `uv_poll`.
+ * - Windows: a loopback TCP `SOCKET`. Wait for it with `WSAPoll`,
+ *   `select`, `WSAEventSelect` or `uv_poll` (not with
+ *   `WaitForSingleObject`: it is not an event object).
+ *
+ * Only wait for it: do not read, write, close or change its mode. It
+ * belongs to the client and is valid until `veltix_client_free()`.
  *
  * Returns `VELTIX_ERR_INVALID_ARGUMENT` if the client has worker threads.
  *
@@ -906,7 +921,7 @@ veltix_status_t veltix_client_dispatch(struct veltix_client_t *client,
  * `client` must be a live client; `out_fd` writable.
  */
 veltix_status_t veltix_client_event_fd(struct veltix_client_t *client,
-                                       int *out_fd);
+                                       veltix_socket_t *out_fd);
 
 /**
  * Disconnects (without calling `on_disconnect`), fails pending requests
@@ -1398,7 +1413,7 @@ veltix_status_t veltix_server_dispatch(struct veltix_server_t *server,
  * `server` must be a live server; `out_fd` writable.
  */
 veltix_status_t veltix_server_event_fd(struct veltix_server_t *server,
-                                       int *out_fd);
+                                       veltix_socket_t *out_fd);
 
 /**
  * Closes the server as `veltix_server_close()` does (so each connected

@@ -14,6 +14,7 @@ mod budget;
 mod callbacks;
 pub mod client;
 mod config_checks;
+pub mod disconnect;
 pub mod error;
 pub mod ffi;
 pub mod liveness;
@@ -23,6 +24,7 @@ pub mod protocol;
 mod reply_spin;
 pub mod server;
 pub mod stats;
+pub mod sys;
 mod workers;
 mod writer;
 

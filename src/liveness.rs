@@ -3,7 +3,6 @@
 //! and TCP keepalive. Off by default, as in the reference, which has
 //! neither.
 
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -94,47 +93,19 @@ impl Liveness {
     }
 
     /// Sets TCP keepalive on `socket` as configured (nothing if off).
-    pub(crate) fn apply_keepalive(&self, socket: &impl AsRawFd) -> std::io::Result<()> {
-        let Some(keepalive) = self.tcp_keepalive else {
-            return Ok(());
-        };
-        let fd = socket.as_raw_fd();
-        set_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-        set_option(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPIDLE,
-            keepalive.idle.as_secs() as i32,
-        )?;
-        set_option(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPINTVL,
-            keepalive.interval.as_secs() as i32,
-        )?;
-        set_option(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPCNT,
-            keepalive.count as i32,
-        )
-    }
-}
-
-fn set_option(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {
-    // SAFETY: `value` outlives the call and its size is passed.
-    let result = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    match result {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
+    pub(crate) fn apply_keepalive(
+        &self,
+        socket: &impl crate::sys::AsSocket,
+    ) -> std::io::Result<()> {
+        match self.tcp_keepalive {
+            Some(keepalive) => crate::sys::set_keepalive(
+                socket,
+                keepalive.idle,
+                keepalive.interval,
+                keepalive.count,
+            ),
+            None => Ok(()),
+        }
     }
 }
 

@@ -13,7 +13,6 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,6 +22,7 @@ use std::time::Duration;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use crate::log::log_at;
+use crate::sys::{Notifier, PollHandle};
 
 /// A unit of work for the pool.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -95,46 +95,36 @@ fn count_callback() {
     CALLBACKS_RUN.with(|count| count.set(count.get() + 1));
 }
 
-/// Dispatch mode: the queue the host drains, and its eventfd.
+/// Dispatch mode: the queue the host drains, and the handle its loop polls.
 struct Host {
     receiver: Receiver<Queued>,
-    /// Readable while jobs wait (a counter the host may poll).
-    event: OwnedFd,
-    /// Set once the eventfd was written since the host last reset it, so a
-    /// burst of jobs costs one write.
+    /// Readable while jobs wait.
+    event: Notifier,
+    /// Set once the notifier was raised since the host last reset it, so a
+    /// burst of jobs costs one system call.
     armed: AtomicBool,
 }
 
 impl Host {
     fn new(receiver: Receiver<Queued>) -> std::io::Result<Host> {
-        // SAFETY: eventfd takes no pointers; a valid result is a new fd.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
         Ok(Host {
             receiver,
-            // SAFETY: fd is a new descriptor owned by nobody else.
-            event: unsafe { OwnedFd::from_raw_fd(fd) },
+            event: Notifier::new()?,
             armed: AtomicBool::new(false),
         })
     }
 
-    /// After a job was queued: makes the eventfd readable.
+    /// After a job was queued: makes the handle readable.
     fn signal(&self) {
         if !self.armed.swap(true, Ordering::SeqCst) {
-            let one = 1u64;
-            // SAFETY: writes 8 bytes from a live u64 to our eventfd.
-            unsafe { libc::write(self.event.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            self.event.raise();
         }
     }
 
-    /// Before draining: makes the eventfd unreadable. Jobs queued from now
+    /// Before draining: makes the handle unreadable. Jobs queued from now
     /// on signal again; those queued before are drained by the caller.
     fn reset(&self) {
-        let mut count = 0u64;
-        // SAFETY: reads 8 bytes into a live u64 from our non-blocking eventfd.
-        unsafe { libc::read(self.event.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        self.event.clear();
         self.armed.store(false, Ordering::SeqCst);
     }
 }
@@ -146,6 +136,15 @@ pub enum DispatchError {
     NotInDispatchMode,
     /// Called from inside a dispatched callback.
     Nested,
+}
+
+impl From<DispatchError> for crate::Error {
+    fn from(error: DispatchError) -> Self {
+        crate::Error::InvalidArgument(match error {
+            DispatchError::NotInDispatchMode => "callbacks run on worker threads (config.max_workers > 0). Fix: create it with max_workers = 0 to run callbacks on your own thread with dispatch".into(),
+            DispatchError::Nested => "dispatch was called from inside a dispatched callback. Fix: return from the callback; the host's loop dispatches again".into(),
+        })
+    }
 }
 
 /// A fixed set of threads running submitted jobs, or (dispatch mode) a
@@ -429,9 +428,10 @@ impl WorkerPool {
         self.host.is_some()
     }
 
-    /// Dispatch mode: the eventfd that is readable while jobs wait.
-    pub fn event_fd(&self) -> Option<RawFd> {
-        self.host.as_ref().map(|host| host.event.as_raw_fd())
+    /// Dispatch mode: the handle that is readable while jobs wait.
+    pub fn event_handle(&self) -> Result<PollHandle, DispatchError> {
+        let host = self.host.as_ref().ok_or(DispatchError::NotInDispatchMode)?;
+        Ok(host.event.handle())
     }
 
     /// Dispatch mode: waits up to `timeout` (`None`: for ever) for a job,
@@ -622,7 +622,7 @@ mod tests {
     #[test]
     fn in_dispatch_mode_the_event_fd_never_misses_a_queued_job() {
         let pool = Arc::new(WorkerPool::new("test", 0).unwrap());
-        let fd = pool.event_fd().unwrap();
+        let handle = pool.event_handle().unwrap();
         let ran = Arc::new(Mutex::new(0usize));
         let producer = {
             let (pool, ran) = (pool.clone(), ran.clone());
@@ -638,16 +638,10 @@ mod tests {
         };
         let mut dispatched = 0;
         while dispatched < 20_000 {
-            let mut pollfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let ready = unsafe { libc::poll(&mut pollfd, 1, 5000) };
-            assert_eq!(
-                ready, 1,
-                "jobs waited ({dispatched} of 20000 run) with the fd quiet"
+            let ready = crate::sys::wait_readable(handle, Duration::from_secs(5)).unwrap();
+            assert!(
+                ready,
+                "jobs waited ({dispatched} of 20000 run) with the handle quiet"
             );
             dispatched += pool.dispatch(Some(Duration::ZERO)).unwrap();
         }

@@ -27,12 +27,12 @@
 //! is read when a send starts, when a send written by its caller returns,
 //! and when a write has to wait.
 //!
-//! Writes use `MSG_NOSIGNAL`: a peer that resets the connection gives an
-//! error, never a `SIGPIPE` that would kill the host process.
+//! Writes go through [`crate::sys::send`]: a peer that resets the
+//! connection gives an error, never a `SIGPIPE` that would kill the host
+//! process.
 
 use std::io;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::log::log_at;
 use crate::protocol::frame::{FrameHeader, HEADER_SIZE};
+use crate::sys::{self, AsSocket};
 
 /// Frames up to this size may be queued.
 const MAX_QUEUED_FRAME: usize = 64 * 1024;
@@ -58,9 +59,10 @@ pub struct FrameWriter {
 }
 
 struct Shared {
+    /// The socket. Only the holder of `socket` writes to it; anyone may
+    /// shut it down, also while a write waits.
+    stream: TcpStream,
     socket: Mutex<Socket>,
-    /// The socket's descriptor, to shut it down while a write holds it.
-    fd: RawFd,
     queue: Mutex<Queue>,
     /// Wakes the flusher: frames were queued, or it must stop.
     work: Condvar,
@@ -73,8 +75,8 @@ struct Shared {
     send_timeout: Duration,
 }
 
+/// The right to write to the stream.
 struct Socket {
-    stream: TcpStream,
     /// The previous queue's buffer, kept to reuse its capacity.
     spare: Vec<u8>,
 }
@@ -100,14 +102,14 @@ impl Queue {
 impl FrameWriter {
     /// A writer over `stream` (typically a `try_clone` of the reader's);
     /// each write of its flusher waits at most `send_timeout` for room. The
-    /// flusher thread starts with the first burst.
-    pub fn new(stream: TcpStream, send_timeout: Duration) -> Self {
+    /// flusher thread starts with the first burst. Fails if the socket
+    /// cannot be set up for bounded writes
+    /// ([`sys::enable_send_deadlines`]).
+    pub fn new(stream: TcpStream, send_timeout: Duration) -> io::Result<Self> {
+        sys::enable_send_deadlines(&stream)?;
         let shared = Arc::new(Shared {
-            fd: stream.as_raw_fd(),
-            socket: Mutex::new(Socket {
-                stream,
-                spare: Vec::new(),
-            }),
+            stream,
+            socket: Mutex::new(Socket { spare: Vec::new() }),
             queue: Mutex::new(Queue {
                 bytes: Vec::new(),
                 flusher_busy: false,
@@ -121,10 +123,10 @@ impl FrameWriter {
             epoch: Instant::now(),
             send_timeout,
         });
-        FrameWriter {
+        Ok(FrameWriter {
             shared,
             flusher: Mutex::new(None),
-        }
+        })
     }
 
     /// Sends one frame. Returns once the frame is written to the socket or
@@ -166,10 +168,10 @@ impl FrameWriter {
         };
         // Frames queued before ours go first.
         let limit = &mut limit;
-        let fd = socket.stream.as_raw_fd();
+        let stream = &self.shared.stream;
         self.shared
             .write_queue(&mut socket, limit)
-            .and_then(|()| write_parts_within(fd, &mut [&header, payload], limit))?;
+            .and_then(|()| write_parts_within(stream, &mut [&header, payload], limit))?;
         drop(socket);
         let finished = self.shared.nanos_since_epoch(Instant::now());
         self.shared.last_send.store(finished, Ordering::Relaxed);
@@ -250,8 +252,7 @@ impl FrameWriter {
     pub fn stop(&self) {
         lock(&self.shared.queue).stopping = true;
         self.shared.work.notify_all();
-        // SAFETY: the descriptor stays open while `shared` holds its stream.
-        unsafe { libc::shutdown(self.shared.fd, libc::SHUT_RDWR) };
+        let _ = self.shared.stream.shutdown(Shutdown::Both);
         if let Some(flusher) = lock(&self.flusher).take() {
             let _ = flusher.join();
         }
@@ -302,7 +303,8 @@ impl Shared {
                 drop(queue);
                 // Only now: the reader, seeing the socket end, must find the
                 // failure recorded.
-                let _ = socket.stream.shutdown(Shutdown::Both);
+                let _ = self.stream.shutdown(Shutdown::Both);
+                drop(socket);
                 return;
             }
         }
@@ -322,8 +324,7 @@ impl Shared {
             }
             std::mem::swap(&mut queue.bytes, &mut socket.spare);
         }
-        let fd = socket.stream.as_raw_fd();
-        let result = write_parts_within(fd, &mut [&socket.spare, &[]], limit);
+        let result = write_parts_within(&self.stream, &mut [&socket.spare, &[]], limit);
         socket.spare.clear();
         result
     }
@@ -336,12 +337,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A frame as written: header, then payload (either may be empty).
 pub(crate) type Parts<'a> = [&'a [u8]; 2];
 
-/// Writes all of `parts` with `sendmsg(MSG_NOSIGNAL)`, retrying partial
-/// writes and interrupts, with no allocation. On an error (including
-/// `WouldBlock` from a full non-blocking socket) `parts` holds the bytes
-/// still unsent. Never raises `SIGPIPE`.
-pub(crate) fn write_parts(fd: RawFd, parts: &mut Parts<'_>) -> io::Result<()> {
-    write_parts_with(fd, parts, None)
+/// Writes all of `parts` with [`sys::send`], retrying partial writes and
+/// interrupts, with no allocation. On an error (including `WouldBlock`
+/// from a full non-blocking socket) `parts` holds the bytes still unsent.
+/// Never raises `SIGPIPE`. On a mio socket, call it inside `try_io`.
+pub(crate) fn write_parts(socket: &impl AsSocket, parts: &mut Parts<'_>) -> io::Result<()> {
+    write_parts_with(socket, parts, None)
 }
 
 /// How long a blocked write may wait for room: `timeout` from when it first
@@ -376,31 +377,31 @@ impl WriteLimit {
 /// As [`write_parts`] on a blocking socket, but waits for room only within
 /// `limit`: `TimedOut` then, with `parts` holding the unsent bytes.
 pub(crate) fn write_parts_within(
-    fd: RawFd,
+    stream: &TcpStream,
     parts: &mut Parts<'_>,
     limit: &mut WriteLimit,
 ) -> io::Result<()> {
-    write_parts_with(fd, parts, Some(limit))
+    write_parts_with(stream, parts, Some(limit))
 }
 
 /// Writes `parts`; without a limit, as the socket's own blocking mode
 /// decides; with one, each call is non-blocking and the wait for room is a
 /// poll bounded by the limit.
 fn write_parts_with(
-    fd: RawFd,
+    socket: &impl AsSocket,
     parts: &mut Parts<'_>,
     mut limit: Option<&mut WriteLimit>,
 ) -> io::Result<()> {
-    let flags = match limit {
-        Some(_) => libc::MSG_DONTWAIT,
-        None => 0,
-    };
     while parts.iter().any(|part| !part.is_empty()) {
-        let mut sent = match send_slices(fd, parts, flags) {
+        let sent = match limit {
+            Some(_) => sys::send_nowait(socket, parts),
+            None => sys::send(socket, parts),
+        };
+        let mut sent = match sent {
             Ok(sent) => sent,
             Err(error) => match (error.kind(), limit.as_deref_mut()) {
                 (io::ErrorKind::WouldBlock, Some(limit)) => {
-                    wait_writable(fd, limit.deadline())?;
+                    sys::wait_writable(socket, limit.deadline())?;
                     continue;
                 }
                 _ => return Err(error),
@@ -413,85 +414,6 @@ fn write_parts_with(
         }
     }
     Ok(())
-}
-
-/// Most slices one [`send_slices`] call takes (the rest waits for the next).
-pub(crate) const MAX_SLICES: usize = 64;
-
-/// One `sendmsg(MSG_NOSIGNAL | flags)` of up to [`MAX_SLICES`] of `slices`,
-/// retried on interrupts; the number of bytes the socket took.
-pub(crate) fn send_slices(fd: RawFd, slices: &[&[u8]], flags: libc::c_int) -> io::Result<usize> {
-    // A frame (header and payload) is the hot path: a two-entry iovec
-    // array, not one sized for a queue's many chunks.
-    match slices.len() {
-        0..=2 => send_iovecs::<2>(fd, slices, flags),
-        _ => send_iovecs::<MAX_SLICES>(fd, slices, flags),
-    }
-}
-
-fn send_iovecs<const N: usize>(
-    fd: RawFd,
-    slices: &[&[u8]],
-    flags: libc::c_int,
-) -> io::Result<usize> {
-    let empty = libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    };
-    let mut iov = [empty; N];
-    let count = slices.len().min(N);
-    for (vec, slice) in iov.iter_mut().zip(slices) {
-        vec.iov_base = slice.as_ptr() as *mut libc::c_void;
-        vec.iov_len = slice.len();
-    }
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = count as _;
-    loop {
-        // SAFETY: the iovecs point into live slices for the duration of the
-        // call; the caller owns the descriptor.
-        let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | flags) };
-        if sent >= 0 {
-            return Ok(sent as usize);
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
-}
-
-/// Waits until `fd` can take more bytes; `TimedOut` at `deadline`.
-fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer did not take the bytes in time",
-            ));
-        }
-        let mut pollfd = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // Round up so a sub-millisecond remainder still waits.
-        let millis = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
-        if ready > 0 {
-            // Writable, or an error/hang-up the next sendmsg reports.
-            return Ok(());
-        }
-        if ready < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -512,7 +434,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
-        let writer = Arc::new(FrameWriter::new(client, Duration::from_secs(60)));
+        let writer = Arc::new(FrameWriter::new(client, Duration::from_secs(60)).unwrap());
         let threads: Vec<_> = (0..8u16)
             .map(|t| {
                 let writer = writer.clone();
@@ -555,7 +477,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         drop(server);
-        let writer = FrameWriter::new(client, Duration::from_secs(60));
+        let writer = FrameWriter::new(client, Duration::from_secs(60)).unwrap();
         let payload = vec![0u8; 64 * 1024];
         let failed = (0..100).any(|_| writer.send(200, 0, &payload, far()).is_err());
         assert!(failed);
@@ -566,7 +488,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (_server, _) = listener.accept().unwrap();
-        let writer = FrameWriter::new(client, Duration::from_secs(60));
+        let writer = FrameWriter::new(client, Duration::from_secs(60)).unwrap();
         let payload = vec![0u8; 1 << 20];
         let started = Instant::now();
         let limit = WriteLimit::new(

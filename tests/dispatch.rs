@@ -62,14 +62,12 @@ unsafe extern "C" fn dispatch_inside(
     (*(user_data as *const Seen)).push(format!("nested dispatch {status}"));
 }
 
-/// Whether `fd` becomes readable within `timeout`.
-fn readable(fd: i32, timeout: Duration) -> bool {
-    let mut pollfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    unsafe { libc::poll(&mut pollfd, 1, timeout.as_millis() as i32) == 1 }
+/// A value no event handle has (the tests check it is left untouched).
+const NO_HANDLE: veltix_socket_t = veltix_socket_t::MAX;
+
+/// Whether `handle` becomes readable within `timeout`.
+fn readable(handle: veltix_socket_t, timeout: Duration) -> bool {
+    veltix::sys::wait_readable(handle, timeout).unwrap()
 }
 
 /// A server (worker mode) that greets each client with five messages and
@@ -109,7 +107,7 @@ fn client_callbacks_run_only_in_dispatch_on_the_host_thread_in_order() {
         veltix_client_on_recv(client.ptr, Some(on_recv), user_data, None);
         veltix_client_on_disconnect(client.ptr, Some(on_disconnect), user_data, None);
     }
-    let mut fd = -1;
+    let mut fd: veltix_socket_t = NO_HANDLE;
     assert_eq!(
         unsafe { veltix_client_event_fd(client.ptr, &mut fd) },
         VELTIX_OK
@@ -187,7 +185,7 @@ fn client_callbacks_run_only_in_dispatch_on_the_host_thread_in_order() {
 #[test]
 fn dispatch_is_refused_with_worker_threads() {
     let client = TestClient::new(support::free_port(), |_| {});
-    let mut fd = -1;
+    let mut fd: veltix_socket_t = NO_HANDLE;
     assert_eq!(
         unsafe { veltix_client_dispatch(client.ptr, 0, std::ptr::null_mut()) },
         VELTIX_ERR_INVALID_ARGUMENT
@@ -197,7 +195,7 @@ fn dispatch_is_refused_with_worker_threads() {
         unsafe { veltix_client_event_fd(client.ptr, &mut fd) },
         VELTIX_ERR_INVALID_ARGUMENT
     );
-    assert_eq!(fd, -1, "out written only on success");
+    assert_eq!(fd, NO_HANDLE, "out written only on success");
 }
 
 #[test]
@@ -221,7 +219,7 @@ fn a_dispatch_mode_server_runs_routes_on_the_host_thread() {
         )
         .unwrap();
     let port = server.start().unwrap();
-    let fd = server.event_fd().unwrap();
+    let fd = server.event_handle().unwrap();
     // The client pings with no host dispatching: the I/O thread answers.
     let client = TestClient::connected(port);
     let mut rtt = 0.0;

@@ -50,7 +50,8 @@ impl Connection {
         let writer = stream
             .try_clone()
             .map_err(|e| Error::io("cannot duplicate the socket", &e))?;
-        let writer = FrameWriter::new(writer, config.send_timeout);
+        let writer = FrameWriter::new(writer, config.send_timeout)
+            .map_err(|e| Error::io("cannot set the socket up for bounded sends", &e))?;
         Ok(Connection {
             stream,
             writer,
@@ -147,6 +148,7 @@ pub(crate) fn establish(
     stream
         .set_nodelay(true)
         .map_err(|e| Error::io("cannot set TCP_NODELAY", &e))?;
+    crate::sys::prepare_stream(&stream).map_err(|e| Error::io("cannot set the socket up", &e))?;
     config
         .liveness
         .apply_keepalive(&stream)

@@ -2,21 +2,8 @@
 
 use std::time::Duration;
 
+pub use crate::disconnect::DisconnectReason;
 use crate::error::Error;
-
-/// Why a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The server closed the connection cleanly (or the reconnection that
-    /// followed it failed).
-    ServerClosed,
-    /// A network error: reset, refused, timed out, rejected.
-    Error,
-    /// `disconnect()` was called; on a server, `close_client()` or `close()`.
-    Manual,
-    /// (Server side) the client closed the connection cleanly.
-    PeerClosed,
-}
 
 /// The state passed to `on_disconnect`, as in the reference's
 /// `DisconnectState`, with the error behind it.

@@ -30,6 +30,7 @@ use crate::protocol::frame::{check_frame_size, PING};
 use crate::protocol::ids::{IdAllocator, CLIENT_IDS};
 use crate::protocol::Message;
 use crate::stats::StatsSnapshot;
+use crate::sys::PollHandle;
 use crate::workers::WorkerPool;
 use attempt::Attempt;
 use connection::Connection;
@@ -400,12 +401,13 @@ impl Client {
     /// ever) for a callback to be due, then runs it and those due by then
     /// on the calling thread; how many ran.
     pub fn dispatch(&self, timeout: Option<Duration>) -> Result<usize> {
-        self.inner.workers.dispatch(timeout).map_err(dispatch_error)
+        Ok(self.inner.workers.dispatch(timeout)?)
     }
 
-    /// Dispatch mode: a descriptor readable while callbacks are due.
-    pub fn event_fd(&self) -> Result<std::os::fd::RawFd> {
-        self.inner.workers.event_fd().ok_or_else(not_dispatch_mode)
+    /// Dispatch mode: a handle readable while callbacks are due (a file
+    /// descriptor on POSIX, a `SOCKET` on Windows).
+    pub fn event_handle(&self) -> Result<PollHandle> {
+        Ok(self.inner.workers.event_handle()?)
     }
 
     // ----- messaging ----------------------------------------------------
@@ -708,24 +710,6 @@ enum Busy {
     Freed,
     Connected,
     InProgress,
-}
-
-/// The error for a dispatch-mode call on a client or server whose callbacks
-/// run on worker threads.
-pub(crate) fn not_dispatch_mode() -> Error {
-    Error::InvalidArgument(
-        "callbacks run on worker threads (config.max_workers > 0). Fix: create it with max_workers = 0 to run callbacks on your own thread with dispatch".into(),
-    )
-}
-
-/// The error for a dispatch that cannot run.
-pub(crate) fn dispatch_error(error: crate::workers::DispatchError) -> Error {
-    match error {
-        crate::workers::DispatchError::NotInDispatchMode => not_dispatch_mode(),
-        crate::workers::DispatchError::Nested => Error::InvalidArgument(
-            "dispatch was called from inside a dispatched callback. Fix: return from the callback; the host's loop dispatches again".into(),
-        ),
-    }
 }
 
 fn freed() -> Error {

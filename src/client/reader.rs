@@ -3,7 +3,6 @@
 //! reports the connection's end.
 
 use std::cell::Cell;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,7 +70,7 @@ impl Client {
                 // the pause counts as life.
                 clock.received(Instant::now());
             }
-            match decoder.fill_with(|buf| (&mut connection.stream()).read(buf)) {
+            match decoder.fill_with(|buf| crate::sys::read(connection.stream(), buf)) {
                 Ok(0) => {
                     break (
                         DisconnectReason::ServerClosed,

@@ -697,12 +697,20 @@ pub unsafe extern "C" fn veltix_client_dispatch(
     })
 }
 
-/// Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+/// Dispatch mode: writes to `*out_fd` a handle that is readable while
 /// callbacks are due, for the host's poll/epoll/select, libuv or GUI loop:
 /// when it is readable, call `veltix_client_dispatch(client, 0, NULL)`. It
-/// belongs to the client (do not close it) and is valid until
-/// `veltix_client_free()`. It may be readable with nothing due (dispatch
-/// then returns 0).
+/// may be readable with nothing due (dispatch then returns 0).
+///
+/// What it is, by platform:
+/// - Linux: an eventfd; Apple's systems and the BSDs: one end of a socket
+///   pair. Wait for it with poll, epoll, kqueue, select or `uv_poll`.
+/// - Windows: a loopback TCP `SOCKET`. Wait for it with `WSAPoll`,
+///   `select`, `WSAEventSelect` or `uv_poll` (not with
+///   `WaitForSingleObject`: it is not an event object).
+///
+/// Only wait for it: do not read, write, close or change its mode. It
+/// belongs to the client and is valid until `veltix_client_free()`.
 ///
 /// Returns `VELTIX_ERR_INVALID_ARGUMENT` if the client has worker threads.
 ///
@@ -711,11 +719,11 @@ pub unsafe extern "C" fn veltix_client_dispatch(
 #[no_mangle]
 pub unsafe extern "C" fn veltix_client_event_fd(
     client: *mut veltix_client_t,
-    out_fd: *mut std::ffi::c_int,
+    out_fd: *mut super::veltix_socket_t,
 ) -> veltix_status_t {
     with_status(|| {
         let out_fd = non_null_mut(out_fd, "out_fd")?;
-        *out_fd = with_client(client, |client| client.event_fd())?;
+        *out_fd = with_client(client, |client| client.event_handle())?;
         Ok(())
     })
 }

@@ -19,6 +19,12 @@ pub mod status;
 
 use std::ffi::c_char;
 
+/// The handle a dispatch-mode host polls (`veltix_*_event_fd()`): `int` on
+/// POSIX, `SOCKET` (pointer-sized) on Windows. The header declares it
+/// itself, by platform (build.rs), so cbindgen leaves it out.
+#[allow(non_camel_case_types)]
+pub type veltix_socket_t = crate::sys::PollHandle;
+
 pub use client::*;
 pub use config::*;
 pub use liveness::*;

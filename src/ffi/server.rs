@@ -14,7 +14,7 @@ use super::message::{as_message, into_handle, message_handle, veltix_message_t};
 use super::server_config::veltix_server_config_t;
 use super::stats::{veltix_stats_t, write_stats};
 use super::status::veltix_status_t;
-use crate::client::DisconnectReason;
+use crate::disconnect::DisconnectReason;
 use crate::error::{Error, Result};
 use crate::server::{
     PeerConnectHandler, PeerDisconnectHandler, PeerId, PeerMessageHandler, Server, ServerInner,
@@ -926,11 +926,11 @@ pub unsafe extern "C" fn veltix_server_dispatch(
 #[no_mangle]
 pub unsafe extern "C" fn veltix_server_event_fd(
     server: *mut veltix_server_t,
-    out_fd: *mut std::ffi::c_int,
+    out_fd: *mut super::veltix_socket_t,
 ) -> veltix_status_t {
     with_status(|| {
         let out_fd = non_null_mut(out_fd, "out_fd")?;
-        *out_fd = with_server(server, |server| server.event_fd())?;
+        *out_fd = with_server(server, |server| server.event_handle())?;
         Ok(())
     })
 }

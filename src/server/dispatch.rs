@@ -10,7 +10,7 @@ use super::handlers::PeerMessageHandler;
 use super::peer::{Peer, PeerId};
 use super::Server;
 use crate::callbacks::{with_thread_cache, HandledTypes, HandlerCache};
-use crate::client::DisconnectReason;
+use crate::disconnect::DisconnectReason;
 use crate::error::Error;
 use crate::log::log_at;
 use crate::protocol::frame::{FrameHeader, PING, PONG};

@@ -12,13 +12,11 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
@@ -28,7 +26,7 @@ use super::Server;
 use crate::backlog::Backlog;
 use crate::budget::Account;
 use crate::callbacks::HandledTypes;
-use crate::client::DisconnectReason;
+use crate::disconnect::DisconnectReason;
 use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
@@ -180,15 +178,9 @@ pub(super) fn listen(
     server: Server,
     addr: SocketAddr,
 ) -> io::Result<(EventLoop, Arc<Control>, SocketAddr)> {
-    let mut listener = TcpListener::bind(addr)?;
-    // mio listens with a backlog of 1024; a burst of connecting clients (a
-    // game server restarting) can overflow it, and every dropped SYN costs
-    // its client a second. Listening again raises it to the system's
-    // maximum (net.core.somaxconn).
-    // SAFETY: the descriptor belongs to `listener`.
-    if unsafe { libc::listen(listener.as_raw_fd(), libc::SOMAXCONN) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Not mio's bind: its backlog of 1024 overflows in a burst of
+    // connecting clients.
+    let mut listener = TcpListener::from_std(crate::sys::listen(addr)?);
     let bound = listener.local_addr()?;
     let poll = Poll::new()?;
     poll.registry()
@@ -318,8 +310,12 @@ impl EventLoop {
 
     /// Greets a new connection and starts its handshake clock, or refuses
     /// it with `server_full`.
-    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         let _ = stream.set_nodelay(true);
+        if let Err(e) = crate::sys::prepare_stream(&stream) {
+            log_at!(Error, "cannot set the connection from {addr} up: {e}");
+            return;
+        }
         let config = self.server.config();
         if let Err(e) = config.liveness.apply_keepalive(&stream) {
             log_at!(Warn, "cannot set TCP keepalive on {addr}: {e}");
@@ -327,18 +323,19 @@ impl EventLoop {
         if let Some(max) = config.max_connection {
             if self.connections.len() >= max as usize {
                 log_at!(Info, "refused {addr}: max_connection ({max}) reached");
-                let _ = write_parts(
-                    stream.as_raw_fd(),
-                    &mut [&handshake::rejection("server_full"), &[]],
-                );
+                let _ = write_parts(&stream, &mut [&handshake::rejection("server_full"), &[]]);
                 return;
             }
         }
         let entry = self.connections.vacant_entry();
         let key = entry.key();
-        let fd = stream.as_raw_fd();
+        // Registered for good: the socket leaves the poll when it closes
+        // (deregistering needs it exclusively, and callbacks may still
+        // hold its peer). Events of a closed connection that come after
+        // its key was reused are spurious events of the new one, which
+        // the loop tolerates as mio requires.
         if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd),
+            &mut stream,
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -365,7 +362,6 @@ impl EventLoop {
         );
         let peer = Arc::new(peer);
         if peer.send([&self.hello, &[]]).is_err() {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             return;
         }
         entry.insert(Connection {
@@ -591,8 +587,6 @@ impl EventLoop {
         let Some(connection) = self.connections.try_remove(key) else {
             return;
         };
-        let fd = connection.peer.stream.as_raw_fd();
-        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         let flush_first = matches!(
             reason,
             DisconnectReason::Manual | DisconnectReason::PeerClosed

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{PeerId, Server};
-use crate::client::DisconnectReason;
+use crate::disconnect::DisconnectReason;
 use crate::protocol::Message;
 
 /// Called with a message from a peer (route or `on_recv`).

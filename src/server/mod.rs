@@ -32,7 +32,7 @@ pub use peer::PeerId;
 
 use crate::backlog::BacklogLimits;
 use crate::budget::MemoryBudget;
-use crate::client::DisconnectReason;
+use crate::disconnect::DisconnectReason;
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::pending::PendingRequests;
@@ -40,6 +40,7 @@ use crate::protocol::frame::{check_frame_size, FrameHeader, PING};
 use crate::protocol::ids::{IdAllocator, SERVER_IDS};
 use crate::protocol::Message;
 use crate::stats::StatsSnapshot;
+use crate::sys::PollHandle;
 use crate::workers::{panic_message, WorkerPool};
 use event_loop::{Command, Control};
 use handlers::Callbacks;
@@ -262,18 +263,13 @@ impl Server {
     /// ever) for a callback to be due, then runs it and those due by then
     /// on the calling thread; how many ran.
     pub fn dispatch(&self, timeout: Option<Duration>) -> Result<usize> {
-        self.inner
-            .workers
-            .dispatch(timeout)
-            .map_err(crate::client::dispatch_error)
+        Ok(self.inner.workers.dispatch(timeout)?)
     }
 
-    /// Dispatch mode: a descriptor readable while callbacks are due.
-    pub fn event_fd(&self) -> Result<std::os::fd::RawFd> {
-        self.inner
-            .workers
-            .event_fd()
-            .ok_or_else(crate::client::not_dispatch_mode)
+    /// Dispatch mode: a handle readable while callbacks are due (a file
+    /// descriptor on POSIX, a `SOCKET` on Windows).
+    pub fn event_handle(&self) -> Result<PollHandle> {
+        Ok(self.inner.workers.event_handle()?)
     }
 
     // ----- messaging ----------------------------------------------------

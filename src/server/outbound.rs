@@ -8,9 +8,8 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::RawFd;
 
-use crate::writer::{send_slices, MAX_SLICES};
+use crate::sys::{self, AsSocket, MAX_SLICES};
 
 /// Largest chunk; below the allocator's large-allocation threshold, so
 /// chunks are recycled rather than mapped and unmapped.
@@ -85,13 +84,14 @@ impl ChunkQueue {
         }
     }
 
-    /// Writes queued bytes to `fd` until the queue is empty (`Ok`) or the
-    /// socket is full (`WouldBlock`) or fails; written chunks are freed.
-    pub fn write_to(&mut self, fd: RawFd) -> io::Result<()> {
+    /// Writes queued bytes to `socket` until the queue is empty (`Ok`) or
+    /// the socket is full (`WouldBlock`) or fails; written chunks are freed.
+    /// On a mio socket, call it inside `try_io`.
+    pub fn write_to(&mut self, socket: &impl AsSocket) -> io::Result<()> {
         while self.len > 0 {
             let sent = match self.chunks.len() {
                 // The usual case (a batch's replies): no slice array to fill.
-                1 => send_slices(fd, &[&self.chunks[0][self.head..]], 0)?,
+                1 => sys::send(socket, &[&self.chunks[0][self.head..]])?,
                 _ => {
                     let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
                     let mut count = 0;
@@ -99,7 +99,7 @@ impl ChunkQueue {
                         slices[i] = if i == 0 { &chunk[self.head..] } else { chunk };
                         count += 1;
                     }
-                    send_slices(fd, &slices[..count], 0)?
+                    sys::send(socket, &slices[..count])?
                 }
             };
             self.consume(sent);

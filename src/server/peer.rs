@@ -13,7 +13,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +22,7 @@ use scoped_tls::scoped_thread_local;
 
 use crate::backlog::Backlog;
 use crate::budget::{Account, MemoryBudget};
-use crate::client::DisconnectReason;
+use crate::disconnect::DisconnectReason;
 use crate::stats::ConnectionStats;
 use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
@@ -288,7 +287,8 @@ impl Peer {
         }
         let frame_len = parts[0].len() + parts[1].len();
         if out.queue.len() == 0 && !corking {
-            match write_parts(self.stream.as_raw_fd(), &mut parts) {
+            let stream = &self.stream;
+            match stream.try_io(|| write_parts(stream, &mut parts)) {
                 Ok(()) => {
                     // Every send holds `out`.
                     self.stats.frames_sent_serialized(frames, frame_len);
@@ -516,7 +516,8 @@ impl Peer {
     fn write_queue(&self, out: &mut Outbound) -> io::Result<()> {
         self.corked.store(false, Ordering::Release);
         let result = loop {
-            match out.queue.write_to(self.stream.as_raw_fd()) {
+            let stream = &self.stream;
+            match stream.try_io(|| out.queue.write_to(stream)) {
                 // A writable event that came between the full socket and
                 // the flag saw no flag: try once more with it set (SeqCst:
                 // the I/O thread reads it after the event's system call).

@@ -1,0 +1,234 @@
+//! The platform layer: the only module that knows which operating system it
+//! runs on. Everything above it names sockets through std and mio types and
+//! the functions here, never a file descriptor or a Winsock call.
+//!
+//! What it offers the client and the server:
+//! - [`send`] and [`send_nowait`]: one vectored send that never raises
+//!   `SIGPIPE` (`MSG_NOSIGNAL`, or `SO_NOSIGPIPE` set by [`prepare_stream`]
+//!   on Apple's systems);
+//! - [`wait_writable`] with a deadline, and [`enable_send_deadlines`] for
+//!   the client's blocking socket (Windows has no per-call
+//!   `MSG_DONTWAIT`, so there the socket becomes non-blocking and
+//!   [`read`] waits for it);
+//! - [`listen`] with the system's largest backlog, and [`set_keepalive`]
+//!   (falling back to idle and interval where the probe count cannot be
+//!   set, as under Wine);
+//! - [`Notifier`]: the handle a dispatch-mode host polls (an eventfd on
+//!   Linux, a socket pair on the other POSIX systems, a loopback TCP
+//!   socket on Windows, as ZeroMQ's `ZMQ_FD` is there).
+
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as os;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as os;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod socket_pair;
+
+pub use os::PollHandle;
+pub(crate) use os::{enable_send_deadlines, read, AsSocket, Notifier};
+
+/// Most slices one [`send`] takes (the rest waits for the next call).
+pub(crate) const MAX_SLICES: usize = 64;
+
+/// One vectored send of up to [`MAX_SLICES`] of `slices`, blocking or not
+/// as the socket's mode decides, retried on interrupts; the number of
+/// bytes the socket took. Never raises `SIGPIPE`.
+pub(crate) fn send(socket: &impl AsSocket, slices: &[&[u8]]) -> io::Result<usize> {
+    send_with(socket, slices, os::SEND_FLAGS)
+}
+
+/// As [`send`], but never waits for room: `WouldBlock` when the socket is
+/// full. A blocking socket must have gone through [`enable_send_deadlines`].
+pub(crate) fn send_nowait(socket: &impl AsSocket, slices: &[&[u8]]) -> io::Result<usize> {
+    send_with(socket, slices, os::SEND_NOWAIT_FLAGS)
+}
+
+fn send_with(socket: &impl AsSocket, slices: &[&[u8]], flags: i32) -> io::Result<usize> {
+    // A frame (header and payload) is the hot path: a two-entry array,
+    // not one sized for a queue's many chunks.
+    match slices.len() {
+        0..=2 => send_array::<2>(socket, slices, flags),
+        _ => send_array::<MAX_SLICES>(socket, slices, flags),
+    }
+}
+
+fn send_array<const N: usize>(
+    socket: &impl AsSocket,
+    slices: &[&[u8]],
+    flags: i32,
+) -> io::Result<usize> {
+    let mut buffers = [IoSlice::new(&[]); N];
+    let count = slices.len().min(N);
+    for (buffer, slice) in buffers.iter_mut().zip(slices) {
+        *buffer = IoSlice::new(slice);
+    }
+    let socket = SockRef::from(socket);
+    loop {
+        match socket.send_vectored_with_flags(&buffers[..count], flags) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
+    }
+}
+
+/// Waits until `socket` can take more bytes (or has an error the next send
+/// reports); `TimedOut` at `deadline`.
+pub(crate) fn wait_writable(socket: &impl AsSocket, deadline: Instant) -> io::Result<()> {
+    let handle = os::handle_of(socket);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not take the bytes in time",
+            ));
+        }
+        if os::poll_one(handle, os::Readiness::Writable, left)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Waits up to `timeout` until `handle` is readable; whether it is.
+pub fn wait_readable(handle: PollHandle, timeout: Duration) -> io::Result<bool> {
+    os::poll_one(handle, os::Readiness::Readable, timeout)
+}
+
+/// Sets what every connected socket needs before its first send: on
+/// Apple's systems, which have no `MSG_NOSIGNAL`, `SO_NOSIGPIPE`.
+pub(crate) fn prepare_stream(socket: &impl AsSocket) -> io::Result<()> {
+    os::prepare_stream(&SockRef::from(socket))
+}
+
+/// A non-blocking listener on `addr` with the system's largest accept
+/// backlog. A burst of connecting clients (a game server restarting) would
+/// overflow a smaller one, and every dropped SYN costs its client a second.
+pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    os::before_bind(&socket)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(os::MAX_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Turns TCP keepalive on with these timings. Where the system refuses to
+/// set the probe count (Wine; Windows before 10 version 1703), the count
+/// stays the system's and a debug line says so.
+pub(crate) fn set_keepalive(
+    socket: &impl AsSocket,
+    idle: Duration,
+    interval: Duration,
+    count: u32,
+) -> io::Result<()> {
+    let socket = SockRef::from(socket);
+    let timings = TcpKeepalive::new().with_time(idle).with_interval(interval);
+    match socket.set_tcp_keepalive(&timings.clone().with_retries(count)) {
+        Err(error) if error.raw_os_error() == Some(os::NO_SUCH_OPTION) => {
+            crate::log::log_at!(
+                Debug,
+                "the system cannot set the keepalive probe count ({error}); using its own"
+            );
+            socket.set_tcp_keepalive(&timings)
+        }
+        result => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpStream;
+
+    fn connected_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    #[test]
+    fn the_notifier_is_readable_from_a_raise_to_the_next_clear() {
+        let notifier = Notifier::new().unwrap();
+        let quick = Duration::from_millis(20);
+        assert!(!wait_readable(notifier.handle(), quick).unwrap());
+        notifier.raise();
+        notifier.raise();
+        assert!(wait_readable(notifier.handle(), Duration::from_secs(5)).unwrap());
+        notifier.clear();
+        assert!(!wait_readable(notifier.handle(), quick).unwrap());
+        notifier.raise();
+        assert!(wait_readable(notifier.handle(), Duration::from_secs(5)).unwrap());
+    }
+
+    #[test]
+    fn a_full_socket_makes_nowait_sends_would_block_and_waits_time_out() {
+        let (client, _server) = connected_pair();
+        enable_send_deadlines(&client).unwrap();
+        let chunk = vec![0u8; 1 << 16];
+        let full = (0..10_000).find_map(|_| send_nowait(&client, &[&chunk]).err());
+        assert_eq!(full.map(|e| e.kind()), Some(io::ErrorKind::WouldBlock));
+        let started = Instant::now();
+        let waited = wait_writable(&client, started + Duration::from_millis(100));
+        assert_eq!(waited.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    #[test]
+    fn a_vectored_send_writes_every_slice_in_order() {
+        let (client, mut server) = connected_pair();
+        let slices: Vec<Vec<u8>> = (0..70u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        let borrowed: Vec<&[u8]> = slices.iter().map(|s| s.as_slice()).collect();
+        let mut sent = 0;
+        let mut from = 0;
+        while from < borrowed.len() {
+            let took = send(&client, &borrowed[from..]).unwrap();
+            assert!(took > 0);
+            // Every call takes whole slices here (small, an empty socket),
+            // at most MAX_SLICES of them.
+            let mut left = took;
+            while left > 0 {
+                left -= borrowed[from].len();
+                from += 1;
+            }
+            sent += took;
+        }
+        let mut received = vec![0u8; sent];
+        server.read_exact(&mut received).unwrap();
+        assert_eq!(received, slices.concat());
+    }
+
+    #[test]
+    fn keepalive_takes_timings_and_count() {
+        let (client, _server) = connected_pair();
+        set_keepalive(&client, Duration::from_secs(7), Duration::from_secs(3), 4).unwrap();
+        let socket = SockRef::from(&client);
+        assert!(socket.keepalive().unwrap());
+    }
+
+    #[test]
+    fn a_listener_accepts_without_blocking() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(
+            listener.accept().map(|_| ()).map_err(|e| e.kind()),
+            Err(io::ErrorKind::WouldBlock)
+        );
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while listener.accept().is_err() {
+            assert!(Instant::now() < deadline, "the connection never came");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

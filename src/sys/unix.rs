@@ -1,0 +1,159 @@
+//! POSIX: Linux, Apple's systems and the BSDs.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use socket2::{SockRef, Socket};
+
+pub(crate) use std::os::fd::AsFd as AsSocket;
+
+/// The handle a dispatch-mode host polls: a file descriptor.
+pub type PollHandle = std::ffi::c_int;
+
+/// `listen`'s backlog: the kernel caps it at its own maximum
+/// (`net.core.somaxconn`, `kern.ipc.somaxconn`).
+pub(super) const MAX_BACKLOG: i32 = i32::MAX;
+
+/// The error of a socket option the system does not have.
+pub(super) const NO_SUCH_OPTION: i32 = libc::ENOPROTOOPT;
+
+#[cfg(not(target_vendor = "apple"))]
+pub(super) const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
+/// Apple's systems have no `MSG_NOSIGNAL`: [`prepare_stream`] sets
+/// `SO_NOSIGPIPE` instead.
+#[cfg(target_vendor = "apple")]
+pub(super) const SEND_FLAGS: i32 = 0;
+pub(super) const SEND_NOWAIT_FLAGS: i32 = SEND_FLAGS | libc::MSG_DONTWAIT;
+
+pub(super) fn handle_of(socket: &impl AsSocket) -> PollHandle {
+    socket.as_fd().as_raw_fd()
+}
+
+pub(super) enum Readiness {
+    Readable,
+    Writable,
+}
+
+/// `poll` on one descriptor for up to `timeout`; whether it is ready (an
+/// error or hang-up counts: the next call reports it).
+pub(super) fn poll_one(fd: RawFd, readiness: Readiness, timeout: Duration) -> io::Result<bool> {
+    let events = match readiness {
+        Readiness::Readable => libc::POLLIN,
+        Readiness::Writable => libc::POLLOUT,
+    };
+    let mut pollfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // Round up so a sub-millisecond remainder still waits.
+    let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd for the duration of the call.
+    match unsafe { libc::poll(&mut pollfd, 1, millis) } {
+        ready if ready > 0 => Ok(true),
+        0 => Ok(false),
+        _ => {
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::Interrupted => Ok(false),
+                _ => Err(error),
+            }
+        }
+    }
+}
+
+#[cfg(target_vendor = "apple")]
+pub(super) fn prepare_stream(socket: &SockRef<'_>) -> io::Result<()> {
+    socket.set_nosigpipe(true)
+}
+
+#[cfg(not(target_vendor = "apple"))]
+pub(super) fn prepare_stream(_socket: &SockRef<'_>) -> io::Result<()> {
+    Ok(())
+}
+
+/// A restarted server binds again while its old connections linger in
+/// `TIME_WAIT` (mio's own listeners do the same).
+pub(super) fn before_bind(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_address(true)
+}
+
+/// POSIX has a per-call `MSG_DONTWAIT`: the socket stays blocking, so its
+/// reader's blocking reads are untouched.
+pub(crate) fn enable_send_deadlines(_stream: &TcpStream) -> io::Result<()> {
+    Ok(())
+}
+
+/// A read of the client's blocking socket, within its read timeout
+/// (`WouldBlock` when it runs out).
+pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    io::Read::read(&mut &*stream, buf)
+}
+
+/// Linux: an eventfd, which a host may also read as a counter.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) struct Notifier {
+    event: std::os::fd::OwnedFd,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Notifier {
+    pub(crate) fn new() -> io::Result<Notifier> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: eventfd takes no pointers; a valid result is a new fd.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a new descriptor owned by nobody else.
+        let event = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        Ok(Notifier { event })
+    }
+
+    pub(crate) fn raise(&self) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd.
+        unsafe { libc::write(self.event.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut count = 0u64;
+        // SAFETY: reads 8 bytes into a live u64 from our non-blocking eventfd.
+        unsafe { libc::read(self.event.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    }
+
+    pub(crate) fn handle(&self) -> PollHandle {
+        self.event.as_raw_fd()
+    }
+}
+
+/// Apple's systems and the BSDs (FreeBSD has eventfd only from 13): a
+/// socket pair.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) struct Notifier(super::socket_pair::SocketPairNotifier<std::os::unix::net::UnixStream>);
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl Notifier {
+    pub(crate) fn new() -> io::Result<Notifier> {
+        let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        Ok(Notifier(super::socket_pair::SocketPairNotifier::new(
+            reader, writer,
+        )))
+    }
+
+    pub(crate) fn raise(&self) {
+        self.0.raise()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.clear()
+    }
+
+    pub(crate) fn handle(&self) -> PollHandle {
+        self.0.reader().as_raw_fd()
+    }
+}

@@ -1,0 +1,160 @@
+//! Windows (Winsock 2).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::windows::io::AsRawSocket;
+use std::time::{Duration, Instant};
+
+use socket2::{SockRef, Socket};
+use windows_sys::Win32::Networking::WinSock::{
+    WSAPoll, POLLRDNORM, POLLWRNORM, SOCKET, WSAENOPROTOOPT, WSAPOLLFD,
+};
+
+pub(crate) use std::os::windows::io::AsSocket;
+
+/// The handle a dispatch-mode host polls: a `SOCKET`.
+pub type PollHandle = usize;
+
+/// `SOMAXCONN` of Winsock 2: "a reasonable maximum".
+pub(super) const MAX_BACKLOG: i32 = i32::MAX;
+
+/// The error of a socket option the system does not have.
+pub(super) const NO_SUCH_OPTION: i32 = WSAENOPROTOOPT;
+
+/// Winsock never raises signals.
+pub(super) const SEND_FLAGS: i32 = 0;
+/// Winsock has no per-call `MSG_DONTWAIT`: a send never waits only on a
+/// socket made non-blocking by [`enable_send_deadlines`] (or by mio).
+pub(super) const SEND_NOWAIT_FLAGS: i32 = 0;
+
+/// Longest single wait of [`read`], so that a socket shut down by another
+/// thread is noticed within it even where `WSAPoll` does not report it.
+const READ_WAIT_SLICE: Duration = Duration::from_millis(100);
+
+pub(super) fn handle_of(socket: &impl AsSocket) -> PollHandle {
+    socket.as_socket().as_raw_socket() as PollHandle
+}
+
+pub(super) enum Readiness {
+    Readable,
+    Writable,
+}
+
+/// `WSAPoll` on one socket for up to `timeout`; whether it is ready (an
+/// error or hang-up counts: the next call reports it).
+pub(super) fn poll_one(
+    socket: PollHandle,
+    readiness: Readiness,
+    timeout: Duration,
+) -> io::Result<bool> {
+    let events = match readiness {
+        Readiness::Readable => POLLRDNORM,
+        Readiness::Writable => POLLWRNORM,
+    };
+    let mut pollfd = WSAPOLLFD {
+        fd: socket as SOCKET,
+        events,
+        revents: 0,
+    };
+    // Round up so a sub-millisecond remainder still waits.
+    let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+    // SAFETY: one valid WSAPOLLFD for the duration of the call.
+    match unsafe { WSAPoll(&mut pollfd, 1, millis) } {
+        ready if ready > 0 => Ok(true),
+        0 => Ok(false),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+pub(super) fn prepare_stream(_socket: &SockRef<'_>) -> io::Result<()> {
+    Ok(())
+}
+
+/// `SO_REUSEADDR` on Windows would let another socket steal the port: not
+/// set (as mio does not).
+pub(super) fn before_bind(_socket: &Socket) -> io::Result<()> {
+    Ok(())
+}
+
+/// Makes the client's socket non-blocking, so a send can give up at its
+/// deadline: Winsock has no per-call `MSG_DONTWAIT`, and a socket whose
+/// `SO_SNDTIMEO` send timed out is left in an indeterminate state. The mode
+/// is the socket's, shared with its clones, so its reader waits in [`read`].
+pub(crate) fn enable_send_deadlines(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nonblocking(true)
+}
+
+/// A read of the client's socket that waits for bytes within its read
+/// timeout (`WouldBlock` when it runs out), whether the socket blocks or
+/// went through [`enable_send_deadlines`]. It waits in slices of at most
+/// [`READ_WAIT_SLICE`] and tries the socket between them.
+pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut deadline = None;
+    loop {
+        match io::Read::read(&mut &*stream, buf) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            result => return result,
+        }
+        let deadline =
+            *deadline.get_or_insert(stream.read_timeout()?.map(|limit| Instant::now() + limit));
+        let wait = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                left.min(READ_WAIT_SLICE)
+            }
+            None => READ_WAIT_SLICE,
+        };
+        poll_one(handle_of(stream), Readiness::Readable, wait)?;
+    }
+}
+
+/// A loopback TCP connection, whose accepting end the host polls: Windows
+/// has no socket pair, and `select`, `WSAPoll` and libuv's `uv_poll` take
+/// only sockets.
+pub(crate) struct Notifier(super::socket_pair::SocketPairNotifier<TcpStream>);
+
+/// Connections to the pair's listener from another program, dropped before
+/// giving up.
+const MAX_STRANGERS: usize = 16;
+
+impl Notifier {
+    pub(crate) fn new() -> io::Result<Notifier> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let writer = TcpStream::connect(listener.local_addr()?)?;
+        let ours: SocketAddr = writer.local_addr()?;
+        // Another local program may connect first: only ours is kept.
+        let reader = (0..MAX_STRANGERS)
+            .find_map(|_| match listener.accept() {
+                Ok((reader, from)) if from == ours => Some(Ok(reader)),
+                Ok(_) => None,
+                Err(error) => Some(Err(error)),
+            })
+            .unwrap_or_else(|| {
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "the notifier's own connection never came",
+                ))
+            })?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        writer.set_nodelay(true)?;
+        Ok(Notifier(super::socket_pair::SocketPairNotifier::new(
+            reader, writer,
+        )))
+    }
+
+    pub(crate) fn raise(&self) {
+        self.0.raise()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.clear()
+    }
+
+    pub(crate) fn handle(&self) -> PollHandle {
+        handle_of(self.0.reader())
+    }
+}
