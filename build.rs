@@ -7,11 +7,7 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     println!("cargo:rerun-if-changed=src/ffi");
-    // The versioned SONAME (the README's ABI policy): programs record
-    // libveltix.so.<major>, 0 for the whole 0.x series, as CMakeLists.txt
-    // (VELTIX_SOVERSION) installs it.
-    let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("set by cargo");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libveltix.so.{major}");
+    link_args_for_the_abi_version();
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
@@ -45,6 +41,34 @@ fn main() {
     // Rewritten only when it changes, so builds do not touch its mtime.
     if std::fs::read_to_string(&path).ok().as_deref() != Some(header.as_str()) {
         std::fs::write(&path, header).expect("include/veltix.h is writable");
+    }
+}
+
+/// The ABI version as the target's linker records it (the README's ABI
+/// policy): 0 for the whole 0.x series, as CMakeLists.txt
+/// (VELTIX_SOVERSION) installs it. ELF: the SONAME libveltix.so.0. Apple:
+/// the install name @rpath/libveltix.0.dylib, and libtool's version numbers
+/// (the ABI version + 1: ld64 takes 0 for "none"). Windows DLLs carry no
+/// such name: the ABI version is in the file names CMake installs.
+fn link_args_for_the_abi_version() {
+    let major: u32 = env::var("CARGO_PKG_VERSION_MAJOR")
+        .expect("set by cargo")
+        .parse()
+        .expect("a number");
+    let target_os = env::var("CARGO_CFG_TARGET_OS").expect("set by cargo");
+    let target_vendor = env::var("CARGO_CFG_TARGET_VENDOR").unwrap_or_default();
+    let link_arg = |arg: String| println!("cargo:rustc-cdylib-link-arg={arg}");
+    if target_vendor == "apple" {
+        let minor = env::var("CARGO_PKG_VERSION_MINOR").expect("set by cargo");
+        let patch = env::var("CARGO_PKG_VERSION_PATCH").expect("set by cargo");
+        let compatibility = major + 1;
+        link_arg(format!("-Wl,-install_name,@rpath/libveltix.{major}.dylib"));
+        link_arg(format!("-Wl,-compatibility_version,{compatibility}.0.0"));
+        link_arg(format!(
+            "-Wl,-current_version,{compatibility}.{minor}.{patch}"
+        ));
+    } else if target_os != "windows" {
+        link_arg(format!("-Wl,-soname,libveltix.so.{major}"));
     }
 }
 

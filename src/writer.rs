@@ -104,9 +104,9 @@ impl FrameWriter {
     /// each write of its flusher waits at most `send_timeout` for room. The
     /// flusher thread starts with the first burst. Fails if the socket
     /// cannot be set up for bounded writes
-    /// ([`sys::enable_send_deadlines`]).
+    /// ([`sys::bound_waits`]).
     pub fn new(stream: TcpStream, send_timeout: Duration) -> io::Result<Self> {
-        sys::enable_send_deadlines(&stream)?;
+        sys::bound_waits(&stream)?;
         let shared = Arc::new(Shared {
             stream,
             socket: Mutex::new(Socket { spare: Vec::new() }),

@@ -4,6 +4,9 @@
 //! and sends that race a disconnect. The tests run one at a time so each
 //! measures only itself.
 
+// Linux only: they measure memory and CPU time through /proc.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -14,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use support::capi::{last_error, Event, TestClient};
 use support::fake_server::{complete_handshake, FakeServer};
-use support::hostile::{allocator_slack, frame, rss, serial, PeakRss, Watchdog};
+use support::hostile::{frame, serial};
+use support::measure::{allocator_slack, rss, PeakRss, Watchdog};
 use veltix::client::{Client, ClientConfig};
 use veltix::ffi::*;
 
@@ -459,10 +463,10 @@ fn a_stream_of_bad_crc_headers_costs_the_reader_linear_work() {
     while sent.load(Ordering::Relaxed) < 10 * MIB as usize {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let cpu_before = support::hostile::thread_cpu("veltix-reader");
+    let cpu_before = support::measure::thread_cpu("veltix-reader");
     let window = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
-    let cpu = support::hostile::thread_cpu("veltix-reader") - cpu_before;
+    let cpu = support::measure::thread_cpu("veltix-reader") - cpu_before;
     let share = cpu.as_secs_f64() / window.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     drop(client);

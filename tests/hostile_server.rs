@@ -3,6 +3,9 @@
 //! server in memory, CPU and latency to other peers, and how fast it can be
 //! shut down. The tests run one at a time so each measures only itself.
 
+// Linux only: they measure memory and CPU time through /proc.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -10,9 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::hostile::{
-    allocator_slack, declaring_header, frame, rss, serial, thread_cpu, PeakRss, RawPeer, Watchdog,
-};
+use support::hostile::{declaring_header, frame, serial, RawPeer};
+use support::measure::{allocator_slack, rss, thread_cpu, PeakRss, Watchdog};
 use veltix::server::{Server, ServerConfig};
 
 const MIB: u64 = 1024 * 1024;

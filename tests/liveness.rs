@@ -3,6 +3,9 @@
 //! server's idle timeout, and per-connection statistics. Everything on
 //! 127.0.0.1, bounded in time.
 
+// Linux only: they read Linux's keepalive options and stop a process with SIGSTOP.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::io::{Read, Write};

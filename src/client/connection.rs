@@ -1,6 +1,5 @@
 //! Opening a connection: TCP connect and the client side of the handshake.
 
-use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use crate::protocol::frame::HEADER_SIZE;
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Decoded, FrameDecoder, Message};
 use crate::stats::ConnectionStats;
-use crate::writer::{FrameWriter, WriteLimit};
+use crate::writer::{write_parts_within, FrameWriter, WriteLimit};
 
 /// An established connection: the socket, its send path and its callback
 /// backlog.
@@ -148,7 +147,9 @@ pub(crate) fn establish(
     stream
         .set_nodelay(true)
         .map_err(|e| Error::io("cannot set TCP_NODELAY", &e))?;
-    crate::sys::prepare_stream(&stream).map_err(|e| Error::io("cannot set the socket up", &e))?;
+    crate::sys::prepare_stream(&stream)
+        .and_then(|()| crate::sys::bound_waits(&stream))
+        .map_err(|e| Error::io("cannot set the socket up", &e))?;
     config
         .liveness
         .apply_keepalive(&stream)
@@ -160,9 +161,13 @@ pub(crate) fn establish(
     };
     let server_hello = read(&mut decoder)?;
     handshake::check_hello(&server_hello).map_err(Error::handshake)?;
-    (&stream)
-        .write_all(&handshake::hello(crate::VERSION))
-        .map_err(|e| handshake_io_error("sending the hello failed", &e))?;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    write_parts_within(
+        &stream,
+        &mut [&handshake::hello(crate::VERSION), &[]],
+        &mut WriteLimit::new(remaining, Some(deadline)),
+    )
+    .map_err(|e| handshake_io_error("sending the hello failed", &e))?;
     let ack = read(&mut decoder)?;
     handshake::check_ack(&ack).map_err(Error::handshake)?;
     stream
@@ -279,7 +284,7 @@ fn read_handshake_message(
         stream
             .set_read_timeout(Some(remaining.max(Duration::from_millis(1))))
             .map_err(|e| Error::io("cannot set the read timeout", &e))?;
-        match decoder.fill_with(|buf| (&mut &*stream).read(buf)) {
+        match decoder.fill_with(|buf| crate::sys::read(stream, buf)) {
             Ok(0) => {
                 return Err(Error::HandshakeFailed(
                     "the server closed the connection during the handshake (it rejects our protocol version, or is not a Veltix server). Fix: check the server's address and version".into(),

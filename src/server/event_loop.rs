@@ -132,6 +132,18 @@ enum ReadUntil {
     WouldBlock,
 }
 
+impl ReadUntil {
+    /// For a readable event: [`ReadUntil::ShortRead`] where a short read
+    /// leaves the socket armed for the next bytes
+    /// ([`crate::sys::SHORT_READ_REARMS`]).
+    fn after_readable_event() -> ReadUntil {
+        match crate::sys::SHORT_READ_REARMS {
+            true => ReadUntil::ShortRead,
+            false => ReadUntil::WouldBlock,
+        }
+    }
+}
+
 /// How a connection's read turn ended.
 enum Turn {
     /// The socket has nothing more to read for now.
@@ -238,7 +250,7 @@ impl EventLoop {
                         if event.is_read_closed() || event.is_error() {
                             self.on_readable(key, now, ReadUntil::WouldBlock);
                         } else if event.is_readable() {
-                            self.on_readable(key, now, ReadUntil::ShortRead);
+                            self.on_readable(key, now, ReadUntil::after_readable_event());
                         }
                     }
                 }

@@ -6,10 +6,12 @@
 //! - [`send`] and [`send_nowait`]: one vectored send that never raises
 //!   `SIGPIPE` (`MSG_NOSIGNAL`, or `SO_NOSIGPIPE` set by [`prepare_stream`]
 //!   on Apple's systems);
-//! - [`wait_writable`] with a deadline, and [`enable_send_deadlines`] for
-//!   the client's blocking socket (Windows has no per-call
-//!   `MSG_DONTWAIT`, so there the socket becomes non-blocking and
-//!   [`read`] waits for it);
+//! - [`wait_writable`] with a deadline, [`read`] within the read timeout,
+//!   and [`bound_waits`] for the client's blocking socket, so that a send
+//!   can give up at its deadline and a shutdown from another thread ends
+//!   a waiting read (Windows has neither a per-call `MSG_DONTWAIT` nor
+//!   reads that a shutdown wakes: there the socket becomes non-blocking
+//!   and [`read`] waits in short slices);
 //! - [`listen`] with the system's largest backlog, and [`set_keepalive`]
 //!   (falling back to idle and interval where the probe count cannot be
 //!   set, as under Wine);
@@ -35,7 +37,7 @@ use windows as os;
 mod socket_pair;
 
 pub use os::PollHandle;
-pub(crate) use os::{enable_send_deadlines, read, AsSocket, Notifier};
+pub(crate) use os::{bound_waits, read, AsSocket, Notifier, SHORT_READ_REARMS};
 
 /// Most slices one [`send`] takes (the rest waits for the next call).
 pub(crate) const MAX_SLICES: usize = 64;
@@ -48,7 +50,7 @@ pub(crate) fn send(socket: &impl AsSocket, slices: &[&[u8]]) -> io::Result<usize
 }
 
 /// As [`send`], but never waits for room: `WouldBlock` when the socket is
-/// full. A blocking socket must have gone through [`enable_send_deadlines`].
+/// full. A blocking socket must have gone through [`bound_waits`].
 pub(crate) fn send_nowait(socket: &impl AsSocket, slices: &[&[u8]]) -> io::Result<usize> {
     send_with(socket, slices, os::SEND_NOWAIT_FLAGS)
 }
@@ -175,7 +177,7 @@ mod tests {
     #[test]
     fn a_full_socket_makes_nowait_sends_would_block_and_waits_time_out() {
         let (client, _server) = connected_pair();
-        enable_send_deadlines(&client).unwrap();
+        bound_waits(&client).unwrap();
         let chunk = vec![0u8; 1 << 16];
         let full = (0..10_000).find_map(|_| send_nowait(&client, &[&chunk]).err());
         assert_eq!(full.map(|e| e.kind()), Some(io::ErrorKind::WouldBlock));

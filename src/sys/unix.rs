@@ -16,6 +16,10 @@ pub type PollHandle = std::ffi::c_int;
 /// (`net.core.somaxconn`, `kern.ipc.somaxconn`).
 pub(super) const MAX_BACKLOG: i32 = i32::MAX;
 
+/// epoll and kqueue (edge-triggered in mio) report bytes that arrive after
+/// a read, so a read that took less than its room may end a read turn.
+pub(crate) const SHORT_READ_REARMS: bool = true;
+
 /// The error of a socket option the system does not have.
 pub(super) const NO_SUCH_OPTION: i32 = libc::ENOPROTOOPT;
 
@@ -80,9 +84,9 @@ pub(super) fn before_bind(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_address(true)
 }
 
-/// POSIX has a per-call `MSG_DONTWAIT`: the socket stays blocking, so its
-/// reader's blocking reads are untouched.
-pub(crate) fn enable_send_deadlines(_stream: &TcpStream) -> io::Result<()> {
+/// POSIX has a per-call `MSG_DONTWAIT`, and a shutdown wakes a blocked
+/// read: the socket stays blocking.
+pub(crate) fn bound_waits(_stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 

@@ -18,13 +18,17 @@ pub type PollHandle = usize;
 /// `SOMAXCONN` of Winsock 2: "a reasonable maximum".
 pub(super) const MAX_BACKLOG: i32 = i32::MAX;
 
+/// mio on Windows arms a socket's next event only when a read or write
+/// through it would block: a read turn must go on until it does.
+pub(crate) const SHORT_READ_REARMS: bool = false;
+
 /// The error of a socket option the system does not have.
 pub(super) const NO_SUCH_OPTION: i32 = WSAENOPROTOOPT;
 
 /// Winsock never raises signals.
 pub(super) const SEND_FLAGS: i32 = 0;
 /// Winsock has no per-call `MSG_DONTWAIT`: a send never waits only on a
-/// socket made non-blocking by [`enable_send_deadlines`] (or by mio).
+/// socket made non-blocking by [`bound_waits`] (or by mio).
 pub(super) const SEND_NOWAIT_FLAGS: i32 = 0;
 
 /// Longest single wait of [`read`], so that a socket shut down by another
@@ -77,16 +81,18 @@ pub(super) fn before_bind(_socket: &Socket) -> io::Result<()> {
 }
 
 /// Makes the client's socket non-blocking, so a send can give up at its
-/// deadline: Winsock has no per-call `MSG_DONTWAIT`, and a socket whose
-/// `SO_SNDTIMEO` send timed out is left in an indeterminate state. The mode
-/// is the socket's, shared with its clones, so its reader waits in [`read`].
-pub(crate) fn enable_send_deadlines(stream: &TcpStream) -> io::Result<()> {
+/// deadline (Winsock has no per-call `MSG_DONTWAIT`, and a socket whose
+/// `SO_SNDTIMEO` send timed out is left in an indeterminate state) and a
+/// read waiting in [`read`] sees a shutdown from another thread (which
+/// does not wake a blocked `recv`). The mode is the socket's, shared with
+/// its clones.
+pub(crate) fn bound_waits(stream: &TcpStream) -> io::Result<()> {
     stream.set_nonblocking(true)
 }
 
 /// A read of the client's socket that waits for bytes within its read
 /// timeout (`WouldBlock` when it runs out), whether the socket blocks or
-/// went through [`enable_send_deadlines`]. It waits in slices of at most
+/// went through [`bound_waits`]. It waits in slices of at most
 /// [`READ_WAIT_SLICE`] and tries the socket between them.
 pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let mut deadline = None;

@@ -1,12 +1,11 @@
-//! Tools for the hostile-peer tests: raw attacking sockets, the process's
-//! memory and a thread's CPU time, a watchdog, and a lock that runs the
-//! measuring tests of one binary one at a time.
+//! Tools for the hostile-peer tests: raw attacking sockets, TCP segment
+//! counts, and a lock that runs the measuring tests of one binary one at a
+//! time (what they measure is in `measure`).
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use veltix::protocol::frame::{encode_frame, FrameHeader};
 use veltix::protocol::handshake;
@@ -18,85 +17,6 @@ use super::fake_server::read_handshake;
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Resident memory of this process in bytes.
-pub fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
-/// Extra resident memory an instrumented allocator adds to the bounds the
-/// tests assert (shadow memory, quarantine): `VELTIX_TEST_RSS_SLACK_MIB`,
-/// set by scripts/sanitize.sh; 0 otherwise.
-pub fn allocator_slack() -> u64 {
-    std::env::var("VELTIX_TEST_RSS_SLACK_MIB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        << 20
-}
-
-/// CPU time (user + system) used so far by this process's threads whose
-/// name starts with `prefix`.
-pub fn thread_cpu(prefix: &str) -> Duration {
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    let mut ticks = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.trim_end().starts_with(prefix) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the parenthesised name: utime and stime are the
-        // 14th and 15th fields of the whole line.
-        let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        if fields.len() > 12 {
-            ticks +=
-                fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-        }
-    }
-    Duration::from_millis(ticks * 1000 / ticks_per_second)
-}
-
-/// Aborts the process if it runs past `limit` or its memory grows past
-/// `max_rss`: a test that lets an attack through must fail, not take the
-/// machine down. Stops watching when dropped.
-pub struct Watchdog {
-    done: Arc<AtomicBool>,
-}
-
-impl Watchdog {
-    pub fn new(what: &'static str, limit: Duration, max_rss: u64) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let watching = done.clone();
-        let started = Instant::now();
-        std::thread::spawn(move || {
-            while !watching.load(Ordering::Relaxed) {
-                let rss = rss();
-                if rss > max_rss || started.elapsed() > limit {
-                    eprintln!(
-                        "WATCHDOG: {what}: RSS {} MiB (max {} MiB) after {:?} (max {limit:?}); aborting",
-                        rss >> 20,
-                        max_rss >> 20,
-                        started.elapsed()
-                    );
-                    std::process::abort();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Watchdog { done }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-    }
 }
 
 /// A raw connection to a Veltix server: it says exactly what a test wants.
@@ -149,45 +69,25 @@ pub fn frame(type_code: u16, request_id: u16, payload: &[u8]) -> Vec<u8> {
     encode_frame(type_code, request_id, payload)
 }
 
-/// The highest resident memory seen while it runs, sampled every 5 ms: an
-/// attack whose memory is released at its end is still seen.
-pub struct PeakRss {
-    done: Arc<AtomicBool>,
-    sampler: Option<std::thread::JoinHandle<u64>>,
-    before: u64,
+/// A socket of this process, by its raw handle.
+#[cfg(unix)]
+pub type RawSocket = std::os::fd::RawFd;
+#[cfg(windows)]
+pub type RawSocket = std::os::windows::io::RawSocket;
+
+/// The raw handle of `stream`.
+pub fn raw_socket(stream: &TcpStream) -> RawSocket {
+    #[cfg(unix)]
+    return std::os::fd::AsRawFd::as_raw_fd(stream);
+    #[cfg(windows)]
+    return std::os::windows::io::AsRawSocket::as_raw_socket(stream);
 }
 
-impl PeakRss {
-    pub fn start() -> PeakRss {
-        let done = Arc::new(AtomicBool::new(false));
-        let watching = done.clone();
-        let before = rss();
-        let sampler = std::thread::spawn(move || {
-            let mut peak = rss();
-            while !watching.load(Ordering::Relaxed) {
-                peak = peak.max(rss());
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            peak.max(rss())
-        });
-        PeakRss {
-            done,
-            sampler: Some(sampler),
-            before,
-        }
-    }
-
-    /// Peak growth over the resident memory at the start, in bytes.
-    pub fn growth(mut self) -> u64 {
-        self.done.store(true, Ordering::Relaxed);
-        let peak = self.sampler.take().unwrap().join().unwrap();
-        peak.saturating_sub(self.before)
-    }
-}
-
-/// The sockets of this process connected between `local_port` and
-/// `peer_port` (either side), found through /proc/self/fd.
-pub fn socket_between(local_port: u16, peer_port: u16) -> Option<i32> {
+/// The socket of this process connected between `local_port` and
+/// `peer_port` (either side), found through /proc/self/fd; `None` on
+/// other systems.
+#[cfg(target_os = "linux")]
+pub fn socket_between(local_port: u16, peer_port: u16) -> Option<RawSocket> {
     let fds = std::fs::read_dir("/proc/self/fd").ok()?;
     for entry in fds.flatten() {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -202,8 +102,15 @@ pub fn socket_between(local_port: u16, peer_port: u16) -> Option<i32> {
     None
 }
 
+#[cfg(not(target_os = "linux"))]
+pub fn socket_between(_local_port: u16, _peer_port: u16) -> Option<RawSocket> {
+    None
+}
+
+#[cfg(target_os = "linux")]
 type NameFn = unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
 
+#[cfg(target_os = "linux")]
 fn port_of(fd: i32, name: NameFn) -> Option<u16> {
     let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
@@ -214,7 +121,10 @@ fn port_of(fd: i32, name: NameFn) -> Option<u16> {
 
 /// TCP segments (sent, received) so far on socket `fd`: `tcpi_segs_out`
 /// and `tcpi_segs_in` of Linux's `struct tcp_info`, at bytes 136 and 140.
-pub fn tcp_segments(fd: i32) -> (u32, u32) {
+/// `None` where the system does not report them: qemu-user answers with a
+/// 4-byte `TCP_INFO`, and other systems have no such fields.
+#[cfg(target_os = "linux")]
+fn tcp_segments(fd: RawSocket) -> Option<(u32, u32)> {
     let mut info = [0u8; 256];
     let mut len = info.len() as libc::socklen_t;
     let result = unsafe {
@@ -226,7 +136,49 @@ pub fn tcp_segments(fd: i32) -> (u32, u32) {
             &mut len,
         )
     };
-    assert!(result == 0 && len >= 144, "TCP_INFO");
+    assert_eq!(result, 0, "TCP_INFO");
     let field = |at: usize| u32::from_ne_bytes(info[at..at + 4].try_into().unwrap());
-    (field(136), field(140))
+    (len >= 144).then(|| (field(136), field(140)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tcp_segments(_socket: RawSocket) -> Option<(u32, u32)> {
+    None
+}
+
+/// Counts the TCP segments a socket sends and receives from now on, where
+/// the system reports them (see [`tcp_segments`]).
+pub struct SegmentCount {
+    socket: RawSocket,
+    start: (u32, u32),
+}
+
+impl SegmentCount {
+    /// Starts counting on `socket`; `None`, with a note on stderr, where
+    /// the system does not count: the caller then checks everything but
+    /// the count. On Linux the socket must be known ([`socket_between`]
+    /// finds every one there).
+    pub fn start(socket: Option<RawSocket>) -> Option<SegmentCount> {
+        if cfg!(target_os = "linux") {
+            assert!(socket.is_some(), "the socket was not found");
+        }
+        let counted = socket.and_then(|socket| {
+            let start = tcp_segments(socket)?;
+            Some(SegmentCount { socket, start })
+        });
+        if counted.is_none() {
+            eprintln!("note: this system reports no TCP segment counts; the bound on writes is not checked here");
+        }
+        counted
+    }
+
+    /// Segments sent since the start.
+    pub fn sent(&self) -> u32 {
+        tcp_segments(self.socket).expect("counted at the start").0 - self.start.0
+    }
+
+    /// Segments received since the start.
+    pub fn received(&self) -> u32 {
+        tcp_segments(self.socket).expect("counted at the start").1 - self.start.1
+    }
 }

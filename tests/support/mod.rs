@@ -5,10 +5,12 @@
 pub mod capi;
 pub mod fake_server;
 pub mod hostile;
+#[cfg(target_os = "linux")]
+pub mod measure;
 pub mod server_capi;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -55,21 +57,90 @@ pub fn restartable_port() -> u16 {
         .expect("no free port in 20000..32000")
 }
 
+/// A reference script running, with its stdin and stdout.
+pub struct Script {
+    process: Process,
+    pub stdin: Option<Box<dyn Write + Send>>,
+    pub stdout: Option<Box<dyn Read + Send>>,
+}
+
+enum Process {
+    /// A child process of the test.
+    Child(Child),
+    /// Run by tests/support/launcher.py on the Linux side of a Wine run
+    /// (a Windows program there cannot pipe to a Linux one): the
+    /// connection is its stdin and stdout, and closing it kills it.
+    Launched(TcpStream),
+    Gone,
+}
+
 /// Runs `tests/support/<script> --port <port> <args>` with the venv's
-/// Python, stdin and stdout piped.
-fn spawn_script(script: &str, port: u16, args: &[&str]) -> Child {
+/// Python, stdin and stdout piped; through the launcher at
+/// `$VELTIX_TEST_LAUNCHER` when that is set.
+fn spawn_script(script: &str, port: u16, args: &[&str]) -> Script {
+    let mut all_args = vec!["--port".to_string(), port.to_string()];
+    all_args.extend(args.iter().map(|arg| arg.to_string()));
+    if let Ok(launcher) = std::env::var("VELTIX_TEST_LAUNCHER") {
+        let mut link = TcpStream::connect(&launcher)
+            .unwrap_or_else(|e| panic!("reach the launcher at {launcher}: {e}"));
+        let request = serde_json::json!({"script": script, "args": all_args});
+        writeln!(link, "{request}").expect("write to the launcher");
+        return Script {
+            stdin: Some(Box::new(link.try_clone().unwrap())),
+            stdout: Some(Box::new(link.try_clone().unwrap())),
+            process: Process::Launched(link),
+        };
+    }
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support")
         .join(script);
-    Command::new(python())
+    let mut child = Command::new(python())
         .arg(path)
-        .arg("--port")
-        .arg(port.to_string())
-        .args(args)
+        .args(all_args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {script}: {e}"))
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    Script {
+        stdin: Some(Box::new(child.stdin.take().unwrap())),
+        stdout: Some(Box::new(child.stdout.take().unwrap())),
+        process: Process::Child(child),
+    }
+}
+
+impl Script {
+    /// The process id (to stop it with SIGSTOP); only for a child.
+    pub fn pid(&self) -> u32 {
+        match &self.process {
+            Process::Child(child) => child.id(),
+            _ => panic!("the script is not a child of this process"),
+        }
+    }
+
+    /// Kills the script and waits until it is gone (10 s at most for a
+    /// launched one).
+    pub fn kill(&mut self) {
+        match std::mem::replace(&mut self.process, Process::Gone) {
+            Process::Child(mut child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Process::Launched(mut link) => {
+                // The launcher kills it, then closes the connection.
+                let _ = link.shutdown(std::net::Shutdown::Write);
+                let _ = link.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut rest = [0u8; 4096];
+                while matches!(link.read(&mut rest), Ok(n) if n > 0) {}
+            }
+            Process::Gone => {}
+        }
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// Extra time timing assertions allow: `VELTIX_TEST_TIME_SLACK_MS` (the
@@ -96,7 +167,7 @@ pub fn cpu_slowdown() -> f64 {
 /// The reference veltix 3.3.0 server (tests/support/ref_server.py) in a
 /// child process; killed on drop.
 pub struct RefServer {
-    child: Option<Child>,
+    child: Option<Script>,
     pub port: u16,
 }
 
@@ -130,14 +201,13 @@ impl RefServer {
 
     /// The server process's id (to stop it with SIGSTOP).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.child.as_ref().expect("running").pid()
     }
 
     /// Kills the server (an abrupt close of every connection).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
         }
     }
 }
@@ -151,8 +221,8 @@ impl Drop for RefServer {
 /// The reference veltix 3.3.0 client (tests/support/ref_client.py) in a
 /// child process, driven by JSON commands; killed on drop.
 pub struct RefClient {
-    child: Child,
-    stdin: std::process::ChildStdin,
+    child: Script,
+    stdin: std::sync::Mutex<Box<dyn Write + Send>>,
     answers: std::sync::mpsc::Receiver<serde_json::Value>,
     events: std::sync::mpsc::Receiver<serde_json::Value>,
 }
@@ -162,7 +232,7 @@ impl RefClient {
     /// connected).
     pub fn start(port: u16, args: &[&str]) -> RefClient {
         let mut child = spawn_script("ref_client.py", port, args);
-        let stdin = child.stdin.take().unwrap();
+        let stdin = std::sync::Mutex::new(child.stdin.take().unwrap());
         let stdout = child.stdout.take().unwrap();
         let (answers_tx, answers) = std::sync::mpsc::channel();
         let (events_tx, events) = std::sync::mpsc::channel();
@@ -201,12 +271,12 @@ impl RefClient {
 
     /// The client process's id (to stop it with SIGSTOP).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// Runs one command and returns its answer.
     pub fn command(&self, command: serde_json::Value) -> serde_json::Value {
-        let mut stdin = &self.stdin;
+        let mut stdin = self.stdin.lock().unwrap();
         writeln!(stdin, "{command}").expect("write to the reference client");
         stdin.flush().unwrap();
         self.answers
@@ -222,12 +292,5 @@ impl RefClient {
 
     pub fn next_event_within(&self, timeout: Duration) -> Option<serde_json::Value> {
         self.events.recv_timeout(timeout).ok()
-    }
-}
-
-impl Drop for RefClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
