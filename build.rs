@@ -20,7 +20,9 @@ fn main() {
          /** The library version as a string literal. */\n#define VELTIX_VERSION_STRING \"{}\"\n\
          /** The Veltix protocol version spoken (\"MAJOR.MINOR\"). */\n#define VELTIX_PROTOCOL_VERSION \"1.0\"\n\n\
          /** The handle veltix_*_event_fd() gives: a file descriptor on POSIX, a SOCKET on Windows. */\n\
-         #if defined(_WIN32)\ntypedef uintptr_t veltix_socket_t;\n#else\ntypedef int veltix_socket_t;\n#endif\n",
+         #if defined(_WIN32)\ntypedef uintptr_t veltix_socket_t;\n#else\ntypedef int veltix_socket_t;\n#endif\n\
+         /** No handle: -1 on POSIX, INVALID_SOCKET on Windows. */\n\
+         #define VELTIX_INVALID_SOCKET ((veltix_socket_t)-1)\n",
         version("MAJOR"),
         version("MINOR"),
         version("PATCH"),

@@ -71,6 +71,8 @@ typedef uintptr_t veltix_socket_t;
 #else
 typedef int veltix_socket_t;
 #endif
+/** No handle: -1 on POSIX, INVALID_SOCKET on Windows. */
+#define VELTIX_INVALID_SOCKET ((veltix_socket_t)-1)
 
 
 /**

@@ -660,17 +660,19 @@ class handle {
         return count;
     }
 
-    /** Dispatch mode: an fd readable while callbacks are due (for poll,
-     * epoll, an event loop); `status::invalid_argument` in worker mode. */
-    int event_fd(std::error_code &ec) const noexcept {
-        int fd = -1;
+    /** Dispatch mode: a handle readable while callbacks are due (a file
+     * descriptor for poll or epoll; a SOCKET for WSAPoll or select on
+     * Windows); `status::invalid_argument`, and `VELTIX_INVALID_SOCKET`,
+     * in worker mode. */
+    veltix_socket_t event_fd(std::error_code &ec) const noexcept {
+        veltix_socket_t fd = VELTIX_INVALID_SOCKET;
         ec = code_of(EventFd(raw_, &fd));
         return fd;
     }
     /** Throwing form. */
-    int event_fd() const {
+    veltix_socket_t event_fd() const {
         std::error_code ec;
-        int fd = event_fd(ec);
+        veltix_socket_t fd = event_fd(ec);
         throw_if(ec);
         return fd;
     }

@@ -32,9 +32,12 @@ ensure_debian_package() {
     fi
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    if ! $sudo apt-get install -y -q "$2" >/dev/null 2>&1; then
-        $sudo apt-get update -q >/dev/null
-        $sudo apt-get install -y -q "$2" >/dev/null
+    # Another apt run (a fresh machine's own updates) holds the dpkg lock:
+    # wait for it rather than fail.
+    local wait_for_lock=(-o DPkg::Lock::Timeout=600)
+    if ! $sudo apt-get install "${wait_for_lock[@]}" -y -q "$2" >/dev/null 2>&1; then
+        $sudo apt-get update "${wait_for_lock[@]}" -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install "${wait_for_lock[@]}" -y -q "$2" >/dev/null
     fi
 }
 

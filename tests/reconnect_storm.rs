@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 use veltix::client::{Client, ClientConfig};
 use veltix::server::{Server, ServerConfig};
 
-/// 1,000 clients; the sanitizer passes, whose threads cost far more, set
-/// `VELTIX_TEST_STORM_CLIENTS` lower.
-fn clients() -> usize {
-    std::env::var("VELTIX_TEST_STORM_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
-}
 /// How long the server stays down.
 const DOWN: Duration = Duration::from_millis(1500);
 
@@ -41,7 +33,7 @@ fn storm(tweak: impl Fn(&mut ClientConfig)) -> Storm {
     .unwrap();
     server.start().unwrap();
     let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
-    let count = clients();
+    let count = support::many_clients();
     let clients: Vec<Client> = (0..count)
         .map(|_| {
             let mut config = ClientConfig {
@@ -138,7 +130,7 @@ fn backoff_with_jitter_spreads_a_thousand_reconnecting_clients() {
         busiest_100ms(&jittered.attempts),
     );
     assert!(
-        fixed_peak >= clients() * 9 / 10,
+        fixed_peak >= support::many_clients() * 9 / 10,
         "without jitter the clients come back together: {fixed_peak}"
     );
     assert!(

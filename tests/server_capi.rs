@@ -40,21 +40,21 @@ fn raw_peer(port: u16) -> (TcpStream, FrameDecoder) {
 
 #[test]
 fn a_thousand_clients_exchange_messages_with_nothing_lost() {
-    const CLIENTS: usize = 1000;
+    let clients_wanted = support::many_clients();
     const MESSAGES: usize = 10;
     let server = TestServer::start(|_| {});
-    let clients: Vec<TestClient> = (0..CLIENTS)
+    let clients: Vec<TestClient> = (0..clients_wanted)
         .map(|_| {
             let client = TestClient::new(server.port, |config| config.max_workers = 1);
             assert_eq!(client.connect(), VELTIX_OK);
             client
         })
         .collect();
-    let mut peers: Vec<u64> = (0..CLIENTS).map(|_| server.next_connect()).collect();
+    let mut peers: Vec<u64> = (0..clients_wanted).map(|_| server.next_connect()).collect();
     peers.sort_unstable();
     peers.dedup();
-    assert_eq!(peers.len(), CLIENTS);
-    assert_eq!(server.client_count(), CLIENTS);
+    assert_eq!(peers.len(), clients_wanted);
+    assert_eq!(server.client_count(), clients_wanted);
     for client in &clients {
         assert_eq!(client.next_event(), Some(Event::Connect));
     }
@@ -70,7 +70,7 @@ fn a_thousand_clients_exchange_messages_with_nothing_lost() {
     }
     // The server got every on_recv message, in order per peer.
     let mut next_round = std::collections::HashMap::<u64, (usize, usize)>::new();
-    for _ in 0..CLIENTS * MESSAGES {
+    for _ in 0..clients_wanted * MESSAGES {
         match server.next_event() {
             ServerEvent::Message { peer, payload, .. } => {
                 let text = String::from_utf8(payload).unwrap();
@@ -83,7 +83,7 @@ fn a_thousand_clients_exchange_messages_with_nothing_lost() {
             other => panic!("expected a message, got {other:?}"),
         }
     }
-    assert_eq!(next_round.len(), CLIENTS);
+    assert_eq!(next_round.len(), clients_wanted);
     // Every client got its echoes, in order.
     for (index, client) in clients.iter().enumerate() {
         for round in 0..MESSAGES {
@@ -92,7 +92,7 @@ fn a_thousand_clients_exchange_messages_with_nothing_lost() {
         }
     }
     // One broadcast reaches all of them exactly once.
-    assert_eq!(server.broadcast(232, b"all", &[]), CLIENTS);
+    assert_eq!(server.broadcast(232, b"all", &[]), clients_wanted);
     for client in &clients {
         assert_eq!(client.next_message(), (None, b"all".to_vec()));
     }
@@ -102,7 +102,7 @@ fn a_thousand_clients_exchange_messages_with_nothing_lost() {
         .iter()
         .filter(|e| matches!(e, ServerEvent::Disconnect(_, VELTIX_DISCONNECT_PEER_CLOSED)))
         .count();
-    assert_eq!(gone, CLIENTS);
+    assert_eq!(gone, clients_wanted);
     assert_eq!(server.client_count(), 0);
 }
 

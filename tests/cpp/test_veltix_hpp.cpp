@@ -362,7 +362,7 @@ void test_dispatch_mode_on_this_thread() {
         CHECK(std::this_thread::get_id() == host);
         seen.push_back(std::string(m.text()));
     });
-    CHECK(client.event_fd() >= 0);
+    CHECK(client.event_fd() != VELTIX_INVALID_SOCKET);
     client.connect_async();
     for (int i = 0; i < 100 && seen.empty(); i++) {
         client.dispatch(50ms);

@@ -153,6 +153,16 @@ pub fn time_slack() -> Duration {
     Duration::from_millis(ms)
 }
 
+/// How many clients a test of "a thousand clients" runs: 1,000, or
+/// `VELTIX_TEST_MANY_CLIENTS` where threads cost far more (the sanitizer
+/// passes, Wine).
+pub fn many_clients() -> usize {
+    std::env::var("VELTIX_TEST_MANY_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
 /// How many times slower than a normal build CPU-bound code runs here:
 /// `VELTIX_TEST_CPU_SLOWDOWN` (the sanitizer passes set it), else 1. CPU
 /// budgets in tests are multiplied by it; the normal pass checks the real
