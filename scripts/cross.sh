@@ -99,6 +99,7 @@ windows() {
     stop_server
 
     step "Windows: C programs built with x86_64-w64-mingw32-gcc against veltix.dll"
+    cargo build --release --lib --target "$WINDOWS"
     local lib="target/$WINDOWS/release" out="target/$WINDOWS/c"
     mkdir -p "$out"
     cp "$lib/veltix.dll" "$out/"
@@ -187,6 +188,7 @@ arm() {
         cargo test --release --target "$target"
 
         step "$target: the C examples against the reference server"
+        cargo build --release --lib --target "$target"
         local lib="target/$target/release" out="target/$target/c"
         mkdir -p "$out"
         ln -sf libveltix.so "$lib/libveltix.so.0"

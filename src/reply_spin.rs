@@ -28,14 +28,27 @@ pub const MISSES_BEFORE_SKIPPING: u32 = 8;
 pub const SKIPS_AFTER_MISSES: u32 = 64;
 
 /// The spinning policy of one table of pending requests.
-#[derive(Default)]
 pub(crate) struct ReplySpin {
+    /// How long a spin lasts: [`SPIN_FOR`] (longer in tests run under
+    /// emulation, whose clock reads alone take tens of microseconds).
+    spin_for: Duration,
     /// A thread is spinning now.
     taken: AtomicBool,
     /// Spins in a row that missed.
     misses: AtomicU32,
     /// Waits left that must not spin.
     skips: AtomicU32,
+}
+
+impl Default for ReplySpin {
+    fn default() -> Self {
+        ReplySpin {
+            spin_for: SPIN_FOR,
+            taken: AtomicBool::new(false),
+            misses: AtomicU32::new(0),
+            skips: AtomicU32::new(0),
+        }
+    }
 }
 
 impl ReplySpin {
@@ -50,7 +63,7 @@ impl ReplySpin {
         if skipped || self.taken.swap(true, Ordering::Acquire) {
             return None;
         }
-        let until = deadline.min(Instant::now() + SPIN_FOR);
+        let until = deadline.min(Instant::now() + self.spin_for);
         let outcome = loop {
             if let Some(value) = ready() {
                 break Some(value);
@@ -86,13 +99,30 @@ mod tests {
         Instant::now() + Duration::from_secs(60)
     }
 
+    /// How many times slower than a normal build code runs here: the
+    /// cross and sanitizer passes set `VELTIX_TEST_CPU_SLOWDOWN`.
+    fn slowdown() -> u32 {
+        std::env::var("VELTIX_TEST_CPU_SLOWDOWN")
+            .ok()
+            .and_then(|factor| factor.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// A policy whose spins last [`SPIN_FOR`] scaled by the slowdown.
+    fn scaled() -> ReplySpin {
+        ReplySpin {
+            spin_for: SPIN_FOR * slowdown(),
+            ..ReplySpin::default()
+        }
+    }
+
     #[test]
     fn a_reply_that_comes_during_the_spin_is_taken() {
         // The reply is there at the third look. A spin preempted for longer
         // than SPIN_FOR (a loaded or instrumented run) misses; one of a few
         // tries must not.
         let caught = (0..5).any(|_| {
-            let spin = ReplySpin::default();
+            let spin = scaled();
             let mut asked = 0;
             let got = spin.spin(far(), || {
                 asked += 1;
@@ -160,14 +190,8 @@ mod tests {
         assert!(!second_asked, "two waiters spun at once");
         let started = Instant::now();
         assert_eq!(spin.spin(started, || None::<()>), None);
-        // Code under emulation or a sanitizer runs several times slower
-        // (the cross and sanitizer passes say how much).
-        let slowdown: u32 = std::env::var("VELTIX_TEST_CPU_SLOWDOWN")
-            .ok()
-            .and_then(|factor| factor.parse().ok())
-            .unwrap_or(1);
         assert!(
-            started.elapsed() < SPIN_FOR * slowdown,
+            started.elapsed() < SPIN_FOR * slowdown(),
             "spun past the deadline"
         );
     }

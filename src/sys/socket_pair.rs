@@ -1,10 +1,19 @@
 //! The dispatch notifier of systems without an eventfd: one byte through
 //! a connected pair of sockets.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 
-/// A readable handle raised by one byte through a connected pair of
-/// sockets: the [`Notifier`] of systems without an eventfd.
+use socket2::SockRef;
+
+use super::{os, AsSocket, PollHandle};
+
+/// A stream type that can make a connected pair of itself.
+pub(crate) trait ConnectedPair: Sized {
+    /// Two connected ends: (the one the host polls, the one raised).
+    fn connected_pair() -> io::Result<(Self, Self)>;
+}
+
+/// A readable handle raised by one byte through a connected pair.
 pub(crate) struct SocketPairNotifier<S> {
     reader: S,
     writer: S,
@@ -12,11 +21,14 @@ pub(crate) struct SocketPairNotifier<S> {
 
 impl<S> SocketPairNotifier<S>
 where
+    S: ConnectedPair + AsSocket,
     for<'a> &'a S: Read + Write,
 {
-    /// Over a connected pair, both already non-blocking.
-    pub(crate) fn new(reader: S, writer: S) -> Self {
-        SocketPairNotifier { reader, writer }
+    pub(crate) fn new() -> io::Result<Self> {
+        let (reader, writer) = S::connected_pair()?;
+        SockRef::from(&reader).set_nonblocking(true)?;
+        SockRef::from(&writer).set_nonblocking(true)?;
+        Ok(SocketPairNotifier { reader, writer })
     }
 
     /// Makes the reader readable. A full pair is readable already.
@@ -31,7 +43,7 @@ where
     }
 
     /// The end the host polls.
-    pub(crate) fn reader(&self) -> &S {
-        &self.reader
+    pub(crate) fn handle(&self) -> PollHandle {
+        os::handle_of(&self.reader)
     }
 }

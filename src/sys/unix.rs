@@ -136,28 +136,11 @@ impl Notifier {
 /// Apple's systems and the BSDs (FreeBSD has eventfd only from 13): a
 /// socket pair.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) struct Notifier(super::socket_pair::SocketPairNotifier<std::os::unix::net::UnixStream>);
+pub(crate) type Notifier = super::socket_pair::SocketPairNotifier<std::os::unix::net::UnixStream>;
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-impl Notifier {
-    pub(crate) fn new() -> io::Result<Notifier> {
-        let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
-        reader.set_nonblocking(true)?;
-        writer.set_nonblocking(true)?;
-        Ok(Notifier(super::socket_pair::SocketPairNotifier::new(
-            reader, writer,
-        )))
-    }
-
-    pub(crate) fn raise(&self) {
-        self.0.raise()
-    }
-
-    pub(crate) fn clear(&self) {
-        self.0.clear()
-    }
-
-    pub(crate) fn handle(&self) -> PollHandle {
-        self.0.reader().as_raw_fd()
+impl super::socket_pair::ConnectedPair for std::os::unix::net::UnixStream {
+    fn connected_pair() -> io::Result<(Self, Self)> {
+        std::os::unix::net::UnixStream::pair()
     }
 }

@@ -120,16 +120,17 @@ pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 /// A loopback TCP connection, whose accepting end the host polls: Windows
 /// has no socket pair, and `select`, `WSAPoll` and libuv's `uv_poll` take
 /// only sockets.
-pub(crate) struct Notifier(super::socket_pair::SocketPairNotifier<TcpStream>);
+pub(crate) type Notifier = super::socket_pair::SocketPairNotifier<TcpStream>;
 
 /// Connections to the pair's listener from another program, dropped before
 /// giving up.
 const MAX_STRANGERS: usize = 16;
 
-impl Notifier {
-    pub(crate) fn new() -> io::Result<Notifier> {
+impl super::socket_pair::ConnectedPair for TcpStream {
+    fn connected_pair() -> io::Result<(Self, Self)> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let writer = TcpStream::connect(listener.local_addr()?)?;
+        writer.set_nodelay(true)?;
         let ours: SocketAddr = writer.local_addr()?;
         // Another local program may connect first: only ours is kept.
         let reader = (0..MAX_STRANGERS)
@@ -144,23 +145,6 @@ impl Notifier {
                     "the notifier's own connection never came",
                 ))
             })?;
-        reader.set_nonblocking(true)?;
-        writer.set_nonblocking(true)?;
-        writer.set_nodelay(true)?;
-        Ok(Notifier(super::socket_pair::SocketPairNotifier::new(
-            reader, writer,
-        )))
-    }
-
-    pub(crate) fn raise(&self) {
-        self.0.raise()
-    }
-
-    pub(crate) fn clear(&self) {
-        self.0.clear()
-    }
-
-    pub(crate) fn handle(&self) -> PollHandle {
-        handle_of(self.0.reader())
+        Ok((reader, writer))
     }
 }
