@@ -20,10 +20,11 @@
 #   integration tests, and the C examples against the reference server.
 #
 # Left out, and why:
-# - tests/hostile_client.rs, hostile_server.rs, server_idle.rs and
-#   liveness.rs compile to nothing off Linux: they measure memory and CPU
-#   through /proc, read Linux's keepalive options or stop a process with
-#   SIGSTOP. Under qemu they run, as on any Linux.
+# - tests/hostile_server.rs, server_idle.rs, and the `measured` tests of
+#   hostile_client.rs and the `linux` ones of liveness.rs, compile to
+#   nothing off Linux: they measure memory and CPU through /proc, read
+#   Linux's keepalive options or stop a process with SIGSTOP. Under qemu
+#   they run, as on any Linux.
 # - Where the system cannot report TCP segment counts (Windows; qemu-user's
 #   TCP_INFO is 4 bytes), the tests check everything but that count and
 #   say so on stderr.

@@ -1,10 +1,7 @@
 //! Liveness: TCP keepalive options, heartbeats that find dead peers on
 //! both sides (and stay out of the application's way with live ones), the
 //! server's idle timeout, and per-connection statistics. Everything on
-//! 127.0.0.1, bounded in time.
-
-// Linux only: they read Linux's keepalive options and stop a process with SIGSTOP.
-#![cfg(target_os = "linux")]
+//! 127.0.0.1, bounded in time. What only Linux can show is in `linux`.
 
 mod support;
 
@@ -13,92 +10,9 @@ use std::time::{Duration, Instant};
 
 use support::capi::{Event, TestClient};
 use support::fake_server::{complete_handshake, read_frame, FakeServer};
-use support::hostile::{frame, socket_between, RawPeer};
+use support::hostile::{frame, RawPeer};
 use support::server_capi::{ServerEvent, TestServer};
-use support::{RefClient, RefServer};
 use veltix::ffi::*;
-
-fn option(fd: i32, level: i32, name: i32) -> i32 {
-    let mut value: i32 = -1;
-    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
-    let result =
-        unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut i32).cast(), &mut len) };
-    assert_eq!(result, 0, "getsockopt");
-    value
-}
-
-/// (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT) of `fd`.
-fn keepalive_of(fd: i32) -> (i32, i32, i32, i32) {
-    (
-        option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
-        option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
-        option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
-        option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
-    )
-}
-
-#[test]
-fn keepalive_options_are_set_on_both_sides() {
-    let server = TestServer::start(|c| {
-        c.liveness.keepalive_idle_s = 30;
-        c.liveness.keepalive_interval_s = 5;
-        c.liveness.keepalive_count = 4;
-    });
-    let client = TestClient::new(server.port, |c| {
-        c.liveness.keepalive_idle_s = 20;
-        c.liveness.keepalive_interval_s = 3;
-        c.liveness.keepalive_count = 2;
-    });
-    assert_eq!(client.connect(), VELTIX_OK);
-    let peer = server.next_connect();
-    let mut client_port = 0;
-    let mut text = [0 as std::ffi::c_char; 64];
-    assert_eq!(
-        unsafe {
-            veltix_server_peer_address(server.ptr, peer, text.as_mut_ptr(), 64, &mut client_port)
-        },
-        VELTIX_OK
-    );
-    let client_side = socket_between(client_port, server.port).expect("the client's socket");
-    let server_side = socket_between(server.port, client_port).expect("the server's socket");
-    assert_eq!(keepalive_of(client_side), (1, 20, 3, 2));
-    assert_eq!(keepalive_of(server_side), (1, 30, 5, 4));
-
-    // Off by default: the system's settings stay.
-    let plain = TestClient::connected(server.port);
-    let peer = server.next_connect();
-    assert_eq!(
-        unsafe {
-            veltix_server_peer_address(server.ptr, peer, text.as_mut_ptr(), 64, &mut client_port)
-        },
-        VELTIX_OK
-    );
-    let plain_side = socket_between(client_port, server.port).unwrap();
-    assert_eq!(option(plain_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
-    drop(plain);
-
-    // Half a keepalive setting is refused, naming the field.
-    let mut config = unsafe { std::mem::zeroed::<veltix_client_config_t>() };
-    unsafe { veltix_client_config_init(&mut config, std::mem::size_of_val(&config)) };
-    config.liveness.keepalive_idle_s = 10;
-    let mut out = std::ptr::null_mut();
-    assert_eq!(
-        unsafe { veltix_client_new(&config, &mut out) },
-        VELTIX_ERR_INVALID_ARGUMENT
-    );
-    assert!(support::capi::last_error().contains("keepalive"));
-}
-
-/// Stops process `pid` with SIGSTOP (it keeps its sockets and answers
-/// nothing), waits for `detect` to see the disconnection, resumes it: the
-/// reason and how long detection took.
-fn detect_sigstopped(pid: u32, detect: impl FnOnce() -> (i32, Instant)) -> (i32, Duration) {
-    let stopped = Instant::now();
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
-    let (reason, at) = detect();
-    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-    (reason, at - stopped)
-}
 
 /// A heartbeat (interval 100 ms, timeout 400 ms) closed the connection
 /// with reason ERROR within `low_ms..=high_ms` (plus the sanitizers' slack).
@@ -229,31 +143,6 @@ fn a_busy_connection_sends_no_heartbeat_pings() {
     server.join().unwrap();
     let _open = kept.recv().unwrap();
     assert!(client.is_connected());
-}
-
-#[test]
-fn client_heartbeats_with_the_reference_server_and_one_it_stopped() {
-    let mut server = RefServer::start();
-    let client = TestClient::new(server.port, client_heartbeats);
-    assert_eq!(client.connect(), VELTIX_OK);
-    // The reference answers the PINGs: a second of silence keeps the
-    // connection, and no PONG reaches a callback.
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(client.is_connected());
-    assert!(client_stats(&client).last_rtt_ms >= 0.0);
-    assert_eq!(
-        client.request(200, b"still here", 5000).unwrap().2,
-        b"still here"
-    );
-    assert!(client
-        .drain_events(Duration::from_millis(50))
-        .iter()
-        .all(|event| matches!(event, Event::Connect)));
-    let detected = detect_sigstopped(server.pid(), || {
-        wait_for_disconnect(&client, Duration::from_secs(5))
-    });
-    server.kill();
-    assert_detected(detected, 300, 700, "after SIGSTOP");
 }
 
 #[test]
@@ -426,31 +315,6 @@ fn a_server_finds_a_client_that_stopped_answering_and_fails_its_requests() {
 }
 
 #[test]
-fn server_heartbeats_with_the_reference_client_and_one_it_stopped() {
-    let server = TestServer::start(|c| {
-        c.liveness.heartbeat_interval_ms = 100;
-        c.liveness.heartbeat_timeout_ms = 400;
-    });
-    let client = RefClient::connected(server.port);
-    let peer = server.next_connect();
-    // The reference client answers the PINGs: a second of silence keeps it.
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(server.peers(), vec![peer]);
-    assert!(peer_stats(&server, peer).last_rtt_ms >= 0.0);
-    assert!(
-        server
-            .next_event_within(Duration::from_millis(50))
-            .is_none(),
-        "no PONG reached a callback"
-    );
-    let detected = detect_sigstopped(client.pid(), || {
-        wait_for_peer_disconnect(&server, peer, Duration::from_secs(5))
-    });
-    drop(client);
-    assert_detected(detected, 300, 700, "after SIGSTOP");
-}
-
-#[test]
 fn the_idle_timeout_closes_a_silent_peer_and_keeps_a_chatty_one() {
     let server = TestServer::start(|c| {
         c.idle_timeout_ms = 300;
@@ -583,4 +447,157 @@ fn on_disconnect_reports_the_backoff_delay_before_each_attempt() {
             && took < Duration::from_millis(1500) + support::time_slack(),
         "50 + 100 + 150 ms of waiting: {took:?}"
     );
+}
+
+/// What only Linux shows: its keepalive options (`TCP_KEEPIDLE` and
+/// friends), and reference peers stopped with `SIGSTOP`.
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use support::hostile::socket_between;
+    use support::{RefClient, RefServer};
+
+    fn option(fd: i32, level: i32, name: i32) -> i32 {
+        let mut value: i32 = -1;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        let result =
+            unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut i32).cast(), &mut len) };
+        assert_eq!(result, 0, "getsockopt");
+        value
+    }
+
+    /// (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT) of `fd`.
+    fn keepalive_of(fd: i32) -> (i32, i32, i32, i32) {
+        (
+            option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+            option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+            option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+            option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+        )
+    }
+
+    #[test]
+    fn keepalive_options_are_set_on_both_sides() {
+        let server = TestServer::start(|c| {
+            c.liveness.keepalive_idle_s = 30;
+            c.liveness.keepalive_interval_s = 5;
+            c.liveness.keepalive_count = 4;
+        });
+        let client = TestClient::new(server.port, |c| {
+            c.liveness.keepalive_idle_s = 20;
+            c.liveness.keepalive_interval_s = 3;
+            c.liveness.keepalive_count = 2;
+        });
+        assert_eq!(client.connect(), VELTIX_OK);
+        let peer = server.next_connect();
+        let mut client_port = 0;
+        let mut text = [0 as std::ffi::c_char; 64];
+        assert_eq!(
+            unsafe {
+                veltix_server_peer_address(
+                    server.ptr,
+                    peer,
+                    text.as_mut_ptr(),
+                    64,
+                    &mut client_port,
+                )
+            },
+            VELTIX_OK
+        );
+        let client_side = socket_between(client_port, server.port).expect("the client's socket");
+        let server_side = socket_between(server.port, client_port).expect("the server's socket");
+        assert_eq!(keepalive_of(client_side), (1, 20, 3, 2));
+        assert_eq!(keepalive_of(server_side), (1, 30, 5, 4));
+
+        // Off by default: the system's settings stay.
+        let plain = TestClient::connected(server.port);
+        let peer = server.next_connect();
+        assert_eq!(
+            unsafe {
+                veltix_server_peer_address(
+                    server.ptr,
+                    peer,
+                    text.as_mut_ptr(),
+                    64,
+                    &mut client_port,
+                )
+            },
+            VELTIX_OK
+        );
+        let plain_side = socket_between(client_port, server.port).unwrap();
+        assert_eq!(option(plain_side, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+        drop(plain);
+
+        // Half a keepalive setting is refused, naming the field.
+        let mut config = unsafe { std::mem::zeroed::<veltix_client_config_t>() };
+        unsafe { veltix_client_config_init(&mut config, std::mem::size_of_val(&config)) };
+        config.liveness.keepalive_idle_s = 10;
+        let mut out = std::ptr::null_mut();
+        assert_eq!(
+            unsafe { veltix_client_new(&config, &mut out) },
+            VELTIX_ERR_INVALID_ARGUMENT
+        );
+        assert!(support::capi::last_error().contains("keepalive"));
+    }
+
+    /// Stops process `pid` with SIGSTOP (it keeps its sockets and answers
+    /// nothing), waits for `detect` to see the disconnection, resumes it: the
+    /// reason and how long detection took.
+    fn detect_sigstopped(pid: u32, detect: impl FnOnce() -> (i32, Instant)) -> (i32, Duration) {
+        let stopped = Instant::now();
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        let (reason, at) = detect();
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        (reason, at - stopped)
+    }
+
+    #[test]
+    fn client_heartbeats_with_the_reference_server_and_one_it_stopped() {
+        let mut server = RefServer::start();
+        let client = TestClient::new(server.port, client_heartbeats);
+        assert_eq!(client.connect(), VELTIX_OK);
+        // The reference answers the PINGs: a second of silence keeps the
+        // connection, and no PONG reaches a callback.
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(client.is_connected());
+        assert!(client_stats(&client).last_rtt_ms >= 0.0);
+        assert_eq!(
+            client.request(200, b"still here", 5000).unwrap().2,
+            b"still here"
+        );
+        assert!(client
+            .drain_events(Duration::from_millis(50))
+            .iter()
+            .all(|event| matches!(event, Event::Connect)));
+        let detected = detect_sigstopped(server.pid(), || {
+            wait_for_disconnect(&client, Duration::from_secs(5))
+        });
+        server.kill();
+        assert_detected(detected, 300, 700, "after SIGSTOP");
+    }
+
+    #[test]
+    fn server_heartbeats_with_the_reference_client_and_one_it_stopped() {
+        let server = TestServer::start(|c| {
+            c.liveness.heartbeat_interval_ms = 100;
+            c.liveness.heartbeat_timeout_ms = 400;
+        });
+        let client = RefClient::connected(server.port);
+        let peer = server.next_connect();
+        // The reference client answers the PINGs: a second of silence keeps it.
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(server.peers(), vec![peer]);
+        assert!(peer_stats(&server, peer).last_rtt_ms >= 0.0);
+        assert!(
+            server
+                .next_event_within(Duration::from_millis(50))
+                .is_none(),
+            "no PONG reached a callback"
+        );
+        let detected = detect_sigstopped(client.pid(), || {
+            wait_for_peer_disconnect(&server, peer, Duration::from_secs(5))
+        });
+        drop(client);
+        assert_detected(detected, 300, 700, "after SIGSTOP");
+    }
 }
