@@ -1405,7 +1405,7 @@ veltix_status_t veltix_server_dispatch(struct veltix_server_t *server,
                                        size_t *out_count);
 
 /**
- * Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+ * Dispatch mode: writes to `*out_fd` a handle that is readable while
  * callbacks are due (see `veltix_client_event_fd()`); valid until
  * `veltix_server_free()`.
  *

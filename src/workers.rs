@@ -3,8 +3,9 @@
 //! Jobs run on `count` threads fed by one channel; with one thread they run
 //! in submission order. With `count` 0 (dispatch mode) there are no
 //! threads: jobs wait in the channel until the host calls
-//! [`WorkerPool::dispatch`] on its own thread, and an eventfd is readable
-//! while any wait, for the host's poll/epoll loop. A [`Lane`] runs its jobs one at a time in submission
+//! [`WorkerPool::dispatch`] on its own thread, and a handle
+//! ([`crate::sys::Notifier`]) is readable while any wait, for the host's
+//! poll/epoll/`WSAPoll` loop. A [`Lane`] runs its jobs one at a time in submission
 //! order whatever the pool size: the client's lifecycle events use the
 //! pool's own lane ([`WorkerPool::submit_ordered`]), and the server gives
 //! each connection a lane so its callbacks keep arrival order while other

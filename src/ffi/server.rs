@@ -915,7 +915,7 @@ pub unsafe extern "C" fn veltix_server_dispatch(
     })
 }
 
-/// Dispatch mode: writes to `*out_fd` a descriptor that is readable while
+/// Dispatch mode: writes to `*out_fd` a handle that is readable while
 /// callbacks are due (see `veltix_client_event_fd()`); valid until
 /// `veltix_server_free()`.
 ///
