@@ -39,6 +39,12 @@ mod socket_pair;
 pub use os::PollHandle;
 pub(crate) use os::{bound_waits, read, AsSocket, Notifier, SHORT_READ_REARMS};
 
+/// What a wait on one socket waits for.
+enum Readiness {
+    Readable,
+    Writable,
+}
+
 /// Most slices one [`send`] takes (the rest waits for the next call).
 pub(crate) const MAX_SLICES: usize = 64;
 
@@ -95,7 +101,7 @@ pub(crate) fn wait_writable(socket: &impl AsSocket, deadline: Instant) -> io::Re
                 "the peer did not take the bytes in time",
             ));
         }
-        if os::poll_one(handle, os::Readiness::Writable, left)? {
+        if os::poll_one(handle, Readiness::Writable, left)? {
             return Ok(());
         }
     }
@@ -103,7 +109,7 @@ pub(crate) fn wait_writable(socket: &impl AsSocket, deadline: Instant) -> io::Re
 
 /// Waits up to `timeout` until `handle` is readable; whether it is.
 pub fn wait_readable(handle: PollHandle, timeout: Duration) -> io::Result<bool> {
-    os::poll_one(handle, os::Readiness::Readable, timeout)
+    os::poll_one(handle, Readiness::Readable, timeout)
 }
 
 /// Sets what every connected socket needs before its first send: on

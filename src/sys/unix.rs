@@ -1,5 +1,6 @@
 //! POSIX: Linux, Apple's systems and the BSDs.
 
+use super::Readiness;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
@@ -33,11 +34,6 @@ pub(super) const SEND_NOWAIT_FLAGS: i32 = SEND_FLAGS | libc::MSG_DONTWAIT;
 
 pub(super) fn handle_of(socket: &impl AsSocket) -> PollHandle {
     socket.as_fd().as_raw_fd()
-}
-
-pub(super) enum Readiness {
-    Readable,
-    Writable,
 }
 
 /// `poll` on one descriptor for up to `timeout`; whether it is ready (an

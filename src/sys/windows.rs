@@ -1,5 +1,6 @@
 //! Windows (Winsock 2).
 
+use super::Readiness;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::windows::io::AsRawSocket;
@@ -37,11 +38,6 @@ const READ_WAIT_SLICE: Duration = Duration::from_millis(100);
 
 pub(super) fn handle_of(socket: &impl AsSocket) -> PollHandle {
     socket.as_socket().as_raw_socket() as PollHandle
-}
-
-pub(super) enum Readiness {
-    Readable,
-    Writable,
 }
 
 /// `WSAPoll` on one socket for up to `timeout`; whether it is ready (an
