@@ -14,15 +14,19 @@
 //!   a server that reads in bulk, beside ZeroMQ PUSH/PULL (when the system
 //!   has `libzmq.so.5`) and a raw socket writing each frame with its own
 //!   `write`;
-//! - `ping` beside a raw TCP ping-pong of the same PING and PONG frames.
+//! - `ping` beside a raw TCP ping-pong of the same PING and PONG frames;
+//! - round trips under load (`latency under load`): a raw ping-pong,
+//!   `ping` and a 64-byte `send_and_wait`, with the machine idle, with one
+//!   CPU hog on every core but one, and with one on every core (the hogs
+//!   are threads of this bench, spinning for at most two minutes).
 //!
-//! The last two print medians of `VELTIX_BENCH_RUNS` runs (default 3).
+//! The last three print medians of `VELTIX_BENCH_RUNS` runs (default 3).
 
 use std::io::{BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +80,9 @@ fn main() {
     }
     if wanted("ping") {
         ping_against_raw(port, runs, 10_000);
+    }
+    if wanted("latency under load") {
+        round_trips_under_load(port, runs, 5_000);
     }
     if !wanted("python") {
         return;
@@ -467,41 +474,79 @@ fn ping_against_raw(port: u16, runs: usize, count: usize) {
     stream.set_nodelay(true).unwrap();
     let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
     handshake_as_client(&mut stream, &mut decoder);
-    let ping = veltix::protocol::encode_frame(PING, 1, &[]);
+    let mut raw_ping = RawPinger::new(&mut stream, &mut decoder);
     let (mut veltix, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        raw.push(time_each(count, || {
-            stream.write_all(&ping).unwrap();
-            while decoder.next_frame().is_none() {
-                decoder.fill_with(|b| stream.read(b)).unwrap();
-            }
-        }));
+        raw.push(time_each(count, || raw_ping.round_trip()));
         veltix.push(time_each(count, || {
             client.ping(Duration::from_secs(5)).unwrap();
         }));
     }
     client.close();
-    let summary = |runs: Vec<(f64, f64)>| {
-        let (means, p50s): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
-        (median(means), median(p50s))
-    };
-    let (veltix, raw) = (summary(veltix), summary(raw));
+    let (veltix, raw) = (RoundTrips::median_of(&veltix), RoundTrips::median_of(&raw));
     println!("\nping round trips (medians of {runs} runs of {count}):");
     println!(
         "  raw TCP ping-pong   mean {:>6.1} us  p50 {:>6.1} us",
-        raw.0, raw.1
+        raw.mean, raw.p50
     );
     println!(
         "  libveltix ping      mean {:>6.1} us  p50 {:>6.1} us   libveltix / raw {:.2} (mean), {:.2} (p50)",
-        veltix.0,
-        veltix.1,
-        veltix.0 / raw.0,
-        veltix.1 / raw.1
+        veltix.mean,
+        veltix.p50,
+        veltix.mean / raw.mean,
+        veltix.p50 / raw.p50
     );
 }
 
-/// Runs `round_trip` `count` times; the mean and the p50, in microseconds.
-fn time_each(count: usize, mut round_trip: impl FnMut()) -> (f64, f64) {
+/// A raw ping-pong: one thread writing a PING frame on a blocking socket
+/// and reading the PONG.
+struct RawPinger<'a> {
+    stream: &'a mut TcpStream,
+    decoder: &'a mut FrameDecoder,
+    ping: Vec<u8>,
+}
+
+impl<'a> RawPinger<'a> {
+    fn new(stream: &'a mut TcpStream, decoder: &'a mut FrameDecoder) -> Self {
+        let ping = veltix::protocol::encode_frame(PING, 1, &[]);
+        RawPinger {
+            stream,
+            decoder,
+            ping,
+        }
+    }
+
+    fn round_trip(&mut self) {
+        self.stream.write_all(&self.ping).unwrap();
+        while self.decoder.next_frame().is_none() {
+            let stream = &mut *self.stream;
+            self.decoder.fill_with(|b| stream.read(b)).unwrap();
+        }
+    }
+}
+
+/// Mean, p50 and p99 of a run of round trips, in microseconds.
+#[derive(Clone, Copy)]
+struct RoundTrips {
+    mean: f64,
+    p50: f64,
+    p99: f64,
+}
+
+impl RoundTrips {
+    /// Each figure's median over `runs`.
+    fn median_of(runs: &[RoundTrips]) -> RoundTrips {
+        let figure = |pick: fn(&RoundTrips) -> f64| median(runs.iter().map(pick).collect());
+        RoundTrips {
+            mean: figure(|r| r.mean),
+            p50: figure(|r| r.p50),
+            p99: figure(|r| r.p99),
+        }
+    }
+}
+
+/// Runs `round_trip` `count` times.
+fn time_each(count: usize, mut round_trip: impl FnMut()) -> RoundTrips {
     let mut samples: Vec<Duration> = (0..count)
         .map(|_| {
             let started = Instant::now();
@@ -511,7 +556,104 @@ fn time_each(count: usize, mut round_trip: impl FnMut()) -> (f64, f64) {
         .collect();
     samples.sort();
     let total: Duration = samples.iter().sum();
-    (micros(total) / count as f64, micros(samples[count / 2]))
+    RoundTrips {
+        mean: micros(total) / count as f64,
+        p50: micros(samples[count / 2]),
+        p99: micros(samples[count * 99 / 100]),
+    }
+}
+
+/// Threads that keep CPUs busy (a game's render or simulation loop) until
+/// dropped, each for at most `limit`.
+struct Hogs {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Hogs {
+    fn start(count: usize, limit: Duration) -> Hogs {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..count)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let until = Instant::now() + limit;
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        Hogs { stop, threads }
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Round trips beside a raw ping-pong on an idle machine, with every core
+/// but one busy, and with every core busy: the raw ping-pong, `ping`, and
+/// a 64-byte `send_and_wait`. Mean, p50 and p99 (medians of `runs` runs of
+/// `count`, the three kinds interleaved), and each one's ratio to raw.
+fn round_trips_under_load(port: u16, runs: usize, count: usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("\nround trips under load ({cores} cores; medians of {runs} runs of {count}):");
+    println!(
+        "  {:<24} {:<29} {:>8} {:>8} {:>8}   / raw (mean, p50, p99)",
+        "machine", "round trip", "mean us", "p50 us", "p99 us"
+    );
+    let client = connected_client(port);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
+    handshake_as_client(&mut stream, &mut decoder);
+    let mut raw_ping = RawPinger::new(&mut stream, &mut decoder);
+    let payload = [7u8; 64];
+    let conditions = [
+        ("idle", 0),
+        ("every core but one busy", cores.saturating_sub(1)),
+        ("every core busy", cores),
+    ];
+    for (machine, hogs) in conditions {
+        let _hogs = Hogs::start(hogs, Duration::from_secs(120));
+        let mut results: [Vec<RoundTrips>; 3] = Default::default();
+        for _ in 0..runs {
+            results[0].push(time_each(count, || raw_ping.round_trip()));
+            results[1].push(time_each(count, || {
+                client.ping(Duration::from_secs(5)).unwrap();
+            }));
+            results[2].push(time_each(count, || {
+                client
+                    .send_and_wait(200, &payload, Duration::from_secs(5))
+                    .unwrap();
+            }));
+        }
+        let raw = RoundTrips::median_of(&results[0]);
+        let names = [
+            "raw TCP ping-pong",
+            "libveltix ping",
+            "libveltix send_and_wait 64 B",
+        ];
+        for (name, runs) in names.iter().zip(&results) {
+            let r = RoundTrips::median_of(runs);
+            println!(
+                "  {machine:<24} {name:<29} {:>8.1} {:>8.1} {:>8.1}   {:.2}, {:.2}, {:.2}",
+                r.mean,
+                r.p50,
+                r.p99,
+                r.mean / raw.mean,
+                r.p50 / raw.p50,
+                r.p99 / raw.p99
+            );
+        }
+    }
+    client.close();
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
