@@ -202,6 +202,16 @@ fn a_send_through_another_server_reaches_that_servers_peer(on_io_thread: bool) {
     let (first, second) = (server(on_io_thread), server(on_io_thread));
     let second_port = second.start().unwrap();
     let (second_client, second_got) = listening_client(second_port);
+    // The server acks before it counts the peer (on_connect follows the
+    // ack on the wire): the client's connect can return first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while second.client_count() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the peer was never counted"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let relay = second.clone();
     first
         .route(
