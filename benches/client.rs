@@ -224,10 +224,7 @@ fn print_latencies(what: &str, mut samples: Vec<Duration>) {
 /// The floor for request/response: one thread writing a frame and reading
 /// the reply on a plain blocking socket (no reader thread, no callbacks).
 fn same_thread_floor(port: u16, count: usize) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
-    handshake_as_client(&mut stream, &mut decoder);
+    let (mut stream, mut decoder) = raw_connection(port);
     let frame = veltix::protocol::encode_frame(200, 1, &[7u8; 64]);
     let start = Instant::now();
     for _ in 0..count {
@@ -453,9 +450,7 @@ fn veltix_single_sender(count: usize) -> f64 {
 
 fn raw_single_sender(count: usize) -> f64 {
     let (port, counted) = counting_server(count);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    handshake_as_client(&mut stream, &mut FrameDecoder::new(u32::MAX, 4096));
+    let (mut stream, _) = raw_connection(port);
     let frame = veltix::protocol::encode_frame(COUNTED, 1, &[1u8; 64]);
     let started = Instant::now();
     for _ in 0..count {
@@ -470,11 +465,7 @@ fn raw_single_sender(count: usize) -> f64 {
 /// medians of `runs` runs of `count`.
 fn ping_against_raw(port: u16, runs: usize, count: usize) {
     let client = connected_client(port);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
-    handshake_as_client(&mut stream, &mut decoder);
-    let mut raw_ping = RawPinger::new(&mut stream, &mut decoder);
+    let mut raw_ping = RawPinger::connect(port);
     let (mut veltix, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         raw.push(time_each(count, || raw_ping.round_trip()));
@@ -498,16 +489,26 @@ fn ping_against_raw(port: u16, runs: usize, count: usize) {
     );
 }
 
+/// A plain blocking socket to `port`, handshaken, and its decoder.
+fn raw_connection(port: u16) -> (TcpStream, FrameDecoder) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
+    handshake_as_client(&mut stream, &mut decoder);
+    (stream, decoder)
+}
+
 /// A raw ping-pong: one thread writing a PING frame on a blocking socket
 /// and reading the PONG.
-struct RawPinger<'a> {
-    stream: &'a mut TcpStream,
-    decoder: &'a mut FrameDecoder,
+struct RawPinger {
+    stream: TcpStream,
+    decoder: FrameDecoder,
     ping: Vec<u8>,
 }
 
-impl<'a> RawPinger<'a> {
-    fn new(stream: &'a mut TcpStream, decoder: &'a mut FrameDecoder) -> Self {
+impl RawPinger {
+    fn connect(port: u16) -> Self {
+        let (stream, decoder) = raw_connection(port);
         let ping = veltix::protocol::encode_frame(PING, 1, &[]);
         RawPinger {
             stream,
@@ -518,8 +519,8 @@ impl<'a> RawPinger<'a> {
 
     fn round_trip(&mut self) {
         self.stream.write_all(&self.ping).unwrap();
+        let stream = &mut self.stream;
         while self.decoder.next_frame().is_none() {
-            let stream = &mut *self.stream;
             self.decoder.fill_with(|b| stream.read(b)).unwrap();
         }
     }
@@ -609,11 +610,7 @@ fn round_trips_under_load(port: u16, runs: usize, count: usize) {
         "machine", "round trip", "mean us", "p50 us", "p99 us"
     );
     let client = connected_client(port);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut decoder = FrameDecoder::new(u32::MAX, 64 * 1024);
-    handshake_as_client(&mut stream, &mut decoder);
-    let mut raw_ping = RawPinger::new(&mut stream, &mut decoder);
+    let mut raw_ping = RawPinger::connect(port);
     let payload = [7u8; 64];
     let conditions = [
         ("idle", 0),

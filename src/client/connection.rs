@@ -161,11 +161,10 @@ pub(crate) fn establish(
     };
     let server_hello = read(&mut decoder)?;
     handshake::check_hello(&server_hello).map_err(Error::handshake)?;
-    let remaining = deadline.saturating_duration_since(Instant::now());
     write_parts_within(
         &stream,
         &mut [&handshake::hello(crate::VERSION), &[]],
-        &mut WriteLimit::new(remaining, Some(deadline)),
+        &mut WriteLimit::new(config.handshake_timeout, Some(deadline)),
     )
     .map_err(|e| handshake_io_error("sending the hello failed", &e))?;
     let ack = read(&mut decoder)?;

@@ -563,9 +563,10 @@ impl Peer {
         self.fail(&mut out, reason);
     }
 
-    /// Ends the connection (the I/O thread, after deregistering it): queued
-    /// bytes are written if the socket takes them at once, then both
-    /// directions are shut, so other holders of the peer fail fast.
+    /// Ends the connection (the I/O thread, after taking it out of its
+    /// table): queued bytes are written if the socket takes them at once,
+    /// then both directions are shut, so other holders of the peer fail
+    /// fast.
     pub fn shut(&self, flush_first: bool) {
         if flush_first {
             let _ = self.flush();

@@ -45,6 +45,11 @@ enum Readiness {
     Writable,
 }
 
+/// `listen`'s backlog: POSIX kernels cap it at their own maximum
+/// (`net.core.somaxconn`, `kern.ipc.somaxconn`), and it is Winsock 2's
+/// `SOMAXCONN`, "a reasonable maximum".
+const MAX_BACKLOG: i32 = i32::MAX;
+
 /// Most slices one [`send`] takes (the rest waits for the next call).
 pub(crate) const MAX_SLICES: usize = 64;
 
@@ -126,7 +131,7 @@ pub(crate) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     os::before_bind(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(os::MAX_BACKLOG)?;
+    socket.listen(MAX_BACKLOG)?;
     Ok(socket.into())
 }
 

@@ -13,10 +13,6 @@ pub(crate) use std::os::fd::AsFd as AsSocket;
 /// The handle a dispatch-mode host polls: a file descriptor.
 pub type PollHandle = std::ffi::c_int;
 
-/// `listen`'s backlog: the kernel caps it at its own maximum
-/// (`net.core.somaxconn`, `kern.ipc.somaxconn`).
-pub(super) const MAX_BACKLOG: i32 = i32::MAX;
-
 /// epoll and kqueue (edge-triggered in mio) report bytes that arrive after
 /// a read, so a read that took less than its room may end a read turn.
 pub(crate) const SHORT_READ_REARMS: bool = true;

@@ -16,9 +16,6 @@ pub(crate) use std::os::windows::io::AsSocket;
 /// The handle a dispatch-mode host polls: a `SOCKET`.
 pub type PollHandle = usize;
 
-/// `SOMAXCONN` of Winsock 2: "a reasonable maximum".
-pub(super) const MAX_BACKLOG: i32 = i32::MAX;
-
 /// mio on Windows arms a socket's next event only when a read or write
 /// through it would block: a read turn must go on until it does.
 pub(crate) const SHORT_READ_REARMS: bool = false;
@@ -91,14 +88,16 @@ pub(crate) fn bound_waits(stream: &TcpStream) -> io::Result<()> {
 /// went through [`bound_waits`]. It waits in slices of at most
 /// [`READ_WAIT_SLICE`] and tries the socket between them.
 pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    let mut deadline = None;
+    let mut read = || match io::Read::read(&mut &*stream, buf) {
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => None,
+        result => Some(result),
+    };
+    if let Some(result) = read() {
+        return result;
+    }
+    // Only a read that has to wait asks for the timeout, once.
+    let deadline = stream.read_timeout()?.map(|limit| Instant::now() + limit);
     loop {
-        match io::Read::read(&mut &*stream, buf) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            result => return result,
-        }
-        let deadline =
-            *deadline.get_or_insert(stream.read_timeout()?.map(|limit| Instant::now() + limit));
         let wait = match deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -110,6 +109,9 @@ pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
             None => READ_WAIT_SLICE,
         };
         poll_one(handle_of(stream), Readiness::Readable, wait)?;
+        if let Some(result) = read() {
+            return result;
+        }
     }
 }
 
