@@ -130,6 +130,14 @@ impl Backlog {
         !state.closed
     }
 
+    /// For a reader that reads in another's place and must not wait here:
+    /// whether the backlog is full, or the reader is held back until it
+    /// drains.
+    pub fn holds_reading_back(&self) -> bool {
+        let state = self.state();
+        !state.closed && (state.paused || state.full(&self.limits))
+    }
+
     /// Whether the reader is held back (it cannot see what its peer sends).
     pub fn is_paused(&self) -> bool {
         self.state().paused

@@ -21,6 +21,7 @@ pub mod liveness;
 pub mod log;
 mod pending;
 pub mod protocol;
+mod reply_slot;
 mod reply_spin;
 pub mod server;
 pub mod stats;

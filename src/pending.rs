@@ -11,15 +11,23 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result};
 use crate::protocol::ids::IdAllocator;
 use crate::protocol::Message;
+use crate::reply_slot::{self, ReplySlot};
 use crate::reply_spin::ReplySpin;
+
+/// The outcome of a blocked request.
+type Blocked = ReplySlot<Result<Message>>;
+
+thread_local! {
+    /// The slot this thread's blocked requests reuse.
+    static OWN_SLOT: Arc<Blocked> = Arc::new(ReplySlot::new());
+}
 
 /// The pending-request table and the id allocator that avoids its ids.
 pub(crate) struct PendingRequests {
@@ -39,12 +47,36 @@ struct Shared {
 
 struct Inner {
     ids: IdAllocator,
-    waiters: HashMap<u16, Waiter>,
+    waiters: HashMap<u16, Waiter, BuildHasherDefault<IdHasher>>,
     /// Deadlines of asynchronous requests: (when, id, serial).
     deadlines: BinaryHeap<Reverse<(Instant, u16, u64)>>,
     /// Tells apart two requests that used the same id, one after the other.
     next_serial: u64,
     timer_started: bool,
+}
+
+/// Hashes a request id by one multiplication: ids are chosen by this
+/// side, never by a peer, so nobody can pick colliding ones (SipHash's
+/// defence costs a round trip more time than the rest of the table).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u16(u16::from(*byte));
+        }
+    }
+
+    fn write_u16(&mut self, id: u16) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits
+        // hashbrown uses.
+        self.0 = (self.0 ^ u64::from(id)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// What a request's outcome is handed to, once.
@@ -58,7 +90,7 @@ struct Waiter {
 
 enum Outcome {
     /// A caller blocked in `send_and_wait`.
-    Waiting(Sender<Result<Message>>),
+    Waiting(Arc<Blocked>),
     /// An asynchronous request, with the time it was given.
     Async(OnOutcome, Duration),
 }
@@ -66,9 +98,7 @@ enum Outcome {
 impl Waiter {
     fn deliver(self, result: Result<Message>) {
         match self.outcome {
-            Outcome::Waiting(sender) => {
-                let _ = sender.send(result);
-            }
+            Outcome::Waiting(slot) => slot.fill(result),
             Outcome::Async(on_outcome, _) => on_outcome(result),
         }
     }
@@ -87,7 +117,7 @@ impl Inner {
 /// A registered request: its id and where its outcome arrives.
 pub(crate) struct PendingRequest {
     pub id: u16,
-    outcome: Receiver<Result<Message>>,
+    outcome: Arc<Blocked>,
 }
 
 impl PendingRequests {
@@ -98,7 +128,7 @@ impl PendingRequests {
                 ids: ids.clone(),
                 inner: Mutex::new(Inner {
                     ids,
-                    waiters: HashMap::new(),
+                    waiters: HashMap::default(),
                     deadlines: BinaryHeap::new(),
                     next_serial: 0,
                     timer_started: false,
@@ -117,8 +147,8 @@ impl PendingRequests {
     /// Registers a request to `owner` before it is sent, so its reply
     /// cannot be missed.
     pub fn register(&self, owner: u64) -> Result<PendingRequest> {
-        let (sender, outcome) = bounded(1);
-        let id = self.insert(owner, Outcome::Waiting(sender))?.0;
+        let outcome = reply_slot::for_this_thread(&OWN_SLOT);
+        let id = self.insert(owner, Outcome::Waiting(outcome.clone()))?.0;
         Ok(PendingRequest { id, outcome })
     }
 
@@ -227,12 +257,16 @@ impl PendingRequests {
     /// One request/reply exchange with `owner`: registers an id, calls
     /// `send` with it and the exchange's deadline (`timeout` from now, which
     /// bounds the write too), and waits for the reply until that deadline
-    /// (the request is withdrawn if `send` fails).
+    /// (the request is withdrawn if `send` fails). Before it waits, it
+    /// calls `read_while_waiting` with the deadline and a test of whether
+    /// the reply came: a caller that can read the connection itself until
+    /// then does so there.
     pub fn round_trip(
         &self,
         owner: u64,
         timeout: Duration,
         send: impl FnOnce(u16, Instant) -> Result<()>,
+        read_while_waiting: impl FnOnce(Instant, &dyn Fn() -> bool),
     ) -> Result<Message> {
         let deadline = Instant::now() + timeout;
         let request = self.register(owner)?;
@@ -240,6 +274,7 @@ impl PendingRequests {
             self.cancel(&request);
             return Err(error);
         }
+        read_while_waiting(deadline, &|| request.outcome.is_filled());
         self.wait_until(request, deadline, timeout)
     }
 
@@ -262,24 +297,25 @@ impl PendingRequests {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Message> {
+        // A caller that read its own reply finds it here, at no cost.
+        if let Some(outcome) = request.outcome.try_take() {
+            return outcome;
+        }
         let spun = self
             .shared
             .spin
-            .spin(deadline, || request.outcome.try_recv().ok());
+            .spin(deadline, || request.outcome.try_take());
         if let Some(outcome) = spun {
             return outcome;
         }
-        match request.outcome.recv_deadline(deadline) {
-            Ok(outcome) => outcome,
-            Err(RecvTimeoutError::Timeout) => {
-                if self.lock().waiters.remove(&request.id).is_some() {
-                    return Err(timed_out(request.id, timeout));
-                }
-                // Completed while timing out: the outcome is in the channel.
-                request.outcome.recv().unwrap_or_else(|_| Err(closed()))
-            }
-            Err(RecvTimeoutError::Disconnected) => Err(closed()),
+        if let Some(outcome) = request.outcome.take_by(deadline) {
+            return outcome;
         }
+        if self.lock().waiters.remove(&request.id).is_some() {
+            return Err(timed_out(request.id, timeout));
+        }
+        // Completed while timing out: the outcome is on its way.
+        request.outcome.take()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -347,10 +383,6 @@ fn timed_out(id: u16, timeout: Duration) -> Error {
         "no reply to request {id} within {} ms. Fix: raise the timeout, or check that the peer answers this message type",
         timeout.as_millis()
     ))
-}
-
-fn closed() -> Error {
-    Error::Closed("the request was abandoned".into())
 }
 
 #[cfg(test)]
@@ -460,7 +492,7 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(5)),
             Ok(("timed out", false))
         );
-        pending.fail_all(&closed());
+        pending.fail_all(&Error::Closed("the request was abandoned".into()));
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)),
             Ok(("failed", false))

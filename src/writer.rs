@@ -52,6 +52,21 @@ pub const COALESCE_WINDOW: Duration = Duration::from_micros(10);
 /// Stack of the flusher thread, which only moves bytes.
 const FLUSHER_STACK: usize = 64 * 1024;
 
+/// Whether a frame may join a burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coalesce {
+    /// Queued for the flusher when it comes within [`COALESCE_WINDOW`] of
+    /// the previous send.
+    IfBurst,
+    /// A frame someone waits on (a request whose sender waits for the
+    /// reply, a PONG the peer times): written by its caller unless frames
+    /// are queued before it or the socket is busy, and not the start of a
+    /// burst. Its sender's next frame comes a round trip later, within
+    /// the window on a fast link, and queueing it would add the flusher's
+    /// wake-up to every round trip.
+    Never,
+}
+
 /// Writes frames to a connected socket from any thread.
 pub struct FrameWriter {
     shared: Arc<Shared>,
@@ -138,18 +153,29 @@ impl FrameWriter {
         request_id: u16,
         payload: &[u8],
         mut limit: WriteLimit,
+        coalesce: Coalesce,
     ) -> io::Result<()> {
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
         let frame_len = HEADER_SIZE + payload.len();
-        let started = self.shared.nanos_since_epoch(Instant::now());
-        let in_burst = started.saturating_sub(self.shared.last_send.load(Ordering::Relaxed))
-            < COALESCE_WINDOW.as_nanos() as u64;
+        // A frame that never coalesces needs no clock.
+        let started = match coalesce {
+            Coalesce::IfBurst => self.shared.nanos_since_epoch(Instant::now()),
+            Coalesce::Never => 0,
+        };
+        let in_burst = coalesce == Coalesce::IfBurst
+            && started.saturating_sub(self.shared.last_send.load(Ordering::Relaxed))
+                < COALESCE_WINDOW.as_nanos() as u64;
+        let record_send = |at: u64| {
+            if coalesce == Coalesce::IfBurst {
+                self.shared.last_send.store(at, Ordering::Relaxed);
+            }
+        };
         // Whether the frame went to the queue (the socket busy makes it go).
         let queued = |socket_busy: bool| -> io::Result<bool> {
             let queued = frame_len <= MAX_QUEUED_FRAME
                 && self.try_queue(&header, payload, in_burst || socket_busy)?;
             if queued {
-                self.shared.last_send.store(started, Ordering::Relaxed);
+                record_send(started);
             }
             Ok(queued)
         };
@@ -173,8 +199,9 @@ impl FrameWriter {
             .write_queue(&mut socket, limit)
             .and_then(|()| write_parts_within(stream, &mut [&header, payload], limit))?;
         drop(socket);
-        let finished = self.shared.nanos_since_epoch(Instant::now());
-        self.shared.last_send.store(finished, Ordering::Relaxed);
+        if coalesce == Coalesce::IfBurst {
+            record_send(self.shared.nanos_since_epoch(Instant::now()));
+        }
         Ok(())
     }
 
@@ -430,6 +457,28 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_someone_waits_on_is_written_by_its_caller_even_within_a_burst() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        let writer = FrameWriter::new(client, Duration::from_secs(60)).unwrap();
+        let flusher_started = || lock(&writer.shared.queue).flusher_started;
+        // Each right after a plain send, as a request may follow a send
+        // (or the previous reply) on a fast link: no queue, no flusher.
+        for id in 0..100 {
+            std::thread::sleep(COALESCE_WINDOW * 5);
+            writer
+                .send(200, id, b"s", far(), Coalesce::IfBurst)
+                .unwrap();
+            writer.send(200, id, b"r", far(), Coalesce::Never).unwrap();
+        }
+        assert!(
+            !flusher_started(),
+            "a round trip's request waited for the flusher"
+        );
+    }
+
+    #[test]
     fn concurrent_senders_never_interleave() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -442,7 +491,9 @@ mod tests {
                     for i in 0..500u16 {
                         let len = (usize::from(i) * 37) % 3000;
                         let payload = vec![t as u8; len];
-                        writer.send(200 + t, i, &payload, far()).unwrap();
+                        writer
+                            .send(200 + t, i, &payload, far(), Coalesce::IfBurst)
+                            .unwrap();
                     }
                 })
             })
@@ -479,7 +530,11 @@ mod tests {
         drop(server);
         let writer = FrameWriter::new(client, Duration::from_secs(60)).unwrap();
         let payload = vec![0u8; 64 * 1024];
-        let failed = (0..100).any(|_| writer.send(200, 0, &payload, far()).is_err());
+        let failed = (0..100).any(|_| {
+            writer
+                .send(200, 0, &payload, far(), Coalesce::IfBurst)
+                .is_err()
+        });
         assert!(failed);
     }
 
@@ -496,7 +551,11 @@ mod tests {
             Some(started + Duration::from_millis(200)),
         );
         let error = (0..1000)
-            .find_map(|_| writer.send(200, 0, &payload, limit).err())
+            .find_map(|_| {
+                writer
+                    .send(200, 0, &payload, limit, Coalesce::IfBurst)
+                    .err()
+            })
             .expect("the socket filled up");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         let took = started.elapsed();

@@ -2,23 +2,37 @@
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::reader::ReadState;
 use super::ClientConfig;
 use crate::backlog::{Backlog, BacklogLimits};
 use crate::error::{Error, Result};
+use crate::liveness::heartbeat_tick;
 use crate::log::log_at;
 use crate::protocol::frame::HEADER_SIZE;
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Decoded, FrameDecoder, Message};
 use crate::stats::ConnectionStats;
-use crate::writer::{write_parts_within, FrameWriter, WriteLimit};
+use crate::writer::{write_parts_within, Coalesce, FrameWriter, WriteLimit};
 
-/// An established connection: the socket, its send path and its callback
-/// backlog.
+/// Longest blocking read of a thread waiting for its reply (shorter with
+/// heartbeats: their tick).
+const LEAD_SLICE: Duration = Duration::from_millis(100);
+
+/// An established connection: the socket, its read side, its send path
+/// and its callback backlog.
 pub(crate) struct Connection {
     stream: TcpStream,
+    /// Held by the thread reading the socket (see [`super::reader`]).
+    pub read: Mutex<ReadState>,
+    /// The reader thread's wait for bytes, paused while another thread reads.
+    pub watch: crate::sys::ByteWatch,
+    /// The socket's read timeout: the longest blocking read of a thread
+    /// waiting for its reply, so it looks at its deadline and the
+    /// heartbeat at least this often.
+    pub lead_slice: Duration,
     writer: FrameWriter,
     /// Messages waiting for callbacks; full, the reader stops reading.
     pub backlog: Arc<Backlog>,
@@ -44,15 +58,25 @@ pub(crate) struct Established {
 }
 
 impl Connection {
-    /// Wraps an established socket.
-    pub fn new(stream: TcpStream, config: &ClientConfig) -> Result<Self> {
+    /// Wraps an established socket, whose handshake left `decoder`.
+    pub fn new(stream: TcpStream, decoder: FrameDecoder, config: &ClientConfig) -> Result<Self> {
         let writer = stream
             .try_clone()
             .map_err(|e| Error::io("cannot duplicate the socket", &e))?;
         let writer = FrameWriter::new(writer, config.send_timeout)
             .map_err(|e| Error::io("cannot set the socket up for bounded sends", &e))?;
+        let lead_slice = heartbeat_tick(&config.liveness.heartbeat)
+            .map_or(LEAD_SLICE, |tick| tick.min(LEAD_SLICE));
+        stream
+            .set_read_timeout(Some(lead_slice))
+            .map_err(|e| Error::io("cannot set the read timeout", &e))?;
+        let watch = crate::sys::ByteWatch::new(&stream)
+            .map_err(|e| Error::io("cannot watch the socket", &e))?;
         Ok(Connection {
             stream,
+            read: Mutex::new(ReadState::new(decoder)),
+            watch,
+            lead_slice,
             writer,
             backlog: Backlog::new(config.backlog_limits()?, None, None),
             send_timeout: config.send_timeout,
@@ -63,7 +87,8 @@ impl Connection {
     }
 
     /// Sends one frame, waiting for the socket at most `send_timeout` (or
-    /// until `deadline`, if sooner). On failure the connection is shut down
+    /// until `deadline`, if sooner), coalesced with a burst as `coalesce`
+    /// says. On failure the connection is shut down
     /// so the reader notices and the disconnection is reported once: a
     /// write that timed out may have left half a frame on the wire.
     pub fn send(
@@ -72,10 +97,11 @@ impl Connection {
         request_id: u16,
         payload: &[u8],
         deadline: Option<Instant>,
+        coalesce: Coalesce,
     ) -> Result<()> {
         let limit = WriteLimit::new(self.send_timeout, deadline);
         self.writer
-            .send(type_code, request_id, payload, limit)
+            .send(type_code, request_id, payload, limit, coalesce)
             .map(|()| {
                 self.stats.frame_sent(HEADER_SIZE + payload.len());
             })
@@ -106,9 +132,14 @@ impl Connection {
         self.send_failed.load(Ordering::SeqCst) || self.writer.failed()
     }
 
-    /// The socket, for the reader thread.
+    /// The socket, for the thread reading it.
     pub fn stream(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// Takes the read side, waiting while another thread reads.
+    pub fn lock_read(&self) -> MutexGuard<'_, ReadState> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Closes both directions, waking the reader (also while it waits for

@@ -32,6 +32,7 @@ use crate::protocol::Message;
 use crate::stats::StatsSnapshot;
 use crate::sys::PollHandle;
 use crate::workers::WorkerPool;
+use crate::writer::Coalesce;
 use attempt::Attempt;
 use connection::Connection;
 use handlers::Callbacks;
@@ -419,14 +420,14 @@ impl Client {
         self.check_size(payload)?;
         let connection = self.connection()?;
         let id = self.inner.pending.allocate_id()?;
-        connection.send(type_code, id, payload, None)
+        connection.send(type_code, id, payload, None, Coalesce::IfBurst)
     }
 
     /// Sends a reply to `to`: a message carrying `to`'s request id.
     pub fn reply(&self, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
         self.check_size(payload)?;
         self.connection()?
-            .send(type_code, to.request_id(), payload, None)
+            .send(type_code, to.request_id(), payload, None, Coalesce::IfBurst)
     }
 
     /// Sends a request and waits for the message carrying its id.
@@ -437,12 +438,33 @@ impl Client {
         timeout: Duration,
     ) -> Result<Message> {
         self.check_size(payload)?;
-        self.inner
-            .pending
-            .round_trip(THE_CONNECTION, timeout, |request_id, deadline| {
-                self.connection()?
-                    .send(type_code, request_id, payload, Some(deadline))
-            })
+        let connection = self.connection()?;
+        self.round_trip(&connection, type_code, payload, timeout)
+    }
+
+    /// One request and its reply on `connection`; the caller reads the
+    /// reply itself when the reader thread is idle (see [`reader`]).
+    fn round_trip(
+        &self,
+        connection: &Connection,
+        type_code: u16,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Message> {
+        let lead = reader::Lead::take(connection, timeout);
+        self.inner.pending.round_trip(
+            THE_CONNECTION,
+            timeout,
+            |request_id, deadline| {
+                let deadline = Some(deadline);
+                connection.send(type_code, request_id, payload, deadline, Coalesce::Never)
+            },
+            |deadline, replied| {
+                if let Some(lead) = lead {
+                    self.read_while_waiting(lead, deadline, replied)
+                }
+            },
+        )
     }
 
     /// Sends a request without waiting for its reply: `on_reply` runs once,
@@ -469,8 +491,13 @@ impl Client {
             THE_CONNECTION,
             timeout,
             |request_id| {
-                self.connection()?
-                    .send(type_code, request_id, payload, Some(deadline))
+                self.connection()?.send(
+                    type_code,
+                    request_id,
+                    payload,
+                    Some(deadline),
+                    Coalesce::IfBurst,
+                )
             },
             on_outcome,
         )
@@ -479,12 +506,11 @@ impl Client {
     /// Pings the server; the round trip in milliseconds (also kept as the
     /// connection's last round trip in [`Client::stats`]).
     pub fn ping(&self, timeout: Duration) -> Result<f64> {
+        let connection = self.connection()?;
         let start = Instant::now();
-        self.send_and_wait(PING, &[], timeout)?;
+        self.round_trip(&connection, PING, &[], timeout)?;
         let rtt = start.elapsed();
-        if let Ok(connection) = self.connection() {
-            connection.stats.round_trip(rtt);
-        }
+        connection.stats.round_trip(rtt);
         Ok(rtt.as_secs_f64() * 1000.0)
     }
 
@@ -581,7 +607,11 @@ impl Client {
     /// cancelled meanwhile, and starts its reader (which reports
     /// `on_connect`).
     fn install(&self, established: connection::Established, attempt: &Arc<Attempt>) -> Result<()> {
-        let connection = Arc::new(Connection::new(established.stream, &self.inner.config)?);
+        let connection = Arc::new(Connection::new(
+            established.stream,
+            established.decoder,
+            &self.inner.config,
+        )?);
         let generation = {
             let mut state = self.state();
             let current = state
@@ -605,12 +635,7 @@ impl Client {
         let client = self.clone();
         let reader_connection = connection.clone();
         let spawned = self.spawn_thread("veltix-reader", move || {
-            client.run_reader(
-                generation,
-                reader_connection,
-                established.decoder,
-                established.early_frames,
-            )
+            client.run_reader(generation, reader_connection, established.early_frames)
         });
         if let Err(error) = spawned {
             connection.shutdown();

@@ -312,12 +312,15 @@ impl Server {
         // lookup, its departure fails this request at once.
         // The server never blocks on a write (a full socket queues), so
         // the deadline bounds only the wait for the reply.
-        self.inner
-            .pending
-            .round_trip(peer, timeout, |request_id, _| {
+        self.inner.pending.round_trip(
+            peer,
+            timeout,
+            |request_id, _| {
                 let peer = self.peer(peer)?;
                 self.send_frame(&peer, type_code, request_id, payload, Cork::Never)
-            })
+            },
+            |_, _| {},
+        )
     }
 
     /// Sends a request to `peer` without waiting for its reply: `on_reply`

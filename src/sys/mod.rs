@@ -7,6 +7,10 @@
 //!   `SIGPIPE` (`MSG_NOSIGNAL`, or `SO_NOSIGPIPE` set by [`prepare_stream`]
 //!   on Apple's systems);
 //! - [`wait_writable`] with a deadline, [`read`] within the read timeout,
+//!   [`wait_for_bytes`] and [`read_nowait`] (for reading in turns), and
+//!   `ByteWatch`, the reader thread's wait, which another thread reading in
+//!   its place pauses (an epoll instance on Linux; elsewhere a plain poll
+//!   that cannot be paused);
 //!   and [`bound_waits`] for the client's blocking socket, so that a send
 //!   can give up at its deadline and a shutdown from another thread ends
 //!   a waiting read (Windows has neither a per-call `MSG_DONTWAIT` nor
@@ -37,7 +41,9 @@ use windows as os;
 mod socket_pair;
 
 pub use os::PollHandle;
-pub(crate) use os::{bound_waits, read, AsSocket, Notifier, SHORT_READ_REARMS};
+pub(crate) use os::{
+    bound_waits, read, read_nowait, AsSocket, ByteWatch, Notifier, SHORT_READ_REARMS,
+};
 
 /// What a wait on one socket waits for.
 enum Readiness {
@@ -115,6 +121,44 @@ pub(crate) fn wait_writable(socket: &impl AsSocket, deadline: Instant) -> io::Re
 /// Waits up to `timeout` until `handle` is readable; whether it is.
 pub fn wait_readable(handle: PollHandle, timeout: Duration) -> io::Result<bool> {
     os::poll_one(handle, Readiness::Readable, timeout)
+}
+
+/// Waits up to `timeout` until `socket` has bytes, an end of stream or an
+/// error for the next read; whether it has. Where a shutdown from another
+/// thread may not wake the wait (Windows), it returns within a short slice
+/// anyway, so callers wait in a loop that looks at their own state.
+pub(crate) fn wait_for_bytes(socket: &impl AsSocket, timeout: Duration) -> io::Result<bool> {
+    wait_for_handle(os::handle_of(socket), timeout)
+}
+
+fn wait_for_handle(handle: PollHandle, timeout: Duration) -> io::Result<bool> {
+    let timeout = os::WAIT_SLICE.map_or(timeout, |slice| timeout.min(slice));
+    os::poll_one(handle, Readiness::Readable, timeout)
+}
+
+/// Where no wait can be paused from another thread: [`wait_for_bytes`],
+/// with a pause and a resume that do nothing.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) struct PollByteWatch {
+    handle: PollHandle,
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl PollByteWatch {
+    /// A watch of `stream`, which must outlive it.
+    pub(crate) fn new(stream: &std::net::TcpStream) -> io::Result<Self> {
+        Ok(PollByteWatch {
+            handle: os::handle_of(stream),
+        })
+    }
+
+    pub(crate) fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        wait_for_handle(self.handle, timeout)
+    }
+
+    pub(crate) fn pause(&self) {}
+
+    pub(crate) fn resume(&self) {}
 }
 
 /// Sets what every connected socket needs before its first send: on

@@ -88,6 +88,110 @@ pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     io::Read::read(&mut &*stream, buf)
 }
 
+/// A read of the client's socket that never waits: `WouldBlock` when no
+/// byte is there.
+pub(crate) fn read_nowait(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// A shutdown from another thread wakes a `poll` on the socket: waits for
+/// bytes need no slices.
+pub(super) const WAIT_SLICE: Option<Duration> = None;
+
+/// Apple's systems and the BSDs: the reader thread polls, and a thread
+/// reading in its place leaves it be (it may wake, find the read side
+/// taken, and wait again).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) type ByteWatch = super::PollByteWatch;
+
+/// Linux: the reader thread's wait for bytes, through an epoll instance
+/// of its own, so that a thread reading the socket in its place can pause
+/// the wait (two `epoll_ctl` calls) instead of waking it with every byte.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) struct ByteWatch {
+    epoll: std::os::fd::OwnedFd,
+    socket: RawFd,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl ByteWatch {
+    pub(crate) fn new(stream: &TcpStream) -> io::Result<ByteWatch> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: epoll_create1 takes no pointers; a valid result is a new fd.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a new descriptor owned by nobody else.
+        let epoll = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let watch = ByteWatch {
+            epoll,
+            socket: stream.as_raw_fd(),
+        };
+        watch.control(libc::EPOLL_CTL_ADD, libc::EPOLLIN)?;
+        Ok(watch)
+    }
+
+    fn control(&self, op: i32, events: i32) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: events as u32,
+            u64: 0,
+        };
+        // SAFETY: both descriptors are live; the event is read during the call.
+        match unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, self.socket, &mut event) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Waits up to `timeout` for bytes, an end or an error; whether one
+    /// came (never while paused, but for an error or a hang-up).
+    pub(crate) fn wait(&self, timeout: Duration) -> io::Result<bool> {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        // SAFETY: room for one event, live for the duration of the call.
+        match unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, millis) } {
+            ready if ready > 0 => Ok(true),
+            0 => Ok(false),
+            _ => {
+                let error = io::Error::last_os_error();
+                match error.kind() {
+                    io::ErrorKind::Interrupted => Ok(false),
+                    _ => Err(error),
+                }
+            }
+        }
+    }
+
+    /// Stops reporting bytes until [`ByteWatch::resume`]. Only fails on a
+    /// closed descriptor, when the waiter wakes anyway.
+    pub(crate) fn pause(&self) {
+        let _ = self.control(libc::EPOLL_CTL_MOD, 0);
+    }
+
+    /// Reports bytes again, those already there included.
+    pub(crate) fn resume(&self) {
+        let _ = self.control(libc::EPOLL_CTL_MOD, libc::EPOLLIN);
+    }
+}
+
 /// Linux: an eventfd, which a host may also read as a counter.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) struct Notifier {

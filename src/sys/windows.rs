@@ -33,6 +33,9 @@ pub(super) const SEND_NOWAIT_FLAGS: i32 = 0;
 /// thread is noticed within it even where `WSAPoll` does not report it.
 const READ_WAIT_SLICE: Duration = Duration::from_millis(100);
 
+/// The same bound for every wait for bytes on the client's socket.
+pub(super) const WAIT_SLICE: Option<Duration> = Some(READ_WAIT_SLICE);
+
 pub(super) fn handle_of(socket: &impl AsSocket) -> PollHandle {
     socket.as_socket().as_raw_socket() as PollHandle
 }
@@ -114,6 +117,16 @@ pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
 }
+
+/// A read of the client's socket (non-blocking since [`bound_waits`]) that
+/// never waits: `WouldBlock` when no byte is there.
+pub(crate) fn read_nowait(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    io::Read::read(&mut &*stream, buf)
+}
+
+/// The reader thread polls, and a thread reading in its place leaves it be
+/// (it may wake, find the read side taken, and wait again).
+pub(crate) type ByteWatch = super::PollByteWatch;
 
 /// A loopback TCP connection, whose accepting end the host polls: Windows
 /// has no socket pair, and `select`, `WSAPoll` and libuv's `uv_poll` take
