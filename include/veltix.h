@@ -250,6 +250,28 @@ typedef struct veltix_client_config_t {
      * come back in the same millisecond. Default false.
      */
     bool retry_jitter;
+    /**
+     * Keeps the fields after it out of the tail padding of the struct as
+     * it was before them (an older program's `sizeof`). Never read.
+     */
+    uint8_t reserved0[7];
+    /**
+     * How long a thread blocked in `veltix_client_send_and_wait()` or
+     * `veltix_client_ping()` spins for its reply before it sleeps, in
+     * microseconds, when it cannot read the reply itself. Such a thread
+     * usually reads its reply from the socket itself (it then never
+     * spins); it cannot while the reader thread is in a read (a server
+     * streaming messages at the client) or the callbacks lag behind
+     * `max_queued_messages`. A spin saves the waiter's wake-up, which
+     * costs tens of microseconds on a virtual machine's idle CPU, but
+     * takes a core, so a waiter spins only while a core is idle: on Linux
+     * it does not spin while the system runs as many threads as it has
+     * cores. Elsewhere this setting alone decides. 0 never spins, for
+     * programs that keep every core busy off Linux; raise it (up to
+     * 1000) when round trips to a remote server run on an otherwise idle
+     * machine. Default 50.
+     */
+    uint32_t reply_spin_us;
 } veltix_client_config_t;
 
 /**
@@ -549,6 +571,25 @@ typedef struct veltix_server_config_t {
      * nothing to hold: a message's callback has run before the next read.
      */
     bool callbacks_on_io_thread;
+    /**
+     * Keeps the fields after it out of the tail padding of the struct as
+     * it was before them (an older program's `sizeof`). Never read.
+     */
+    uint8_t reserved0[7];
+    /**
+     * How long a thread blocked in `veltix_server_send_and_wait()` or
+     * `veltix_server_ping_client()` spins for its reply before it sleeps,
+     * in microseconds (the I/O thread reads the reply and wakes it). A
+     * spin saves the waiter's wake-up, which
+     * costs tens of microseconds on a virtual machine's idle CPU, but
+     * takes a core, so a waiter spins only while a core is idle: on Linux
+     * it does not spin while the system runs as many threads as it has
+     * cores. Elsewhere this setting alone decides. 0 never spins, for
+     * programs that keep every core busy off Linux; raise it (up to
+     * 1000) when round trips to a remote server run on an otherwise idle
+     * machine. Default 50.
+     */
+    uint32_t reply_spin_us;
 } veltix_server_config_t;
 
 /**

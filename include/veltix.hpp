@@ -148,6 +148,8 @@ class bytes {
 using peer_id = veltix_peer_id_t;
 /** Milliseconds, the unit of every timeout. */
 using milliseconds = std::chrono::milliseconds;
+/** Microseconds, the unit of the reply spin. */
+using microseconds = std::chrono::microseconds;
 
 /** The calling thread's detail of its last failure ("" if none). */
 inline std::string_view last_error() noexcept { return veltix_last_error(); }
@@ -185,11 +187,15 @@ inline void throw_if(const std::error_code &ec) {
 #endif
 }
 
-inline std::uint32_t to_ms(milliseconds timeout) noexcept {
-    auto count = timeout.count();
+/** A count clamped to 0..UINT32_MAX. */
+inline std::uint32_t to_u32(long long count) noexcept {
     return count <= 0 ? 0u
                       : (count >= 0xFFFFFFFFll ? 0xFFFFFFFFu : static_cast<std::uint32_t>(count));
 }
+
+inline std::uint32_t to_ms(milliseconds timeout) noexcept { return to_u32(timeout.count()); }
+
+inline std::uint32_t to_us(microseconds spin) noexcept { return to_u32(spin.count()); }
 
 inline std::int32_t to_signed_ms(std::optional<milliseconds> timeout) noexcept {
     if (!timeout) {
@@ -618,6 +624,13 @@ class client_config : public detail::shared_settings<client_config> {
         raw_.retry_jitter = jitter;
         return *this;
     }
+    /** How long a blocked `send_and_wait` or `ping` spins for a reply it
+     *  cannot read itself before it sleeps (0: never; see
+     *  `veltix_client_config_t::reply_spin_us`). */
+    client_config &reply_spin(microseconds spin) noexcept {
+        raw_.reply_spin_us = detail::to_us(spin);
+        return *this;
+    }
     /** Every field of the C struct (except `server_addr`: use `server`). */
     veltix_client_config_t &raw() noexcept { return raw_; }
     /** The C struct to pass to `veltix_client_new`; valid while this lives. */
@@ -1002,6 +1015,13 @@ class server_config : public detail::shared_settings<server_config> {
      *  `veltix_server_config_t::callbacks_on_io_thread`). */
     server_config &callbacks_on_io_thread(bool on = true) noexcept {
         raw_.callbacks_on_io_thread = on;
+        return *this;
+    }
+    /** How long a blocked `send_and_wait` or `ping_client` spins for its
+     *  reply before it sleeps (0: never; see
+     *  `veltix_server_config_t::reply_spin_us`). */
+    server_config &reply_spin(microseconds spin) noexcept {
+        raw_.reply_spin_us = detail::to_us(spin);
         return *this;
     }
     /** Every field of the C struct (except `host`: use `listen`). */

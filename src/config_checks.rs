@@ -48,6 +48,20 @@ pub(crate) fn check_shared_fields(
     Ok(())
 }
 
+/// Checks `reply_spin_us`.
+pub(crate) fn check_reply_spin(reply_spin: Duration) -> Result<()> {
+    use crate::reply_spin::{DEFAULT_REPLY_SPIN, MAX_REPLY_SPIN};
+    if reply_spin > MAX_REPLY_SPIN {
+        return Err(Error::InvalidArgument(format!(
+            "config.reply_spin_us is {}. Fix: use 0 (never spin) to {} microseconds (the default is {}): a longer spin only burns a core",
+            reply_spin.as_micros(),
+            MAX_REPLY_SPIN.as_micros(),
+            DEFAULT_REPLY_SPIN.as_micros()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks `max_queued_messages` and `max_queued_bytes`, and gives the
 /// bounds of a connection's callback backlog.
 pub(crate) fn backlog_limits(

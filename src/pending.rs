@@ -121,8 +121,9 @@ pub(crate) struct PendingRequest {
 }
 
 impl PendingRequests {
-    /// A table allocating ids from `ids`.
-    pub fn new(ids: IdAllocator) -> Self {
+    /// A table allocating ids from `ids`, whose waiters spin up to
+    /// `reply_spin` where a core is idle.
+    pub fn new(ids: IdAllocator, reply_spin: Duration) -> Self {
         PendingRequests {
             shared: Arc::new(Shared {
                 ids: ids.clone(),
@@ -134,7 +135,7 @@ impl PendingRequests {
                     timer_started: false,
                 }),
                 timer: Condvar::new(),
-                spin: ReplySpin::default(),
+                spin: ReplySpin::new(reply_spin),
             }),
         }
     }
@@ -392,7 +393,7 @@ mod tests {
 
     #[test]
     fn reply_timeout_and_close_each_complete_once() {
-        let pending = PendingRequests::new(IdAllocator::new(CLIENT_IDS));
+        let pending = PendingRequests::new(IdAllocator::new(CLIENT_IDS), Duration::ZERO);
         let a = pending.register(0).unwrap();
         let b = pending.register(0).unwrap();
         let c = pending.register(0).unwrap();
@@ -423,7 +424,7 @@ mod tests {
 
     #[test]
     fn ids_in_use_are_not_reallocated() {
-        let pending = PendingRequests::new(IdAllocator::new(1..4));
+        let pending = PendingRequests::new(IdAllocator::new(1..4), Duration::ZERO);
         let a = pending.register(0).unwrap();
         let b = pending.register(0).unwrap();
         let c = pending.register(0).unwrap();
@@ -436,7 +437,7 @@ mod tests {
 
     #[test]
     fn only_the_owner_completes_and_closing_an_owner_fails_only_its_requests() {
-        let pending = PendingRequests::new(IdAllocator::new(SERVER_IDS));
+        let pending = PendingRequests::new(IdAllocator::new(SERVER_IDS), Duration::ZERO);
         let to_one = pending.register(1).unwrap();
         let to_two = pending.register(2).unwrap();
         let forged = Message::new(200, to_one.id, b"forged");
@@ -461,7 +462,7 @@ mod tests {
 
     #[test]
     fn async_requests_complete_once_by_reply_timeout_or_failure() {
-        let pending = PendingRequests::new(IdAllocator::new(CLIENT_IDS));
+        let pending = PendingRequests::new(IdAllocator::new(CLIENT_IDS), Duration::ZERO);
         let (tx, rx) = std::sync::mpsc::channel();
         let outcome = |tag: &'static str| -> OnOutcome {
             let tx = tx.clone();

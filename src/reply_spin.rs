@@ -1,74 +1,127 @@
-//! A short spin before a thread sleeps waiting for a reply.
+//! A short spin before a thread sleeps waiting for a reply it cannot read
+//! itself.
 //!
-//! A thread blocked in `send_and_wait` or `ping` is woken by the reader
-//! thread that matched the reply: one more sleep and wake-up than a program
+//! A client's waiter usually reads its reply itself (see
+//! `client::reader`). When it cannot (the reader thread is in a read turn,
+//! the callback backlog is full) and always on a server, the thread that
+//! reads the reply must wake it: one more sleep and wake-up than a program
 //! reading its own socket. Where a wake-up is dear (a virtual machine whose
 //! idle CPU must be woken by the hypervisor: tens of microseconds here),
-//! that hop cost more than the whole loopback round trip. So the waiter
-//! first spins for [`SPIN_FOR`], watching for the reply, and sleeps only
-//! if it has not come.
+//! that hop costs more than the whole loopback round trip. So the waiter
+//! first spins for `reply_spin` (50 us by default, 0 = never), watching
+//! for the reply, and sleeps only if it has not come.
 //!
-//! Even a spin that ends before the reply helps: the waiter's CPU is still
-//! awake when the reply comes soon after. But the spin costs CPU, so it is
-//! rationed: at most one thread per table spins at a time (the others sleep
-//! at once, leaving CPUs to the reader and the peer), and
-//! [`MISSES_BEFORE_SKIPPING`] spins in a row that end without the reply
-//! turn spinning off for the next [`SKIPS_AFTER_MISSES`] waits. On a link
-//! whose round trips are longer than the spin, about one wait in ten spins
-//! in vain.
-//!
-//! The spin yields the CPU between looks. Where every core is free that
-//! costs a system call per look and nothing else; where the machine is
-//! busy (a game client's render loop on one of two cores) the reader
-//! thread that must receive the reply runs at once instead of waiting for
-//! the spin to end (`cargo bench --bench client -- "latency under load"`).
+//! A spin pays only where a core is idle for the threads that bring the
+//! reply: on a busy machine (a game client's render loop on one of two
+//! cores) it takes their core. So the waiter spins only while the system
+//! runs fewer threads than it has cores (Linux's `/proc/loadavg`, read at
+//! most every [`LOAD_SAMPLE_EVERY`]; elsewhere the setting alone decides),
+//! and yields the CPU between looks. It is rationed too: at most one
+//! thread per table spins at a time, and [`MISSES_BEFORE_SKIPPING`] spins
+//! in a row that end without the reply turn spinning off for the next
+//! [`SKIPS_AFTER_MISSES`] waits. On a link whose round trips are longer
+//! than the spin, about one wait in ten spins in vain.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a waiter spins for its reply before sleeping.
-pub const SPIN_FOR: Duration = Duration::from_micros(50);
+/// Default spin of a waiter before it sleeps.
+pub const DEFAULT_REPLY_SPIN: Duration = Duration::from_micros(50);
+/// Longest spin the configuration accepts.
+pub const MAX_REPLY_SPIN: Duration = Duration::from_millis(1);
 /// Spins in a row that end without the reply before spinning pauses.
 pub const MISSES_BEFORE_SKIPPING: u32 = 8;
 /// Waits that sleep at once when spinning pauses.
 pub const SKIPS_AFTER_MISSES: u32 = 64;
+/// How long a count of running threads is trusted.
+pub const LOAD_SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+/// Counts the threads the system runs now, the caller included.
+type RunningThreads = fn() -> Option<u32>;
 
 /// The spinning policy of one table of pending requests.
 pub(crate) struct ReplySpin {
-    /// How long a spin lasts: [`SPIN_FOR`] (longer in tests run under
-    /// emulation, whose clock reads alone take tens of microseconds).
+    /// How long a spin lasts; zero: never.
     spin_for: Duration,
+    /// The machine's cores.
+    cores: u32,
+    running_threads: RunningThreads,
+    /// When the running threads were counted, in nanoseconds since
+    /// `epoch` (`u64::MAX`: never).
+    sampled_at: AtomicU64,
+    epoch: Instant,
+    /// At that count, a core was idle.
+    idle_core: AtomicBool,
     /// A thread is spinning now.
     taken: AtomicBool,
     /// Spins in a row that missed.
     misses: AtomicU32,
     /// Waits left that must not spin.
     skips: AtomicU32,
-}
-
-impl Default for ReplySpin {
-    fn default() -> Self {
-        ReplySpin {
-            spin_for: SPIN_FOR,
-            taken: AtomicBool::new(false),
-            misses: AtomicU32::new(0),
-            skips: AtomicU32::new(0),
-        }
-    }
+    /// Spins started.
+    #[cfg(test)]
+    spins: AtomicU32,
 }
 
 impl ReplySpin {
-    /// Calls `ready` until it yields a value, for at most [`SPIN_FOR`] (and
+    /// Spins of `spin_for` (none if zero), where a core is idle.
+    pub fn new(spin_for: Duration) -> Self {
+        Self::counting(spin_for, crate::sys::running_threads)
+    }
+
+    fn counting(spin_for: Duration, running_threads: RunningThreads) -> Self {
+        ReplySpin {
+            spin_for,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            running_threads,
+            sampled_at: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            idle_core: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
+            misses: AtomicU32::new(0),
+            skips: AtomicU32::new(0),
+            #[cfg(test)]
+            spins: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether a core is idle besides the caller's (true where the system
+    /// does not tell).
+    fn a_core_is_idle(&self) -> bool {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let sampled_at = self.sampled_at.load(Ordering::Acquire);
+        let fresh = sampled_at != u64::MAX
+            && now.saturating_sub(sampled_at) < LOAD_SAMPLE_EVERY.as_nanos() as u64;
+        // One waiter counts again; the others use the last count.
+        if fresh
+            || self
+                .sampled_at
+                .compare_exchange(sampled_at, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return self.idle_core.load(Ordering::Acquire);
+        }
+        let idle = (self.running_threads)().map_or(true, |running| running < self.cores);
+        self.idle_core.store(idle, Ordering::Release);
+        idle
+    }
+
+    /// Calls `ready` until it yields a value, for at most the spin (and
     /// never past `deadline`), if spinning is allowed now; `None` when the
     /// caller must sleep.
     pub fn spin<T>(&self, deadline: Instant, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+        if self.spin_for.is_zero() {
+            return None;
+        }
         let skipped = self
             .skips
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok();
-        if skipped || self.taken.swap(true, Ordering::Acquire) {
+        if skipped || !self.a_core_is_idle() || self.taken.swap(true, Ordering::Acquire) {
             return None;
         }
+        #[cfg(test)]
+        self.spins.fetch_add(1, Ordering::Relaxed);
         let until = deadline.min(Instant::now() + self.spin_for);
         let outcome = loop {
             if let Some(value) = ready() {
@@ -77,10 +130,8 @@ impl ReplySpin {
             if Instant::now() >= until {
                 break None;
             }
-            // Gives the CPU to any thread that wants it between looks: on a
-            // busy machine that is the reader thread that receives the
-            // reply (or the peer sending it), which a plain spin kept off
-            // the one free core until the spin ran out.
+            // Gives the CPU to any thread that wants it between looks, in
+            // case the count of running threads is already stale.
             std::thread::yield_now();
         };
         // Before the spin is released: only the spinning thread counts.
@@ -118,18 +169,20 @@ mod tests {
             .unwrap_or(1)
     }
 
-    /// A policy whose spins last [`SPIN_FOR`] scaled by the slowdown.
+    /// A policy of the default spin, scaled by the slowdown, on a machine
+    /// that does not tell its load (the tests run beside each other).
     fn scaled() -> ReplySpin {
-        ReplySpin {
-            spin_for: SPIN_FOR * slowdown(),
-            ..ReplySpin::default()
-        }
+        ReplySpin::counting(DEFAULT_REPLY_SPIN * slowdown(), || None)
+    }
+
+    fn unscaled() -> ReplySpin {
+        ReplySpin::counting(DEFAULT_REPLY_SPIN, || None)
     }
 
     #[test]
     fn a_reply_that_comes_during_the_spin_is_taken() {
         // The reply is there at the third look. A spin preempted for longer
-        // than SPIN_FOR (a loaded or instrumented run) misses; one of a few
+        // than the spin (a loaded or instrumented run) misses; one of a few
         // tries must not.
         let caught = (0..5).any(|_| {
             let spin = scaled();
@@ -146,12 +199,12 @@ mod tests {
 
     #[test]
     fn spins_that_keep_missing_make_the_next_waits_sleep_at_once() {
-        let spin = ReplySpin::default();
+        let spin = unscaled();
         for _ in 0..MISSES_BEFORE_SKIPPING {
             let started = Instant::now();
             assert_eq!(spin.spin(far(), || None::<()>), None);
             assert!(
-                started.elapsed() >= SPIN_FOR,
+                started.elapsed() >= DEFAULT_REPLY_SPIN,
                 "spun {:?}",
                 started.elapsed()
             );
@@ -172,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_hit_starts_the_count_of_misses_again() {
-        let spin = ReplySpin::default();
+        let spin = unscaled();
         for _ in 0..MISSES_BEFORE_SKIPPING - 1 {
             assert_eq!(spin.spin(far(), || None::<()>), None);
         }
@@ -185,7 +238,7 @@ mod tests {
 
     #[test]
     fn one_thread_spins_at_a_time_and_never_past_the_deadline() {
-        let spin = ReplySpin::default();
+        let spin = unscaled();
         let mut second_asked = false;
         let first = spin.spin(far(), || {
             // Another waiter arriving while this one spins sleeps at once.
@@ -201,8 +254,78 @@ mod tests {
         let started = Instant::now();
         assert_eq!(spin.spin(started, || None::<()>), None);
         assert!(
-            started.elapsed() < SPIN_FOR * slowdown(),
+            started.elapsed() < DEFAULT_REPLY_SPIN * slowdown(),
             "spun past the deadline"
+        );
+    }
+
+    #[test]
+    fn a_spin_of_zero_never_spins() {
+        let spin = ReplySpin::counting(Duration::ZERO, || None);
+        for _ in 0..100 {
+            assert_eq!(spin.spin(far(), || Some(1)), None);
+        }
+        assert_eq!(spin.spins.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_waiter_spins_only_while_the_system_runs_fewer_threads_than_it_has_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let busy = ReplySpin::counting(DEFAULT_REPLY_SPIN, || {
+            Some(std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+        });
+        for _ in 0..100 {
+            assert_eq!(busy.spin(far(), || Some(1)), None);
+        }
+        assert_eq!(
+            busy.spins.load(Ordering::Relaxed),
+            0,
+            "spun on a busy machine"
+        );
+        if cores > 1 {
+            let idle = ReplySpin::counting(DEFAULT_REPLY_SPIN, || Some(1));
+            assert_eq!(idle.spin(far(), || Some(1)), Some(1));
+            assert_eq!(idle.spins.load(Ordering::Relaxed), 1);
+        }
+    }
+
+    /// The real count, with a thread spinning on every core: no waiter
+    /// spins (counted, not timed).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_waiter_never_spins_while_every_core_is_busy() {
+        use std::sync::Arc;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let stop = Arc::new(AtomicBool::new(false));
+        let hogs: Vec<_> = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let until = Instant::now() + Duration::from_secs(10);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        // The hogs are running once the system counts them and this thread.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while crate::sys::running_threads().unwrap() <= cores as u32 {
+            assert!(Instant::now() < deadline, "the hogs never ran");
+            std::thread::yield_now();
+        }
+        let spin = ReplySpin::new(DEFAULT_REPLY_SPIN);
+        for _ in 0..200 {
+            assert_eq!(spin.spin(far(), || Some(1)), None);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for hog in hogs {
+            hog.join().unwrap();
+        }
+        assert_eq!(
+            spin.spins.load(Ordering::Relaxed),
+            0,
+            "a waiter spun on a busy machine"
         );
     }
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use crate::config_checks::check_shared_fields;
+use crate::config_checks::{check_reply_spin, check_shared_fields};
 use crate::error::{Error, Result};
 use crate::liveness::Liveness;
 use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::reply_spin::DEFAULT_REPLY_SPIN;
 
 use crate::backlog::BacklogLimits;
 use crate::config_checks::backlog_limits;
@@ -52,6 +53,10 @@ pub struct ClientConfig {
     /// Full jitter: each delay is drawn uniformly from zero to its value,
     /// so many clients do not come back at the same moment.
     pub retry_jitter: bool,
+    /// How long a thread blocked in `send_and_wait` or `ping` spins for
+    /// its reply before it sleeps, when it cannot read the reply itself;
+    /// zero never spins. Only while a core is idle (on Linux).
+    pub reply_spin: Duration,
 }
 
 impl Default for ClientConfig {
@@ -71,6 +76,7 @@ impl Default for ClientConfig {
             liveness: Liveness::default(),
             retry_delay_max: None,
             retry_jitter: false,
+            reply_spin: DEFAULT_REPLY_SPIN,
         }
     }
 }
@@ -107,6 +113,7 @@ impl ClientConfig {
             ));
         }
         self.liveness.validate()?;
+        check_reply_spin(self.reply_spin)?;
         self.backlog_limits().map(|_| ())
     }
 
@@ -124,7 +131,10 @@ mod tests {
     fn defaults_are_valid_and_bad_fields_are_named() {
         assert_eq!(ClientConfig::default().validate(), Ok(()));
         type Breaker = fn(&mut ClientConfig);
-        let cases: [(&str, Breaker); 8] = [
+        let cases: [(&str, Breaker); 9] = [
+            ("config.reply_spin_us", |c| {
+                c.reply_spin = Duration::from_micros(1001)
+            }),
             ("config.send_timeout_ms", |c| {
                 c.send_timeout = Duration::ZERO
             }),

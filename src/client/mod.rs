@@ -94,11 +94,12 @@ impl Client {
         let workers = WorkerPool::new("veltix-worker", config.max_workers as usize)
             .map_err(|e| Error::io("cannot start the worker threads", &e))?;
         let salt = &workers as *const WorkerPool as usize;
+        let pending = PendingRequests::new(IdAllocator::new(CLIENT_IDS), config.reply_spin);
         Ok(Client {
             inner: Arc::new(ClientInner {
                 config,
                 callbacks: Callbacks::default(),
-                pending: PendingRequests::new(IdAllocator::new(CLIENT_IDS)),
+                pending,
                 workers,
                 state: Mutex::default(),
                 state_changed: Condvar::new(),

@@ -82,6 +82,24 @@ pub struct veltix_client_config_t {
     /// from 0 to its value, so many clients cut off at once do not all
     /// come back in the same millisecond. Default false.
     pub retry_jitter: bool,
+    /// Keeps the fields after it out of the tail padding of the struct as
+    /// it was before them (an older program's `sizeof`). Never read.
+    pub reserved0: [u8; 7],
+    /// How long a thread blocked in `veltix_client_send_and_wait()` or
+    /// `veltix_client_ping()` spins for its reply before it sleeps, in
+    /// microseconds, when it cannot read the reply itself. Such a thread
+    /// usually reads its reply from the socket itself (it then never
+    /// spins); it cannot while the reader thread is in a read (a server
+    /// streaming messages at the client) or the callbacks lag behind
+    /// `max_queued_messages`. A spin saves the waiter's wake-up, which
+    /// costs tens of microseconds on a virtual machine's idle CPU, but
+    /// takes a core, so a waiter spins only while a core is idle: on Linux
+    /// it does not spin while the system runs as many threads as it has
+    /// cores. Elsewhere this setting alone decides. 0 never spins, for
+    /// programs that keep every core busy off Linux; raise it (up to
+    /// 1000) when round trips to a remote server run on an otherwise idle
+    /// machine. Default 50.
+    pub reply_spin_us: u32,
 }
 
 /// Fills `config` with the defaults and sets `config->struct_size`; pass
@@ -128,6 +146,8 @@ unsafe impl Extensible for veltix_client_config_t {
             liveness: veltix_liveness_t::default(),
             retry_delay_max_ms: 0,
             retry_jitter: false,
+            reserved0: [0; 7],
+            reply_spin_us: micros(defaults.reply_spin),
         }
     }
 
@@ -151,6 +171,8 @@ unsafe impl Extensible for veltix_client_config_t {
                 liveness,
                 retry_delay_max_ms,
                 retry_jitter,
+                reserved0,
+                reply_spin_us,
             ]
         )
     }
@@ -158,6 +180,10 @@ unsafe impl Extensible for veltix_client_config_t {
 
 fn millis(duration: Duration) -> u32 {
     u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+pub(super) fn micros(duration: Duration) -> u32 {
+    u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
 }
 
 impl veltix_client_config_t {
@@ -186,6 +212,7 @@ impl veltix_client_config_t {
             liveness: self.liveness.to_liveness(),
             retry_delay_max: optional_ms(self.retry_delay_max_ms),
             retry_jitter: self.retry_jitter,
+            reply_spin: Duration::from_micros(self.reply_spin_us.into()),
         };
         config.validate()?;
         Ok(config)

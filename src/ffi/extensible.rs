@@ -177,6 +177,55 @@ mod tests {
         );
     }
 
+    /// `veltix_client_config_t` as released before `reply_spin_us`.
+    #[repr(C)]
+    struct ClientBeforeReplySpin {
+        struct_size: u32,
+        server_addr: *const std::ffi::c_char,
+        port: u16,
+        fields_u32: [u32; 9],
+        liveness: crate::ffi::liveness::veltix_liveness_t,
+        retry_delay_max_ms: u32,
+        retry_jitter: bool,
+    }
+
+    /// `veltix_server_config_t` as released before `reply_spin_us`.
+    #[repr(C)]
+    struct ServerBeforeReplySpin {
+        struct_size: u32,
+        host: *const std::ffi::c_char,
+        port: u16,
+        fields_u32: [u32; 8],
+        max_memory_bytes: u64,
+        liveness: crate::ffi::liveness::veltix_liveness_t,
+        idle_timeout_ms: u32,
+        callbacks_on_io_thread: bool,
+    }
+
+    #[test]
+    fn appended_fields_start_past_the_previous_release_s_struct() {
+        use crate::ffi::server_config::veltix_server_config_t as Server;
+        // The mirrors are those releases: their last fields sit where the
+        // current structs have them.
+        assert_eq!(
+            offset_of!(ClientBeforeReplySpin, retry_jitter),
+            offset_of!(Config, retry_jitter)
+        );
+        assert_eq!(
+            offset_of!(ServerBeforeReplySpin, callbacks_on_io_thread),
+            offset_of!(Server, callbacks_on_io_thread)
+        );
+        assert!(offset_of!(Config, reply_spin_us) >= size_of::<ClientBeforeReplySpin>());
+        assert!(offset_of!(Server, reply_spin_us) >= size_of::<ServerBeforeReplySpin>());
+        // A program of that release gets the default spin.
+        let old = size_of::<ClientBeforeReplySpin>();
+        let mut bytes = vec![0u8; size_of::<Config>()];
+        unsafe { init(bytes.as_mut_ptr().cast::<Config>(), old) }.unwrap();
+        let read = unsafe { read(bytes.as_ptr().cast::<Config>()) }.unwrap();
+        assert_eq!(read.reply_spin_us, Config::defaults().reply_spin_us);
+        assert_eq!(read.reply_spin_us, 50);
+    }
+
     #[test]
     fn sizes_outside_the_known_range_are_refused() {
         for size in [0, 3, size_of::<Config>() + 1] {

@@ -4,6 +4,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::boundary::{non_null_mut, utf8, with_status};
+use super::config::micros;
 use super::extensible::{self, field_ends, Extensible};
 use super::liveness::veltix_liveness_t;
 use super::status::veltix_status_t;
@@ -104,6 +105,21 @@ pub struct veltix_server_config_t {
     /// for the I/O thread then). Back-pressure (`max_queued_messages`) has
     /// nothing to hold: a message's callback has run before the next read.
     pub callbacks_on_io_thread: bool,
+    /// Keeps the fields after it out of the tail padding of the struct as
+    /// it was before them (an older program's `sizeof`). Never read.
+    pub reserved0: [u8; 7],
+    /// How long a thread blocked in `veltix_server_send_and_wait()` or
+    /// `veltix_server_ping_client()` spins for its reply before it sleeps,
+    /// in microseconds (the I/O thread reads the reply and wakes it). A
+    /// spin saves the waiter's wake-up, which
+    /// costs tens of microseconds on a virtual machine's idle CPU, but
+    /// takes a core, so a waiter spins only while a core is idle: on Linux
+    /// it does not spin while the system runs as many threads as it has
+    /// cores. Elsewhere this setting alone decides. 0 never spins, for
+    /// programs that keep every core busy off Linux; raise it (up to
+    /// 1000) when round trips to a remote server run on an otherwise idle
+    /// machine. Default 50.
+    pub reply_spin_us: u32,
 }
 
 /// Fills `config` with the defaults and sets `config->struct_size`; pass
@@ -147,6 +163,8 @@ unsafe impl Extensible for veltix_server_config_t {
             liveness: veltix_liveness_t::default(),
             idle_timeout_ms: 0,
             callbacks_on_io_thread: defaults.callbacks_on_io_thread,
+            reserved0: [0; 7],
+            reply_spin_us: micros(defaults.reply_spin),
         }
     }
 
@@ -170,6 +188,8 @@ unsafe impl Extensible for veltix_server_config_t {
                 liveness,
                 idle_timeout_ms,
                 callbacks_on_io_thread,
+                reserved0,
+                reply_spin_us,
             ]
         )
     }
@@ -204,6 +224,7 @@ impl veltix_server_config_t {
             liveness: self.liveness.to_liveness(),
             idle_timeout: optional_ms(self.idle_timeout_ms),
             callbacks_on_io_thread: self.callbacks_on_io_thread,
+            reply_spin: Duration::from_micros(self.reply_spin_us.into()),
         };
         config.validate()?;
         Ok(config)

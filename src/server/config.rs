@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use crate::backlog::BacklogLimits;
 use crate::config_checks::{
-    backlog_limits, check_shared_fields, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_MESSAGES,
+    backlog_limits, check_reply_spin, check_shared_fields, DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_MESSAGES,
 };
 use crate::error::{Error, Result};
 use crate::liveness::{Liveness, MIN_HEARTBEAT};
 use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::reply_spin::DEFAULT_REPLY_SPIN;
 
 /// Default bound of a peer's queued outbound bytes (32 MiB).
 pub const DEFAULT_MAX_OUTBOUND_BYTES: u32 = 32 * 1024 * 1024;
@@ -55,6 +57,10 @@ pub struct ServerConfig {
     /// and never block; `send_and_wait` and `ping` inside them fail. Off by
     /// default.
     pub callbacks_on_io_thread: bool,
+    /// How long a thread blocked in `send_and_wait` or `ping` spins for
+    /// its reply before it sleeps, which the I/O thread reads;
+    /// zero never spins. Only while a core is idle (on Linux).
+    pub reply_spin: Duration,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +80,7 @@ impl Default for ServerConfig {
             liveness: Liveness::default(),
             idle_timeout: None,
             callbacks_on_io_thread: false,
+            reply_spin: DEFAULT_REPLY_SPIN,
         }
     }
 }
@@ -118,6 +125,7 @@ impl ServerConfig {
             ));
         }
         self.liveness.validate()?;
+        check_reply_spin(self.reply_spin)?;
         self.backlog_limits().map(|_| ())
     }
 

@@ -89,7 +89,7 @@ impl Server {
             inner: Arc::new(ServerInner {
                 callbacks: Callbacks::default(),
                 peers: RwLock::default(),
-                pending: PendingRequests::new(IdAllocator::new(SERVER_IDS)),
+                pending: PendingRequests::new(IdAllocator::new(SERVER_IDS), config.reply_spin),
                 workers,
                 last_peer_id: AtomicU64::new(0),
                 backlog_limits,

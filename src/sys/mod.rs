@@ -19,6 +19,9 @@
 //! - [`listen`] with the system's largest backlog, and [`set_keepalive`]
 //!   (falling back to idle and interval where the probe count cannot be
 //!   set, as under Wine);
+//! - [`running_threads`]: how many threads the whole system runs or could
+//!   run now (Linux's `/proc/loadavg`), so a waiter spins only where a
+//!   core is idle;
 //! - [`Notifier`]: the handle a dispatch-mode host polls (an eventfd on
 //!   Linux, a socket pair on the other POSIX systems, a loopback TCP
 //!   socket on Windows, as ZeroMQ's `ZMQ_FD` is there).
@@ -42,7 +45,8 @@ mod socket_pair;
 
 pub use os::PollHandle;
 pub(crate) use os::{
-    bound_waits, read, read_nowait, AsSocket, ByteWatch, Notifier, SHORT_READ_REARMS,
+    bound_waits, read, read_nowait, running_threads, AsSocket, ByteWatch, Notifier,
+    SHORT_READ_REARMS,
 };
 
 /// What a wait on one socket waits for.
@@ -213,6 +217,13 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         (client, server)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn the_running_threads_count_the_caller() {
+        let running = running_threads().expect("/proc/loadavg");
+        assert!(running >= 1, "{running}");
     }
 
     #[test]

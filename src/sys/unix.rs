@@ -111,6 +111,22 @@ pub(crate) fn read_nowait(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usiz
     }
 }
 
+/// Linux: threads running or ready to run on the whole system now (the
+/// fourth field of `/proc/loadavg`, the caller included); `None` if it
+/// cannot be read.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn running_threads() -> Option<u32> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let (running, _total) = loadavg.split_whitespace().nth(3)?.split_once('/')?;
+    running.parse().ok()
+}
+
+/// Apple's systems and the BSDs: not known.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn running_threads() -> Option<u32> {
+    None
+}
+
 /// A shutdown from another thread wakes a `poll` on the socket: waits for
 /// bytes need no slices.
 pub(super) const WAIT_SLICE: Option<Duration> = None;

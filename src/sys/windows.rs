@@ -33,6 +33,11 @@ pub(super) const SEND_NOWAIT_FLAGS: i32 = 0;
 /// thread is noticed within it even where `WSAPoll` does not report it.
 const READ_WAIT_SLICE: Duration = Duration::from_millis(100);
 
+/// Threads running or ready to run on the system: not known.
+pub(crate) fn running_threads() -> Option<u32> {
+    None
+}
+
 /// The same bound for every wait for bytes on the client's socket.
 pub(super) const WAIT_SLICE: Option<Duration> = Some(READ_WAIT_SLICE);
 

@@ -413,6 +413,15 @@ void test_liveness_settings_and_statistics() {
     // Invalid settings are refused at creation.
     auto bad = veltix::client::create(to(server).heartbeat(100ms, 50ms), ec);
     CHECK(ec == veltix::status::invalid_argument && !bad);
+    // The reply spin: set on both sides, bounded.
+    CHECK(veltix::client_config().raw().reply_spin_us == 50);
+    CHECK(veltix::client_config().reply_spin(0us).raw().reply_spin_us == 0);
+    CHECK(veltix::server_config().reply_spin(20us).raw().reply_spin_us == 20);
+    auto spinning = veltix::client::create(to(server).reply_spin(2000us), ec);
+    CHECK(ec == veltix::status::invalid_argument && !spinning);
+    veltix::client quiet(to(server).reply_spin(0us));
+    quiet.connect();
+    CHECK(quiet.send_and_wait(ECHO, "no spin", 5s).text() == "no spin");
 }
 
 void test_logger() {
