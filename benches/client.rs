@@ -39,6 +39,7 @@ use support::handshake_as_client;
 use veltix::client::{Client, ClientConfig};
 use veltix::protocol::frame::{FrameHeader, PING};
 use veltix::protocol::{handshake, Decoded, FrameDecoder};
+use veltix::server::{PeerId, Server, ServerConfig};
 
 /// Frames of this type are counted, not echoed.
 const COUNTED: u16 = 220;
@@ -311,9 +312,15 @@ fn start_echo_peer() -> u16 {
 }
 
 fn serve(mut stream: TcpStream) {
-    let Some(mut decoder) = handshake_as_server(&mut stream, 64 * 1024) else {
+    let Some(decoder) = handshake_as_server(&mut stream, 64 * 1024) else {
         return;
     };
+    echo_frames(stream, decoder);
+}
+
+/// Answers every frame on `stream` until it ends: PINGs with PONGs, the
+/// counting frames with counts, the rest with themselves.
+fn echo_frames(stream: TcpStream, mut decoder: FrameDecoder) {
     let mut out = BufWriter::with_capacity(256 * 1024, stream.try_clone().unwrap());
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
@@ -336,7 +343,7 @@ fn serve(mut stream: TcpStream) {
             out.write_all(reply).unwrap();
         }
         out.flush().unwrap();
-        match decoder.fill_with(|b| stream.read(b)) {
+        match decoder.fill_with(|b| (&stream).read(b)) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
@@ -606,51 +613,195 @@ fn round_trips_under_load(port: u16, runs: usize, count: usize) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("\nround trips under load ({cores} cores; medians of {runs} runs of {count}):");
     println!(
-        "  {:<24} {:<29} {:>8} {:>8} {:>8}   / raw (mean, p50, p99)",
+        "  {:<24} {:<40} {:>8} {:>8} {:>8}   / raw (mean, p50, p99)",
         "machine", "round trip", "mean us", "p50 us", "p99 us"
     );
     let client = connected_client(port);
     let mut raw_ping = RawPinger::connect(port);
+    let dispatching = DispatchingRequester::connect(port);
+    let (server, peer) = server_with_echo_peer();
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let payload = [7u8; 64];
     let conditions = [
         ("idle", 0),
         ("every core but one busy", cores.saturating_sub(1)),
         ("every core busy", cores),
     ];
+    let mut raws = Vec::new();
     for (machine, hogs) in conditions {
         let _hogs = Hogs::start(hogs, Duration::from_secs(120));
-        let mut results: [Vec<RoundTrips>; 3] = Default::default();
+        let mut results: Vec<(&str, Vec<RoundTrips>)> = Vec::new();
+        let mut record = |name, trips| match results.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, runs)) => runs.push(trips),
+            None => results.push((name, vec![trips])),
+        };
         for _ in 0..runs {
-            results[0].push(time_each(count, || raw_ping.round_trip()));
-            results[1].push(time_each(count, || {
-                client.ping(Duration::from_secs(5)).unwrap();
-            }));
-            results[2].push(time_each(count, || {
-                client
-                    .send_and_wait(200, &payload, Duration::from_secs(5))
-                    .unwrap();
-            }));
-        }
-        let raw = RoundTrips::median_of(&results[0]);
-        let names = [
-            "raw TCP ping-pong",
-            "libveltix ping",
-            "libveltix send_and_wait 64 B",
-        ];
-        for (name, runs) in names.iter().zip(&results) {
-            let r = RoundTrips::median_of(runs);
-            println!(
-                "  {machine:<24} {name:<29} {:>8.1} {:>8.1} {:>8.1}   {:.2}, {:.2}, {:.2}",
-                r.mean,
-                r.p50,
-                r.p99,
-                r.mean / raw.mean,
-                r.p50 / raw.p50,
-                r.p99 / raw.p99
+            record(
+                "raw TCP ping-pong",
+                time_each(count, || raw_ping.round_trip()),
             );
+            record(
+                "libveltix ping",
+                time_each(count, || {
+                    client.ping(Duration::from_secs(5)).unwrap();
+                }),
+            );
+            record(
+                "libveltix send_and_wait 64 B",
+                time_each(count, || {
+                    client
+                        .send_and_wait(200, &payload, Duration::from_secs(5))
+                        .unwrap();
+                }),
+            );
+            record(
+                "libveltix request, dispatch mode",
+                time_each(count, || dispatching.round_trip(&payload)),
+            );
+            record(
+                "libveltix server send_and_wait 64 B",
+                time_each(count, || {
+                    server
+                        .send_and_wait(peer, 200, &payload, Duration::from_secs(5))
+                        .unwrap();
+                }),
+            );
+        }
+        let raw = RoundTrips::median_of(&results[0].1);
+        for (name, runs) in &results {
+            print_round_trips(machine, name, runs, raw);
+        }
+        raws.push(raw);
+    }
+    // The Python client apart, after every library row: a raw run that
+    // followed one measured three times slower.
+    if python.exists() {
+        for ((machine, hogs), raw) in conditions.into_iter().zip(raws) {
+            let _hogs = Hogs::start(hogs, Duration::from_secs(120));
+            let runs: Vec<RoundTrips> = (0..runs)
+                .map(|_| python_round_trips(&python, port, count / 5))
+                .collect();
+            print_round_trips(machine, "veltix 3.3.0 (Python) send_and_wait", &runs, raw);
         }
     }
     client.close();
+    dispatching.client.close();
+    server.close();
+}
+
+/// One row of the round trips under load: medians, and their ratios to
+/// the raw ping-pong's.
+fn print_round_trips(machine: &str, name: &str, runs: &[RoundTrips], raw: RoundTrips) {
+    let r = RoundTrips::median_of(runs);
+    println!(
+        "  {machine:<24} {name:<40} {:>8.1} {:>8.1} {:>8.1}   {:.2}, {:.2}, {:.2}",
+        r.mean,
+        r.p50,
+        r.p99,
+        r.mean / raw.mean,
+        r.p50 / raw.p50,
+        r.p99 / raw.p99
+    );
+}
+
+/// A dispatch-mode client whose `request` round trip ends in its reply
+/// callback, run inside `dispatch` on the requesting thread.
+struct DispatchingRequester {
+    client: Client,
+    replies: Arc<AtomicU64>,
+}
+
+impl DispatchingRequester {
+    fn connect(port: u16) -> Self {
+        let client = Client::new(ClientConfig {
+            port,
+            max_workers: 0,
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        client.connect().unwrap();
+        // on_connect is the first dispatched event.
+        client.dispatch(Some(Duration::from_millis(100))).unwrap();
+        DispatchingRequester {
+            client,
+            replies: Arc::default(),
+        }
+    }
+
+    fn round_trip(&self, payload: &[u8]) {
+        let expected = self.replies.load(Ordering::Acquire) + 1;
+        let replies = self.replies.clone();
+        self.client
+            .request(
+                200,
+                payload,
+                Duration::from_secs(5),
+                Box::new(move |_, reply| {
+                    reply.unwrap();
+                    replies.fetch_add(1, Ordering::Release);
+                }),
+            )
+            .unwrap();
+        while self.replies.load(Ordering::Acquire) < expected {
+            self.client.dispatch(Some(Duration::from_secs(5))).unwrap();
+        }
+    }
+}
+
+/// A libveltix server and the id of its one peer: a raw client thread
+/// that answers every frame with itself.
+fn server_with_echo_peer() -> (Server, PeerId) {
+    let server = Server::new(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let port = server.start().unwrap();
+    std::thread::spawn(move || {
+        let (stream, decoder) = raw_connection(port);
+        echo_frames(stream, decoder);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(&peer) = server.peer_ids().first() {
+            return (server, peer);
+        }
+        assert!(Instant::now() < deadline, "the echo peer never connected");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `count` sequential 64-byte `send_and_wait`s of the Python reference
+/// client against the echo peer, timed by the script.
+fn python_round_trips(python: &Path, port: u16, count: usize) -> RoundTrips {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_client.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(port.to_string())
+        .arg("round-trips")
+        .arg(count.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    // The reference logs to standard output around it.
+    let figures: Vec<f64> = text
+        .lines()
+        .find_map(|line| line.strip_prefix("round-trips:"))
+        .unwrap_or_else(|| panic!("no round trips in {text}"))
+        .split_whitespace()
+        .map(|figure| figure.parse().unwrap_or_else(|_| panic!("{text}")))
+        .collect();
+    RoundTrips {
+        mean: figures[0],
+        p50: figures[1],
+        p99: figures[2],
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

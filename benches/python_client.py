@@ -2,6 +2,9 @@
 benches/client.rs, against the echo peer on the given port.
 
 Usage: python benches/python_client.py PORT
+       python benches/python_client.py PORT round-trips COUNT
+           (prints "round-trips:" and the mean, p50 and p99 in microseconds of COUNT
+           sequential 64-byte send_and_wait calls)
 """
 
 import sys
@@ -28,9 +31,26 @@ def print_latencies(what: str, samples: list) -> None:
           f"p50 {samples[count // 2] * 1e6:>6.1f} us  p99 {samples[count * 99 // 100] * 1e6:>6.1f} us")
 
 
+def round_trips(client: Client, count: int) -> None:
+    """Prints the mean, p50 and p99 of COUNT send_and_wait round trips, in us."""
+    payload = bytes([7]) * 64
+    samples = []
+    for _ in range(count):
+        t = time.perf_counter()
+        assert client.send_and_wait(Request(ECHO, payload), timeout=5) is not None
+        samples.append(time.perf_counter() - t)
+    samples.sort()
+    print(f"round-trips: {sum(samples) / count * 1e6:.2f} {samples[count // 2] * 1e6:.2f} "
+          f"{samples[count * 99 // 100] * 1e6:.2f}")
+
+
 def main() -> None:
     client = Client(ClientConfig(server_addr="127.0.0.1", port=int(sys.argv[1])))
     assert client.connect()
+    if sys.argv[2:3] == ["round-trips"]:
+        round_trips(client, int(sys.argv[3]))
+        client.disconnect()
+        return
 
     count = 2000
     payload = bytes([7]) * 64

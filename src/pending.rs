@@ -53,6 +53,9 @@ struct Inner {
     /// Tells apart two requests that used the same id, one after the other.
     next_serial: u64,
     timer_started: bool,
+    /// When the timer thread, asleep, wakes up by itself (`None` while it
+    /// is awake: it looks at the deadlines before it sleeps again).
+    timer_wakes_at: Option<Instant>,
 }
 
 /// Hashes a request id by one multiplication: ids are chosen by this
@@ -133,6 +136,7 @@ impl PendingRequests {
                     deadlines: BinaryHeap::new(),
                     next_serial: 0,
                     timer_started: false,
+                    timer_wakes_at: None,
                 }),
                 timer: Condvar::new(),
                 spin: ReplySpin::new(reply_spin),
@@ -170,14 +174,19 @@ impl PendingRequests {
             self.lock().waiters.remove(&id);
             return Err(error);
         }
-        let start_timer = {
+        let (start_timer, wake_timer) = {
             let mut inner = self.lock();
-            inner
-                .deadlines
-                .push(Reverse((Instant::now() + timeout, id, serial)));
-            !std::mem::replace(&mut inner.timer_started, true)
+            let deadline = Instant::now() + timeout;
+            inner.deadlines.push(Reverse((deadline, id, serial)));
+            // The sleeping timer is woken only for a deadline before its
+            // own wake-up: not for each request of a steady stream (which
+            // cost every request the timer thread's wake-up too).
+            let wake = inner.timer_wakes_at.is_some_and(|at| deadline < at);
+            (!std::mem::replace(&mut inner.timer_started, true), wake)
         };
-        self.shared.timer.notify_all();
+        if wake_timer {
+            self.shared.timer.notify_all();
+        }
         if start_timer {
             let shared = Arc::downgrade(&self.shared);
             std::thread::Builder::new()
@@ -365,7 +374,12 @@ fn expire_requests(shared: Weak<Shared>) {
                 .map_or(NAP, |Reverse((deadline, _, _))| {
                     deadline.saturating_duration_since(now).min(NAP)
                 });
-            drop(shared.timer.wait_timeout(inner, nap));
+            inner.timer_wakes_at = Some(now + nap);
+            let (mut inner, _) = shared
+                .timer
+                .wait_timeout(inner, nap)
+                .unwrap_or_else(|e| e.into_inner());
+            inner.timer_wakes_at = None;
             continue;
         }
         drop(inner);

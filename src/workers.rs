@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
@@ -64,7 +64,47 @@ fn runs(policy: &AtomicU8, droppable: bool) -> bool {
 }
 
 /// Jobs submitted and not yet finished, for [`WorkerPool::wait_idle`].
-type Outstanding = Arc<(Mutex<usize>, Condvar)>;
+#[derive(Default)]
+struct Outstanding {
+    count: Mutex<OutstandingCount>,
+    /// Signalled when the count falls to zero while someone waits.
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct OutstandingCount {
+    jobs: usize,
+    /// Threads in [`Outstanding::wait_idle`]: without them, a job that
+    /// empties the pool signals nobody (a system call saved per job).
+    waiters: usize,
+}
+
+impl Outstanding {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutstandingCount> {
+        self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self) {
+        self.lock().jobs += 1;
+    }
+
+    fn remove(&self) {
+        let mut count = self.lock();
+        count.jobs -= 1;
+        if count.jobs == 0 && count.waiters > 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    fn wait_idle(&self) {
+        let mut count = self.lock();
+        count.waiters += 1;
+        while count.jobs > 0 {
+            count = self.idle.wait(count).unwrap_or_else(|e| e.into_inner());
+        }
+        count.waiters -= 1;
+    }
+}
 
 /// Runs (or, by `policy`, drops) one queued job and counts it finished.
 fn finish(queued: Queued, policy: &AtomicU8, outstanding: &Outstanding) {
@@ -77,12 +117,7 @@ fn finish(queued: Queued, policy: &AtomicU8, outstanding: &Outstanding) {
             count_callback();
         }
     }
-    let (count, idle) = &**outstanding;
-    let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
-    *count -= 1;
-    if *count == 0 {
-        idle.notify_all();
-    }
+    outstanding.remove();
 }
 
 thread_local! {
@@ -101,23 +136,35 @@ struct Host {
     receiver: Receiver<Queued>,
     /// Readable while jobs wait.
     event: Notifier,
-    /// Set once the notifier was raised since the host last reset it, so a
-    /// burst of jobs costs one system call.
-    armed: AtomicBool,
+    /// [`NOT_RAISED`], [`RAISED`] (since the host last reset it: a burst of
+    /// jobs costs one system call) or [`HOST_AWAKE`].
+    state: AtomicU8,
 }
+
+/// The notifier is clear, and the next job raises it.
+const NOT_RAISED: u8 = 0;
+/// The notifier was raised.
+const RAISED: u8 = 1;
+/// The host is inside `dispatch`, reading its connection until a job is
+/// due: jobs need not raise the notifier (two system calls per job saved).
+const HOST_AWAKE: u8 = 2;
 
 impl Host {
     fn new(receiver: Receiver<Queued>) -> std::io::Result<Host> {
         Ok(Host {
             receiver,
             event: Notifier::new()?,
-            armed: AtomicBool::new(false),
+            state: AtomicU8::new(NOT_RAISED),
         })
     }
 
     /// After a job was queued: makes the handle readable.
     fn signal(&self) {
-        if !self.armed.swap(true, Ordering::SeqCst) {
+        let raise = self
+            .state
+            .compare_exchange(NOT_RAISED, RAISED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if raise {
             self.event.raise();
         }
     }
@@ -125,8 +172,32 @@ impl Host {
     /// Before draining: makes the handle unreadable. Jobs queued from now
     /// on signal again; those queued before are drained by the caller.
     fn reset(&self) {
-        self.event.clear();
-        self.armed.store(false, Ordering::SeqCst);
+        // Cleared before the state says so: a job queued in between finds
+        // it raised, and is drained by the caller.
+        if self.state.load(Ordering::SeqCst) != HOST_AWAKE {
+            self.event.clear();
+        }
+        self.state.store(NOT_RAISED, Ordering::SeqCst);
+    }
+}
+
+/// The host is inside `dispatch` and about to drain (see
+/// [`WorkerPool::host_awake`]); dropped, the notifier is raised again if
+/// jobs wait and no drain reset it.
+pub(crate) struct HostAwake<'a>(Option<&'a Host>);
+
+impl Drop for HostAwake<'_> {
+    fn drop(&mut self) {
+        let Some(host) = self.0 else {
+            return;
+        };
+        let still_awake = host
+            .state
+            .compare_exchange(HOST_AWAKE, NOT_RAISED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if still_awake && !host.receiver.is_empty() {
+            host.signal();
+        }
     }
 }
 
@@ -159,7 +230,7 @@ pub struct WorkerPool {
     /// [`RUN_ALL`] until shutdown.
     policy: Arc<AtomicU8>,
     lane: Lane,
-    outstanding: Outstanding,
+    outstanding: Arc<Outstanding>,
 }
 
 /// A job that runs a batch of callbacks (one peer's messages of one
@@ -284,7 +355,7 @@ impl WorkerPool {
     pub fn new(name: &str, count: usize) -> std::io::Result<Self> {
         let (sender, receiver) = unbounded::<Queued>();
         let policy = Arc::new(AtomicU8::new(RUN_ALL));
-        let outstanding: Outstanding = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let outstanding: Arc<Outstanding> = Arc::default();
         let mut threads = Vec::new();
         for index in 0..count {
             let receiver = receiver.clone();
@@ -339,14 +410,14 @@ impl WorkerPool {
         let Some(sender) = sender.as_ref() else {
             return false;
         };
-        *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.outstanding.add();
         if sender.send(queued).is_ok() {
             if let Some(host) = &self.host {
                 host.signal();
             }
             return true;
         }
-        *self.outstanding.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.outstanding.remove();
         false
     }
 
@@ -408,11 +479,7 @@ impl WorkerPool {
                 self.run_dispatched(queued);
             }
         }
-        let (count, idle) = &*self.outstanding;
-        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
-        while *count > 0 {
-            count = idle.wait(count).unwrap_or_else(|e| e.into_inner());
-        }
+        self.outstanding.wait_idle();
     }
 
     /// Whether the calling thread is running one of this pool's jobs: one
@@ -427,6 +494,34 @@ impl WorkerPool {
     /// Whether the pool is in dispatch mode (no threads of its own).
     pub fn is_dispatch_mode(&self) -> bool {
         self.host.is_some()
+    }
+
+    /// Dispatch mode: whether a `dispatch` on this thread would wait now
+    /// (nothing is due, and it is not nested in a callback).
+    pub fn dispatch_would_wait(&self) -> bool {
+        self.host
+            .as_ref()
+            .is_some_and(|host| host.receiver.is_empty())
+            && !self.is_worker_thread()
+    }
+
+    /// Dispatch mode: tells the pool that the host, inside `dispatch`,
+    /// waits for a job on its own (reading its connection) and drains
+    /// before it returns, so jobs need not raise the notifier meanwhile.
+    /// Keep the guard until after the drain.
+    pub(crate) fn host_awake(&self) -> HostAwake<'_> {
+        HostAwake(self.host.as_ref().filter(|host| {
+            host.state
+                .compare_exchange(NOT_RAISED, HOST_AWAKE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        }))
+    }
+
+    /// Dispatch mode: whether a job waits for `dispatch`.
+    pub fn job_due(&self) -> bool {
+        self.host
+            .as_ref()
+            .is_some_and(|host| !host.receiver.is_empty())
     }
 
     /// Dispatch mode: the handle that is readable while jobs wait.
@@ -650,6 +745,35 @@ mod tests {
         assert_eq!(*ran.lock().unwrap(), 20_000);
         assert_eq!(pool.dispatch(Some(Duration::ZERO)), Ok(0));
         assert!(!pool.is_worker_thread());
+    }
+
+    #[test]
+    fn jobs_queued_while_the_host_is_awake_raise_the_handle_only_if_left_waiting() {
+        let pool = WorkerPool::new("test", 0).unwrap();
+        let handle = pool.event_handle().unwrap();
+        let quick = Duration::from_millis(20);
+        // Drained before the host leaves dispatch: the handle never rose.
+        let awake = pool.host_awake();
+        pool.submit_droppable(Box::new(|| {}));
+        assert!(!crate::sys::wait_readable(handle, quick).unwrap());
+        assert_eq!(pool.dispatch(Some(Duration::ZERO)), Ok(1));
+        drop(awake);
+        assert!(!crate::sys::wait_readable(handle, quick).unwrap());
+        // Left waiting (the host's read ended some other way): the handle
+        // rises when the host stops being awake.
+        let awake = pool.host_awake();
+        pool.submit_droppable(Box::new(|| {}));
+        drop(awake);
+        assert!(crate::sys::wait_readable(handle, Duration::from_secs(5)).unwrap());
+        assert_eq!(pool.dispatch(Some(Duration::ZERO)), Ok(1));
+        assert!(!crate::sys::wait_readable(handle, quick).unwrap());
+        // Awake while the handle is already up: it stays up until drained.
+        pool.submit_droppable(Box::new(|| {}));
+        let awake = pool.host_awake();
+        assert!(crate::sys::wait_readable(handle, Duration::from_secs(5)).unwrap());
+        assert_eq!(pool.dispatch(Some(Duration::ZERO)), Ok(1));
+        drop(awake);
+        assert!(!crate::sys::wait_readable(handle, quick).unwrap());
     }
 
     #[test]

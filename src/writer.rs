@@ -3,9 +3,9 @@
 //!
 //! A lone send writes header and payload itself with one `sendmsg` (no
 //! thread hop, no payload copy). A send that comes within
-//! [`COALESCE_WINDOW`] of the previous one, or finds the socket busy or
-//! frames already queued, appends its frame to the queue (the one copy) and
-//! returns; the writer's flusher thread writes the queue in as few calls as
+//! [`COALESCE_WINDOW`] of the previous one with nothing received between
+//! them, or finds the socket busy or frames already queued, appends its
+//! frame to the queue (the one copy) and returns; the writer's flusher thread writes the queue in as few calls as
 //! it can. So a thread sending as fast as it can makes one write per queue
 //! taken, not one per frame, and a lone request pays no thread hop. The
 //! flusher is woken only when it sleeps, and writes as soon as it runs: the
@@ -24,8 +24,8 @@
 //! caller must then close the connection. A write the flusher makes fails
 //! the same way; the flusher then shuts the socket down (the connection's
 //! reader sees it end) and every later send fails with its error. The clock
-//! is read when a send starts, when a send written by its caller returns,
-//! and when a write has to wait.
+//! is read when a send that may coalesce starts, and when a write has to
+//! wait.
 //!
 //! Writes go through [`crate::sys::send`]: a peer that resets the
 //! connection gives an error, never a `SIGPIPE` that would kill the host
@@ -83,8 +83,11 @@ struct Shared {
     work: Condvar,
     /// Wakes [`FrameWriter::drain`]: the flusher went idle or failed.
     idle: Condvar,
-    /// When the previous send returned, in nanoseconds since `epoch`.
+    /// When the previous send started, in nanoseconds since `epoch`.
     last_send: AtomicU64,
+    /// When the connection last received a frame, in the same unit: a
+    /// send after that answers what arrived, and starts no burst.
+    last_receive: AtomicU64,
     epoch: Instant,
     /// Bound of each write the flusher makes.
     send_timeout: Duration,
@@ -135,6 +138,7 @@ impl FrameWriter {
             work: Condvar::new(),
             idle: Condvar::new(),
             last_send: AtomicU64::new(0),
+            last_receive: AtomicU64::new(0),
             epoch: Instant::now(),
             send_timeout,
         });
@@ -162,22 +166,20 @@ impl FrameWriter {
             Coalesce::IfBurst => self.shared.nanos_since_epoch(Instant::now()),
             Coalesce::Never => 0,
         };
+        let last_send = self.shared.last_send.load(Ordering::Relaxed);
         let in_burst = coalesce == Coalesce::IfBurst
-            && started.saturating_sub(self.shared.last_send.load(Ordering::Relaxed))
-                < COALESCE_WINDOW.as_nanos() as u64;
-        let record_send = |at: u64| {
-            if coalesce == Coalesce::IfBurst {
-                self.shared.last_send.store(at, Ordering::Relaxed);
-            }
-        };
+            && started.saturating_sub(last_send) < COALESCE_WINDOW.as_nanos() as u64
+            && self.shared.last_receive.load(Ordering::Relaxed) <= last_send;
+        // When this send started: the window, and the test of whether a
+        // frame arrived since, are counted from the start of the previous
+        // send, since its reply can arrive before it returns.
+        if coalesce == Coalesce::IfBurst {
+            self.shared.last_send.store(started, Ordering::Relaxed);
+        }
         // Whether the frame went to the queue (the socket busy makes it go).
         let queued = |socket_busy: bool| -> io::Result<bool> {
-            let queued = frame_len <= MAX_QUEUED_FRAME
-                && self.try_queue(&header, payload, in_burst || socket_busy)?;
-            if queued {
-                record_send(started);
-            }
-            Ok(queued)
+            Ok(frame_len <= MAX_QUEUED_FRAME
+                && self.try_queue(&header, payload, in_burst || socket_busy)?)
         };
         if queued(false)? {
             return Ok(());
@@ -199,9 +201,6 @@ impl FrameWriter {
             .write_queue(&mut socket, limit)
             .and_then(|()| write_parts_within(stream, &mut [&header, payload], limit))?;
         drop(socket);
-        if coalesce == Coalesce::IfBurst {
-            record_send(self.shared.nanos_since_epoch(Instant::now()));
-        }
         Ok(())
     }
 
@@ -244,6 +243,15 @@ impl FrameWriter {
             .spawn(move || shared.run_flusher())?;
         *lock(&self.flusher) = Some(flusher);
         Ok(())
+    }
+
+    /// Notes that frames arrived at `at`: the next send answers them (a
+    /// request of a loop that waits for each reply, even through a
+    /// callback), and is written by its caller rather than queued as the
+    /// continuation of a burst.
+    pub fn frames_received(&self, at: Instant) {
+        let at = self.shared.nanos_since_epoch(at);
+        self.shared.last_receive.store(at, Ordering::Relaxed);
     }
 
     /// Waits until the flusher has written everything queued, at most

@@ -126,6 +126,11 @@ impl Connection {
             })
     }
 
+    /// Notes that frames arrived at `at` (see [`FrameWriter::frames_received`]).
+    pub fn frames_received(&self, at: Instant) {
+        self.writer.frames_received(at);
+    }
+
     /// Whether a send (or a background write of queued frames) failed and
     /// closed the connection.
     pub fn send_failed(&self) -> bool {

@@ -37,6 +37,10 @@ use attempt::Attempt;
 use connection::Connection;
 use handlers::Callbacks;
 
+/// Longest read on the host's thread of a `dispatch` without a timeout; it
+/// then waits as its timeout says.
+const LONGEST_LEAD: Duration = Duration::from_secs(3600);
+
 /// The owner of every pending request of a client: its one connection.
 const THE_CONNECTION: u64 = 0;
 
@@ -403,7 +407,27 @@ impl Client {
     /// ever) for a callback to be due, then runs it and those due by then
     /// on the calling thread; how many ran.
     pub fn dispatch(&self, timeout: Option<Duration>) -> Result<usize> {
-        Ok(self.inner.workers.dispatch(timeout)?)
+        let workers = &self.inner.workers;
+        if timeout != Some(Duration::ZERO) && workers.dispatch_would_wait() {
+            // As a waiter for a reply: the host's thread reads the socket
+            // itself while the reader thread is idle, until a callback is
+            // due, so the reply a `request` waits for wakes it directly.
+            let started = Instant::now();
+            if let Ok(connection) = self.connection() {
+                if let Some(lead) =
+                    reader::Lead::take(&connection, timeout.unwrap_or(Duration::MAX))
+                {
+                    let deadline = started + timeout.unwrap_or(LONGEST_LEAD);
+                    let awake = workers.host_awake();
+                    self.read_while_waiting(lead, deadline, &|| workers.job_due());
+                    let left = timeout.map(|timeout| timeout.saturating_sub(started.elapsed()));
+                    let ran = workers.dispatch(left);
+                    drop(awake);
+                    return Ok(ran?);
+                }
+            }
+        }
+        Ok(workers.dispatch(timeout)?)
     }
 
     /// Dispatch mode: a handle readable while callbacks are due (a file

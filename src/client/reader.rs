@@ -327,6 +327,7 @@ impl Client {
         }
         if frames > 0 {
             stats.frames_arrived(frames, StatsTime::of(now));
+            connection.frames_received(now);
         }
         match state.clock.due(heartbeat, now) {
             HeartbeatDue::Dead(silence) => {
@@ -607,6 +608,66 @@ mod tests {
             replies_read_by_waiters(&client),
             u64::from(ROUNDS),
             "the reader thread, not the waiter, read replies"
+        );
+        client.close();
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_dispatching_host_reads_the_reply_its_request_waits_for() {
+        const ROUNDS: u16 = 5;
+        let (port, server) = fake_server(|stream, mut decoder| {
+            let mut out = &stream;
+            while let Some(request) = next_frame(&stream, &mut decoder) {
+                if request.type_code() == REQUEST {
+                    let mut burst = encode_frame(PUSH, 0, b"push");
+                    burst.extend(encode_frame(REQUEST, request.request_id(), b"reply"));
+                    out.write_all(&burst).unwrap();
+                }
+            }
+        });
+        let client = Client::new(ClientConfig {
+            port,
+            max_workers: 0,
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let (events, event) = channel();
+        let pushes = Mutex::new(events.clone());
+        client.on_recv(Some(Arc::new(move |_, message| {
+            let _ = pushes.lock().unwrap().send(message.payload().to_vec());
+        })));
+        client.connect().unwrap();
+        // on_connect's turn (none registered) and anything queued since.
+        while client.dispatch(Some(Duration::from_millis(50))).unwrap() > 0 {}
+        for _ in 0..ROUNDS {
+            std::thread::sleep(Duration::from_millis(20));
+            let replies = Mutex::new(events.clone());
+            client
+                .request(
+                    REQUEST,
+                    b"request",
+                    Duration::from_secs(10),
+                    Box::new(move |_, reply| {
+                        let _ = replies
+                            .lock()
+                            .unwrap()
+                            .send(reply.unwrap().payload().to_vec());
+                    }),
+                )
+                .unwrap();
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while got.len() < 2 {
+                assert!(Instant::now() < deadline, "callbacks missing: {got:?}");
+                client.dispatch(Some(Duration::from_secs(5))).unwrap();
+                got.extend(event.try_iter());
+            }
+            assert_eq!(got, [b"push".to_vec(), b"reply".to_vec()]);
+        }
+        assert!(
+            replies_read_by_waiters(&client) >= u64::from(ROUNDS),
+            "the reader thread, not the dispatching host, read the replies"
         );
         client.close();
         server.join().unwrap();
