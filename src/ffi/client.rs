@@ -531,7 +531,7 @@ pub unsafe extern "C" fn veltix_client_reply(
 /// Sends a request and blocks until the message carrying its request id
 /// arrives (whatever its type), then writes it to `*out_response`; you own
 /// it: release it with `veltix_message_free()`. Replies may arrive in any
-/// order; each is matched by id on the reader thread, never delayed by
+/// order; each is matched by id as it is read, never delayed by
 /// callbacks. May be called from callbacks and from many threads at once.
 ///
 /// Completes exactly once: `VELTIX_OK` with the reply, `VELTIX_ERR_TIMEOUT`
@@ -540,10 +540,12 @@ pub unsafe extern "C" fn veltix_client_reply(
 /// `veltix_client_send()` does, and with `VELTIX_ERR_IDS_EXHAUSTED`.
 /// `*out_response` is written only on success.
 ///
-/// Before sleeping, the calling thread spins for up to 50 us watching for
-/// the reply (one waiting thread at a time; after 8 spins in a row that
-/// missed, the next 64 waits sleep at once): a loopback reply then costs
-/// no wake-up of the caller.
+/// While the reader thread is idle, the calling thread reads the socket
+/// itself until its reply comes, doing the reader thread's work for every
+/// other frame, in order (PINGs answered, messages queued for their
+/// callbacks, which never run on it): the reply then wakes the caller
+/// alone. Otherwise it waits for the reader thread, spinning first as
+/// `config.reply_spin_us` says.
 ///
 /// # Safety
 /// `client` must be a live client; `data` `len` bytes; `out_response`
@@ -668,7 +670,11 @@ pub unsafe extern "C" fn veltix_client_is_connected(client: *const veltix_client
 /// NULL. Network I/O never waits for it: the reader thread answers PINGs
 /// and completes `veltix_client_send_and_wait()` while the host is busy;
 /// messages wait, within `max_queued_messages`/`max_queued_bytes`
-/// (back-pressure), until the host dispatches.
+/// (back-pressure), until the host dispatches. While it waits with nothing
+/// due and the reader thread idle, the calling thread reads the socket
+/// itself (doing the reader thread's work, in order) until a callback is
+/// due, so the reply to a `veltix_client_request()` wakes it directly
+/// rather than through the reader thread and the event handle.
 ///
 /// Inside dispatched callbacks the same calls are allowed as inside worker
 /// callbacks (send, reply, `send_and_wait`, disconnect, free). In dispatch

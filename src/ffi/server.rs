@@ -540,10 +540,11 @@ pub unsafe extern "C" fn veltix_server_reply(
 /// does, and with `VELTIX_ERR_IDS_EXHAUSTED`. `*out_response` is written
 /// only on success.
 ///
-/// Before sleeping, the calling thread spins for up to 50 us watching for
-/// the reply (one waiting thread at a time; after 8 spins in a row that
-/// missed, the next 64 waits sleep at once): a loopback reply then costs
-/// no wake-up of the caller.
+/// Before sleeping, the calling thread spins for up to
+/// `config.reply_spin_us` watching for the reply, while a core is idle
+/// (one waiting thread at a time; after 8 spins in a row that missed, the
+/// next 64 waits sleep at once): a loopback reply then costs no wake-up of
+/// the caller.
 ///
 /// # Safety
 /// `server` must be a live server; `data` `len` bytes; `out_response`
