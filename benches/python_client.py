@@ -31,15 +31,20 @@ def print_latencies(what: str, samples: list) -> None:
           f"p50 {samples[count // 2] * 1e6:>6.1f} us  p99 {samples[count * 99 // 100] * 1e6:>6.1f} us")
 
 
-def round_trips(client: Client, count: int) -> None:
-    """Prints the mean, p50 and p99 of COUNT send_and_wait round trips, in us."""
+def send_and_wait_times(client: Client, count: int) -> list:
+    """The times of COUNT sequential 64-byte send_and_wait round trips."""
     payload = bytes([7]) * 64
     samples = []
     for _ in range(count):
         t = time.perf_counter()
         assert client.send_and_wait(Request(ECHO, payload), timeout=5) is not None
         samples.append(time.perf_counter() - t)
-    samples.sort()
+    return samples
+
+
+def round_trips(client: Client, count: int) -> None:
+    """Prints the mean, p50 and p99 of COUNT send_and_wait round trips, in us."""
+    samples = sorted(send_and_wait_times(client, count))
     print(f"round-trips: {sum(samples) / count * 1e6:.2f} {samples[count // 2] * 1e6:.2f} "
           f"{samples[count * 99 // 100] * 1e6:.2f}")
 
@@ -54,12 +59,7 @@ def main() -> None:
 
     count = 2000
     payload = bytes([7]) * 64
-    samples = []
-    for _ in range(count):
-        t = time.perf_counter()
-        assert client.send_and_wait(Request(ECHO, payload), timeout=5) is not None
-        samples.append(time.perf_counter() - t)
-    print_latencies("request/response 64 B (send_and_wait)", samples)
+    print_latencies("request/response 64 B (send_and_wait)", send_and_wait_times(client, count))
 
     # Echo into a route callback: the sender waits for the callback (the
     # reference runs it on its worker pool; it has no dispatch mode).

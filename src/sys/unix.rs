@@ -47,7 +47,13 @@ pub(super) fn poll_one(fd: RawFd, readiness: Readiness, timeout: Duration) -> io
     // Round up so a sub-millisecond remainder still waits.
     let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
     // SAFETY: one valid pollfd for the duration of the call.
-    match unsafe { libc::poll(&mut pollfd, 1, millis) } {
+    readiness_of(unsafe { libc::poll(&mut pollfd, 1, millis) })
+}
+
+/// What a `poll` or `epoll_wait` for one descriptor returned: whether it is
+/// ready (an interrupted wait is not).
+fn readiness_of(result: libc::c_int) -> io::Result<bool> {
+    match result {
         ready if ready > 0 => Ok(true),
         0 => Ok(false),
         _ => {
@@ -183,17 +189,7 @@ impl ByteWatch {
         let mut event = libc::epoll_event { events: 0, u64: 0 };
         let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
         // SAFETY: room for one event, live for the duration of the call.
-        match unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, millis) } {
-            ready if ready > 0 => Ok(true),
-            0 => Ok(false),
-            _ => {
-                let error = io::Error::last_os_error();
-                match error.kind() {
-                    io::ErrorKind::Interrupted => Ok(false),
-                    _ => Err(error),
-                }
-            }
-        }
+        readiness_of(unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, millis) })
     }
 
     /// Stops reporting bytes until [`ByteWatch::resume`]. Only fails on a
