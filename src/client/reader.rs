@@ -620,6 +620,10 @@ mod tests {
             let mut out = &stream;
             while let Some(request) = next_frame(&stream, &mut decoder) {
                 if request.type_code() == REQUEST {
+                    // Late enough that the host is inside dispatch, even
+                    // in an instrumented build: a reply that comes before
+                    // is the reader thread's to read.
+                    std::thread::sleep(Duration::from_millis(50));
                     let mut burst = encode_frame(PUSH, 0, b"push");
                     burst.extend(encode_frame(REQUEST, request.request_id(), b"reply"));
                     out.write_all(&burst).unwrap();
