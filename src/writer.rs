@@ -161,21 +161,7 @@ impl FrameWriter {
     ) -> io::Result<()> {
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
         let frame_len = HEADER_SIZE + payload.len();
-        // A frame that never coalesces needs no clock.
-        let started = match coalesce {
-            Coalesce::IfBurst => self.shared.nanos_since_epoch(Instant::now()),
-            Coalesce::Never => 0,
-        };
-        let last_send = self.shared.last_send.load(Ordering::Relaxed);
-        let in_burst = coalesce == Coalesce::IfBurst
-            && started.saturating_sub(last_send) < COALESCE_WINDOW.as_nanos() as u64
-            && self.shared.last_receive.load(Ordering::Relaxed) <= last_send;
-        // When this send started: the window, and the test of whether a
-        // frame arrived since, are counted from the start of the previous
-        // send, since its reply can arrive before it returns.
-        if coalesce == Coalesce::IfBurst {
-            self.shared.last_send.store(started, Ordering::Relaxed);
-        }
+        let in_burst = coalesce == Coalesce::IfBurst && self.shared.send_joins_burst();
         // Whether the frame went to the queue (the socket busy makes it go).
         let queued = |socket_busy: bool| -> io::Result<bool> {
             Ok(frame_len <= MAX_QUEUED_FRAME
@@ -305,6 +291,17 @@ impl Drop for FrameWriter {
 impl Shared {
     fn nanos_since_epoch(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// Records that a send that may coalesce starts now; whether it
+    /// continues a burst: it comes within [`COALESCE_WINDOW`] of the
+    /// previous one's start, with no frame received since. Counted from
+    /// starts, since a reply can arrive before its request's send returns.
+    fn send_joins_burst(&self) -> bool {
+        let started = self.nanos_since_epoch(Instant::now());
+        let previous = self.last_send.swap(started, Ordering::Relaxed);
+        started.saturating_sub(previous) < COALESCE_WINDOW.as_nanos() as u64
+            && self.last_receive.load(Ordering::Relaxed) <= previous
     }
 
     /// The flusher thread: writes the queue whenever it is woken, until

@@ -2,7 +2,7 @@
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::reader::ReadState;
@@ -145,6 +145,15 @@ impl Connection {
     /// Takes the read side, waiting while another thread reads.
     pub fn lock_read(&self) -> MutexGuard<'_, ReadState> {
         self.read.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the read side unless another thread reads.
+    pub fn try_read(&self) -> Option<MutexGuard<'_, ReadState>> {
+        match self.read.try_lock() {
+            Ok(state) => Some(state),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Closes both directions, waking the reader (also while it waits for

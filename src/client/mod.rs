@@ -414,9 +414,7 @@ impl Client {
             // due, so the reply a `request` waits for wakes it directly.
             let started = Instant::now();
             if let Ok(connection) = self.connection() {
-                if let Some(lead) =
-                    reader::Lead::take(&connection, timeout.unwrap_or(Duration::MAX))
-                {
+                if let Some(lead) = reader::Lead::take(&connection) {
                     let deadline = started + timeout.unwrap_or(LONGEST_LEAD);
                     let awake = workers.host_awake();
                     self.read_while_waiting(lead, deadline, &|| workers.job_due());
@@ -476,7 +474,7 @@ impl Client {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Message> {
-        let lead = reader::Lead::take(connection, timeout);
+        let lead = reader::Lead::take(connection);
         self.inner.pending.round_trip(
             THE_CONNECTION,
             timeout,

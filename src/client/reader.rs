@@ -16,7 +16,7 @@
 //!   (`cargo bench --bench client -- "latency under load"`).
 
 use std::cell::Cell;
-use std::sync::{Arc, MutexGuard, TryLockError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::connection::Connection;
@@ -81,31 +81,19 @@ impl ReadState {
 pub(super) struct Lead<'a> {
     connection: &'a Connection,
     state: MutexGuard<'a, ReadState>,
-    /// The first wait may block for a whole lead slice: the request's
-    /// timeout is longer.
-    first_wait_blocks: bool,
 }
 
 impl<'a> Lead<'a> {
     /// The read side of `connection`, unless another thread reads it (the
     /// reader thread in a turn, or another waiter), the reader thread has
-    /// not yet queued `on_connect`, or the connection ended. `timeout` is
-    /// the request's.
-    pub fn take(connection: &'a Connection, timeout: Duration) -> Option<Self> {
-        let state = match connection.read.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
+    /// not yet queued `on_connect`, or the connection ended.
+    pub fn take(connection: &'a Connection) -> Option<Self> {
+        let state = connection.try_read()?;
         if !state.open || state.ended.is_some() {
             return None;
         }
         connection.watch.pause();
-        Some(Lead {
-            connection,
-            state,
-            first_wait_blocks: timeout >= connection.lead_slice,
-        })
+        Some(Lead { connection, state })
     }
 }
 
@@ -173,17 +161,13 @@ impl Client {
                     break read_failed(&e);
                 }
             }
-            let mut state = match connection.read.try_lock() {
-                Ok(state) => state,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    // A thread waiting for its reply reads; where it could
-                    // not pause this wait, its bytes woke this thread too.
-                    // It gives the CPU to that reader, and waits again.
-                    std::thread::yield_now();
-                    turn = Turn::Drained;
-                    continue;
-                }
+            let Some(mut state) = connection.try_read() else {
+                // A thread waiting for its reply reads; where it could not
+                // pause this wait, its bytes woke this thread too. It gives
+                // the CPU to that reader, and waits again.
+                std::thread::yield_now();
+                turn = Turn::Drained;
+                continue;
             };
             if let Some(ended) = state.ended.take() {
                 break ended;
@@ -222,7 +206,6 @@ impl Client {
         let heartbeat = &self.inner.config.liveness.heartbeat;
         // The request was just sent: its reply is not there yet.
         let mut turn = Turn::Drained;
-        let mut first = true;
         let ended = loop {
             if replied() {
                 #[cfg(test)]
@@ -236,10 +219,6 @@ impl Client {
             }
             let wait = match turn {
                 Turn::Full => Wait::No,
-                // No clock read before the first wait, if it may block.
-                Turn::Drained if std::mem::take(&mut first) && lead.first_wait_blocks => {
-                    Wait::Blocking
-                }
                 Turn::Drained => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {

@@ -49,6 +49,12 @@ pub(crate) use os::{
     SHORT_READ_REARMS,
 };
 
+/// `timeout` as the milliseconds of a `poll`, `epoll_wait` or `WSAPoll`,
+/// rounded up so a sub-millisecond remainder still waits.
+fn wait_millis(timeout: Duration) -> i32 {
+    timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32
+}
+
 /// What a wait on one socket waits for.
 enum Readiness {
     Readable,

@@ -44,8 +44,7 @@ pub(super) fn poll_one(fd: RawFd, readiness: Readiness, timeout: Duration) -> io
         events,
         revents: 0,
     };
-    // Round up so a sub-millisecond remainder still waits.
-    let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+    let millis = super::wait_millis(timeout);
     // SAFETY: one valid pollfd for the duration of the call.
     readiness_of(unsafe { libc::poll(&mut pollfd, 1, millis) })
 }
@@ -187,7 +186,7 @@ impl ByteWatch {
     /// came (never while paused, but for an error or a hang-up).
     pub(crate) fn wait(&self, timeout: Duration) -> io::Result<bool> {
         let mut event = libc::epoll_event { events: 0, u64: 0 };
-        let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        let millis = super::wait_millis(timeout);
         // SAFETY: room for one event, live for the duration of the call.
         readiness_of(unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, millis) })
     }

@@ -61,8 +61,7 @@ pub(super) fn poll_one(
         events,
         revents: 0,
     };
-    // Round up so a sub-millisecond remainder still waits.
-    let millis = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+    let millis = super::wait_millis(timeout);
     // SAFETY: one valid WSAPOLLFD for the duration of the call.
     match unsafe { WSAPoll(&mut pollfd, 1, millis) } {
         ready if ready > 0 => Ok(true),
