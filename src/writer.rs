@@ -484,6 +484,30 @@ mod tests {
     }
 
     #[test]
+    fn a_send_that_follows_a_received_frame_starts_no_burst() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        let writer = FrameWriter::new(client, Duration::from_secs(60)).unwrap();
+        // A request loop through callbacks: each request goes out, its
+        // reply arrives, the next request follows within the window.
+        for id in 0..100 {
+            std::thread::sleep(COALESCE_WINDOW * 5);
+            writer
+                .send(200, id, b"q", far(), Coalesce::IfBurst)
+                .unwrap();
+            writer.frames_received(Instant::now());
+            writer
+                .send(200, id, b"q", far(), Coalesce::IfBurst)
+                .unwrap();
+        }
+        assert!(
+            !lock(&writer.shared.queue).flusher_started,
+            "a request that answered a received frame waited for the flusher"
+        );
+    }
+
+    #[test]
     fn concurrent_senders_never_interleave() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
