@@ -252,10 +252,13 @@ void test_exceptions_stop_in_the_trampoline() {
 }
 
 void test_server_tags_peers_broadcast_and_disconnects() {
-    veltix::server server(veltix::server_config().listen("127.0.0.1", 0));
+    // Declared before the server, so they outlive it: its callbacks run on
+    // its workers until it is destroyed (the clients, destroyed first,
+    // make it report their departures).
     std::mutex lock;
     std::vector<veltix::peer_id> connected;
     std::vector<std::pair<veltix::peer_id, veltix::disconnect_reason>> left;
+    veltix::server server(veltix::server_config().listen("127.0.0.1", 0));
     server.on_connect([&](veltix::server_ref, veltix::peer_id peer) {
         std::lock_guard<std::mutex> hold(lock);
         connected.push_back(peer);
