@@ -59,6 +59,11 @@ impl Account {
         Account { budget, held: 0 }
     }
 
+    /// An empty account in this one's budget, for another holder.
+    pub fn in_same_budget(&self) -> Account {
+        Account::new(self.budget.clone())
+    }
+
     /// Bytes this holder holds.
     pub fn held(&self) -> usize {
         self.held

@@ -10,7 +10,7 @@
 //! amount per turn so others are served too.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,24 +21,18 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::peer::{Peer, PeerId};
+use super::read_side::{Liveness, ReadSide, ReadUntil, Turn, TurnTime};
 use super::timers::LivenessTimers;
 use super::Server;
 use crate::backlog::Backlog;
-use crate::budget::Account;
-use crate::callbacks::HandledTypes;
 use crate::disconnect::DisconnectReason;
-use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
-use crate::protocol::frame::{PING, PONG};
-use crate::protocol::handshake::{self, HandshakeItem};
-use crate::protocol::{Borrowed, FrameDecoder};
-use crate::stats::StatsTime;
+use crate::protocol::handshake;
+use crate::protocol::FrameDecoder;
 use crate::writer::write_parts;
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
-/// Reads of one connection per readiness turn before others get theirs.
-const READS_PER_TURN: usize = 16;
 /// Pause before accepting again after `accept` failed (e.g. no descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -60,8 +54,9 @@ pub(super) enum Command {
         id: PeerId,
         reason: DisconnectReason,
     },
-    /// Read peer `id`, at `key`, again: its callback backlog drained.
-    Resume { key: usize, id: PeerId },
+    /// Read peer `id`, at `key`, again: its callback backlog drained, or
+    /// a thread that read it while waiting for a reply left the rest.
+    Read { key: usize, id: PeerId },
     /// Close every connection and the listener, and exit.
     Stop,
 }
@@ -84,82 +79,12 @@ impl Control {
 /// One connection as the I/O thread holds it.
 struct Connection {
     peer: Arc<Peer>,
-    decoder: FrameDecoder,
-    /// The decoder's buffer, kept in the server's memory budget.
-    inbound: Account,
-    /// The handshake is complete (the ack was sent).
+    /// The handshake is complete (the ack was sent): what its read side
+    /// says, as of the I/O thread's last read turn.
     connected: bool,
     /// The peer shut its sending side; the connection closes once the
     /// callbacks of what it sent have run.
     read_closed: bool,
-    /// When something last arrived, and the last heartbeat PING.
-    clock: HeartbeatClock,
-    /// When the last message (not a PING or PONG) arrived: the idle
-    /// timeout counts from it.
-    last_message: Instant,
-    /// Whether the type of its last message had a handler.
-    handled: HandledTypes,
-}
-
-/// The moment a loop turn started, as liveness and statistics keep it:
-/// the clock is read once per turn, not per read.
-#[derive(Clone, Copy)]
-struct TurnTime {
-    instant: Instant,
-    stats: StatsTime,
-}
-
-impl TurnTime {
-    fn now() -> Self {
-        let instant = Instant::now();
-        TurnTime {
-            instant,
-            stats: StatsTime::of(instant),
-        }
-    }
-}
-
-/// When a read turn may stop before the socket says it would block.
-#[derive(Clone, Copy)]
-enum ReadUntil {
-    /// At a read that fills less than the room it had: it took all the
-    /// socket held, and with edge-triggered readiness bytes arriving later
-    /// bring a new event. Not for an event that says the peer closed: its
-    /// FIN, come with the last bytes, brings no other event.
-    ShortRead,
-    /// Until the socket would block (or the turn's budget ends): a turn
-    /// no event started, or one whose event says the peer closed.
-    WouldBlock,
-}
-
-impl ReadUntil {
-    /// For a readable event: [`ReadUntil::ShortRead`] where a short read
-    /// leaves the socket armed for the next bytes
-    /// ([`crate::sys::SHORT_READ_REARMS`]).
-    fn after_readable_event() -> ReadUntil {
-        match crate::sys::SHORT_READ_REARMS {
-            true => ReadUntil::ShortRead,
-            false => ReadUntil::WouldBlock,
-        }
-    }
-}
-
-/// How a connection's read turn ended.
-enum Turn {
-    /// The socket has nothing more to read for now.
-    Drained,
-    /// The read budget ran out; the socket may hold more.
-    Unfinished,
-    /// The peer shut its sending side (end of stream).
-    ReadClosed,
-    /// The peer's callback backlog is full: it is read again on
-    /// [`Command::Resume`].
-    Paused,
-    /// The server's memory budget is exceeded: it must be enforced before
-    /// reading on.
-    OverBudget,
-    /// The connection must be closed.
-    Close(DisconnectReason),
 }
 
 /// The event loop, owned by the I/O thread.
@@ -176,7 +101,7 @@ pub(super) struct EventLoop {
     unfinished_reads: Vec<usize>,
     accept_paused_until: Option<Instant>,
     commands: Receiver<Command>,
-    /// Handed to each peer's backlog, to ask for [`Command::Resume`].
+    /// Handed to each peer's backlog, to ask for [`Command::Read`].
     control: Arc<Control>,
     /// The receive buffer lent to the connection being read.
     spare: Vec<u8>,
@@ -361,8 +286,9 @@ impl EventLoop {
         let backlog = Backlog::new(
             self.server.backlog_limits(),
             Some(budget.clone()),
-            Some(Box::new(move || control.send(Command::Resume { key, id }))),
+            Some(Box::new(move || control.send(Command::Read { key, id }))),
         );
+        let decoder = FrameDecoder::new(config.max_message_size, config.buffer_size as usize);
         let peer = Peer::new(
             id,
             addr,
@@ -370,7 +296,7 @@ impl EventLoop {
             stream,
             max_outbound,
             backlog,
-            Some(budget.clone()),
+            ReadSide::new(decoder, Some(budget)),
         );
         let peer = Arc::new(peer);
         if peer.send([&self.hello, &[]]).is_err() {
@@ -378,13 +304,8 @@ impl EventLoop {
         }
         entry.insert(Connection {
             peer,
-            decoder: FrameDecoder::new(config.max_message_size, config.buffer_size as usize),
-            inbound: Account::new(Some(budget)),
             connected: false,
             read_closed: false,
-            clock: HeartbeatClock::new(Instant::now()),
-            last_message: Instant::now(),
-            handled: HandledTypes::default(),
         });
         let deadline = Instant::now() + config.handshake_timeout;
         self.handshake_deadlines.push_back((deadline, key, id));
@@ -409,8 +330,17 @@ impl EventLoop {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
+        if connection.read_closed {
+            return;
+        }
         let was_connected = connection.connected;
-        let turn = connection.read_turn(&self.server, &mut self.spare, now, until);
+        let peer = &connection.peer;
+        let turn = {
+            let mut side = peer.read_side();
+            let turn = side.read_turn(peer, &self.server, &mut self.spare, now, until);
+            connection.connected = side.connected;
+            turn
+        };
         if !was_connected && connection.connected {
             let id = connection.peer.id;
             if let Some(at) = self.liveness_deadline(key) {
@@ -493,7 +423,7 @@ impl EventLoop {
                         self.close(key, reason, false);
                     }
                 }
-                Command::Resume { key, id } => {
+                Command::Read { key, id } => {
                     if self.connections.get(key).is_some_and(|c| c.peer.id == id) {
                         self.on_readable(key, now, ReadUntil::WouldBlock);
                     }
@@ -508,60 +438,35 @@ impl EventLoop {
     /// heartbeat or idle timeout; `None` if neither is on.
     fn liveness_deadline(&self, key: usize) -> Option<Instant> {
         let connection = self.connections.get(key)?;
-        let config = self.server.config();
-        let heartbeat = match connection
-            .clock
-            .due(&config.liveness.heartbeat, Instant::now())
-        {
-            HeartbeatDue::Until(at) => Some(at),
-            HeartbeatDue::Dead(_) | HeartbeatDue::Ping => Some(Instant::now()),
-            HeartbeatDue::Never => None,
-        };
-        let idle = config
-            .idle_timeout
-            .map(|idle| connection.last_message + idle);
-        [heartbeat, idle].into_iter().flatten().min()
+        let deadline = connection
+            .peer
+            .read_side()
+            .liveness_deadline(self.server.config(), Instant::now());
+        deadline
     }
 
     /// Handles the peers whose heartbeat or idle deadline has come: closes
     /// the dead and the idle, pings the silent, and schedules each again.
     fn check_liveness(&mut self, now: Instant) {
         while let Some((key, id)) = self.timers.pop_due(now) {
-            let server = self.server.clone();
-            let config = server.config();
-            let Some(connection) = self.connections.get_mut(key) else {
+            let Some(connection) = self.connections.get(key) else {
                 continue;
             };
             if connection.peer.id != id || !connection.connected {
                 continue;
             }
-            if connection.peer.backlog.is_paused() {
-                // Not reading it, the loop cannot tell: the pause is life.
-                connection.clock.received(now);
-            }
-            let idle = config
-                .idle_timeout
-                .filter(|idle| now.saturating_duration_since(connection.last_message) >= *idle)
-                .map(|idle| format!("no message for {} ms (idle_timeout_ms)", idle.as_millis()));
-            let due = connection.clock.due(&config.liveness.heartbeat, now);
-            let dead = match due {
-                HeartbeatDue::Dead(silence) => Some(format!(
-                    "nothing for {} ms (heartbeat_timeout_ms)",
-                    silence.as_millis()
-                )),
-                _ => None,
-            };
-            if let Some(why) = idle.or(dead) {
-                log_at!(Info, "closed peer {id} ({}): {why}", connection.peer.addr);
-                self.close(key, DisconnectReason::Error, false);
-                continue;
-            }
-            match due {
-                HeartbeatDue::Ping => {
-                    connection.clock.pinged(now);
-                    server.send_heartbeat(&connection.peer);
+            let peer = connection.peer.clone();
+            let checked = peer
+                .read_side()
+                .check_liveness(&peer, self.server.config(), now);
+            match checked {
+                Liveness::Dead(why) => {
+                    log_at!(Info, "closed peer {id} ({}): {why}", peer.addr);
+                    self.close(key, DisconnectReason::Error, false);
+                    continue;
                 }
-                HeartbeatDue::Dead(_) | HeartbeatDue::Until(_) | HeartbeatDue::Never => {}
+                Liveness::PingDue => self.server.send_heartbeat(&peer),
+                Liveness::Alive => {}
             }
             if let Some(at) = self.liveness_deadline(key) {
                 self.timers.schedule(at, key, id);
@@ -617,153 +522,6 @@ impl Connection {
     /// Bytes held for this peer: its partial inbound frame, its messages
     /// queued for callbacks and its queued outbound bytes.
     fn held(&self) -> usize {
-        self.inbound.held() + self.peer.backlog.bytes() + self.peer.outbound_held()
-    }
-
-    /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
-    /// handles every complete handshake message and frame.
-    fn read_turn(
-        &mut self,
-        server: &Server,
-        spare: &mut Vec<u8>,
-        now: TurnTime,
-        until: ReadUntil,
-    ) -> Turn {
-        if self.read_closed {
-            return Turn::Drained;
-        }
-        *spare = self.decoder.lend_buffer(std::mem::take(spare));
-        let mut turn = Turn::Unfinished;
-        // Callbacks on this thread leave nothing in the backlog.
-        let may_queue = !server.inner.config.callbacks_on_io_thread;
-        for _ in 0..READS_PER_TURN {
-            if may_queue && self.peer.backlog.pause_if_full() {
-                turn = Turn::Paused;
-                break;
-            }
-            if server.budget().exceeded() {
-                turn = Turn::OverBudget;
-                break;
-            }
-            let stream = &self.peer.stream;
-            let mut room = 0;
-            // Accounted after decoding: what is decoded now never waits.
-            let read = self.decoder.fill_with(|buf| {
-                room = buf.len();
-                (&*stream).read(buf)
-            });
-            match read {
-                Ok(0) => turn = Turn::ReadClosed,
-                Ok(n) => {
-                    if self.connected {
-                        self.peer.stats.read(n);
-                        self.clock.received(now.instant);
-                    }
-                    let handled = self.handle_input(server, now);
-                    self.account_inbound();
-                    match handled {
-                        Ok(()) if n < room && matches!(until, ReadUntil::ShortRead) => {
-                            turn = Turn::Drained
-                        }
-                        Ok(()) => continue,
-                        Err(reason) => turn = Turn::Close(reason),
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => turn = Turn::Drained,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log_at!(Debug, "read from peer {} failed: {e}", self.peer.id);
-                    turn = Turn::Close(DisconnectReason::Error);
-                }
-            }
-            break;
-        }
-        let reclaimed = self.decoder.reclaim_buffer();
-        if reclaimed.len() > spare.len() {
-            *spare = reclaimed;
-        }
-        self.account_inbound();
-        turn
-    }
-
-    /// Puts the decoder's buffer in the memory budget while it holds
-    /// received bytes not yet decoded; an emptied buffer goes back to the
-    /// loop at the end of the read turn, so it counts for nothing.
-    fn account_inbound(&mut self) {
-        let held = match self.decoder.buffered().is_empty() {
-            true => 0,
-            false => self.decoder.held_bytes(),
-        };
-        self.inbound.set(held);
-    }
-
-    /// Completes the handshake if it is pending, then dispatches every
-    /// complete frame, read at `now`. An error is the reason to close the
-    /// connection.
-    fn handle_input(&mut self, server: &Server, now: TurnTime) -> Result<(), DisconnectReason> {
-        if !self.connected {
-            let failure = match handshake::next_item(&mut self.decoder) {
-                None => return Ok(()),
-                Some(Ok(HandshakeItem::Message(hello))) => handshake::check_hello(&hello)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        self.peer
-                            .send([&handshake::ack(), &[]])
-                            .map_err(|e| format!("cannot send the ack: {e:?}"))
-                    })
-                    .err(),
-                Some(Ok(HandshakeItem::Frame(_))) => {
-                    Some("a data frame came before the client's hello".into())
-                }
-                Some(Err(e)) => Some(e.to_string()),
-            };
-            if let Some(failure) = failure {
-                log_at!(
-                    Info,
-                    "closed {}: handshake failed: {failure}",
-                    self.peer.addr
-                );
-                return Err(DisconnectReason::Error);
-            }
-            // Statistics and liveness count from here (the ack not
-            // included); before on_connect, which may send at once.
-            self.peer.stats.restart();
-            self.peer.stats.read(self.decoder.buffered().len());
-            self.clock = HeartbeatClock::new(now.instant);
-            self.last_message = now.instant;
-            self.connected = true;
-            server.peer_connected(&self.peer);
-        }
-        let mut inbox = server.inbox_for_read(self.decoder.buffered().len());
-        let mut any_message = false;
-        let mut frames = 0;
-        while let Some(decoded) = self.decoder.next_borrowed() {
-            frames += 1;
-            match decoded {
-                Borrowed::Frame(frame) => {
-                    any_message |= !matches!(frame.type_code, PING | PONG);
-                    server.route_message(&self.peer, frame, &mut inbox, &mut self.handled)
-                }
-                Borrowed::Dropped(reason) => {
-                    log_at!(
-                        Warn,
-                        "from peer {} ({}): {reason}",
-                        self.peer.id,
-                        self.peer.addr
-                    )
-                }
-            }
-        }
-        if frames > 0 {
-            self.peer.stats.frames_arrived(frames, now.stats);
-            if any_message {
-                self.last_message = now.instant;
-            }
-        }
-        server.deliver(&self.peer, inbox);
-        match self.peer.failure() {
-            Some(reason) => Err(reason),
-            None => Ok(()),
-        }
+        self.peer.read_side().held() + self.peer.backlog.bytes() + self.peer.outbound_held()
     }
 }

@@ -14,6 +14,7 @@ mod event_loop;
 mod handlers;
 mod outbound;
 mod peer;
+mod read_side;
 mod timers;
 
 use std::collections::HashMap;

@@ -21,13 +21,14 @@ use mio::net::TcpStream;
 use scoped_tls::scoped_thread_local;
 
 use crate::backlog::Backlog;
-use crate::budget::{Account, MemoryBudget};
+use crate::budget::Account;
 use crate::disconnect::DisconnectReason;
 use crate::stats::ConnectionStats;
 use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
 
 use super::outbound::ChunkQueue;
+use super::read_side::ReadSide;
 
 /// Corked bytes of one peer written anyway once this many are queued.
 pub(crate) const CORK_LIMIT: usize = 64 * 1024;
@@ -159,6 +160,9 @@ pub(crate) struct Peer {
     tags: Mutex<BTreeMap<String, String>>,
     /// Bytes and frames since the handshake, the last round trip.
     pub stats: ConnectionStats,
+    /// Its read side: the I/O thread's for a read turn, or a thread's
+    /// that waits for a reply from this peer.
+    pub(super) read: Mutex<ReadSide>,
 }
 
 struct Outbound {
@@ -211,14 +215,14 @@ pub(crate) enum SendError {
 }
 
 impl Peer {
-    pub fn new(
+    pub(super) fn new(
         id: PeerId,
         addr: SocketAddr,
         key: usize,
         stream: TcpStream,
         max_outbound: usize,
         backlog: Arc<Backlog>,
-        budget: Option<Arc<MemoryBudget>>,
+        read: ReadSide,
     ) -> Self {
         Peer {
             id,
@@ -231,7 +235,7 @@ impl Peer {
                 queue: ChunkQueue::default(),
                 listed_in: 0,
                 failed: None,
-                account: Account::new(budget),
+                account: read.new_account(),
             }),
             max_outbound,
             tags: Mutex::default(),
@@ -239,7 +243,13 @@ impl Peer {
             corked: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             has_failed: AtomicBool::new(false),
+            read: Mutex::new(read),
         }
+    }
+
+    /// Its read side, for a read turn.
+    pub(super) fn read_side(&self) -> MutexGuard<'_, ReadSide> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends `parts` (a frame's header and payload, or a handshake message
@@ -639,7 +649,7 @@ mod tests {
             TcpStream::from_std(local),
             max_outbound,
             Backlog::new(limits, None, None),
-            None,
+            ReadSide::new(crate::protocol::FrameDecoder::new(1 << 20, 1024), None),
         );
         (Arc::new(peer), remote)
     }

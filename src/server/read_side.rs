@@ -1,0 +1,367 @@
+//! The read side of one connection: its decoder and what reading it keeps
+//! (the handshake's progress, the heartbeat clock, the idle clock).
+//!
+//! It lives in the [`Peer`] behind a lock, taken for each read turn by the
+//! I/O thread, or by a thread waiting in `send_and_wait` for a reply from
+//! this peer (see `lead.rs`). Whoever holds it does the same job: it
+//! completes the handshake, answers PINGs, completes pending requests, and
+//! hands every other message to the peer's callbacks, in order. Decisions
+//! (pausing a peer, enforcing the memory budget, closing) stay with the I/O
+//! thread: a read turn only reports them.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::peer::Peer;
+use super::{Server, ServerConfig};
+use crate::budget::{Account, MemoryBudget};
+use crate::callbacks::HandledTypes;
+use crate::disconnect::DisconnectReason;
+use crate::liveness::{HeartbeatClock, HeartbeatDue};
+use crate::log::log_at;
+use crate::protocol::frame::{PING, PONG};
+use crate::protocol::handshake::{self, HandshakeItem};
+use crate::protocol::{Borrowed, FrameDecoder};
+use crate::stats::StatsTime;
+
+/// Reads of one connection per readiness turn before others get theirs.
+const READS_PER_TURN: usize = 16;
+
+/// The moment a read turn started, as liveness and statistics keep it:
+/// the I/O thread reads the clock once per loop turn, not per read.
+#[derive(Clone, Copy)]
+pub(super) struct TurnTime {
+    pub instant: Instant,
+    pub stats: StatsTime,
+}
+
+impl TurnTime {
+    pub fn now() -> Self {
+        let instant = Instant::now();
+        TurnTime {
+            instant,
+            stats: StatsTime::of(instant),
+        }
+    }
+}
+
+/// When a read turn may stop before the socket says it would block.
+#[derive(Clone, Copy)]
+pub(super) enum ReadUntil {
+    /// At a read that fills less than the room it had: it took all the
+    /// socket held, and with edge-triggered readiness bytes arriving later
+    /// bring a new event. Not for an event that says the peer closed: its
+    /// FIN, come with the last bytes, brings no other event.
+    ShortRead,
+    /// Until the socket would block (or the turn's budget ends): a turn
+    /// no event started, or one whose event says the peer closed.
+    WouldBlock,
+}
+
+impl ReadUntil {
+    /// For a readable event: [`ReadUntil::ShortRead`] where a short read
+    /// leaves the socket armed for the next bytes
+    /// ([`crate::sys::SHORT_READ_REARMS`]).
+    pub fn after_readable_event() -> ReadUntil {
+        match crate::sys::SHORT_READ_REARMS {
+            true => ReadUntil::ShortRead,
+            false => ReadUntil::WouldBlock,
+        }
+    }
+}
+
+/// How a connection's read turn ended.
+pub(super) enum Turn {
+    /// The socket has nothing more to read for now.
+    Drained,
+    /// The read budget ran out; the socket may hold more.
+    Unfinished,
+    /// The peer shut its sending side (end of stream).
+    ReadClosed,
+    /// The peer's callback backlog is full: it is read again on
+    /// [`super::event_loop::Command::Read`].
+    Paused,
+    /// The server's memory budget is exceeded: it must be enforced before
+    /// reading on.
+    OverBudget,
+    /// The connection must be closed.
+    Close(DisconnectReason),
+}
+
+/// What one read took from the socket.
+pub(super) enum ReadAmount {
+    /// All the room the decoder offered: more bytes may be waiting.
+    Full,
+    /// Less than its room: the socket held no more at that moment.
+    Short,
+}
+
+/// What a connection's liveness deadline found.
+pub(super) enum Liveness {
+    /// Heard from recently enough.
+    Alive,
+    /// Silent for a heartbeat interval: PING it now (recorded as sent).
+    PingDue,
+    /// To close, for the reason given: dead (no heartbeat answered) or
+    /// idle (no message).
+    Dead(String),
+}
+
+/// The read side of one connection.
+pub(super) struct ReadSide {
+    decoder: FrameDecoder,
+    /// The decoder's buffer, kept in the server's memory budget.
+    inbound: Account,
+    /// The handshake is complete (the ack was sent).
+    pub connected: bool,
+    /// When something last arrived, and the last heartbeat PING.
+    pub clock: HeartbeatClock,
+    /// When the last message (not a PING or PONG) arrived: the idle
+    /// timeout counts from it.
+    pub last_message: Instant,
+    /// Whether the type of its last message had a handler.
+    handled: HandledTypes,
+}
+
+impl ReadSide {
+    /// The read side of a connection just accepted, its decoder's buffer
+    /// kept in `budget`, if any.
+    pub fn new(decoder: FrameDecoder, budget: Option<Arc<MemoryBudget>>) -> Self {
+        ReadSide {
+            decoder,
+            inbound: Account::new(budget),
+            connected: false,
+            clock: HeartbeatClock::new(Instant::now()),
+            last_message: Instant::now(),
+            handled: HandledTypes::default(),
+        }
+    }
+
+    /// An empty account in the budget the decoder's buffer is kept in,
+    /// for the connection's other holders.
+    pub fn new_account(&self) -> Account {
+        self.inbound.in_same_budget()
+    }
+
+    /// Bytes of a partial inbound frame held in the memory budget.
+    pub fn held(&self) -> usize {
+        self.inbound.held()
+    }
+
+    /// When the connection must be looked at again for its heartbeat or
+    /// idle timeout under `config`; `None` if neither is on.
+    pub fn liveness_deadline(&self, config: &ServerConfig, now: Instant) -> Option<Instant> {
+        let heartbeat = match self.clock.due(&config.liveness.heartbeat, now) {
+            HeartbeatDue::Until(at) => Some(at),
+            HeartbeatDue::Dead(_) | HeartbeatDue::Ping => Some(now),
+            HeartbeatDue::Never => None,
+        };
+        let idle = config.idle_timeout.map(|idle| self.last_message + idle);
+        [heartbeat, idle].into_iter().flatten().min()
+    }
+
+    /// At its liveness deadline: whether `peer`, connected, is alive under
+    /// `config`, due a PING, or to be closed.
+    pub fn check_liveness(&mut self, peer: &Peer, config: &ServerConfig, now: Instant) -> Liveness {
+        if peer.backlog.is_paused() {
+            // Not reading it, the loop cannot tell: the pause is life.
+            self.clock.received(now);
+        }
+        let idle = config
+            .idle_timeout
+            .filter(|idle| now.saturating_duration_since(self.last_message) >= *idle)
+            .map(|idle| format!("no message for {} ms (idle_timeout_ms)", idle.as_millis()));
+        let due = self.clock.due(&config.liveness.heartbeat, now);
+        let dead = match due {
+            HeartbeatDue::Dead(silence) => Some(format!(
+                "nothing for {} ms (heartbeat_timeout_ms)",
+                silence.as_millis()
+            )),
+            _ => None,
+        };
+        if let Some(why) = idle.or(dead) {
+            return Liveness::Dead(why);
+        }
+        match due {
+            HeartbeatDue::Ping => {
+                self.clock.pinged(now);
+                Liveness::PingDue
+            }
+            HeartbeatDue::Dead(_) | HeartbeatDue::Until(_) | HeartbeatDue::Never => Liveness::Alive,
+        }
+    }
+
+    /// Reads what the socket has, up to [`READS_PER_TURN`] reads, and
+    /// handles every complete handshake message and frame. `spare` is the
+    /// receive buffer lent for the turn.
+    pub fn read_turn(
+        &mut self,
+        peer: &Arc<Peer>,
+        server: &Server,
+        spare: &mut Vec<u8>,
+        now: TurnTime,
+        until: ReadUntil,
+    ) -> Turn {
+        self.borrow_buffer(spare);
+        let mut turn = Turn::Unfinished;
+        // Callbacks on this thread leave nothing in the backlog.
+        let may_queue = !server.inner.config.callbacks_on_io_thread;
+        for _ in 0..READS_PER_TURN {
+            if may_queue && peer.backlog.pause_if_full() {
+                turn = Turn::Paused;
+                break;
+            }
+            if server.budget().exceeded() {
+                turn = Turn::OverBudget;
+                break;
+            }
+            match self.read_once(peer, server, now) {
+                Ok(ReadAmount::Short) if matches!(until, ReadUntil::ShortRead) => {
+                    turn = Turn::Drained
+                }
+                Ok(_) => continue,
+                Err(end) => turn = end,
+            }
+            break;
+        }
+        self.give_back_buffer(spare);
+        turn
+    }
+
+    /// One read of the socket, and every whole handshake message and frame
+    /// it completes handled; an error is how the turn ends:
+    /// [`Turn::Drained`] when the socket has nothing.
+    pub fn read_once(
+        &mut self,
+        peer: &Arc<Peer>,
+        server: &Server,
+        now: TurnTime,
+    ) -> Result<ReadAmount, Turn> {
+        let mut room = 0;
+        // Accounted after decoding: what is decoded now never waits.
+        let read = loop {
+            let read = self.decoder.fill_with(|buf| {
+                room = buf.len();
+                (&peer.stream).read(buf)
+            });
+            match read {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => break read,
+            }
+        };
+        match read {
+            Ok(0) => Err(Turn::ReadClosed),
+            Ok(n) => {
+                if self.connected {
+                    peer.stats.read(n);
+                    self.clock.received(now.instant);
+                }
+                let handled = self.handle_input(peer, server, now);
+                self.account_inbound();
+                match handled {
+                    Ok(()) if n < room => Ok(ReadAmount::Short),
+                    Ok(()) => Ok(ReadAmount::Full),
+                    Err(reason) => Err(Turn::Close(reason)),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Turn::Drained),
+            Err(e) => {
+                log_at!(Debug, "read from peer {} failed: {e}", peer.id);
+                Err(Turn::Close(DisconnectReason::Error))
+            }
+        }
+    }
+
+    /// Lends the decoder `spare` for a read if it holds no bytes.
+    pub fn borrow_buffer(&mut self, spare: &mut Vec<u8>) {
+        *spare = self.decoder.lend_buffer(std::mem::take(spare));
+    }
+
+    /// Takes the receive buffer back into `spare` if the decoder holds no
+    /// bytes (an idle connection holds none), and keeps the budget's
+    /// count of what it holds.
+    pub fn give_back_buffer(&mut self, spare: &mut Vec<u8>) {
+        let reclaimed = self.decoder.reclaim_buffer();
+        if reclaimed.len() > spare.len() {
+            *spare = reclaimed;
+        }
+        self.account_inbound();
+    }
+
+    /// Puts the decoder's buffer in the memory budget while it holds
+    /// received bytes not yet decoded; an emptied buffer goes back to its
+    /// lender at the end of the read turn, so it counts for nothing.
+    fn account_inbound(&mut self) {
+        let held = match self.decoder.buffered().is_empty() {
+            true => 0,
+            false => self.decoder.held_bytes(),
+        };
+        self.inbound.set(held);
+    }
+
+    /// Completes the handshake if it is pending, then dispatches every
+    /// complete frame, read at `now`. An error is the reason to close the
+    /// connection.
+    fn handle_input(
+        &mut self,
+        peer: &Arc<Peer>,
+        server: &Server,
+        now: TurnTime,
+    ) -> Result<(), DisconnectReason> {
+        if !self.connected {
+            let failure = match handshake::next_item(&mut self.decoder) {
+                None => return Ok(()),
+                Some(Ok(HandshakeItem::Message(hello))) => handshake::check_hello(&hello)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        peer.send([&handshake::ack(), &[]])
+                            .map_err(|e| format!("cannot send the ack: {e:?}"))
+                    })
+                    .err(),
+                Some(Ok(HandshakeItem::Frame(_))) => {
+                    Some("a data frame came before the client's hello".into())
+                }
+                Some(Err(e)) => Some(e.to_string()),
+            };
+            if let Some(failure) = failure {
+                log_at!(Info, "closed {}: handshake failed: {failure}", peer.addr);
+                return Err(DisconnectReason::Error);
+            }
+            // Statistics and liveness count from here (the ack not
+            // included); before on_connect, which may send at once.
+            peer.stats.restart();
+            peer.stats.read(self.decoder.buffered().len());
+            self.clock = HeartbeatClock::new(now.instant);
+            self.last_message = now.instant;
+            self.connected = true;
+            server.peer_connected(peer);
+        }
+        let mut inbox = server.inbox_for_read(self.decoder.buffered().len());
+        let mut any_message = false;
+        let mut frames = 0;
+        while let Some(decoded) = self.decoder.next_borrowed() {
+            frames += 1;
+            match decoded {
+                Borrowed::Frame(frame) => {
+                    any_message |= !matches!(frame.type_code, PING | PONG);
+                    server.route_message(peer, frame, &mut inbox, &mut self.handled)
+                }
+                Borrowed::Dropped(reason) => {
+                    log_at!(Warn, "from peer {} ({}): {reason}", peer.id, peer.addr)
+                }
+            }
+        }
+        if frames > 0 {
+            peer.stats.frames_arrived(frames, now.stats);
+            if any_message {
+                self.last_message = now.instant;
+            }
+        }
+        server.deliver(peer, inbox);
+        match peer.failure() {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+}
