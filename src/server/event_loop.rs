@@ -20,10 +20,11 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use super::lead::LEAD_LIMIT;
 use super::peer::{Peer, PeerId};
 use super::read_side::{Liveness, ReadSide, ReadUntil, Turn, TurnTime};
 use super::timers::LivenessTimers;
-use super::Server;
+use super::{Server, ServerConfig};
 use crate::backlog::Backlog;
 use crate::disconnect::DisconnectReason;
 use crate::log::log_at;
@@ -336,7 +337,10 @@ impl EventLoop {
         let was_connected = connection.connected;
         let peer = &connection.peer;
         let turn = {
-            let mut side = peer.read_side();
+            // Taken by a waiter: it reads these bytes itself.
+            let Some(mut side) = peer.read_side_to_read() else {
+                return;
+            };
             let turn = side.read_turn(peer, &self.server, &mut self.spare, now, until);
             connection.connected = side.connected;
             turn
@@ -392,10 +396,10 @@ impl EventLoop {
     fn enforce_budget(&mut self) {
         let budget = self.server.budget().clone();
         while budget.exceeded() {
-            let largest = self
-                .connections
-                .iter()
-                .map(|(key, connection)| (connection.held(), key))
+            let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+            let largest = keys
+                .into_iter()
+                .map(|key| (self.held(key), key))
                 .filter(|(held, _)| *held > 0)
                 .max();
             let Some((held, key)) = largest else {
@@ -412,6 +416,15 @@ impl EventLoop {
             );
             self.close(key, DisconnectReason::Error, true);
         }
+    }
+
+    /// Bytes held for the peer at `key`: its partial inbound frame, its
+    /// messages queued for callbacks and its queued outbound bytes.
+    fn held(&mut self, key: usize) -> usize {
+        // A waiter reading it holds a frame's worth at most: left out.
+        let inbound = self.look_at_read_side(key, |side, _, _| side.held());
+        let peer = &self.connections[key].peer;
+        inbound.unwrap_or(0) + peer.backlog.bytes() + peer.outbound_held()
     }
 
     /// Runs queued commands; `true` on [`Command::Stop`].
@@ -434,15 +447,30 @@ impl EventLoop {
         false
     }
 
+    /// Runs `look` on the read side of the connection at `key`; `None`
+    /// if there is none, or while a waiter reads it (see `lead.rs`). If
+    /// bytes came meanwhile, the connection is read next turn.
+    fn look_at_read_side<R>(
+        &mut self,
+        key: usize,
+        look: impl FnOnce(&mut ReadSide, &Arc<Peer>, &ServerConfig) -> R,
+    ) -> Option<R> {
+        let peer = &self.connections.get(key)?.peer;
+        let config = self.server.config();
+        let looked = peer.look_at_read_side(|side| look(side, peer, config))?;
+        if looked.must_read {
+            self.unfinished_reads.push(key);
+        }
+        Some(looked.seen)
+    }
+
     /// When the connection at `key` must be looked at again for its
-    /// heartbeat or idle timeout; `None` if neither is on.
-    fn liveness_deadline(&self, key: usize) -> Option<Instant> {
-        let connection = self.connections.get(key)?;
-        let deadline = connection
-            .peer
-            .read_side()
-            .liveness_deadline(self.server.config(), Instant::now());
-        deadline
+    /// heartbeat or idle timeout; `None` if neither is on. While a waiter
+    /// reads it, when its lead is over at the latest.
+    fn liveness_deadline(&mut self, key: usize) -> Option<Instant> {
+        let now = Instant::now();
+        self.look_at_read_side(key, |side, _, config| side.liveness_deadline(config, now))
+            .unwrap_or(Some(now + LEAD_LIMIT))
     }
 
     /// Handles the peers whose heartbeat or idle deadline has come: closes
@@ -455,18 +483,18 @@ impl EventLoop {
             if connection.peer.id != id || !connection.connected {
                 continue;
             }
-            let peer = connection.peer.clone();
-            let checked = peer
-                .read_side()
-                .check_liveness(&peer, self.server.config(), now);
+            let checked = self.look_at_read_side(key, |side, peer, config| {
+                side.check_liveness(peer, config, now)
+            });
             match checked {
-                Liveness::Dead(why) => {
+                Some(Liveness::Dead(why)) => {
+                    let peer = &self.connections[key].peer;
                     log_at!(Info, "closed peer {id} ({}): {why}", peer.addr);
                     self.close(key, DisconnectReason::Error, false);
                     continue;
                 }
-                Liveness::PingDue => self.server.send_heartbeat(&peer),
-                Liveness::Alive => {}
+                Some(Liveness::PingDue) => self.server.send_heartbeat(&self.connections[key].peer),
+                Some(Liveness::Alive) | None => {}
             }
             if let Some(at) = self.liveness_deadline(key) {
                 self.timers.schedule(at, key, id);
@@ -515,13 +543,5 @@ impl EventLoop {
         if connection.connected {
             self.server.peer_disconnected(&connection.peer, reason);
         }
-    }
-}
-
-impl Connection {
-    /// Bytes held for this peer: its partial inbound frame, its messages
-    /// queued for callbacks and its queued outbound bytes.
-    fn held(&self) -> usize {
-        self.peer.read_side().held() + self.peer.backlog.bytes() + self.peer.outbound_held()
     }
 }

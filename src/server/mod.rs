@@ -12,6 +12,7 @@ mod config;
 mod dispatch;
 mod event_loop;
 mod handlers;
+mod lead;
 mod outbound;
 mod peer;
 mod read_side;
@@ -313,14 +314,22 @@ impl Server {
         // lookup, its departure fails this request at once.
         // The server never blocks on a write (a full socket queues), so
         // the deadline bounds only the wait for the reply.
+        let target = std::cell::OnceCell::new();
         self.inner.pending.round_trip(
             peer,
             timeout,
             |request_id, _| {
                 let peer = self.peer(peer)?;
-                self.send_frame(&peer, type_code, request_id, payload, Cork::Never)
+                let peer = target.get_or_init(|| peer);
+                self.send_frame(peer, type_code, request_id, payload, Cork::Never)
             },
-            |_, _| {},
+            |deadline, replied| {
+                // Taken just after the request left: its reply is at least
+                // a round trip away.
+                if let Some(peer) = target.get() {
+                    self.read_while_waiting(peer, deadline, replied);
+                }
+            },
         )
     }
 

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use mio::net::TcpStream;
 use scoped_tls::scoped_thread_local;
@@ -163,6 +163,9 @@ pub(crate) struct Peer {
     /// Its read side: the I/O thread's for a read turn, or a thread's
     /// that waits for a reply from this peer.
     pub(super) read: Mutex<ReadSide>,
+    /// The I/O thread had bytes to read and found the read side taken:
+    /// the thread holding it reads them once it lets go.
+    read_missed: AtomicBool,
 }
 
 struct Outbound {
@@ -198,6 +201,13 @@ impl Outbound {
         self.queue.clear();
         self.account.set(0);
     }
+}
+
+/// What [`Peer::look_at_read_side`] saw, and whether the caller must now
+/// read the peer: bytes came while it looked.
+pub(super) struct Looked<R> {
+    pub seen: R,
+    pub must_read: bool,
 }
 
 /// Why a send was refused.
@@ -244,12 +254,55 @@ impl Peer {
             blocked: AtomicBool::new(false),
             has_failed: AtomicBool::new(false),
             read: Mutex::new(read),
+            read_missed: AtomicBool::new(false),
         }
     }
 
-    /// Its read side, for a read turn.
-    pub(super) fn read_side(&self) -> MutexGuard<'_, ReadSide> {
-        self.read.lock().unwrap_or_else(|e| e.into_inner())
+    /// Its read side, unless another thread holds it.
+    pub(super) fn try_read_side(&self) -> Option<MutexGuard<'_, ReadSide>> {
+        match self.read.try_lock() {
+            Ok(side) => Some(side),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Its read side, for a thread with bytes to read (readiness the I/O
+    /// thread was told of): `None` if another thread holds it, which is
+    /// then told to read them once it lets go.
+    pub(super) fn read_side_to_read(&self) -> Option<MutexGuard<'_, ReadSide>> {
+        self.try_read_side().or_else(|| {
+            self.read_missed.store(true, Ordering::SeqCst);
+            // Either the holder, letting go, sees the flag, or this sees
+            // that it let go (see `read_side_after_missed_read`).
+            fence(Ordering::SeqCst);
+            self.try_read_side()
+        })
+    }
+
+    /// For a thread that just let go of the read side: the read side
+    /// again if a thread with bytes to read found it taken meanwhile
+    /// (the caller must read them), unless yet another thread holds it,
+    /// which is then told instead.
+    pub(super) fn read_side_after_missed_read(&self) -> Option<MutexGuard<'_, ReadSide>> {
+        fence(Ordering::SeqCst);
+        if !self.read_missed.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        self.read_side_to_read()
+    }
+
+    /// Its read side, for a thread that will not read: the I/O thread
+    /// taking a look between read turns, which must never wait for a
+    /// waiter's lead (see `lead.rs`). `None` while a waiter holds it.
+    pub(super) fn look_at_read_side<R>(
+        &self,
+        look: impl FnOnce(&mut ReadSide) -> R,
+    ) -> Option<Looked<R>> {
+        let seen = look(&mut *self.try_read_side()?);
+        // A read handed on to the I/O thread's look while it held it.
+        let must_read = self.read_side_after_missed_read().is_some();
+        Some(Looked { seen, must_read })
     }
 
     /// Sends `parts` (a frame's header and payload, or a handshake message

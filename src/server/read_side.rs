@@ -122,6 +122,9 @@ pub(super) struct ReadSide {
     pub last_message: Instant,
     /// Whether the type of its last message had a handler.
     handled: HandledTypes,
+    /// Replies read by the thread that waited for them.
+    #[cfg(test)]
+    pub replies_read_by_waiters: u64,
 }
 
 impl ReadSide {
@@ -135,6 +138,8 @@ impl ReadSide {
             clock: HeartbeatClock::new(Instant::now()),
             last_message: Instant::now(),
             handled: HandledTypes::default(),
+            #[cfg(test)]
+            replies_read_by_waiters: 0,
         }
     }
 

@@ -1,0 +1,450 @@
+//! A thread waiting in `send_and_wait` (or `ping`) for a peer's reply
+//! reads that peer's socket itself while the I/O thread is not reading
+//! it: the leader/follower pattern the client's waiters follow too
+//! (`client/reader.rs`).
+//!
+//! Without it, a reply costs three thread wake-ups: the peer's, the I/O
+//! thread's, then the waiter's, whom the I/O thread hands the reply. On a
+//! machine whose cores are busy that third one made the server's round
+//! trip 1.7 times a raw one (`cargo bench --bench client -- "latency under
+//! load"`).
+//!
+//! The waiter takes the peer's read side (a `try_lock`: never while the
+//! I/O thread reads it) and does the I/O thread's whole job for every
+//! frame that comes before its reply, in order: PINGs answered, replies
+//! to other requests completed, messages handed to the peer's callbacks.
+//! What only the I/O thread decides stays with it: when the peer's
+//! callbacks lag, the memory budget is exceeded, or the connection ends
+//! or fails, the waiter stops and asks the I/O thread to read the peer.
+//! It leads for [`LEAD_LIMIT`] at most, then sleeps as before: a reply
+//! that slow gains nothing from one wake-up less, and the I/O thread,
+//! which keeps the heartbeat and idle timers, meanwhile finds the read
+//! side taken and looks again later.
+//!
+//! The I/O thread, told the socket is readable while a waiter holds the
+//! read side, leaves it a note ([`Peer::read_side_to_read`]); the waiter,
+//! once it lets go, reads what came ([`Peer::read_side_after_missed_read`]):
+//! readiness is edge-triggered, so the event would not come again.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::event_loop::Command;
+use super::peer::Peer;
+use super::read_side::{ReadAmount, ReadSide, Turn, TurnTime};
+use super::Server;
+
+/// Longest a waiter reads its peer's socket itself.
+pub(super) const LEAD_LIMIT: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// The receive buffer this thread lends the connection it reads.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// How a lead ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LeadEnd {
+    /// Its reply came, its time ran out, or the socket was drained.
+    Done,
+    /// What is next is the I/O thread's to decide: the peer's callbacks
+    /// lag, the memory budget is exceeded, or the connection ended.
+    HandOver,
+}
+
+impl Server {
+    /// Reads `peer` on this thread, which sent it a request, until
+    /// `replied` says its reply came (or `deadline`, or [`LEAD_LIMIT`]),
+    /// if the I/O thread is not reading it; returns at once otherwise.
+    pub(super) fn read_while_waiting(
+        &self,
+        peer: &Arc<Peer>,
+        deadline: Instant,
+        replied: &dyn Fn() -> bool,
+    ) {
+        if self.inner.config.callbacks_on_io_thread {
+            // Its callbacks run where its messages are read.
+            return;
+        }
+        let Some(mut side) = peer.try_read_side() else {
+            return;
+        };
+        let until = deadline.min(Instant::now() + LEAD_LIMIT);
+        let mut end = match side.connected {
+            true => self.lead(peer, &mut side, Some(until), replied),
+            false => LeadEnd::Done,
+        };
+        drop(side);
+        while end == LeadEnd::Done {
+            // Bytes the I/O thread was told of while this held the side.
+            let Some(mut side) = peer.read_side_after_missed_read() else {
+                return;
+            };
+            end = self.lead(peer, &mut side, None, &|| false);
+        }
+        self.read_on_io_thread(peer);
+    }
+
+    /// Reads `peer`, whose read side this thread holds, until `replied`,
+    /// waiting for bytes until `wait_until`; without it, until the socket
+    /// is drained.
+    fn lead(
+        &self,
+        peer: &Arc<Peer>,
+        side: &mut ReadSide,
+        wait_until: Option<Instant>,
+        replied: &dyn Fn() -> bool,
+    ) -> LeadEnd {
+        let mut spare = SPARE.take();
+        side.borrow_buffer(&mut spare);
+        // A request was just sent: its reply is not there yet.
+        let mut wait = wait_until.is_some();
+        let end = loop {
+            if replied() {
+                #[cfg(test)]
+                {
+                    side.replies_read_by_waiters += 1;
+                }
+                break LeadEnd::Done;
+            }
+            if peer.backlog.holds_reading_back() || self.budget().exceeded() {
+                break LeadEnd::HandOver;
+            }
+            if let (true, Some(until)) = (wait, wait_until) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break LeadEnd::Done;
+                }
+                match crate::sys::wait_for_bytes(&peer.stream, left) {
+                    Ok(true) => {}
+                    // A slice of the wait ended (on Windows): the clock says
+                    // whether it is over.
+                    Ok(false) => continue,
+                    Err(_) => break LeadEnd::HandOver,
+                }
+            }
+            match side.read_once(peer, self, TurnTime::now()) {
+                Ok(ReadAmount::Full) => wait = false,
+                Ok(ReadAmount::Short) if wait_until.is_some() => wait = true,
+                // A short read took all there was, where later bytes bring
+                // the I/O thread an event of their own.
+                Ok(ReadAmount::Short) if crate::sys::SHORT_READ_REARMS => break LeadEnd::Done,
+                Ok(ReadAmount::Short) => wait = false,
+                Err(Turn::Drained) if wait_until.is_some() => wait = true,
+                Err(Turn::Drained) => break LeadEnd::Done,
+                Err(_) => break LeadEnd::HandOver,
+            }
+        };
+        side.give_back_buffer(&mut spare);
+        SPARE.set(spare);
+        end
+    }
+
+    /// Asks the I/O thread to read `peer`: what a waiter met is for it to
+    /// act on (a pause, the budget, the connection's end).
+    fn read_on_io_thread(&self, peer: &Peer) {
+        let control = self.running().as_ref().map(|r| r.control.clone());
+        if let Some(control) = control {
+            control.send(Command::Read {
+                key: peer.key,
+                id: peer.id,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::{channel, Receiver};
+    use std::sync::{Arc, Barrier, Mutex};
+    use std::time::{Duration, Instant};
+
+    use crate::disconnect::DisconnectReason;
+    use crate::liveness::{Heartbeat, Liveness};
+    use crate::protocol::frame::{encode_frame, PING, PONG};
+    use crate::protocol::{handshake, Decoded, FrameDecoder, Message};
+    use crate::server::{PeerId, Server, ServerConfig};
+
+    const REQUEST: u16 = 200;
+    const PUSH: u16 = 201;
+
+    /// A started server on 127.0.0.1 whose `on_recv` payloads and
+    /// disconnect reasons arrive on the channels.
+    fn server_with(
+        config: ServerConfig,
+    ) -> (Server, u16, Receiver<Vec<u8>>, Receiver<DisconnectReason>) {
+        let server = Server::new(ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 0,
+            ..config
+        })
+        .unwrap();
+        let (pushes, pushed) = channel();
+        let pushes = Mutex::new(pushes);
+        server.on_recv(Some(Arc::new(move |_, _, message| {
+            let _ = pushes.lock().unwrap().send(message.payload().to_vec());
+        })));
+        let (ends, ended) = channel();
+        let ends = Mutex::new(ends);
+        server.on_disconnect(Some(Arc::new(move |_, _, reason| {
+            let _ = ends.lock().unwrap().send(reason);
+        })));
+        let port = server.start().unwrap();
+        (server, port, pushed, ended)
+    }
+
+    /// A raw client of the server at `port`, past its handshake, and its
+    /// id on the server.
+    fn raw_peer(server: &Server, port: u16) -> (TcpStream, FrameDecoder, PeerId) {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut decoder = FrameDecoder::new(1 << 20, 64 * 1024);
+        let mut messages = 0;
+        while messages < 2 {
+            match handshake::next_item(&mut decoder) {
+                Some(Ok(_)) => {
+                    messages += 1;
+                    if messages == 1 {
+                        stream.write_all(&handshake::hello("test")).unwrap();
+                    }
+                }
+                Some(Err(e)) => panic!("{e}"),
+                None => {
+                    decoder.fill_with(|b| stream.read(b)).unwrap();
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(&id) = server.peer_ids().first() {
+                return (stream, decoder, id);
+            }
+            assert!(Instant::now() < deadline, "the peer never connected");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The next frame the server sent, `None` at the end of the stream.
+    fn next_frame(stream: &TcpStream, decoder: &mut FrameDecoder) -> Option<Message> {
+        loop {
+            match decoder.next_frame() {
+                Some(Decoded::Frame(message)) => return Some(message),
+                Some(Decoded::Dropped(reason)) => panic!("{reason}"),
+                None => {}
+            }
+            if decoder.fill_with(|buf| (&*stream).read(buf)).ok()? == 0 {
+                return None;
+            }
+        }
+    }
+
+    fn replies_read_by_waiters(server: &Server, peer: PeerId) -> u64 {
+        let peer = server.peer(peer).unwrap();
+        let side = peer.read.lock().unwrap();
+        side.replies_read_by_waiters
+    }
+
+    #[test]
+    fn a_waiter_reads_its_own_reply_and_hands_on_every_other_frame_in_order() {
+        const ROUNDS: u16 = 10;
+        let (server, port, pushed, _) = server_with(ServerConfig::default());
+        let (stream, mut decoder, peer) = raw_peer(&server, port);
+        let client = std::thread::spawn(move || {
+            let mut out = &stream;
+            for round in 0..ROUNDS {
+                let request = next_frame(&stream, &mut decoder).unwrap();
+                assert_eq!(request.type_code(), REQUEST);
+                // Pushes and a PING around the reply, in one write.
+                let mut burst = Vec::new();
+                for k in 0..3 {
+                    let push = format!("{round} before {k}");
+                    burst.extend(encode_frame(PUSH, 0, push.as_bytes()));
+                }
+                burst.extend(encode_frame(PING, 7000 + round, &[]));
+                burst.extend(encode_frame(REQUEST, request.request_id(), b"reply"));
+                burst.extend(encode_frame(PUSH, 0, format!("{round} after").as_bytes()));
+                out.write_all(&burst).unwrap();
+                let pong = next_frame(&stream, &mut decoder).unwrap();
+                assert_eq!((pong.type_code(), pong.request_id()), (PONG, 7000 + round));
+            }
+            // Holds the connection until the server leaves.
+            while next_frame(&stream, &mut decoder).is_some() {}
+        });
+        let mut expected = Vec::new();
+        for round in 0..ROUNDS {
+            // The I/O thread is idle between rounds.
+            std::thread::sleep(Duration::from_millis(20));
+            let reply = server
+                .send_and_wait(peer, REQUEST, b"request", Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(reply.payload(), b"reply");
+            for k in 0..3 {
+                expected.push(format!("{round} before {k}").into_bytes());
+            }
+            expected.push(format!("{round} after").into_bytes());
+        }
+        let got: Vec<Vec<u8>> = (0..expected.len())
+            .map(|_| pushed.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert_eq!(got, expected, "pushes lost or out of order");
+        assert_eq!(
+            replies_read_by_waiters(&server, peer),
+            u64::from(ROUNDS),
+            "the I/O thread, not the waiter, read replies"
+        );
+        server.close();
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn bytes_that_come_as_a_waiter_lets_go_are_never_left_unread() {
+        // Each reply is followed by a push in a write of its own, which
+        // may come while the waiter still holds the read side: the I/O
+        // thread's readiness event for it is then spent, and the push
+        // would wait for the next bytes, which only come after it.
+        const ROUNDS: usize = 10_000;
+        let (server, port, pushed, _) = server_with(ServerConfig::default());
+        let (stream, mut decoder, peer) = raw_peer(&server, port);
+        let client = std::thread::spawn(move || {
+            let mut out = &stream;
+            while let Some(request) = next_frame(&stream, &mut decoder) {
+                out.write_all(&encode_frame(REQUEST, request.request_id(), b"reply"))
+                    .unwrap();
+                out.write_all(&encode_frame(PUSH, 0, b"push")).unwrap();
+            }
+        });
+        for round in 0..ROUNDS {
+            server
+                .send_and_wait(peer, REQUEST, b"request", Duration::from_secs(10))
+                .unwrap();
+            assert!(
+                pushed.recv_timeout(Duration::from_secs(2)).is_ok(),
+                "round {round}: the push after the reply was left unread"
+            );
+        }
+        assert!(replies_read_by_waiters(&server, peer) > 0);
+        server.close();
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn a_waiter_stops_reading_when_the_callbacks_lag_behind() {
+        const PUSHES: u16 = 200;
+        let server = Server::new(ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 0,
+            max_workers: 1,
+            max_queued_messages: 4,
+            buffer_size: 64,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        // The first callback holds the worker until released.
+        let release = Arc::new(Barrier::new(2));
+        let held = release.clone();
+        let first = AtomicBool::new(true);
+        server.on_recv(Some(Arc::new(move |_, _, _| {
+            if first.swap(false, Ordering::SeqCst) {
+                held.wait();
+            }
+        })));
+        let port = server.start().unwrap();
+        let (stream, mut decoder, peer) = raw_peer(&server, port);
+        let client = std::thread::spawn(move || {
+            let mut out = &stream;
+            let request = next_frame(&stream, &mut decoder).unwrap();
+            let mut burst = Vec::new();
+            for _ in 0..PUSHES {
+                burst.extend(encode_frame(PUSH, 0, b"push"));
+            }
+            burst.extend(encode_frame(REQUEST, request.request_id(), b"reply"));
+            out.write_all(&burst).unwrap();
+            while next_frame(&stream, &mut decoder).is_some() {}
+        });
+        let waiter = {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                server.send_and_wait(peer, REQUEST, b"r", Duration::from_secs(20))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let frames_in = server.peer_stats(peer).unwrap().frames_in;
+        assert!(
+            frames_in < u64::from(PUSHES) / 2,
+            "{frames_in} frames read while the callbacks were stuck"
+        );
+        release.wait();
+        let reply = waiter.join().unwrap().unwrap();
+        assert_eq!(reply.payload(), b"reply");
+        server.close();
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn a_peer_that_leaves_during_a_wait_fails_it_at_once() {
+        let (server, port, _, ended) = server_with(ServerConfig::default());
+        let (stream, mut decoder, peer) = raw_peer(&server, port);
+        let client = std::thread::spawn(move || {
+            next_frame(&stream, &mut decoder).unwrap();
+            drop(stream);
+        });
+        let started = Instant::now();
+        let outcome = server.send_and_wait(peer, REQUEST, b"r", Duration::from_secs(20));
+        assert!(outcome.is_err(), "{outcome:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the wait outlived its peer"
+        );
+        let reason = ended.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(reason, DisconnectReason::PeerClosed);
+        assert!(server.peer_ids().is_empty());
+        server.close();
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn heartbeats_go_on_while_a_waiter_reads() {
+        let interval = Duration::from_millis(20);
+        let (server, port, _, ended) = server_with(ServerConfig {
+            liveness: Liveness {
+                heartbeat: Heartbeat {
+                    interval: Some(interval),
+                    timeout: Some(Duration::from_secs(5)),
+                },
+                tcp_keepalive: None,
+            },
+            ..ServerConfig::default()
+        });
+        let (stream, mut decoder, peer) = raw_peer(&server, port);
+        // Answers the server's PINGs; never replies to its request.
+        let client = std::thread::spawn(move || {
+            let mut out = &stream;
+            let mut pings = 0;
+            while let Some(frame) = next_frame(&stream, &mut decoder) {
+                if frame.type_code() == PING {
+                    pings += 1;
+                    out.write_all(&encode_frame(PONG, frame.request_id(), &[]))
+                        .unwrap();
+                }
+            }
+            pings
+        });
+        let wait = Duration::from_secs(1);
+        let outcome = server.send_and_wait(peer, REQUEST, b"r", wait);
+        assert!(outcome.is_err(), "{outcome:?}");
+        assert!(
+            ended.try_recv().is_err(),
+            "the peer was cut while it answered"
+        );
+        server.close();
+        let pings = client.join().unwrap();
+        // One per interval of silence; a PONG counts as life, so about
+        // one per interval (at least a third of them, on a loaded machine).
+        let most = (wait.as_millis() / interval.as_millis()) as u32;
+        assert!(pings >= most / 3, "{pings} heartbeats in {wait:?}");
+    }
+}
