@@ -156,91 +156,19 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
+    use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::mpsc::{channel, Receiver};
-    use std::sync::{Arc, Barrier, Mutex};
+    use std::sync::{Arc, Barrier};
     use std::time::{Duration, Instant};
 
     use crate::disconnect::DisconnectReason;
     use crate::liveness::{Heartbeat, Liveness};
     use crate::protocol::frame::{encode_frame, PING, PONG};
-    use crate::protocol::{handshake, Decoded, FrameDecoder, Message};
+    use crate::server::test_peer::{next_frame, raw_peer, server_with};
     use crate::server::{PeerId, Server, ServerConfig};
 
     const REQUEST: u16 = 200;
     const PUSH: u16 = 201;
-
-    /// A started server on 127.0.0.1 whose `on_recv` payloads and
-    /// disconnect reasons arrive on the channels.
-    fn server_with(
-        config: ServerConfig,
-    ) -> (Server, u16, Receiver<Vec<u8>>, Receiver<DisconnectReason>) {
-        let server = Server::new(ServerConfig {
-            host: "127.0.0.1".into(),
-            port: 0,
-            ..config
-        })
-        .unwrap();
-        let (pushes, pushed) = channel();
-        let pushes = Mutex::new(pushes);
-        server.on_recv(Some(Arc::new(move |_, _, message| {
-            let _ = pushes.lock().unwrap().send(message.payload().to_vec());
-        })));
-        let (ends, ended) = channel();
-        let ends = Mutex::new(ends);
-        server.on_disconnect(Some(Arc::new(move |_, _, reason| {
-            let _ = ends.lock().unwrap().send(reason);
-        })));
-        let port = server.start().unwrap();
-        (server, port, pushed, ended)
-    }
-
-    /// A raw client of the server at `port`, past its handshake, and its
-    /// id on the server.
-    fn raw_peer(server: &Server, port: u16) -> (TcpStream, FrameDecoder, PeerId) {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut decoder = FrameDecoder::new(1 << 20, 64 * 1024);
-        let mut messages = 0;
-        while messages < 2 {
-            match handshake::next_item(&mut decoder) {
-                Some(Ok(_)) => {
-                    messages += 1;
-                    if messages == 1 {
-                        stream.write_all(&handshake::hello("test")).unwrap();
-                    }
-                }
-                Some(Err(e)) => panic!("{e}"),
-                None => {
-                    decoder.fill_with(|b| stream.read(b)).unwrap();
-                }
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(&id) = server.peer_ids().first() {
-                return (stream, decoder, id);
-            }
-            assert!(Instant::now() < deadline, "the peer never connected");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// The next frame the server sent, `None` at the end of the stream.
-    fn next_frame(stream: &TcpStream, decoder: &mut FrameDecoder) -> Option<Message> {
-        loop {
-            match decoder.next_frame() {
-                Some(Decoded::Frame(message)) => return Some(message),
-                Some(Decoded::Dropped(reason)) => panic!("{reason}"),
-                None => {}
-            }
-            if decoder.fill_with(|buf| (&*stream).read(buf)).ok()? == 0 {
-                return None;
-            }
-        }
-    }
 
     fn replies_read_by_waiters(server: &Server, peer: PeerId) -> u64 {
         let peer = server.peer(peer).unwrap();

@@ -16,6 +16,8 @@ mod lead;
 mod outbound;
 mod peer;
 mod read_side;
+#[cfg(test)]
+mod test_peer;
 mod timers;
 
 use std::collections::HashMap;
