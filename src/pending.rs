@@ -108,6 +108,22 @@ impl Waiter {
 }
 
 impl Inner {
+    /// Keeps `deadline` for request `id` (registered as `serial`). A
+    /// deadline stays until it comes, though its request is answered long
+    /// before: once most of them are such, they are dropped, so the heap
+    /// never holds more than twice the pending requests (plus a few), at
+    /// an amortised cost of O(1) per request.
+    fn push_deadline(&mut self, deadline: Instant, id: u16, serial: u64) {
+        const SLACK: usize = 64;
+        if self.deadlines.len() >= 2 * self.waiters.len() + SLACK {
+            let waiters = &self.waiters;
+            self.deadlines.retain(|Reverse((_, id, serial))| {
+                waiters.get(id).is_some_and(|w| w.serial == *serial)
+            });
+        }
+        self.deadlines.push(Reverse((deadline, id, serial)));
+    }
+
     /// The next id no pending request uses.
     fn free_id(&mut self) -> Result<u16> {
         let waiters = &self.waiters;
@@ -177,7 +193,7 @@ impl PendingRequests {
         let (start_timer, wake_timer) = {
             let mut inner = self.lock();
             let deadline = Instant::now() + timeout;
-            inner.deadlines.push(Reverse((deadline, id, serial)));
+            inner.push_deadline(deadline, id, serial);
             // The sleeping timer is woken only for a deadline before its
             // own wake-up: not for each request of a steady stream (which
             // cost every request the timer thread's wake-up too).
@@ -434,6 +450,34 @@ mod tests {
             pending.wait(c, Duration::from_secs(5)),
             Err(Error::Closed("gone".into()))
         );
+    }
+
+    #[test]
+    fn answered_requests_leave_the_timer_nothing_to_hold() {
+        // A steady stream of answered requests: each deadline outlives
+        // its request by the whole timeout, so kept until it expired they
+        // would grow with the rate times the timeout.
+        let pending = PendingRequests::new(IdAllocator::new(CLIENT_IDS), Duration::ZERO);
+        for _ in 0..100_000 {
+            let sent = std::cell::Cell::new(0);
+            pending
+                .request(
+                    0,
+                    Duration::from_secs(60),
+                    |id| {
+                        sent.set(id);
+                        Ok(())
+                    },
+                    Box::new(|outcome| assert!(outcome.is_ok())),
+                )
+                .unwrap();
+            assert_eq!(
+                pending.complete(0, Message::new(200, sent.get(), b"r")),
+                None
+            );
+        }
+        let held = pending.lock().deadlines.len();
+        assert!(held <= 1000, "{held} deadlines held for no pending request");
     }
 
     #[test]
