@@ -579,7 +579,9 @@ typedef struct veltix_server_config_t {
     /**
      * How long a thread blocked in `veltix_server_send_and_wait()` or
      * `veltix_server_ping_client()` spins for its reply before it sleeps,
-     * in microseconds (the I/O thread reads the reply and wakes it). A
+     * in microseconds, when the I/O thread reads the reply and wakes it
+     * (the waiting thread reads the peer's socket itself while the I/O
+     * thread is not reading it, for up to 100 ms, and needs no spin). A
      * spin saves the waiter's wake-up, which
      * costs tens of microseconds on a virtual machine's idle CPU, but
      * takes a core, so a waiter spins only while a core is idle: on Linux

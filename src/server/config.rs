@@ -58,8 +58,10 @@ pub struct ServerConfig {
     /// default.
     pub callbacks_on_io_thread: bool,
     /// How long a thread blocked in `send_and_wait` or `ping` spins for
-    /// its reply before it sleeps, which the I/O thread reads;
-    /// zero never spins. Only while a core is idle (on Linux).
+    /// its reply before it sleeps, when the I/O thread reads it (the
+    /// waiter reads it itself while the I/O thread is not reading that
+    /// peer, for up to 100 ms); zero never spins. Only while a core is
+    /// idle (on Linux).
     pub reply_spin: Duration,
 }
 
