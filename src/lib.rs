@@ -26,6 +26,8 @@ mod reply_spin;
 pub mod server;
 pub mod stats;
 pub mod sys;
+#[cfg(test)]
+mod test_wire;
 mod workers;
 mod writer;
 

@@ -467,9 +467,9 @@ mod tests {
     use super::*;
     use crate::client::ClientConfig;
     use crate::protocol::{encode_frame, handshake};
-
-    const REQUEST: u16 = 200;
-    const PUSH: u16 = 201;
+    use crate::test_wire::{
+        answer_among_pushes, assert_pushes_of_rounds, next_frame, PUSH, REQUEST,
+    };
 
     /// A server that completes the handshake, then runs `script` on the
     /// connection and a decoder of what the client sends.
@@ -496,20 +496,6 @@ mod tests {
             script(stream, decoder);
         });
         (port, server)
-    }
-
-    /// The next frame the client sent.
-    fn next_frame(stream: &TcpStream, decoder: &mut FrameDecoder) -> Option<Message> {
-        loop {
-            match decoder.next_frame() {
-                Some(Decoded::Frame(message)) => return Some(message),
-                Some(Decoded::Dropped(reason)) => panic!("{reason}"),
-                None => {}
-            }
-            if decoder.fill_with(|buf| (&*stream).read(buf)).ok()? == 0 {
-                return None;
-            }
-        }
     }
 
     /// A connected client with one worker whose pushes arrive on the
@@ -541,48 +527,18 @@ mod tests {
     #[test]
     fn a_waiter_reads_its_own_reply_and_hands_on_every_other_frame_in_order() {
         const ROUNDS: u16 = 10;
-        let (port, server) = fake_server(|stream, mut decoder| {
-            let mut out = &stream;
-            for round in 0..ROUNDS {
-                let request = next_frame(&stream, &mut decoder).unwrap();
-                assert_eq!(request.type_code(), REQUEST);
-                // Pushes and a PING around the reply, in one write each.
-                let mut burst = Vec::new();
-                for k in 0..3 {
-                    burst.extend(encode_frame(
-                        PUSH,
-                        0,
-                        format!("{round} before {k}").as_bytes(),
-                    ));
-                }
-                burst.extend(encode_frame(PING, 7000 + round, &[]));
-                burst.extend(encode_frame(REQUEST, request.request_id(), b"reply"));
-                burst.extend(encode_frame(PUSH, 0, format!("{round} after").as_bytes()));
-                out.write_all(&burst).unwrap();
-                let pong = next_frame(&stream, &mut decoder).unwrap();
-                assert_eq!((pong.type_code(), pong.request_id()), (PONG, 7000 + round));
-            }
-            // Holds the connection until the client leaves.
-            while next_frame(&stream, &mut decoder).is_some() {}
-        });
+        let (port, server) =
+            fake_server(|stream, decoder| answer_among_pushes(stream, decoder, ROUNDS));
         let (client, pushed) = client_on(port, ClientConfig::default());
-        let mut expected = Vec::new();
-        for round in 0..ROUNDS {
+        for _ in 0..ROUNDS {
             // The reader thread is idle between rounds.
             std::thread::sleep(Duration::from_millis(20));
             let reply = client
                 .send_and_wait(REQUEST, b"request", Duration::from_secs(10))
                 .unwrap();
             assert_eq!(reply.payload(), b"reply");
-            for k in 0..3 {
-                expected.push(format!("{round} before {k}").into_bytes());
-            }
-            expected.push(format!("{round} after").into_bytes());
         }
-        let got: Vec<Vec<u8>> = (0..expected.len())
-            .map(|_| pushed.recv_timeout(Duration::from_secs(10)).unwrap())
-            .collect();
-        assert_eq!(got, expected, "pushes lost or out of order");
+        assert_pushes_of_rounds(&pushed, ROUNDS);
         assert_eq!(
             replies_read_by_waiters(&client),
             u64::from(ROUNDS),

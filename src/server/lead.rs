@@ -164,11 +164,11 @@ mod tests {
     use crate::disconnect::DisconnectReason;
     use crate::liveness::{Heartbeat, Liveness};
     use crate::protocol::frame::{encode_frame, PING, PONG};
-    use crate::server::test_peer::{next_frame, raw_peer, server_with};
+    use crate::server::test_peer::{raw_peer, server_with};
     use crate::server::{PeerId, Server, ServerConfig};
-
-    const REQUEST: u16 = 200;
-    const PUSH: u16 = 201;
+    use crate::test_wire::{
+        answer_among_pushes, assert_pushes_of_rounds, next_frame, PUSH, REQUEST,
+    };
 
     fn replies_read_by_waiters(server: &Server, peer: PeerId) -> u64 {
         let peer = server.peer(peer).unwrap();
@@ -180,45 +180,17 @@ mod tests {
     fn a_waiter_reads_its_own_reply_and_hands_on_every_other_frame_in_order() {
         const ROUNDS: u16 = 10;
         let (server, port, pushed, _) = server_with(ServerConfig::default());
-        let (stream, mut decoder, peer) = raw_peer(&server, port);
-        let client = std::thread::spawn(move || {
-            let mut out = &stream;
-            for round in 0..ROUNDS {
-                let request = next_frame(&stream, &mut decoder).unwrap();
-                assert_eq!(request.type_code(), REQUEST);
-                // Pushes and a PING around the reply, in one write.
-                let mut burst = Vec::new();
-                for k in 0..3 {
-                    let push = format!("{round} before {k}");
-                    burst.extend(encode_frame(PUSH, 0, push.as_bytes()));
-                }
-                burst.extend(encode_frame(PING, 7000 + round, &[]));
-                burst.extend(encode_frame(REQUEST, request.request_id(), b"reply"));
-                burst.extend(encode_frame(PUSH, 0, format!("{round} after").as_bytes()));
-                out.write_all(&burst).unwrap();
-                let pong = next_frame(&stream, &mut decoder).unwrap();
-                assert_eq!((pong.type_code(), pong.request_id()), (PONG, 7000 + round));
-            }
-            // Holds the connection until the server leaves.
-            while next_frame(&stream, &mut decoder).is_some() {}
-        });
-        let mut expected = Vec::new();
-        for round in 0..ROUNDS {
+        let (stream, decoder, peer) = raw_peer(&server, port);
+        let client = std::thread::spawn(move || answer_among_pushes(stream, decoder, ROUNDS));
+        for _ in 0..ROUNDS {
             // The I/O thread is idle between rounds.
             std::thread::sleep(Duration::from_millis(20));
             let reply = server
                 .send_and_wait(peer, REQUEST, b"request", Duration::from_secs(10))
                 .unwrap();
             assert_eq!(reply.payload(), b"reply");
-            for k in 0..3 {
-                expected.push(format!("{round} before {k}").into_bytes());
-            }
-            expected.push(format!("{round} after").into_bytes());
         }
-        let got: Vec<Vec<u8>> = (0..expected.len())
-            .map(|_| pushed.recv_timeout(Duration::from_secs(10)).unwrap())
-            .collect();
-        assert_eq!(got, expected, "pushes lost or out of order");
+        assert_pushes_of_rounds(&pushed, ROUNDS);
         assert_eq!(
             replies_read_by_waiters(&server, peer),
             u64::from(ROUNDS),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::disconnect::DisconnectReason;
-use crate::protocol::{handshake, Decoded, FrameDecoder, Message};
+use crate::protocol::{handshake, FrameDecoder};
 use crate::server::{PeerId, Server, ServerConfig};
 
 /// A started server on 127.0.0.1 whose `on_recv` payloads and
@@ -65,19 +65,5 @@ pub fn raw_peer(server: &Server, port: u16) -> (TcpStream, FrameDecoder, PeerId)
         }
         assert!(Instant::now() < deadline, "the peer never connected");
         std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The next frame the server sent, `None` at the end of the stream.
-pub fn next_frame(stream: &TcpStream, decoder: &mut FrameDecoder) -> Option<Message> {
-    loop {
-        match decoder.next_frame() {
-            Some(Decoded::Frame(message)) => return Some(message),
-            Some(Decoded::Dropped(reason)) => panic!("{reason}"),
-            None => {}
-        }
-        if decoder.fill_with(|buf| (&*stream).read(buf)).ok()? == 0 {
-            return None;
-        }
     }
 }
