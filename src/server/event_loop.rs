@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use super::lead::LEAD_LIMIT;
@@ -30,6 +30,7 @@ use crate::disconnect::DisconnectReason;
 use crate::log::log_at;
 use crate::protocol::handshake;
 use crate::protocol::FrameDecoder;
+use crate::sys::PollWatch;
 use crate::writer::write_parts;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -91,6 +92,8 @@ struct Connection {
 /// The event loop, owned by the I/O thread.
 pub(super) struct EventLoop {
     poll: Poll,
+    /// The poll's registry, shared with the connections' watches.
+    registry: Arc<Registry>,
     listener: TcpListener,
     connections: Slab<Connection>,
     /// Handshake deadlines in accept order; all share one timeout, so the
@@ -129,8 +132,10 @@ pub(super) fn listen(
         commands: commands_in,
         waker,
     });
+    let registry = Arc::new(poll.registry().try_clone()?);
     let event_loop = EventLoop {
         poll,
+        registry,
         listener,
         connections: Slab::new(),
         handshake_deadlines: VecDeque::new(),
@@ -272,14 +277,13 @@ impl EventLoop {
         // hold its peer). Events of a closed connection that come after
         // its key was reused are spurious events of the new one, which
         // the loop tolerates as mio requires.
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log_at!(Error, "cannot watch the connection from {addr}: {e}");
-            return;
-        }
+        let watch = match PollWatch::register(&self.registry, &mut stream, Token(key)) {
+            Ok(watch) => watch,
+            Err(e) => {
+                log_at!(Error, "cannot watch the connection from {addr}: {e}");
+                return;
+            }
+        };
         let id = self.server.next_peer_id();
         let max_outbound = config.max_outbound_bytes as usize;
         let control = self.control.clone();
@@ -298,7 +302,8 @@ impl EventLoop {
             max_outbound,
             backlog,
             ReadSide::new(decoder, Some(budget)),
-        );
+        )
+        .watched_by(watch);
         let peer = Arc::new(peer);
         if peer.send([&self.hello, &[]]).is_err() {
             return;
@@ -543,5 +548,46 @@ impl EventLoop {
         if connection.connected {
             self.server.peer_disconnected(&connection.peer, reason);
         }
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    use crate::server::test_peer::{raw_peer, server_with};
+    use crate::server::ServerConfig;
+
+    #[test]
+    fn a_socket_is_watched_for_writability_only_while_bytes_wait_for_it() {
+        let (server, port, _, _) = server_with(ServerConfig::default());
+        let (mut stream, _decoder, id) = raw_peer(&server, port);
+        let peer = server.peer(id).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        assert!(
+            !peer.watched_for_writability(),
+            "watched with nothing to write"
+        );
+        // The client does not read: the socket fills and bytes queue.
+        let mut sent = 0;
+        while !peer.awaits_writable() {
+            server.send(id, 200, &chunk).unwrap();
+            sent += 1;
+            assert!(sent < 1000, "the socket never filled");
+        }
+        assert!(peer.watched_for_writability(), "bytes wait, unwatched");
+        // The client reads everything: the queue empties on writable
+        // events, and the watch ends with it.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while peer.awaits_writable() || peer.watched_for_writability() {
+            assert!(Instant::now() < deadline, "still watched for writability");
+            let _ = stream.read(&mut buf);
+        }
+        server.close();
     }
 }

@@ -27,7 +27,7 @@
 //! readiness is edge-triggered, so the event would not come again.
 
 use std::cell::Cell;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::event_loop::Command;
@@ -53,37 +53,76 @@ enum LeadEnd {
     HandOver,
 }
 
-impl Server {
-    /// Reads `peer` on this thread, which sent it a request, until
-    /// `replied` says its reply came (or `deadline`, or [`LEAD_LIMIT`]),
-    /// if the I/O thread is not reading it; returns at once otherwise.
-    pub(super) fn read_while_waiting(
-        &self,
-        peer: &Arc<Peer>,
-        deadline: Instant,
-        replied: &dyn Fn() -> bool,
-    ) {
-        if self.inner.config.callbacks_on_io_thread {
-            // Its callbacks run where its messages are read.
-            return;
+/// The read side of a peer, taken by a thread about to send it a request
+/// and wait for the reply, with the I/O thread's watch of its socket
+/// paused (on Linux): taken before the request leaves, so that the reply
+/// cannot wake the I/O thread. Dropped, it resumes the watch (which
+/// reports what came meanwhile), lets go of the read side, and reads what
+/// the I/O thread was told of while it held it, or hands the peer back.
+pub(super) struct Lead<'a> {
+    server: &'a Server,
+    peer: &'a Arc<Peer>,
+    /// Held until the lead is dropped.
+    side: Option<MutexGuard<'a, ReadSide>>,
+    end: LeadEnd,
+}
+
+impl<'a> Lead<'a> {
+    /// The read side of `peer`, unless another thread reads it (the I/O
+    /// thread in a turn, or another waiter), its handshake is not done,
+    /// or its callbacks run on the I/O thread (where its messages are
+    /// read).
+    pub fn take(server: &'a Server, peer: &'a Arc<Peer>) -> Option<Self> {
+        if server.inner.config.callbacks_on_io_thread {
+            return None;
         }
-        let Some(mut side) = peer.try_read_side() else {
-            return;
-        };
-        let until = deadline.min(Instant::now() + LEAD_LIMIT);
-        let mut end = match side.connected {
-            true => self.lead(peer, &mut side, Some(until), replied),
-            false => LeadEnd::Done,
-        };
-        drop(side);
+        let side = peer.try_read_side()?;
+        if !side.connected {
+            return None;
+        }
+        peer.pause_watch();
+        Some(Lead {
+            server,
+            peer,
+            side: Some(side),
+            end: LeadEnd::Done,
+        })
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        // Before the read side is let go: what it reports meanwhile is
+        // left in a note, read below.
+        self.peer.resume_watch();
+        drop(self.side.take());
+        let (server, peer) = (self.server, self.peer);
+        let mut end = self.end;
         while end == LeadEnd::Done {
             // Bytes the I/O thread was told of while this held the side.
             let Some(mut side) = peer.read_side_after_missed_read() else {
                 return;
             };
-            end = self.lead(peer, &mut side, None, &|| false);
+            end = server.lead(peer, &mut side, None, &|| false);
         }
-        self.read_on_io_thread(peer);
+        server.read_on_io_thread(peer);
+    }
+}
+
+impl Server {
+    /// Reads the peer of `lead` on this thread, which sent it a request,
+    /// until `replied` says its reply came, or `deadline`, or
+    /// [`LEAD_LIMIT`].
+    pub(super) fn read_while_waiting(
+        &self,
+        mut lead: Lead<'_>,
+        deadline: Instant,
+        replied: &dyn Fn() -> bool,
+    ) {
+        let until = deadline.min(Instant::now() + LEAD_LIMIT);
+        if let Some(side) = lead.side.as_mut() {
+            lead.end = self.lead(lead.peer, side, Some(until), replied);
+        }
     }
 
     /// Reads `peer`, whose read side this thread holds, until `replied`,
@@ -229,6 +268,36 @@ mod tests {
         assert!(replies_read_by_waiters(&server, peer) > 0);
         server.close();
         client.join().unwrap();
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_reply_a_waiter_reads_does_not_wake_the_io_thread() {
+        const ROUNDS: u64 = 500;
+        let (server, port, _, _) = server_with(ServerConfig::default());
+        let (stream, mut decoder, id) = raw_peer(&server, port);
+        let echo = std::thread::spawn(move || {
+            let mut out = &stream;
+            while let Some(request) = next_frame(&stream, &mut decoder) {
+                out.write_all(&encode_frame(REQUEST, request.request_id(), b"reply"))
+                    .unwrap();
+            }
+        });
+        for _ in 0..ROUNDS {
+            server
+                .send_and_wait(id, REQUEST, b"request", Duration::from_secs(10))
+                .unwrap();
+        }
+        let peer = server.peer(id).unwrap();
+        let woken = peer.reads_found_taken.load(Ordering::Relaxed);
+        assert!(
+            woken < ROUNDS / 10,
+            "the I/O thread was told of {woken} replies of {ROUNDS} its waiters read"
+        );
+        assert!(replies_read_by_waiters(&server, id) > ROUNDS / 2);
+        drop(peer);
+        server.close();
+        echo.join().unwrap();
     }
 
     #[test]

@@ -48,6 +48,7 @@ use crate::sys::PollHandle;
 use crate::workers::{panic_message, WorkerPool};
 use event_loop::{Command, Control};
 use handlers::Callbacks;
+use lead::Lead;
 use peer::{BroadcastRun, Cork, Peer, SendError, ServerKey};
 
 /// A Veltix server. Cloning gives another handle to the same server.
@@ -317,19 +318,21 @@ impl Server {
         // The server never blocks on a write (a full socket queues), so
         // the deadline bounds only the wait for the reply.
         let target = std::cell::OnceCell::new();
+        let lead = std::cell::RefCell::new(None);
         self.inner.pending.round_trip(
             peer,
             timeout,
             |request_id, _| {
                 let peer = self.peer(peer)?;
                 let peer = target.get_or_init(|| peer);
+                // Taken before the request leaves: its reply cannot wake
+                // the I/O thread.
+                *lead.borrow_mut() = Lead::take(self, peer);
                 self.send_frame(peer, type_code, request_id, payload, Cork::Never)
             },
             |deadline, replied| {
-                // Taken just after the request left: its reply is at least
-                // a round trip away.
-                if let Some(peer) = target.get() {
-                    self.read_while_waiting(peer, deadline, replied);
+                if let Some(lead) = lead.borrow_mut().take() {
+                    self.read_while_waiting(lead, deadline, replied);
                 }
             },
         )

@@ -29,6 +29,7 @@ use crate::writer::{write_parts, Parts};
 
 use super::outbound::ChunkQueue;
 use super::read_side::ReadSide;
+use crate::sys::PollWatch;
 
 /// Corked bytes of one peer written anyway once this many are queued.
 pub(crate) const CORK_LIMIT: usize = 64 * 1024;
@@ -166,6 +167,13 @@ pub(crate) struct Peer {
     /// The I/O thread had bytes to read and found the read side taken:
     /// the thread holding it reads them once it lets go.
     read_missed: AtomicBool,
+    /// Changes what the I/O thread's poll watches the socket for, where
+    /// the system lets other threads do so (Linux); elsewhere it is
+    /// watched for bytes and writability, always.
+    watch: Option<PollWatch>,
+    /// Times a thread with bytes to read found the read side taken.
+    #[cfg(test)]
+    pub reads_found_taken: AtomicU64,
 }
 
 struct Outbound {
@@ -177,6 +185,18 @@ struct Outbound {
     failed: Option<DisconnectReason>,
     /// The queue's memory, kept in the server's memory budget.
     account: Account,
+    /// What the I/O thread's poll watches the socket for, where other
+    /// threads change it (the peer's `watch`).
+    watched: Watched,
+}
+
+/// What the I/O thread's poll watches a socket for.
+#[derive(Default)]
+struct Watched {
+    /// Nothing: a thread waiting for its reply reads the socket itself.
+    paused: bool,
+    /// Writability too: bytes wait for the socket to take them.
+    writable: bool,
 }
 
 /// Ends this thread's broadcast run, if any: each receiver's queue gets a
@@ -246,6 +266,7 @@ impl Peer {
                 listed_in: 0,
                 failed: None,
                 account: read.new_account(),
+                watched: Watched::default(),
             }),
             max_outbound,
             tags: Mutex::default(),
@@ -255,6 +276,55 @@ impl Peer {
             has_failed: AtomicBool::new(false),
             read: Mutex::new(read),
             read_missed: AtomicBool::new(false),
+            watch: None,
+            #[cfg(test)]
+            reads_found_taken: AtomicU64::new(0),
+        }
+    }
+
+    /// This peer, its socket registered with the I/O thread's poll
+    /// through `watch`.
+    pub(super) fn watched_by(self, watch: Option<PollWatch>) -> Self {
+        Peer { watch, ..self }
+    }
+
+    /// Stops the I/O thread's poll from reporting this socket: a thread
+    /// waiting for its reply reads it itself, and the reply must not wake
+    /// the I/O thread too. Without a watch, nothing changes.
+    pub(super) fn pause_watch(&self) {
+        if let Some(watch) = &self.watch {
+            let mut out = self.outbound();
+            out.watched.paused = true;
+            watch.pause();
+        }
+    }
+
+    /// Undoes [`Peer::pause_watch`]: what came meanwhile is reported at
+    /// once.
+    pub(super) fn resume_watch(&self) {
+        if let Some(watch) = &self.watch {
+            let mut out = self.outbound();
+            out.watched.paused = false;
+            watch.watch(out.watched.writable);
+        }
+    }
+
+    /// Whether the I/O thread's poll watches the socket for writability.
+    #[cfg(test)]
+    pub(super) fn watched_for_writability(&self) -> bool {
+        self.outbound().watched.writable
+    }
+
+    /// Watches the socket for writability too, or no longer.
+    fn watch_writable(&self, out: &mut Outbound, writable: bool) {
+        let Some(watch) = &self.watch else {
+            return;
+        };
+        if out.watched.writable != writable {
+            out.watched.writable = writable;
+            if !out.watched.paused {
+                watch.watch(writable);
+            }
         }
     }
 
@@ -272,6 +342,8 @@ impl Peer {
     /// then told to read them once it lets go.
     pub(super) fn read_side_to_read(&self) -> Option<MutexGuard<'_, ReadSide>> {
         self.try_read_side().or_else(|| {
+            #[cfg(test)]
+            self.reads_found_taken.fetch_add(1, Ordering::Relaxed);
             self.read_missed.store(true, Ordering::SeqCst);
             // Either the holder, letting go, sees the flag, or this sees
             // that it let go (see `read_side_after_missed_read`).
@@ -586,12 +658,16 @@ impl Peer {
                 // the I/O thread reads it after the event's system call).
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
-                        && !self.blocked.swap(true, Ordering::SeqCst) => {}
+                        && !self.blocked.swap(true, Ordering::SeqCst) =>
+                {
+                    self.watch_writable(out, true)
+                }
                 result => break result,
             }
         };
         if out.queue.len() == 0 {
             self.blocked.store(false, Ordering::SeqCst);
+            self.watch_writable(out, false);
         }
         let held = out.queue.held();
         out.account.set(held);

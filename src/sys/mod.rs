@@ -10,7 +10,8 @@
 //!   [`wait_for_bytes`] and [`read_nowait`] (for reading in turns), and
 //!   `ByteWatch`, the reader thread's wait, which another thread reading in
 //!   its place pauses (an epoll instance on Linux; elsewhere a plain poll
-//!   that cannot be paused);
+//!   that cannot be paused), and `PollWatch`, what the server's poll
+//!   watches a connection for, which other threads change (Linux);
 //!   and [`bound_waits`] for the client's blocking socket, so that a send
 //!   can give up at its deadline and a shutdown from another thread ends
 //!   a waiting read (Windows has neither a per-call `MSG_DONTWAIT` nor
@@ -44,6 +45,8 @@ use windows as os;
 mod socket_pair;
 
 pub use os::PollHandle;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use os::PollWatch;
 pub(crate) use os::{
     bound_waits, read, read_nowait, running_threads, AsSocket, ByteWatch, Notifier,
     SHORT_READ_REARMS,
@@ -169,6 +172,36 @@ impl PollByteWatch {
     pub(crate) fn pause(&self) {}
 
     pub(crate) fn resume(&self) {}
+}
+
+/// Where another thread cannot change what the server's poll watches a
+/// connection for (mio keeps its registrations for itself on Windows, and
+/// its kqueue registration has no pause): connections are watched for
+/// bytes and writability, always, and there is no watch to change.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) enum PollWatch {}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl PollWatch {
+    /// Registers `stream` with `registry` under `token`, watched for bytes
+    /// and writability; there is no watch to return.
+    pub(crate) fn register(
+        registry: &std::sync::Arc<mio::Registry>,
+        stream: &mut mio::net::TcpStream,
+        token: mio::Token,
+    ) -> io::Result<Option<PollWatch>> {
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        registry.register(stream, token, interest)?;
+        Ok(None)
+    }
+
+    pub(crate) fn pause(&self) {
+        match *self {}
+    }
+
+    pub(crate) fn watch(&self, _writable: bool) {
+        match *self {}
+    }
 }
 
 /// Sets what every connected socket needs before its first send: on

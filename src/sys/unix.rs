@@ -203,6 +203,74 @@ impl ByteWatch {
     }
 }
 
+/// Linux: how the server's I/O thread's epoll instance watches one
+/// connection, which other threads change: a thread that reads the socket
+/// itself (waiting for its reply) pauses it, so the reply does not wake
+/// the I/O thread too; and writability is watched only while bytes wait
+/// for it. Watched always, a socket is writable again each time an
+/// acknowledgement frees send buffer, and every such edge would wake the
+/// I/O thread, as would resuming a paused watch.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) struct PollWatch {
+    /// The poll's registry, shared by its connections: its descriptor
+    /// stays open while any of them may change its watch.
+    registry: std::sync::Arc<mio::Registry>,
+    socket: RawFd,
+    token: mio::Token,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl PollWatch {
+    /// Registers `stream` with `registry` under `token`, watched for bytes
+    /// only, and returns its watch.
+    pub(crate) fn register(
+        registry: &std::sync::Arc<mio::Registry>,
+        stream: &mut mio::net::TcpStream,
+        token: mio::Token,
+    ) -> io::Result<Option<PollWatch>> {
+        registry.register(stream, token, mio::Interest::READABLE)?;
+        Ok(Some(PollWatch {
+            registry: registry.clone(),
+            socket: stream.as_raw_fd(),
+            token,
+        }))
+    }
+
+    /// Reports nothing until [`PollWatch::watch`] (but an error or a
+    /// hang-up, which epoll always reports).
+    pub(crate) fn pause(&self) {
+        // mio has no empty interest: the registration is changed as mio
+        // would, with none of its events.
+        let mut event = libc::epoll_event {
+            events: 0,
+            u64: usize::from(self.token) as u64,
+        };
+        // SAFETY: both descriptors are live (the registry is kept, the
+        // socket's owner holds this watch); the event is read in the call.
+        // Only fails on a socket no longer registered, which reports nothing.
+        unsafe {
+            libc::epoll_ctl(
+                self.registry.as_raw_fd(),
+                libc::EPOLL_CTL_MOD,
+                self.socket,
+                &mut event,
+            )
+        };
+    }
+
+    /// Watches for bytes, and for writability if `writable`: what is
+    /// already there is reported at once.
+    pub(crate) fn watch(&self, writable: bool) {
+        let interest = match writable {
+            true => mio::Interest::READABLE | mio::Interest::WRITABLE,
+            false => mio::Interest::READABLE,
+        };
+        let mut source = mio::unix::SourceFd(&self.socket);
+        // Only fails on a socket no longer registered: nothing to report.
+        let _ = self.registry.reregister(&mut source, self.token, interest);
+    }
+}
+
 /// Linux: an eventfd, which a host may also read as a counter.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) struct Notifier {
