@@ -27,7 +27,7 @@
 //! is read when a send that may coalesce starts, and when a write has to
 //! wait.
 //!
-//! Writes go through [`crate::sys::send`]: a peer that resets the
+//! Writes go through [`crate::sys::send_nowait`]: a peer that resets the
 //! connection gives an error, never a `SIGPIPE` that would kill the host
 //! process.
 
@@ -369,10 +369,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A frame as written: header, then payload (either may be empty).
 pub(crate) type Parts<'a> = [&'a [u8]; 2];
 
-/// Writes all of `parts` with [`sys::send`], retrying partial writes and
-/// interrupts, with no allocation. On an error (including `WouldBlock`
-/// from a full non-blocking socket) `parts` holds the bytes still unsent.
-/// Never raises `SIGPIPE`. On a mio socket, call it inside `try_io`.
+/// Writes all of `parts` with [`sys::send_nowait`], retrying partial
+/// writes and interrupts, with no allocation, and never waiting for room.
+/// On an error (including `WouldBlock` from a full socket) `parts` holds
+/// the bytes still unsent. Never raises `SIGPIPE`. On a mio socket, call
+/// it inside `try_io`.
 pub(crate) fn write_parts(socket: &impl AsSocket, parts: &mut Parts<'_>) -> io::Result<()> {
     write_parts_with(socket, parts, None)
 }
@@ -406,8 +407,8 @@ impl WriteLimit {
     }
 }
 
-/// As [`write_parts`] on a blocking socket, but waits for room only within
-/// `limit`: `TimedOut` then, with `parts` holding the unsent bytes.
+/// As [`write_parts`], but waits for room within `limit`: `TimedOut`
+/// then, with `parts` holding the unsent bytes.
 pub(crate) fn write_parts_within(
     stream: &TcpStream,
     parts: &mut Parts<'_>,
@@ -416,20 +417,15 @@ pub(crate) fn write_parts_within(
     write_parts_with(stream, parts, Some(limit))
 }
 
-/// Writes `parts`; without a limit, as the socket's own blocking mode
-/// decides; with one, each call is non-blocking and the wait for room is a
-/// poll bounded by the limit.
+/// Writes `parts`, each call never waiting; with a limit, the wait for
+/// room is a poll bounded by it, and without one there is no wait.
 fn write_parts_with(
     socket: &impl AsSocket,
     parts: &mut Parts<'_>,
     mut limit: Option<&mut WriteLimit>,
 ) -> io::Result<()> {
     while parts.iter().any(|part| !part.is_empty()) {
-        let sent = match limit {
-            Some(_) => sys::send_nowait(socket, parts),
-            None => sys::send(socket, parts),
-        };
-        let mut sent = match sent {
+        let mut sent = match sys::send_nowait(socket, parts) {
             Ok(sent) => sent,
             Err(error) => match (error.kind(), limit.as_deref_mut()) {
                 (io::ErrorKind::WouldBlock, Some(limit)) => {

@@ -20,7 +20,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
-use super::lead::LEAD_LIMIT;
+use super::lead::{LEAD_LIMIT, READ_SLICE};
 use super::peer::{Peer, PeerId};
 use super::read_side::{Liveness, ReadSide, ReadUntil, Turn, TurnTime};
 use super::timers::LivenessTimers;
@@ -255,7 +255,9 @@ impl EventLoop {
     /// it with `server_full`.
     fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         let _ = stream.set_nodelay(true);
-        if let Err(e) = crate::sys::prepare_stream(&stream) {
+        let prepared = crate::sys::prepare_stream(&stream)
+            .and_then(|()| crate::sys::prepare_server_stream(&stream, READ_SLICE));
+        if let Err(e) = prepared {
             log_at!(Error, "cannot set the connection from {addr} up: {e}");
             return;
         }

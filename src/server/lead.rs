@@ -32,11 +32,14 @@ use std::time::{Duration, Instant};
 
 use super::event_loop::Command;
 use super::peer::Peer;
-use super::read_side::{ReadAmount, ReadSide, Turn, TurnTime};
+use super::read_side::{ReadAmount, ReadSide, Turn, Wait};
 use super::Server;
 
 /// Longest a waiter reads its peer's socket itself.
 pub(super) const LEAD_LIMIT: Duration = Duration::from_millis(100);
+
+/// Longest one read of a waiter blocks: the socket's read timeout.
+pub(super) const READ_SLICE: Duration = Duration::from_millis(20);
 
 thread_local! {
     /// The receive buffer this thread lends the connection it reads.
@@ -150,20 +153,27 @@ impl Server {
             if peer.backlog.holds_reading_back() || self.budget().exceeded() {
                 break LeadEnd::HandOver;
             }
+            let mut how = Wait::No;
             if let (true, Some(until)) = (wait, wait_until) {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break LeadEnd::Done;
                 }
-                match crate::sys::wait_for_bytes(&peer.stream, left) {
-                    Ok(true) => {}
-                    // A slice of the wait ended (on Windows): the clock says
-                    // whether it is over.
-                    Ok(false) => continue,
-                    Err(_) => break LeadEnd::HandOver,
+                // A read that blocks ends within the socket's read timeout,
+                // the read slice; a shorter wait polls.
+                if left >= READ_SLICE {
+                    how = Wait::Blocking;
+                } else {
+                    match crate::sys::wait_for_bytes(&peer.stream, left) {
+                        Ok(true) => {}
+                        // A slice of the wait ended (on Windows): the clock
+                        // says whether it is over.
+                        Ok(false) => continue,
+                        Err(_) => break LeadEnd::HandOver,
+                    }
                 }
             }
-            match side.read_once(peer, self, TurnTime::now()) {
+            match side.read_once(peer, self, None, how) {
                 Ok(ReadAmount::Full) => wait = false,
                 Ok(ReadAmount::Short) if wait_until.is_some() => wait = true,
                 // A short read took all there was, where later bytes bring

@@ -91,7 +91,7 @@ impl ChunkQueue {
         while self.len > 0 {
             let sent = match self.chunks.len() {
                 // The usual case (a batch's replies): no slice array to fill.
-                1 => sys::send(socket, &[&self.chunks[0][self.head..]])?,
+                1 => sys::send_nowait(socket, &[&self.chunks[0][self.head..]])?,
                 _ => {
                     let mut slices: [&[u8]; MAX_SLICES] = [&[]; MAX_SLICES];
                     let mut count = 0;
@@ -99,7 +99,7 @@ impl ChunkQueue {
                         slices[i] = if i == 0 { &chunk[self.head..] } else { chunk };
                         count += 1;
                     }
-                    sys::send(socket, &slices[..count])?
+                    sys::send_nowait(socket, &slices[..count])?
                 }
             };
             self.consume(sent);

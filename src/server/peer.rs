@@ -310,7 +310,7 @@ impl Peer {
     }
 
     /// Whether the I/O thread's poll watches the socket for writability.
-    #[cfg(test)]
+    #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
     pub(super) fn watched_for_writability(&self) -> bool {
         self.outbound().watched.writable
     }

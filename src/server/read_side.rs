@@ -9,7 +9,7 @@
 //! (pausing a peer, enforcing the memory budget, closing) stay with the I/O
 //! thread: a read turn only reports them.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -87,6 +87,16 @@ pub(super) enum Turn {
     OverBudget,
     /// The connection must be closed.
     Close(DisconnectReason),
+}
+
+/// How a read waits for bytes.
+#[derive(Clone, Copy)]
+pub(super) enum Wait {
+    /// Never: the I/O thread.
+    No,
+    /// Within the socket's read timeout: a thread waiting for its reply
+    /// (one system call where a poll and a read are two).
+    Blocking,
 }
 
 /// What one read took from the socket.
@@ -221,7 +231,7 @@ impl ReadSide {
                 turn = Turn::OverBudget;
                 break;
             }
-            match self.read_once(peer, server, now) {
+            match self.read_once(peer, server, Some(now), Wait::No) {
                 Ok(ReadAmount::Short) if matches!(until, ReadUntil::ShortRead) => {
                     turn = Turn::Drained
                 }
@@ -234,21 +244,27 @@ impl ReadSide {
         turn
     }
 
-    /// One read of the socket, and every whole handshake message and frame
-    /// it completes handled; an error is how the turn ends:
-    /// [`Turn::Drained`] when the socket has nothing.
+    /// One read of the socket, waiting as `wait` says, and every whole
+    /// handshake message and frame it completes handled; an error is how
+    /// the turn ends: [`Turn::Drained`] when the socket has nothing.
+    /// `turn` is when the read happens, as the I/O thread reads the clock
+    /// once per loop turn; without it the clock is read after the read.
     pub fn read_once(
         &mut self,
         peer: &Arc<Peer>,
         server: &Server,
-        now: TurnTime,
+        turn: Option<TurnTime>,
+        wait: Wait,
     ) -> Result<ReadAmount, Turn> {
         let mut room = 0;
         // Accounted after decoding: what is decoded now never waits.
         let read = loop {
             let read = self.decoder.fill_with(|buf| {
                 room = buf.len();
-                (&peer.stream).read(buf)
+                match wait {
+                    Wait::No => crate::sys::read_nowait(&peer.stream, buf),
+                    Wait::Blocking => crate::sys::read(&peer.stream, buf),
+                }
             });
             match read {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -258,6 +274,7 @@ impl ReadSide {
         match read {
             Ok(0) => Err(Turn::ReadClosed),
             Ok(n) => {
+                let now = turn.unwrap_or_else(TurnTime::now);
                 if self.connected {
                     peer.stats.read(n);
                     self.clock.received(now.instant);

@@ -3,7 +3,7 @@
 //! the functions here, never a file descriptor or a Winsock call.
 //!
 //! What it offers the client and the server:
-//! - [`send`] and [`send_nowait`]: one vectored send that never raises
+//! - [`send_nowait`]: one vectored send that never waits, and never raises
 //!   `SIGPIPE` (`MSG_NOSIGNAL`, or `SO_NOSIGPIPE` set by [`prepare_stream`]
 //!   on Apple's systems);
 //! - [`wait_writable`] with a deadline, [`read`] within the read timeout,
@@ -72,26 +72,33 @@ const MAX_BACKLOG: i32 = i32::MAX;
 /// Most slices one [`send`] takes (the rest waits for the next call).
 pub(crate) const MAX_SLICES: usize = 64;
 
-/// One vectored send of up to [`MAX_SLICES`] of `slices`, blocking or not
-/// as the socket's mode decides, retried on interrupts; the number of
-/// bytes the socket took. Never raises `SIGPIPE`.
-pub(crate) fn send(socket: &impl AsSocket, slices: &[&[u8]]) -> io::Result<usize> {
-    send_with(socket, slices, os::SEND_FLAGS)
-}
-
-/// As [`send`], but never waits for room: `WouldBlock` when the socket is
-/// full. A blocking socket must have gone through [`bound_waits`].
+/// One vectored send of up to [`MAX_SLICES`] of `slices` that never waits
+/// for room, retried on interrupts: the number of bytes the socket took,
+/// `WouldBlock` when it is full. Never raises `SIGPIPE`. A blocking socket
+/// must have gone through [`bound_waits`] or [`prepare_server_stream`].
 pub(crate) fn send_nowait(socket: &impl AsSocket, slices: &[&[u8]]) -> io::Result<usize> {
-    send_with(socket, slices, os::SEND_NOWAIT_FLAGS)
-}
-
-fn send_with(socket: &impl AsSocket, slices: &[&[u8]], flags: i32) -> io::Result<usize> {
+    let flags = os::SEND_NOWAIT_FLAGS;
     // A frame (header and payload) is the hot path: a two-entry array,
     // not one sized for a queue's many chunks.
     match slices.len() {
         0..=2 => send_array::<2>(socket, slices, flags),
         _ => send_array::<MAX_SLICES>(socket, slices, flags),
     }
+}
+
+/// Sets a server's connection up so that a thread waiting for a reply on
+/// it can wait in [`read`], for `read_slice` at most per call, while the
+/// I/O thread never waits: it reads with [`read_nowait`] and writes with
+/// [`send_nowait`]. POSIX: the socket blocks, and those calls pass
+/// `MSG_DONTWAIT`. Windows, which has no such flag: the socket stays
+/// non-blocking, and [`read`] waits in a poll.
+pub(crate) fn prepare_server_stream(
+    socket: &impl AsSocket,
+    read_slice: Duration,
+) -> io::Result<()> {
+    let socket = SockRef::from(socket);
+    socket.set_read_timeout(Some(read_slice))?;
+    os::server_reads_wait(&socket)
 }
 
 fn send_array<const N: usize>(
@@ -300,7 +307,7 @@ mod tests {
         let mut sent = 0;
         let mut from = 0;
         while from < borrowed.len() {
-            let took = send(&client, &borrowed[from..]).unwrap();
+            let took = send_nowait(&client, &borrowed[from..]).unwrap();
             assert!(took > 0);
             // Every call takes whole slices here (small, an empty socket),
             // at most MAX_SLICES of them.

@@ -81,26 +81,32 @@ pub(super) fn before_bind(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_address(true)
 }
 
+/// A server's connection blocks (see `prepare_server_stream`): mio does
+/// not mind, since every call of the I/O thread passes `MSG_DONTWAIT`.
+pub(super) fn server_reads_wait(socket: &SockRef<'_>) -> io::Result<()> {
+    socket.set_nonblocking(false)
+}
+
 /// POSIX has a per-call `MSG_DONTWAIT`, and a shutdown wakes a blocked
 /// read: the socket stays blocking.
 pub(crate) fn bound_waits(_stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// A read of the client's blocking socket, within its read timeout
-/// (`WouldBlock` when it runs out).
-pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    io::Read::read(&mut &*stream, buf)
+/// A read of a blocking socket, within its read timeout (`WouldBlock`
+/// when it runs out).
+pub(crate) fn read(stream: &impl AsSocket, buf: &mut [u8]) -> io::Result<usize> {
+    io::Read::read(&mut &*SockRef::from(stream), buf)
 }
 
-/// A read of the client's socket that never waits: `WouldBlock` when no
-/// byte is there.
-pub(crate) fn read_nowait(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+/// A read that never waits, whatever the socket's mode: `WouldBlock` when
+/// no byte is there.
+pub(crate) fn read_nowait(stream: &impl AsSocket, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
         let n = unsafe {
             libc::recv(
-                stream.as_raw_fd(),
+                stream.as_fd().as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
                 libc::MSG_DONTWAIT,

@@ -23,10 +23,9 @@ pub(crate) const SHORT_READ_REARMS: bool = false;
 /// The error of a socket option the system does not have.
 pub(super) const NO_SUCH_OPTION: i32 = WSAENOPROTOOPT;
 
-/// Winsock never raises signals.
-pub(super) const SEND_FLAGS: i32 = 0;
-/// Winsock has no per-call `MSG_DONTWAIT`: a send never waits only on a
-/// socket made non-blocking by [`bound_waits`] (or by mio).
+/// Winsock never raises signals, and has no per-call `MSG_DONTWAIT`: a
+/// send never waits only on a socket made non-blocking by [`bound_waits`]
+/// (or by mio).
 pub(super) const SEND_NOWAIT_FLAGS: i32 = 0;
 
 /// Longest single wait of [`read`], so that a socket shut down by another
@@ -90,12 +89,19 @@ pub(crate) fn bound_waits(stream: &TcpStream) -> io::Result<()> {
     stream.set_nonblocking(true)
 }
 
+/// A server's connection stays non-blocking, as mio requires on Windows:
+/// [`read`] waits in a poll.
+pub(super) fn server_reads_wait(_socket: &SockRef<'_>) -> io::Result<()> {
+    Ok(())
+}
+
 /// A read of the client's socket that waits for bytes within its read
 /// timeout (`WouldBlock` when it runs out), whether the socket blocks or
 /// went through [`bound_waits`]. It waits in slices of at most
 /// [`READ_WAIT_SLICE`] and tries the socket between them.
-pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    let mut read = || match io::Read::read(&mut &*stream, buf) {
+pub(crate) fn read(stream: &impl AsSocket, buf: &mut [u8]) -> io::Result<usize> {
+    let socket = SockRef::from(stream);
+    let mut read = || match io::Read::read(&mut &*socket, buf) {
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => None,
         result => Some(result),
     };
@@ -103,7 +109,7 @@ pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         return result;
     }
     // Only a read that has to wait asks for the timeout, once.
-    let deadline = stream.read_timeout()?.map(|limit| Instant::now() + limit);
+    let deadline = socket.read_timeout()?.map(|limit| Instant::now() + limit);
     loop {
         let wait = match deadline {
             Some(deadline) => {
@@ -122,10 +128,10 @@ pub(crate) fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// A read of the client's socket (non-blocking since [`bound_waits`]) that
-/// never waits: `WouldBlock` when no byte is there.
-pub(crate) fn read_nowait(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    io::Read::read(&mut &*stream, buf)
+/// A read of a non-blocking socket (the client's since [`bound_waits`], a
+/// server's always) that never waits: `WouldBlock` when no byte is there.
+pub(crate) fn read_nowait(stream: &impl AsSocket, buf: &mut [u8]) -> io::Result<usize> {
+    io::Read::read(&mut &*SockRef::from(stream), buf)
 }
 
 /// The reader thread polls, and a thread reading in its place leaves it be
