@@ -261,9 +261,12 @@ impl ReadSide {
         let read = loop {
             let read = self.decoder.fill_with(|buf| {
                 room = buf.len();
+                let stream = &peer.stream;
                 match wait {
-                    Wait::No => crate::sys::read_nowait(&peer.stream, buf),
-                    Wait::Blocking => crate::sys::read(&peer.stream, buf),
+                    // Through mio's `try_io`: on Windows a read that would
+                    // block is what arms the socket's next event.
+                    Wait::No => stream.try_io(|| crate::sys::read_nowait(stream, buf)),
+                    Wait::Blocking => crate::sys::read(stream, buf),
                 }
             });
             match read {
