@@ -6,8 +6,8 @@
 //! Without it, a reply costs three thread wake-ups: the peer's, the I/O
 //! thread's, then the waiter's, whom the I/O thread hands the reply. On a
 //! machine whose cores are busy that third one made the server's round
-//! trip 1.7 times a raw one (`cargo bench --bench client -- "latency under
-//! load"`).
+//! trip 1.7 times a raw one; with it, 1.23 times (`cargo bench --bench
+//! client -- "latency under load"`).
 //!
 //! The waiter takes the peer's read side (a `try_lock`: never while the
 //! I/O thread reads it) and does the I/O thread's whole job for every
@@ -21,9 +21,13 @@
 //! which keeps the heartbeat and idle timers, meanwhile finds the read
 //! side taken and looks again later.
 //!
-//! The I/O thread, told the socket is readable while a waiter holds the
-//! read side, leaves it a note ([`Peer::read_side_to_read`]); the waiter,
-//! once it lets go, reads what came ([`Peer::read_side_after_missed_read`]):
+//! On Linux the waiter also pauses the I/O thread's epoll watch of the
+//! socket before its request leaves, so the reply wakes it alone, and it
+//! waits in one blocking `recv` (the socket blocks; the I/O thread's calls
+//! pass `MSG_DONTWAIT`). Elsewhere the I/O thread may wake for the reply
+//! too: told the socket is readable while a waiter holds the read side,
+//! it leaves a note ([`Peer::read_side_to_read`]), and the waiter, once it
+//! lets go, reads what came ([`Peer::read_side_after_missed_read`]):
 //! readiness is edge-triggered, so the event would not come again.
 
 use std::cell::Cell;
