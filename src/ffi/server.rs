@@ -43,7 +43,8 @@ pub type veltix_peer_id_t = u64;
 /// `max_workers` threads. `message` is borrowed for the call only (clone it
 /// to keep it); never free it. Inside, every library function may be
 /// called, including `veltix_server_send_and_wait()` (to this peer too:
-/// replies are matched on the I/O thread), `veltix_server_close()` and
+/// the waiting thread, or the I/O thread, reads the reply, never one of
+/// this peer's callbacks), `veltix_server_close()` and
 /// `veltix_server_free()` (neither waits for this thread; do not use the
 /// server after free). A slow callback delays only its own peer's later
 /// callbacks, and the reading of that peer once its messages waiting for
