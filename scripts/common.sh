@@ -41,8 +41,11 @@ ensure_debian_package() {
     fi
 }
 
-# Debian's luajit (the LuaJIT host test).
+# Debian's luajit (the LuaJIT binding's tests).
 ensure_luajit() { ensure_debian_package luajit luajit; }
+
+# Debian's luarocks (the LuaJIT binding's install test).
+ensure_luarocks() { ensure_debian_package luarocks luarocks; }
 
 # Debian's clang (the C++ API is compiled by Clang as well as GCC).
 ensure_clang() { ensure_debian_package clang++ clang; }

@@ -50,20 +50,28 @@ fi
 step "Python ctypes loading target/release/libveltix.so"
 "$VENV/bin/python" tests/ctypes_client.py target/release/libveltix.so "$VELTIX_PORT"
 
-step "LuaJIT and Node.js hosts in dispatch mode, against the reference server and the C server"
+stop_server
+
+step "the LuaJIT binding (declarations, layouts, install, tests) and the Node.js host, against the reference server and the C server"
 ensure_luajit
+ensure_luarocks
 ensure_node_koffi
-for host in "luajit tests/hosts/luajit_client.lua" "node tests/hosts/node_client.js"; do
-    # shellcheck disable=SC2086 # the interpreter and its script
-    timeout 300 $host target/release/libveltix.so "$VELTIX_PORT" 20
+python3 bindings/lua/gen_cdef.py --check
+python3 bindings/check_layouts.py -- luajit bindings/lua/tests/layouts.lua
+lua_tree="$(mktemp -d)"
+(cd bindings/lua && luarocks --lua-version 5.1 --tree "$lua_tree" make veltix-0.1.0-1.rockspec >/dev/null)
+cp bindings/lua/example.lua "$lua_tree/"
+lua_path="$lua_tree/share/lua/5.1/?.lua;$lua_tree/share/lua/5.1/?/init.lua"
+export VELTIX_LIBRARY="$ROOT/target/release/libveltix.so"
+for server in start_server start_c_server; do
+    $server
+    timeout 300 luajit bindings/lua/tests/test_client.lua "$VELTIX_PORT"
+    # The README's example, from the installed rock only.
+    (cd "$lua_tree" && LUA_PATH="$lua_path" timeout 60 luajit example.lua "$VELTIX_PORT")
+    timeout 300 node tests/hosts/node_client.js target/release/libveltix.so "$VELTIX_PORT" 20
+    stop_server
 done
-stop_server
-start_c_server
-for host in "luajit tests/hosts/luajit_client.lua" "node tests/hosts/node_client.js"; do
-    # shellcheck disable=SC2086
-    timeout 300 $host target/release/libveltix.so "$VELTIX_PORT" 20
-done
-stop_server
+rm -rf "$lua_tree"
 
 step "the demo command: the C examples against libveltix's embedded C server"
 bash scripts/demo.sh

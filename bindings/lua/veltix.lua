@@ -1,0 +1,318 @@
+--- LuaJIT binding of libveltix: a Veltix client on the LuaJIT FFI.
+--
+-- The client runs in dispatch mode: every callback runs on the Lua thread,
+-- inside `client:dispatch()`, never on a library thread (LuaJIT must not be
+-- entered from another thread). Drive `dispatch` from your loop, or poll
+-- `client:fd()` and dispatch when it is readable.
+--
+--   local veltix = require "veltix"
+--   local client = veltix.client { host = "127.0.0.1", port = 8080 }
+--   client:on_message(function(message) print(message.type, message.payload) end)
+--   client:connect()
+--   client:send(200, "hello")
+--   client:dispatch(100)
+--   client:close()
+--
+-- Errors raise a Lua error whose message is the status name and the
+-- library's detail, e.g. "VELTIX_ERR_TIMEOUT: no reply to request 3 ...".
+local ffi = require("ffi")
+local cdef = require("veltix.cdef")
+
+ffi.cdef((cdef.declarations:gsub("VELTIX_SOCKET_T", ffi.os == "Windows" and "uintptr_t" or "int")))
+
+local veltix = { constants = cdef.constants, version = cdef.constants.VELTIX_VERSION_STRING }
+local C = cdef.constants
+
+-- The library, loaded on first use: `veltix.load(path)`, else the file
+-- named by VELTIX_LIBRARY, else "veltix" on the system's search path.
+local lib
+
+--- Loads libveltix from `path` (optional). Returns the version it reports.
+function veltix.load(path)
+  lib = ffi.load(path or os.getenv("VELTIX_LIBRARY") or "veltix")
+  return ffi.string(lib.veltix_version())
+end
+
+local function library()
+  if not lib then veltix.load() end
+  return lib
+end
+
+local STATUS_NAMES = {}
+for name, value in pairs(C) do
+  if name:match("^VELTIX_ERR_") or name == "VELTIX_OK" then STATUS_NAMES[value] = name end
+end
+
+-- Raises the error of a failed call: its status name and the detail.
+local function check(status)
+  if status ~= C.VELTIX_OK then
+    local detail = ffi.string(library().veltix_last_error())
+    error((STATUS_NAMES[status] or tostring(status)) .. ": " .. detail, 3)
+  end
+end
+
+-- Callbacks. One C callback per kind, made once: each registration is a
+-- number in `user_data` naming its Lua function here, released by the
+-- library's `free_user_data` (LuaJIT has a few hundred callback slots, and
+-- an anchored closure per registration would leak them).
+local handlers, next_handler = {}, 0
+
+local function register(fn)
+  next_handler = next_handler + 1
+  handlers[next_handler] = fn
+  return ffi.cast("void *", next_handler), next_handler
+end
+
+local function handler_of(user_data)
+  return handlers[tonumber(ffi.cast("intptr_t", user_data))]
+end
+
+-- An error raised in a callback must not unwind through the library's C
+-- frames: it is kept and raised again when `dispatch` returns.
+local pending_error
+
+local function call(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok and not pending_error then pending_error = err end
+end
+
+local function message_of(message)
+  local length = ffi.new("size_t[1]")
+  local content = library().veltix_message_content(message, length)
+  return {
+    type = library().veltix_message_type(message),
+    request_id = library().veltix_message_request_id(message),
+    payload = ffi.string(content, length[0]),
+  }
+end
+
+local trampolines
+
+local function make_trampolines()
+  trampolines = {
+    free = ffi.cast("veltix_free_fn", function(user_data)
+      handlers[tonumber(ffi.cast("intptr_t", user_data))] = nil
+    end),
+    -- The message is the library's only during the call: `reply` may use
+    -- it then, and the table keeps a copy of its fields.
+    message = ffi.cast("veltix_message_fn", function(user_data, _, message)
+      local fn = handler_of(user_data)
+      if fn then
+        local copy = message_of(message)
+        copy.borrowed = message
+        call(fn, copy)
+        copy.borrowed = nil
+      end
+    end),
+    connect = ffi.cast("veltix_connect_fn", function(user_data)
+      local fn = handler_of(user_data)
+      if fn then call(fn) end
+    end),
+    disconnect = ffi.cast("veltix_disconnect_fn", function(user_data, _, state)
+      local fn = handler_of(user_data)
+      if fn then
+        call(fn, {
+          permanent = state.permanent,
+          attempt = state.attempt,
+          retry_max = state.retry_max,
+          reason = state.reason,
+          detail = ffi.string(library().veltix_last_error()),
+        })
+      end
+    end),
+    -- Called exactly once per request: its registration ends here.
+    reply = ffi.cast("veltix_reply_fn", function(user_data, _, status, reply, detail)
+      local id = tonumber(ffi.cast("intptr_t", user_data))
+      local fn = handlers[id]
+      handlers[id] = nil
+      if not fn then return end
+      if status == C.VELTIX_OK then
+        call(fn, nil, message_of(reply))
+      else
+        local text = detail ~= nil and ffi.string(detail) or ""
+        call(fn, (STATUS_NAMES[status] or tostring(status)) .. ": " .. text)
+      end
+    end),
+  }
+end
+
+local Client = {}
+Client.__index = Client
+
+-- Config fields a Lua table may set, by their Lua names.
+local CONFIG_FIELDS = {
+  port = "port", buffer_size = "buffer_size", max_message_size = "max_message_size",
+  handshake_timeout_ms = "handshake_timeout_ms", retry = "retry",
+  retry_delay_ms = "retry_delay_ms", retry_delay_max_ms = "retry_delay_max_ms",
+  send_timeout_ms = "send_timeout_ms", max_queued_messages = "max_queued_messages",
+  max_queued_bytes = "max_queued_bytes", reply_spin_us = "reply_spin_us",
+}
+
+--- A client of the server at `options.host` (default "127.0.0.1") and
+-- `options.port` (default 8080). Other options: buffer_size,
+-- max_message_size, handshake_timeout_ms, retry, retry_delay_ms,
+-- retry_delay_max_ms, send_timeout_ms, max_queued_messages,
+-- max_queued_bytes, reply_spin_us, and liveness = { heartbeat_interval_ms,
+-- heartbeat_timeout_ms, keepalive_idle_s, keepalive_interval_s,
+-- keepalive_count }. It is freed by `close()`, or when collected.
+function veltix.client(options)
+  options = options or {}
+  local L = library()
+  if not trampolines then make_trampolines() end
+  local config = ffi.new("veltix_client_config_t")
+  check(L.veltix_client_config_init(config, ffi.sizeof(config)))
+  local host = options.host and ffi.new("char[?]", #options.host + 1, options.host)
+  if host then config.server_addr = host end
+  for key, field in pairs(CONFIG_FIELDS) do
+    if options[key] ~= nil then config[field] = options[key] end
+  end
+  for key, value in pairs(options.liveness or {}) do config.liveness[key] = value end
+  -- Dispatch mode: callbacks only on this thread.
+  config.max_workers = 0
+  local out = ffi.new("veltix_client_t *[1]")
+  check(L.veltix_client_new(config, out))
+  local handle = ffi.gc(out[0], L.veltix_client_free)
+  return setmetatable({ handle = handle }, Client)
+end
+
+local function live(self)
+  return self.handle or error("the client is closed", 3)
+end
+
+-- Sets (or with `fn` nil, removes) the callback that `setter` registers.
+local function set_callback(self, setter, trampoline, fn)
+  local L = library()
+  if fn == nil then
+    check(L[setter](live(self), nil, nil, nil))
+  else
+    check(L[setter](live(self), trampoline, (register(fn)), trampolines.free))
+  end
+end
+
+--- Calls `fn(message)` for every message no route takes; nil removes it.
+-- `message` is a table: `type`, `request_id` and `payload` (a string).
+function Client:on_message(fn)
+  set_callback(self, "veltix_client_on_recv", trampolines.message, fn)
+end
+
+--- Calls `fn()` once each connection completes its handshake.
+function Client:on_connect(fn)
+  set_callback(self, "veltix_client_on_connect", trampolines.connect, fn)
+end
+
+--- Calls `fn(state)` when a connection ends or an attempt fails: `state`
+-- has `permanent`, `attempt`, `retry_max`, `reason` (a
+-- VELTIX_DISCONNECT_* constant) and `detail`.
+function Client:on_disconnect(fn)
+  set_callback(self, "veltix_client_on_disconnect", trampolines.disconnect, fn)
+end
+
+--- Sends messages of `type_code` to `fn(message)` instead of on_message.
+function Client:route(type_code, fn)
+  local user_data = register(fn)
+  check(library().veltix_client_route(live(self), type_code, trampolines.message, user_data,
+    trampolines.free))
+end
+
+--- Ends the route of `type_code`.
+function Client:unroute(type_code)
+  check(library().veltix_client_unroute(live(self), type_code))
+end
+
+--- Connects and waits for the handshake (within handshake_timeout_ms).
+function Client:connect()
+  check(library().veltix_client_connect(live(self)))
+end
+
+--- Starts connecting and returns at once: on_connect or on_disconnect
+-- follows, inside a later `dispatch`.
+function Client:connect_async()
+  check(library().veltix_client_connect_async(live(self)))
+end
+
+--- Sends `payload` (a string) as a message of `type_code`.
+function Client:send(type_code, payload)
+  payload = payload or ""
+  check(library().veltix_client_send(live(self), type_code, payload, #payload))
+end
+
+--- Replies to `message` with `payload`, inside the callback that received
+-- it (the reply carries its request id).
+function Client:reply(message, type_code, payload)
+  payload = payload or ""
+  local to = message.borrowed or error("reply inside the callback that received the message", 2)
+  check(library().veltix_client_reply(live(self), to, type_code, payload, #payload))
+end
+
+--- Sends a request and calls `fn(err, reply)` once, inside a later
+-- `dispatch`: with the reply, or with the error (a timeout after
+-- `timeout_ms`, or the connection's end) and no reply.
+function Client:request(type_code, payload, timeout_ms, fn)
+  payload = payload or ""
+  local user_data, id = register(fn)
+  local status = library().veltix_client_request(live(self), type_code, payload, #payload,
+    timeout_ms, trampolines.reply, user_data)
+  if status ~= C.VELTIX_OK then handlers[id] = nil end
+  check(status)
+end
+
+--- Sends a request and waits for its reply (a message table), at most
+-- `timeout_ms`. Messages that arrive meanwhile wait for `dispatch`.
+function Client:send_and_wait(type_code, payload, timeout_ms)
+  payload = payload or ""
+  local L = library()
+  local out = ffi.new("veltix_message_t *[1]")
+  check(L.veltix_client_send_and_wait(live(self), type_code, payload, #payload, timeout_ms, out))
+  local reply = message_of(out[0])
+  L.veltix_message_free(out[0])
+  return reply
+end
+
+--- Pings the server; the round trip in milliseconds.
+function Client:ping(timeout_ms)
+  local rtt = ffi.new("double[1]")
+  check(library().veltix_client_ping(live(self), timeout_ms, rtt))
+  return rtt[0]
+end
+
+--- Runs the callbacks that are due, waiting up to `timeout_ms` for one (0:
+-- never waits; -1: waits without end). Returns how many ran. An error a
+-- callback raised is raised here, after the others ran.
+function Client:dispatch(timeout_ms)
+  local count = ffi.new("size_t[1]")
+  local status = library().veltix_client_dispatch(live(self), timeout_ms or 0, count)
+  local err = pending_error
+  pending_error = nil
+  check(status)
+  if err then error(err, 2) end
+  return tonumber(count[0])
+end
+
+--- The descriptor (a SOCKET on Windows) that is readable while callbacks
+-- are due: poll it in an event loop, and `dispatch(0)` when it is.
+function Client:fd()
+  local out = ffi.new("veltix_socket_t[1]")
+  check(library().veltix_client_event_fd(live(self), out))
+  return tonumber(out[0])
+end
+
+--- Whether the handshake is done and the connection open.
+function Client:is_connected()
+  return library().veltix_client_is_connected(live(self))
+end
+
+--- Disconnects (on_disconnect follows, inside `dispatch`).
+function Client:disconnect()
+  check(library().veltix_client_disconnect(live(self)))
+end
+
+--- Frees the client now; it cannot be used again. Safe to call twice.
+function Client:close()
+  if self.handle then
+    local handle = self.handle
+    self.handle = nil
+    library().veltix_client_free(ffi.gc(handle, nil))
+  end
+end
+
+return veltix
