@@ -72,6 +72,7 @@ for server in start_server start_c_server; do
     stop_server
 done
 rm -rf "$lua_tree"
+timeout 300 luajit bindings/lua/tests/test_server.lua "$VENV/bin/python"
 
 step "the demo command: the C examples against libveltix's embedded C server"
 bash scripts/demo.sh

@@ -88,6 +88,20 @@ end
 
 local trampolines
 
+-- A request's reply (or failure) to its function, whose registration ends.
+local function deliver_reply(user_data, status, reply, detail)
+  local id = tonumber(ffi.cast("intptr_t", user_data))
+  local fn = handlers[id]
+  handlers[id] = nil
+  if not fn then return end
+  if status == C.VELTIX_OK then
+    call(fn, nil, message_of(reply))
+  else
+    local text = detail ~= nil and ffi.string(detail) or ""
+    call(fn, (STATUS_NAMES[status] or tostring(status)) .. ": " .. text)
+  end
+end
+
 local function make_trampolines()
   trampolines = {
     free = ffi.cast("veltix_free_fn", function(user_data)
@@ -122,31 +136,70 @@ local function make_trampolines()
     end),
     -- Called exactly once per request: its registration ends here.
     reply = ffi.cast("veltix_reply_fn", function(user_data, _, status, reply, detail)
-      local id = tonumber(ffi.cast("intptr_t", user_data))
-      local fn = handlers[id]
-      handlers[id] = nil
-      if not fn then return end
-      if status == C.VELTIX_OK then
-        call(fn, nil, message_of(reply))
-      else
-        local text = detail ~= nil and ffi.string(detail) or ""
-        call(fn, (STATUS_NAMES[status] or tostring(status)) .. ": " .. text)
+      deliver_reply(user_data, status, reply, detail)
+    end),
+    server_message = ffi.cast("veltix_server_message_fn", function(user_data, _, peer, message)
+      local fn = handler_of(user_data)
+      if fn then
+        local copy = message_of(message)
+        copy.borrowed = message
+        call(fn, tonumber(peer), copy)
+        copy.borrowed = nil
       end
+    end),
+    server_connect = ffi.cast("veltix_server_connect_fn", function(user_data, _, peer)
+      local fn = handler_of(user_data)
+      if fn then call(fn, tonumber(peer)) end
+    end),
+    server_disconnect = ffi.cast("veltix_server_disconnect_fn", function(user_data, _, peer, reason)
+      local fn = handler_of(user_data)
+      if fn then call(fn, tonumber(peer), reason) end
+    end),
+    server_reply = ffi.cast("veltix_server_reply_fn", function(user_data, _, _, status, reply, detail)
+      deliver_reply(user_data, status, reply, detail)
     end),
   }
 end
 
 local Client = {}
 Client.__index = Client
+local Server = {}
+Server.__index = Server
 
--- Config fields a Lua table may set, by their Lua names.
-local CONFIG_FIELDS = {
-  port = "port", buffer_size = "buffer_size", max_message_size = "max_message_size",
-  handshake_timeout_ms = "handshake_timeout_ms", retry = "retry",
-  retry_delay_ms = "retry_delay_ms", retry_delay_max_ms = "retry_delay_max_ms",
-  send_timeout_ms = "send_timeout_ms", max_queued_messages = "max_queued_messages",
-  max_queued_bytes = "max_queued_bytes", reply_spin_us = "reply_spin_us",
+-- The config fields a Lua table may set, by their C names.
+local CLIENT_FIELDS = {
+  "port", "buffer_size", "max_message_size", "handshake_timeout_ms", "retry", "retry_delay_ms",
+  "retry_delay_max_ms", "send_timeout_ms", "max_queued_messages", "max_queued_bytes",
+  "reply_spin_us",
 }
+local SERVER_FIELDS = {
+  "port", "buffer_size", "max_connection", "max_message_size", "handshake_timeout_ms",
+  "max_outbound_bytes", "max_queued_messages", "max_queued_bytes", "max_memory_bytes",
+  "idle_timeout_ms", "reply_spin_us",
+}
+
+-- A handle of `kind` ("client" or "server") made from `options`: its
+-- config (`veltix_<kind>_config_t`) holds the defaults, then the `fields`
+-- and `liveness` of `options`, `options.host` in `host_field`, and
+-- dispatch mode, which is forced (callbacks only on this thread).
+local function new_handle(kind, class, fields, host_field, options)
+  options = options or {}
+  local L = library()
+  if not trampolines then make_trampolines() end
+  local config = ffi.new("veltix_" .. kind .. "_config_t")
+  check(L["veltix_" .. kind .. "_config_init"](config, ffi.sizeof(config)))
+  -- Kept alive until the library has copied it.
+  local host = options.host and ffi.new("char[?]", #options.host + 1, options.host)
+  if host then config[host_field] = host end
+  for _, field in ipairs(fields) do
+    if options[field] ~= nil then config[field] = options[field] end
+  end
+  for key, value in pairs(options.liveness or {}) do config.liveness[key] = value end
+  config.max_workers = 0
+  local out = ffi.new("veltix_" .. kind .. "_t *[1]")
+  check(L["veltix_" .. kind .. "_new"](config, out))
+  return setmetatable({ handle = ffi.gc(out[0], L["veltix_" .. kind .. "_free"]) }, class)
+end
 
 --- A client of the server at `options.host` (default "127.0.0.1") and
 -- `options.port` (default 8080). Other options: buffer_size,
@@ -156,27 +209,11 @@ local CONFIG_FIELDS = {
 -- heartbeat_timeout_ms, keepalive_idle_s, keepalive_interval_s,
 -- keepalive_count }. It is freed by `close()`, or when collected.
 function veltix.client(options)
-  options = options or {}
-  local L = library()
-  if not trampolines then make_trampolines() end
-  local config = ffi.new("veltix_client_config_t")
-  check(L.veltix_client_config_init(config, ffi.sizeof(config)))
-  local host = options.host and ffi.new("char[?]", #options.host + 1, options.host)
-  if host then config.server_addr = host end
-  for key, field in pairs(CONFIG_FIELDS) do
-    if options[key] ~= nil then config[field] = options[key] end
-  end
-  for key, value in pairs(options.liveness or {}) do config.liveness[key] = value end
-  -- Dispatch mode: callbacks only on this thread.
-  config.max_workers = 0
-  local out = ffi.new("veltix_client_t *[1]")
-  check(L.veltix_client_new(config, out))
-  local handle = ffi.gc(out[0], L.veltix_client_free)
-  return setmetatable({ handle = handle }, Client)
+  return new_handle("client", Client, CLIENT_FIELDS, "server_addr", options)
 end
 
 local function live(self)
-  return self.handle or error("the client is closed", 3)
+  return self.handle or error("it is closed: close() freed it", 3)
 end
 
 -- Sets (or with `fn` nil, removes) the callback that `setter` registers.
@@ -214,11 +251,6 @@ function Client:route(type_code, fn)
     trampolines.free))
 end
 
---- Ends the route of `type_code`.
-function Client:unroute(type_code)
-  check(library().veltix_client_unroute(live(self), type_code))
-end
-
 --- Connects and waits for the handshake (within handshake_timeout_ms).
 function Client:connect()
   check(library().veltix_client_connect(live(self)))
@@ -244,28 +276,43 @@ function Client:reply(message, type_code, payload)
   check(library().veltix_client_reply(live(self), to, type_code, payload, #payload))
 end
 
+-- Registers `fn` for the one outcome of a request that `send(user_data)`
+-- makes; a request that fails to leave drops it.
+local function request_with(fn, send)
+  local user_data, id = register(fn)
+  local status = send(user_data)
+  if status ~= C.VELTIX_OK then handlers[id] = nil end
+  check(status)
+end
+
 --- Sends a request and calls `fn(err, reply)` once, inside a later
 -- `dispatch`: with the reply, or with the error (a timeout after
 -- `timeout_ms`, or the connection's end) and no reply.
 function Client:request(type_code, payload, timeout_ms, fn)
   payload = payload or ""
-  local user_data, id = register(fn)
-  local status = library().veltix_client_request(live(self), type_code, payload, #payload,
-    timeout_ms, trampolines.reply, user_data)
-  if status ~= C.VELTIX_OK then handlers[id] = nil end
-  check(status)
+  request_with(fn, function(user_data)
+    return library().veltix_client_request(live(self), type_code, payload, #payload, timeout_ms,
+      trampolines.reply, user_data)
+  end)
+end
+
+-- The reply that `wait(out)` stores in `out`, as a message table.
+local function waited_reply(wait)
+  local out = ffi.new("veltix_message_t *[1]")
+  check(wait(out))
+  local reply = message_of(out[0])
+  library().veltix_message_free(out[0])
+  return reply
 end
 
 --- Sends a request and waits for its reply (a message table), at most
 -- `timeout_ms`. Messages that arrive meanwhile wait for `dispatch`.
 function Client:send_and_wait(type_code, payload, timeout_ms)
   payload = payload or ""
-  local L = library()
-  local out = ffi.new("veltix_message_t *[1]")
-  check(L.veltix_client_send_and_wait(live(self), type_code, payload, #payload, timeout_ms, out))
-  local reply = message_of(out[0])
-  L.veltix_message_free(out[0])
-  return reply
+  return waited_reply(function(out)
+    return library().veltix_client_send_and_wait(live(self), type_code, payload, #payload,
+      timeout_ms, out)
+  end)
 end
 
 --- Pings the server; the round trip in milliseconds.
@@ -273,27 +320,6 @@ function Client:ping(timeout_ms)
   local rtt = ffi.new("double[1]")
   check(library().veltix_client_ping(live(self), timeout_ms, rtt))
   return rtt[0]
-end
-
---- Runs the callbacks that are due, waiting up to `timeout_ms` for one (0:
--- never waits; -1: waits without end). Returns how many ran. An error a
--- callback raised is raised here, after the others ran.
-function Client:dispatch(timeout_ms)
-  local count = ffi.new("size_t[1]")
-  local status = library().veltix_client_dispatch(live(self), timeout_ms or 0, count)
-  local err = pending_error
-  pending_error = nil
-  check(status)
-  if err then error(err, 2) end
-  return tonumber(count[0])
-end
-
---- The descriptor (a SOCKET on Windows) that is readable while callbacks
--- are due: poll it in an event loop, and `dispatch(0)` when it is.
-function Client:fd()
-  local out = ffi.new("veltix_socket_t[1]")
-  check(library().veltix_client_event_fd(live(self), out))
-  return tonumber(out[0])
 end
 
 --- Whether the handshake is done and the connection open.
@@ -306,13 +332,172 @@ function Client:disconnect()
   check(library().veltix_client_disconnect(live(self)))
 end
 
---- Frees the client now; it cannot be used again. Safe to call twice.
-function Client:close()
-  if self.handle then
-    local handle = self.handle
-    self.handle = nil
-    library().veltix_client_free(ffi.gc(handle, nil))
+-- What a client and a server share, by the prefix of their C functions.
+local function add_shared_methods(class, prefix, what)
+  --- Ends the route of `type_code`.
+  function class:unroute(type_code)
+    check(library()[prefix .. "_unroute"](live(self), type_code))
   end
+
+  --- Runs the callbacks that are due, waiting up to `timeout_ms` for one
+  -- (0, the default: never waits; -1: waits without end). Returns how
+  -- many ran. An error a callback raised is raised here, after the others
+  -- ran.
+  function class:dispatch(timeout_ms)
+    local count = ffi.new("size_t[1]")
+    local status = library()[prefix .. "_dispatch"](live(self), timeout_ms or 0, count)
+    local err = pending_error
+    pending_error = nil
+    check(status)
+    if err then error(err, 2) end
+    return tonumber(count[0])
+  end
+
+  --- The descriptor (a SOCKET on Windows) that is readable while
+  -- callbacks are due: poll it in an event loop, and `dispatch(0)` when
+  -- it is.
+  function class:fd()
+    local out = ffi.new("veltix_socket_t[1]")
+    check(library()[prefix .. "_event_fd"](live(self), out))
+    return tonumber(out[0])
+  end
+
+  --- Frees it now; it cannot be used again. Safe to call twice.
+  function class:close()
+    if self.handle then
+      local handle = self.handle
+      self.handle = nil
+      library()[prefix .. "_free"](ffi.gc(handle, nil))
+    end
+  end
+
+  class.__tostring = function(self)
+    return ("veltix %s (%s)"):format(what, self.handle and "open" or "closed")
+  end
+end
+
+add_shared_methods(Client, "veltix_client", "client")
+
+--- A server for `options.host` (default "0.0.0.0") and `options.port`
+-- (default 8080; 0 picks a free one). Other options: buffer_size,
+-- max_connection, max_message_size, handshake_timeout_ms,
+-- max_outbound_bytes, max_queued_messages, max_queued_bytes,
+-- max_memory_bytes, idle_timeout_ms, reply_spin_us, and liveness as for a
+-- client. Callbacks run inside `dispatch`, as a client's do. It is freed
+-- by `close()`, or when collected.
+function veltix.server(options)
+  return new_handle("server", Server, SERVER_FIELDS, "host", options)
+end
+
+add_shared_methods(Server, "veltix_server", "server")
+
+--- Calls `fn(peer, message)` for every message no route takes.
+function Server:on_message(fn)
+  set_callback(self, "veltix_server_on_recv", trampolines.server_message, fn)
+end
+
+--- Calls `fn(peer)` when a client completes its handshake.
+function Server:on_connect(fn)
+  set_callback(self, "veltix_server_on_connect", trampolines.server_connect, fn)
+end
+
+--- Calls `fn(peer, reason)` when a connected client leaves (`reason`: a
+-- VELTIX_DISCONNECT_* constant).
+function Server:on_disconnect(fn)
+  set_callback(self, "veltix_server_on_disconnect", trampolines.server_disconnect, fn)
+end
+
+--- Sends messages of `type_code` to `fn(peer, message)`.
+function Server:route(type_code, fn)
+  check(library().veltix_server_route(live(self), type_code, trampolines.server_message,
+    (register(fn)), trampolines.free))
+end
+
+--- Starts listening; returns the port (the one picked, for port 0).
+function Server:start()
+  local L = library()
+  check(L.veltix_server_start(live(self)))
+  return L.veltix_server_port(live(self))
+end
+
+--- Sends `payload` to `peer` as a message of `type_code`.
+function Server:send(peer, type_code, payload)
+  payload = payload or ""
+  check(library().veltix_server_send(live(self), peer, type_code, payload, #payload))
+end
+
+--- Replies to `message` from `peer`, inside the callback that received it.
+function Server:reply(peer, message, type_code, payload)
+  payload = payload or ""
+  local to = message.borrowed or error("reply inside the callback that received the message", 2)
+  check(library().veltix_server_reply(live(self), peer, to, type_code, payload, #payload))
+end
+
+--- Sends a request to `peer`; `fn(err, reply)` runs once, inside a later
+-- `dispatch`.
+function Server:request(peer, type_code, payload, timeout_ms, fn)
+  payload = payload or ""
+  request_with(fn, function(user_data)
+    return library().veltix_server_request(live(self), peer, type_code, payload, #payload,
+      timeout_ms, trampolines.server_reply, user_data)
+  end)
+end
+
+--- Sends a request to `peer` and waits for its reply, at most `timeout_ms`.
+function Server:send_and_wait(peer, type_code, payload, timeout_ms)
+  payload = payload or ""
+  return waited_reply(function(out)
+    return library().veltix_server_send_and_wait(live(self), peer, type_code, payload, #payload,
+      timeout_ms, out)
+  end)
+end
+
+--- Sends `payload` to every connected client but those listed in
+-- `except`; returns how many it was sent to.
+function Server:broadcast(type_code, payload, except)
+  payload = payload or ""
+  except = except or {}
+  local ids = ffi.new("veltix_peer_id_t[?]", math.max(#except, 1), except)
+  local sent = ffi.new("size_t[1]")
+  check(library().veltix_server_broadcast(live(self), type_code, payload, #payload, ids, #except,
+    sent))
+  return tonumber(sent[0])
+end
+
+-- The ids `list(out, capacity, count)` writes, asking for the count first.
+local function id_list(list)
+  local count = ffi.new("size_t[1]")
+  check(list(nil, 0, count))
+  local capacity = tonumber(count[0]) + 16
+  local ids = ffi.new("veltix_peer_id_t[?]", capacity)
+  check(list(ids, capacity, count))
+  local found = {}
+  for i = 0, math.min(tonumber(count[0]), capacity) - 1 do found[#found + 1] = tonumber(ids[i]) end
+  return found
+end
+
+--- The ids of the connected clients, in increasing order.
+function Server:peers()
+  return id_list(function(out, capacity, count)
+    return library().veltix_server_peers(live(self), out, capacity, count)
+  end)
+end
+
+--- The ids of the clients whose tag `name` is `value` (any value, if nil).
+function Server:peers_with_tag(name, value)
+  return id_list(function(out, capacity, count)
+    return library().veltix_server_peers_with_tag(live(self), name, value, out, capacity, count)
+  end)
+end
+
+--- Sets tag `name` of `peer` to `value`.
+function Server:set_tag(peer, name, value)
+  check(library().veltix_server_set_tag(live(self), peer, name, value))
+end
+
+--- Disconnects `peer`.
+function Server:close_client(peer)
+  check(library().veltix_server_close_client(live(self), peer))
 end
 
 return veltix

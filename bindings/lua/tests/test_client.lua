@@ -183,6 +183,18 @@ test("errors carry the status name and the library's detail", function()
   client:close()
 end)
 
+test("options reach the library's config, which checks them", function()
+  local ok, err = pcall(veltix.client, { host = "127.0.0.1", port = port, buffer_size = 0 })
+  assert(not ok and tostring(err):match("VELTIX_ERR_INVALID_ARGUMENT: .*buffer_size"), err)
+  local client = veltix.client {
+    host = "127.0.0.1", port = port, retry = 2, retry_delay_ms = 10, reply_spin_us = 0,
+    liveness = { heartbeat_interval_ms = 200, heartbeat_timeout_ms = 5000 },
+  }
+  client:connect()
+  assert(client:send_and_wait(ECHO, "configured", 5000).payload == "configured")
+  client:close()
+end)
+
 test("close is idempotent, and a closed client refuses calls", function()
   local client = connected()
   client:close()

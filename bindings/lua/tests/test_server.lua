@@ -1,0 +1,122 @@
+-- Tests of the LuaJIT binding's server, against the binding's own client
+-- (in this process, both dispatched by this thread) and against the
+-- reference veltix 3.3.0 client (tests/support/ref_client.py):
+--
+--   VELTIX_LIBRARY=target/release/libveltix.so \
+--     luajit bindings/lua/tests/test_server.lua <python with veltix 3.3.0>
+--
+-- Prints "ok <name>" per test and "PASS <count>" at the end; any failure
+-- raises an error (exit status 1).
+local here = arg[0]:gsub("tests/test_server.lua$", "")
+package.path = here .. "?.lua;" .. package.path
+local veltix = require("veltix")
+local python = assert(arg[1], "usage: test_server.lua <python with veltix 3.3.0>")
+local ECHO, ASK, ANSWER, BROADCAST_OUT = 200, 212, 213, 203
+local C = veltix.constants
+
+local passed = 0
+local function test(name, fn)
+  fn()
+  passed = passed + 1
+  print("ok " .. name)
+end
+
+-- Dispatches every handle until `done()` or 10 s.
+local function dispatch_until(handles, done)
+  local deadline = os.time() + 10
+  while not done() do
+    assert(os.time() <= deadline, "timed out waiting in dispatch")
+    for _, handle in ipairs(handles) do handle:dispatch(5) end
+  end
+end
+
+-- A started server on a free port of 127.0.0.1 that echoes type 200.
+local function echo_server()
+  local server = veltix.server { host = "127.0.0.1", port = 0 }
+  server:route(ECHO, function(peer, message)
+    server:reply(peer, message, ECHO, message.payload)
+  end)
+  return server, server:start()
+end
+
+test("a server answers the binding's client, and sees it come and go", function()
+  local server, port = echo_server()
+  local joined, left
+  server:on_connect(function(peer) joined = peer end)
+  server:on_disconnect(function(peer, reason) left = { peer = peer, reason = reason } end)
+  local client = veltix.client { host = "127.0.0.1", port = port }
+  client:connect_async()
+  dispatch_until({ server, client }, function() return joined ~= nil and client:is_connected() end)
+  assert(#server:peers() == 1 and server:peers()[1] == joined)
+  local reply
+  client:request(ECHO, "hello", 5000, function(err, r) assert(not err, err); reply = r end)
+  dispatch_until({ server, client }, function() return reply ~= nil end)
+  assert(reply.payload == "hello" and reply.type == ECHO)
+  client:close()
+  dispatch_until({ server }, function() return left ~= nil end)
+  assert(left.peer == joined and left.reason == C.VELTIX_DISCONNECT_PEER_CLOSED, left.reason)
+  server:close()
+end)
+
+test("a server's request, broadcast, tags and close_client reach the binding's client", function()
+  local server, port = echo_server()
+  local peer
+  server:on_connect(function(p) peer = p end)
+  local client = veltix.client { host = "127.0.0.1", port = port }
+  local got, ended = {}, nil
+  client:route(ASK, function(message) client:reply(message, ANSWER, "answer:" .. message.payload) end)
+  client:route(BROADCAST_OUT, function(message) got[#got + 1] = message.payload end)
+  client:on_disconnect(function(state) ended = state end)
+  client:connect()
+  dispatch_until({ server, client }, function() return peer ~= nil end)
+  local answer
+  server:request(peer, ASK, "q", 5000, function(err, reply) assert(not err, err); answer = reply end)
+  dispatch_until({ server, client }, function() return answer ~= nil end)
+  assert(answer.type == ANSWER and answer.payload == "answer:q", answer.payload)
+  assert(server:broadcast(BROADCAST_OUT, "to all") == 1)
+  assert(server:broadcast(BROADCAST_OUT, "to nobody", { peer }) == 0)
+  dispatch_until({ server, client }, function() return #got == 1 end)
+  assert(got[1] == "to all")
+  server:set_tag(peer, "room", "lobby")
+  assert(#server:peers_with_tag("room", "lobby") == 1 and server:peers_with_tag("room", "lobby")[1] == peer)
+  assert(#server:peers_with_tag("room", "hall") == 0 and #server:peers_with_tag("room") == 1)
+  server:close_client(peer)
+  dispatch_until({ server, client }, function() return ended ~= nil end)
+  assert(ended.reason == C.VELTIX_DISCONNECT_SERVER_CLOSED, ended.reason)
+  client:close()
+  server:close()
+end)
+
+test("the reference client gets answers, requests and broadcasts from a binding's server", function()
+  local server, port = echo_server()
+  local peer
+  server:on_connect(function(p) peer = p end)
+  local out = os.tmpname()
+  -- Its stdin stays open 4 s, while this side asks and broadcasts.
+  local commands = [[(echo '{"op": "connect"}'; echo '{"op": "request", "type": 200, "text": "hello"}'; sleep 4)]]
+  assert(os.execute(("%s | %s %s --port %d > %s 2>&1 &"):format(commands, python,
+    here .. "../../tests/support/ref_client.py", port, out)))
+  dispatch_until({ server }, function() return peer ~= nil end)
+  local answer = server:send_and_wait(peer, ASK, "waited", 5000)
+  assert(answer.type == ANSWER and answer.payload == "answer:waited", answer.payload)
+  local asked
+  server:request(peer, ASK, "async", 5000, function(err, reply) assert(not err, err); asked = reply end)
+  dispatch_until({ server }, function() return asked ~= nil end)
+  assert(asked.payload == "answer:async")
+  assert(server:broadcast(BROADCAST_OUT, "to python") == 1)
+  local function log()
+    local file = io.open(out)
+    local text = file:read("*a")
+    file:close()
+    return text
+  end
+  dispatch_until({ server }, function()
+    local text = log()
+    return text:find('"text": "hello"', 1, true) and text:find('"text": "to python"', 1, true)
+  end)
+  assert(log():find('"op": "request", "reply": {"type": 200', 1, true), log())
+  server:close()
+  os.remove(out)
+end)
+
+print("PASS " .. passed)
