@@ -7,27 +7,15 @@
 --
 -- Prints "ok <name>" per test and "PASS <count>" at the end; any failure
 -- raises an error (exit status 1).
-package.path = arg[0]:gsub("tests/test_client.lua$", "") .. "?.lua;" .. package.path
+local here = arg[0]:gsub("tests/test_client.lua$", "")
+package.path = here .. "?.lua;" .. here .. "tests/?.lua;" .. package.path
 local veltix = require("veltix")
+local harness = require("harness")
 local port = assert(tonumber(arg[1]), "usage: test_client.lua <port>")
 local ECHO = 200
 local C = veltix.constants
 
-local passed = 0
-local function test(name, fn)
-  fn()
-  passed = passed + 1
-  print("ok " .. name)
-end
-
--- Dispatches until `done()` or 5 s.
-local function dispatch_until(client, done)
-  local deadline = os.time() + 5
-  while not done() do
-    assert(os.time() <= deadline, "timed out waiting in dispatch")
-    client:dispatch(50)
-  end
-end
+local test, dispatch_until = harness.test, harness.dispatch_until
 
 local function connected()
   local client = veltix.client { host = "127.0.0.1", port = port }
@@ -44,7 +32,7 @@ test("on_connect runs inside dispatch after connect_async", function()
   local connects = 0
   client:on_connect(function() connects = connects + 1 end)
   client:connect_async()
-  dispatch_until(client, function() return connects == 1 end)
+  dispatch_until({ client }, function() return connects == 1 end)
   assert(client:is_connected())
   client:close()
 end)
@@ -57,7 +45,7 @@ test("a route receives the echo of every send", function()
     got[#got + 1] = message.payload
   end)
   for i = 1, 50 do client:send(ECHO, "message " .. i) end
-  dispatch_until(client, function() return #got == 50 end)
+  dispatch_until({ client }, function() return #got == 50 end)
   -- The reference server answers on a thread pool, in any order.
   local seen = {}
   for _, payload in ipairs(got) do seen[payload] = true end
@@ -82,7 +70,7 @@ test("a request's reply arrives in its callback, once", function()
       replies[#replies + 1] = reply.payload
     end)
   end
-  dispatch_until(client, function() return #replies == 10 end)
+  dispatch_until({ client }, function() return #replies == 10 end)
   client:dispatch(50)
   assert(#replies == 10)
   client:close()
@@ -95,7 +83,7 @@ test("a request that gets no reply fails with a timeout", function()
   client:request(221, "nobody answers", 100, function(err, reply)
     outcome = { err = err, reply = reply }
   end)
-  dispatch_until(client, function() return outcome ~= nil end)
+  dispatch_until({ client }, function() return outcome ~= nil end)
   assert(outcome.reply == nil)
   assert(outcome.err:match("^VELTIX_ERR_TIMEOUT: "), outcome.err)
   client:close()
@@ -118,7 +106,7 @@ test("unroute sends the type to on_message, and an error in a callback reaches d
     error("boom in on_message")
   end)
   client:send(ECHO, "to on_message")
-  local ok, err = pcall(dispatch_until, client, function() return seen ~= nil end)
+  local ok, err = pcall(dispatch_until, { client }, function() return seen ~= nil end)
   assert(not ok and tostring(err):match("boom in on_message"), err)
   assert(seen == "to on_message")
   client:close()
@@ -136,12 +124,12 @@ test("every callback runs on the Lua thread, inside dispatch", function()
   client:route(ECHO, here)
   client:on_disconnect(here)
   client:connect_async()
-  dispatch_until(client, function() return calls == 1 end)
+  dispatch_until({ client }, function() return calls == 1 end)
   client:send(ECHO, "x")
   client:request(ECHO, "y", 5000, here)
-  dispatch_until(client, function() return calls == 3 end)
+  dispatch_until({ client }, function() return calls == 3 end)
   client:disconnect()
-  dispatch_until(client, function() return calls == 4 end)
+  dispatch_until({ client }, function() return calls == 4 end)
   client:close()
 end)
 
@@ -150,7 +138,7 @@ test("a refused connect_async ends in a permanent on_disconnect with its cause",
   local state
   refused:on_disconnect(function(s) state = s end)
   refused:connect_async()
-  dispatch_until(refused, function() return state ~= nil and state.permanent end)
+  dispatch_until({ refused }, function() return state ~= nil and state.permanent end)
   assert(state.reason == C.VELTIX_DISCONNECT_ERROR, state.reason)
   assert(state.detail:find("refused"), state.detail)
   refused:close()
@@ -167,7 +155,7 @@ test("disconnect reports a manual, permanent end inside dispatch", function()
   local state
   client:on_disconnect(function(s) state = s end)
   client:disconnect()
-  dispatch_until(client, function() return state ~= nil end)
+  dispatch_until({ client }, function() return state ~= nil end)
   assert(state.permanent and state.reason == C.VELTIX_DISCONNECT_MANUAL)
   client:close()
 end)
@@ -213,4 +201,4 @@ test("a client left to the collector is freed with its registrations", function(
   collectgarbage()
 end)
 
-print("PASS " .. passed)
+harness.report()

@@ -8,27 +8,14 @@
 -- Prints "ok <name>" per test and "PASS <count>" at the end; any failure
 -- raises an error (exit status 1).
 local here = arg[0]:gsub("tests/test_server.lua$", "")
-package.path = here .. "?.lua;" .. package.path
+package.path = here .. "?.lua;" .. here .. "tests/?.lua;" .. package.path
 local veltix = require("veltix")
+local harness = require("harness")
 local python = assert(arg[1], "usage: test_server.lua <python with veltix 3.3.0>")
 local ECHO, ASK, ANSWER, BROADCAST_OUT = 200, 212, 213, 203
 local C = veltix.constants
 
-local passed = 0
-local function test(name, fn)
-  fn()
-  passed = passed + 1
-  print("ok " .. name)
-end
-
--- Dispatches every handle until `done()` or 10 s.
-local function dispatch_until(handles, done)
-  local deadline = os.time() + 10
-  while not done() do
-    assert(os.time() <= deadline, "timed out waiting in dispatch")
-    for _, handle in ipairs(handles) do handle:dispatch(5) end
-  end
-end
+local test, dispatch_until = harness.test, harness.dispatch_until
 
 -- A started server on a free port of 127.0.0.1 that echoes type 200.
 local function echo_server()
@@ -119,4 +106,4 @@ test("the reference client gets answers, requests and broadcasts from a binding'
   os.remove(out)
 end)
 
-print("PASS " .. passed)
+harness.report()
