@@ -29,6 +29,7 @@ use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::{Decoded, FrameDecoder, Message};
 use crate::stats::StatsTime;
+use crate::sys::ReadWait;
 use crate::writer::Coalesce;
 
 thread_local! {
@@ -105,16 +106,6 @@ impl Drop for Lead<'_> {
     }
 }
 
-/// How a read turn reads.
-#[derive(Clone, Copy)]
-enum Wait {
-    /// Takes what is there.
-    No,
-    /// Waits for bytes within the socket's read timeout (a thread waiting
-    /// for its reply: one system call where a poll and a read are two).
-    Blocking,
-}
-
 /// What a read turn leaves for the next.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Turn {
@@ -177,7 +168,7 @@ impl Client {
                 // the pause counts as life.
                 state.clock.received(Instant::now());
             }
-            match self.read_turn(&connection, &mut state, &heartbeat, Wait::No) {
+            match self.read_turn(&connection, &mut state, &heartbeat, ReadWait::No) {
                 Ok(next) => turn = next,
                 Err(ended) => break ended,
             }
@@ -218,7 +209,7 @@ impl Client {
                 break None;
             }
             let wait = match turn {
-                Turn::Full => Wait::No,
+                Turn::Full => ReadWait::No,
                 Turn::Drained => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -227,12 +218,12 @@ impl Client {
                     // A read that blocks ends within the socket's read
                     // timeout, the lead slice; a shorter wait polls.
                     if left >= connection.lead_slice {
-                        Wait::Blocking
+                        ReadWait::Blocking
                     } else if crate::sys::wait_for_bytes(connection.stream(), left).is_err() {
                         // The reader thread meets the error and reports it.
                         break None;
                     } else {
-                        Wait::No
+                        ReadWait::No
                     }
                 }
             };
@@ -254,16 +245,13 @@ impl Client {
         connection: &Connection,
         state: &mut ReadState,
         heartbeat: &Heartbeat,
-        wait: Wait,
+        wait: ReadWait,
     ) -> Result<Turn, Ended> {
         let stats = &connection.stats;
         let mut room = 0;
         let read = state.decoder.fill_with(|buf| {
             room = buf.len();
-            match wait {
-                Wait::No => crate::sys::read_nowait(connection.stream(), buf),
-                Wait::Blocking => crate::sys::read(connection.stream(), buf),
-            }
+            crate::sys::read_as(connection.stream(), buf, wait)
         });
         let now = Instant::now();
         let turn = match read {

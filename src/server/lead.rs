@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 
 use super::event_loop::Command;
 use super::peer::Peer;
-use super::read_side::{ReadAmount, ReadSide, Turn, Wait};
+use super::read_side::{ReadAmount, ReadSide, Turn};
 use super::Server;
+use crate::sys::ReadWait;
 
 /// Longest a waiter reads its peer's socket itself.
 pub(super) const LEAD_LIMIT: Duration = Duration::from_millis(100);
@@ -157,7 +158,7 @@ impl Server {
             if peer.backlog.holds_reading_back() || self.budget().exceeded() {
                 break LeadEnd::HandOver;
             }
-            let mut how = Wait::No;
+            let mut how = ReadWait::No;
             if let (true, Some(until)) = (wait, wait_until) {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -166,7 +167,7 @@ impl Server {
                 // A read that blocks ends within the socket's read timeout,
                 // the read slice; a shorter wait polls.
                 if left >= READ_SLICE {
-                    how = Wait::Blocking;
+                    how = ReadWait::Blocking;
                 } else {
                     match crate::sys::wait_for_bytes(&peer.stream, left) {
                         Ok(true) => {}

@@ -24,6 +24,7 @@ use crate::protocol::frame::{PING, PONG};
 use crate::protocol::handshake::{self, HandshakeItem};
 use crate::protocol::{Borrowed, FrameDecoder};
 use crate::stats::StatsTime;
+use crate::sys::ReadWait;
 
 /// Reads of one connection per readiness turn before others get theirs.
 const READS_PER_TURN: usize = 16;
@@ -87,16 +88,6 @@ pub(super) enum Turn {
     OverBudget,
     /// The connection must be closed.
     Close(DisconnectReason),
-}
-
-/// How a read waits for bytes.
-#[derive(Clone, Copy)]
-pub(super) enum Wait {
-    /// Never: the I/O thread.
-    No,
-    /// Within the socket's read timeout: a thread waiting for its reply
-    /// (one system call where a poll and a read are two).
-    Blocking,
 }
 
 /// What one read took from the socket.
@@ -231,7 +222,7 @@ impl ReadSide {
                 turn = Turn::OverBudget;
                 break;
             }
-            match self.read_once(peer, server, Some(now), Wait::No) {
+            match self.read_once(peer, server, Some(now), ReadWait::No) {
                 Ok(ReadAmount::Short) if matches!(until, ReadUntil::ShortRead) => {
                     turn = Turn::Drained
                 }
@@ -254,7 +245,7 @@ impl ReadSide {
         peer: &Arc<Peer>,
         server: &Server,
         turn: Option<TurnTime>,
-        wait: Wait,
+        wait: ReadWait,
     ) -> Result<ReadAmount, Turn> {
         let mut room = 0;
         // Accounted after decoding: what is decoded now never waits.
@@ -262,12 +253,9 @@ impl ReadSide {
             let read = self.decoder.fill_with(|buf| {
                 room = buf.len();
                 let stream = &peer.stream;
-                match wait {
-                    // Through mio's `try_io`: on Windows a read that would
-                    // block is what arms the socket's next event.
-                    Wait::No => stream.try_io(|| crate::sys::read_nowait(stream, buf)),
-                    Wait::Blocking => crate::sys::read(stream, buf),
-                }
+                // Through mio's `try_io`: on Windows a read that would
+                // block is what arms the socket's next event.
+                stream.try_io(|| crate::sys::read_as(stream, buf, wait))
             });
             match read {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

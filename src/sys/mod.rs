@@ -86,6 +86,24 @@ pub(crate) fn send_nowait(socket: &impl AsSocket, slices: &[&[u8]]) -> io::Resul
     }
 }
 
+/// How a read waits for bytes.
+#[derive(Clone, Copy)]
+pub(crate) enum ReadWait {
+    /// Never: it takes what is there ([`read_nowait`]).
+    No,
+    /// Within the socket's read timeout ([`read`]): a thread waiting for
+    /// its reply, in one system call where a poll and a read are two.
+    Blocking,
+}
+
+/// One read of `stream`, waiting as `wait` says.
+pub(crate) fn read_as(stream: &impl AsSocket, buf: &mut [u8], wait: ReadWait) -> io::Result<usize> {
+    match wait {
+        ReadWait::No => read_nowait(stream, buf),
+        ReadWait::Blocking => read(stream, buf),
+    }
+}
+
 /// Sets a server's connection up so that a thread waiting for a reply on
 /// it can wait in [`read`], for `read_slice` at most per call, while the
 /// I/O thread never waits: it reads with [`read_nowait`] and writes with
