@@ -47,6 +47,12 @@ ensure_luajit() { ensure_debian_package luajit luajit; }
 # Debian's luarocks (the LuaJIT binding's install test).
 ensure_luarocks() { ensure_debian_package luarocks luarocks; }
 
+# Debian's Mono C# compiler and runtime, and NuGet (the C# binding).
+ensure_mono() {
+    ensure_debian_package mcs mono-mcs
+    ensure_debian_package nuget nuget
+}
+
 # Debian's clang (the C++ API is compiled by Clang as well as GCC).
 ensure_clang() { ensure_debian_package clang++ clang; }
 

@@ -6,7 +6,8 @@
 # examples and C tests under CTest (with an install + find_package/pkg-config
 # consumer), the Python ctypes test, and the demo command (C server and C
 # clients together), and the LuaJIT and Node.js hosts (installing Debian's
-# luajit, and nodejs with npm's koffi, when missing).
+# luajit, and nodejs with npm's koffi, when missing), and the C# binding
+# (with Debian's Mono and NuGet).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -52,27 +53,41 @@ step "Python ctypes loading target/release/libveltix.so"
 
 stop_server
 
-step "the LuaJIT binding (declarations, layouts, install, tests) and the Node.js host, against the reference server and the C server"
+step "the bindings (LuaJIT, C#) and the Node.js host: declarations, layouts, installs, tests against the reference server and the C server"
 ensure_luajit
 ensure_luarocks
 ensure_node_koffi
+ensure_mono
 python3 bindings/lua/gen_cdef.py --check
 python3 bindings/check_layouts.py -- luajit bindings/lua/tests/layouts.lua
 lua_tree="$(mktemp -d)"
 (cd bindings/lua && luarocks --lua-version 5.1 --tree "$lua_tree" make veltix-0.1.0-1.rockspec >/dev/null)
 cp bindings/lua/example.lua "$lua_tree/"
 lua_path="$lua_tree/share/lua/5.1/?.lua;$lua_tree/share/lua/5.1/?/init.lua"
+cs_out="$(mktemp -d)"
+bash bindings/csharp/build.sh "$cs_out" target/release/libveltix.so
+python3 bindings/check_layouts.py -- mono "$cs_out/Layouts.exe"
+# The README's example, built against the installed NuGet package only.
+cs_app="$(mktemp -d)"
+nuget install Veltix -Source "$cs_out" -OutputDirectory "$cs_app/packages" -NonInteractive >/dev/null
+awk '/^```csharp$/{n++; if (n == 1) {on=1; next}} /^```$/{on=0} on' bindings/csharp/README.md >"$cs_app/Example.cs"
+cp "$cs_app"/packages/Veltix.*/lib/netstandard2.0/Veltix.dll "$cs_app"/packages/Veltix.*/runtimes/linux-x64/native/* "$cs_app/"
+mcs -warn:4 -warnaserror -out:"$cs_app/Example.exe" -r:"$cs_app/Veltix.dll" "$cs_app/Example.cs"
 export VELTIX_LIBRARY="$ROOT/target/release/libveltix.so"
 for server in start_server start_c_server; do
     $server
     timeout 300 luajit bindings/lua/tests/test_client.lua "$VELTIX_PORT"
     # The README's example, from the installed rock only.
     (cd "$lua_tree" && LUA_PATH="$lua_path" timeout 60 luajit example.lua "$VELTIX_PORT")
+    LD_LIBRARY_PATH="$ROOT/target/release" timeout 300 mono "$cs_out/VeltixTests.exe" client "$VELTIX_PORT"
+    (cd "$cs_app" && timeout 60 mono Example.exe "$VELTIX_PORT")
     timeout 300 node tests/hosts/node_client.js target/release/libveltix.so "$VELTIX_PORT" 20
     stop_server
 done
-rm -rf "$lua_tree"
+rm -rf "$lua_tree" "$cs_app"
 timeout 300 luajit bindings/lua/tests/test_server.lua "$VENV/bin/python"
+LD_LIBRARY_PATH="$ROOT/target/release" timeout 300 mono "$cs_out/VeltixTests.exe" server "$VENV/bin/python" tests/support/ref_client.py
+rm -rf "$cs_out"
 
 step "the demo command: the C examples against libveltix's embedded C server"
 bash scripts/demo.sh
