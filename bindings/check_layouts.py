@@ -6,7 +6,8 @@ its size and each field's offset (`offsetof`), one `name size` or
 `name.field offset` line each; the binding's own program prints the same
 lines from what it declares. Any difference fails, naming the line.
 
-The C program also prints a line per function, `fn name(p8,u2,...)->i4`:
+The C program also prints a line per function, `fn name(p8,u2,...)->i4`
+(and per callback type, `cb name(...)->v0`):
 each parameter's and the result's kind (`p` pointer, `i` signed, `u`
 unsigned integer, `f` floating point, `b` bool, `v` void) and size; and
 `const NAME value` per integer constant. A binding that declares functions
@@ -27,6 +28,7 @@ HEADER = ROOT / "include" / "veltix.h"
 STRUCT = re.compile(r"typedef struct (\w+) \{(.*?)\} \1;", re.S)
 FIELD = re.compile(r"(\w+)(\[\d+\])?;$")
 FUNCTION = re.compile(r"^((?:const )?[\w ]+?[ *]+)(veltix_\w+)\(([^;]*?)\);", re.M)
+CALLBACK = re.compile(r"^typedef (\w+) \(\*(veltix_\w+_fn)\)\(([^;]*?)\);", re.M)
 CONSTANT = re.compile(r"^#define (VELTIX_\w+) \(?(-?\d+)\)?$", re.M)
 
 
@@ -51,11 +53,11 @@ def kind(c_type: str) -> str:
     return f"(({c_type})-1 < ({c_type})0 ? 'i' : 'u')"
 
 
-def functions() -> dict:
-    """Each function's parameter types and result type."""
+def functions(pattern=FUNCTION) -> dict:
+    """Each function's (or with CALLBACK, each callback type's) parameter types and result type."""
     text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
     found = {}
-    for result, name, params in FUNCTION.findall(text):
+    for result, name, params in pattern.findall(text):
         types = []
         for param in params.split(","):
             param = " ".join(param.split())
@@ -71,12 +73,14 @@ def c_lines() -> list:
         program.append(f'    printf("{name} %zu\\n", sizeof({name}));')
         for field in fields:
             program.append(f'    printf("{name}.{field} %zu\\n", offsetof({name}, {field}));')
-    for name, (params, result) in functions().items():
+    shapes = [("fn", name, shape) for name, shape in functions().items()]
+    shapes += [("cb", name, shape) for name, shape in functions(CALLBACK).items()]
+    for prefix, name, (params, result) in shapes:
         shape = '"," '.join(['"%c%zu"'] * len(params)) if params else '""'
         args = "".join(f", {kind(t)}, sizeof({t})" for t in params)
         returned = '"v0"' if result == "void" else '"%c%zu"'
         returned_args = "" if result == "void" else f", {kind(result)}, sizeof({result})"
-        program.append(f'    printf("fn {name}(" {shape} ")->" {returned} "\\n"{args}{returned_args});')
+        program.append(f'    printf("{prefix} {name}(" {shape} ")->" {returned} "\\n"{args}{returned_args});')
     text = HEADER.read_text()
     for name, _ in CONSTANT.findall(text):
         program.append(f'    printf("const {name} %lld\\n", (long long){name});')
@@ -93,7 +97,7 @@ def main() -> None:
     command = sys.argv[sys.argv.index("--") + 1:]
     expected = c_lines()
     got = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
-    declared = lambda line: line.startswith(("fn ", "const "))
+    declared = lambda line: line.startswith(("fn ", "cb ", "const "))
     missing = sorted(line for line in set(expected) - set(got) if not declared(line))
     wrong = sorted(set(got) - set(expected))
     if missing or wrong:

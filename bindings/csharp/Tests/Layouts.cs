@@ -1,7 +1,7 @@
 // Prints what the binding declares, for bindings/check_layouts.py to
 // compare with the C compiler: each struct's size and field offsets as the
-// marshaller lays them out, each DllImport's parameter and result kinds
-// and sizes, and each constant. Compiled together with Runtime/*.cs.
+// marshaller lays them out, each DllImport's and callback delegate's
+// parameter and result kinds and sizes, and each constant. Compiled together with Runtime/*.cs.
 using System;
 using System.Linq;
 using System.Reflection;
@@ -27,6 +27,13 @@ internal static class Layouts
             var parameters = method.GetParameters().Select(p => Shape(p.ParameterType, p));
             Console.WriteLine("fn {0}({1})->{2}", method.Name, string.Join(",", parameters),
                 Shape(method.ReturnType, method.ReturnParameter));
+        }
+        foreach (var callback in assembly.GetTypes().Where(t => typeof(Delegate).IsAssignableFrom(t) && t.Name.StartsWith("veltix_")))
+        {
+            var invoke = callback.GetMethod("Invoke");
+            var parameters = invoke.GetParameters().Select(p => Shape(p.ParameterType, p));
+            Console.WriteLine("cb {0}({1})->{2}", callback.Name, string.Join(",", parameters),
+                Shape(invoke.ReturnType, invoke.ReturnParameter));
         }
         foreach (var constant in typeof(Native).GetFields(BindingFlags.Static | BindingFlags.NonPublic)
                      .Where(f => f.IsLiteral && f.Name.StartsWith("VELTIX_")))
