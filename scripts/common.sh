@@ -57,7 +57,8 @@ ensure_mono() {
 ensure_clang() { ensure_debian_package clang++ clang; }
 
 # Node.js (Debian's nodejs and npm when missing) and the npm package koffi
-# in target/node (outside the tree); sets NODE_PATH for the Node host test.
+# in target/node (outside the tree); sets NODE_PATH for the Node binding's
+# tests.
 ensure_node_koffi() {
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         local sudo=""

@@ -5,9 +5,9 @@
 # check, the Rust unit/property/end-to-end tests, the CMake build of the
 # examples and C tests under CTest (with an install + find_package/pkg-config
 # consumer), the Python ctypes test, and the demo command (C server and C
-# clients together), and the LuaJIT and Node.js hosts (installing Debian's
-# luajit, and nodejs with npm's koffi, when missing), and the C# binding
-# (with Debian's Mono and NuGet).
+# clients together), and the LuaJIT, C# and Node.js bindings (installing
+# Debian's luajit, luarocks, Mono and NuGet, and nodejs with npm's koffi,
+# when missing).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -53,7 +53,7 @@ step "Python ctypes loading target/release/libveltix.so"
 
 stop_server
 
-step "the bindings (LuaJIT, C#) and the Node.js host: declarations, layouts, installs, tests against the reference server and the C server"
+step "the bindings (LuaJIT, C#, Node.js): declarations, layouts, installs, tests against the reference server and the C server"
 ensure_luajit
 ensure_luarocks
 ensure_node_koffi
@@ -67,6 +67,7 @@ lua_path="$lua_tree/share/lua/5.1/?.lua;$lua_tree/share/lua/5.1/?/init.lua"
 cs_out="$(mktemp -d)"
 bash bindings/csharp/build.sh "$cs_out" target/release/libveltix.so
 python3 bindings/check_layouts.py -- mono "$cs_out/Layouts.exe"
+python3 bindings/check_layouts.py -- node bindings/node/test/layouts.js target/release/libveltix.so
 # The README's example, built against the installed NuGet package only.
 cs_app="$(mktemp -d)"
 nuget install Veltix -Source "$cs_out" -OutputDirectory "$cs_app/packages" -NonInteractive >/dev/null
@@ -81,12 +82,18 @@ for server in start_server start_c_server; do
     (cd "$lua_tree" && LUA_PATH="$lua_path" timeout 60 luajit example.lua "$VELTIX_PORT")
     LD_LIBRARY_PATH="$ROOT/target/release" timeout 300 mono "$cs_out/VeltixTests.exe" client "$VELTIX_PORT"
     (cd "$cs_app" && timeout 60 mono Example.exe "$VELTIX_PORT")
-    timeout 300 node tests/hosts/node_client.js target/release/libveltix.so "$VELTIX_PORT" 20
+    (cd bindings/node && timeout 300 node --test test/client.test.js)
+    if [ "$server" = start_server ]; then
+        # The timer loop (Windows's), and the packed package with the README's example.
+        (cd bindings/node && VELTIX_NODE_LOOP=timer timeout 300 node --test test/client.test.js)
+        (cd bindings/node && timeout 300 node --test test/pack.test.js)
+    fi
     stop_server
 done
 rm -rf "$lua_tree" "$cs_app"
 timeout 300 luajit bindings/lua/tests/test_server.lua "$VENV/bin/python"
 LD_LIBRARY_PATH="$ROOT/target/release" timeout 300 mono "$cs_out/VeltixTests.exe" server "$VENV/bin/python" tests/support/ref_client.py
+(cd bindings/node && timeout 300 node --test test/server.test.js)
 rm -rf "$cs_out"
 
 step "the demo command: the C examples against libveltix's embedded C server"
