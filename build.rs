@@ -15,8 +15,9 @@ fn main() {
     // Version macros come from Cargo.toml, so they cannot drift from it.
     let version = |part: &str| env::var(format!("CARGO_PKG_VERSION_{part}")).expect("set by cargo");
     config.after_includes = Some(format!(
-        "\n/** Version of this header (the library's runtime version is veltix_version()). */\n\
-         #define VELTIX_VERSION_MAJOR {}\n#define VELTIX_VERSION_MINOR {}\n#define VELTIX_VERSION_PATCH {}\n\
+        "\n/** Major version of this header (the library's runtime version is veltix_version()). */\n\
+         #define VELTIX_VERSION_MAJOR {}\n/** Minor version of this header. */\n#define VELTIX_VERSION_MINOR {}\n\
+         /** Patch version of this header. */\n#define VELTIX_VERSION_PATCH {}\n\
          /** The library version as a string literal. */\n#define VELTIX_VERSION_STRING \"{}\"\n\
          /** The Veltix protocol version spoken (\"MAJOR.MINOR\"). */\n#define VELTIX_PROTOCOL_VERSION \"1.0\"\n\n\
          /** The handle veltix_*_event_fd() gives: a file descriptor on POSIX, a SOCKET on Windows. */\n\

@@ -1,6 +1,7 @@
-/*
- * libveltix: the Veltix TCP messaging protocol (wire-compatible with the
- * Python package veltix 3.3.0) for C, C++ and any language with an FFI.
+/**
+ * @file veltix.h
+ * @brief libveltix: the Veltix TCP messaging protocol (wire-compatible with
+ * the Python package veltix 3.3.0) for C, C++ and any language with an FFI.
  *
  * Conventions
  * - Functions returning veltix_status_t return VELTIX_OK (0) or a negative
@@ -56,9 +57,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** Version of this header (the library's runtime version is veltix_version()). */
+/** Major version of this header (the library's runtime version is veltix_version()). */
 #define VELTIX_VERSION_MAJOR 0
+/** Minor version of this header. */
 #define VELTIX_VERSION_MINOR 1
+/** Patch version of this header. */
 #define VELTIX_VERSION_PATCH 0
 /** The library version as a string literal. */
 #define VELTIX_VERSION_STRING "0.1.0"
@@ -1021,8 +1024,10 @@ veltix_status_t veltix_client_new(const struct veltix_client_config_t *config,
                                   struct veltix_client_t **out);
 
 /**
- * Sets the callback run after each successful connection (NULL clears).
- * Replacing or clearing it waits as `veltix_client_on_recv()` does.
+ * Sets `fn`, the callback run after each successful connection of
+ * `client` (NULL clears it), with `user_data`, which `free_user_data`
+ * (may be NULL) releases once `fn` can never run again. Replacing or
+ * clearing it waits as `veltix_client_on_recv()` does.
  *
  * # Safety
  * As `veltix_client_on_recv()`.
@@ -1033,8 +1038,10 @@ veltix_status_t veltix_client_on_connect(struct veltix_client_t *client,
                                          veltix_free_fn free_user_data);
 
 /**
- * Sets the callback run at each disconnection step (NULL clears).
- * Replacing or clearing it waits as `veltix_client_on_recv()` does.
+ * Sets `fn`, the callback run at each disconnection step of `client`
+ * (NULL clears it), with `user_data`, which `free_user_data` (may be
+ * NULL) releases once `fn` can never run again. Replacing or clearing it
+ * waits as `veltix_client_on_recv()` does.
  *
  * # Safety
  * As `veltix_client_on_recv()`.
@@ -1069,7 +1076,7 @@ veltix_status_t veltix_client_on_recv(struct veltix_client_t *client,
 /**
  * Pings the server (PING, answered by PONG) and writes the round trip in
  * milliseconds to `*out_rtt_ms` if it is not NULL. Completes as
- * `veltix_client_send_and_wait()` does.
+ * `veltix_client_send_and_wait()` does, waiting at most `timeout_ms`.
  *
  * # Safety
  * `client` must be a live client; `out_rtt_ms` NULL or writable.
@@ -1093,8 +1100,8 @@ veltix_status_t veltix_client_reply(struct veltix_client_t *client,
                                     size_t len);
 
 /**
- * Sends a request and returns without waiting for the reply: `on_reply`
- * receives the outcome later, exactly once (see `veltix_reply_fn`): the
+ * Sends a request (a message of `type_code`) and returns without waiting
+ * for the reply: `on_reply` receives the outcome later, exactly once (see `veltix_reply_fn`): the
  * reply, `VELTIX_ERR_TIMEOUT` after `timeout_ms`, or `VELTIX_ERR_CLOSED`.
  * The one exception: a `veltix_client_free()` from inside a callback drops
  * the outcomes not yet delivered. For a host's own thread, use it in
@@ -1133,8 +1140,10 @@ veltix_status_t veltix_client_retry(struct veltix_client_t *client,
                                     int32_t max_attempts);
 
 /**
- * Routes messages of `type_code` to `fn` instead of `on_recv`. Routes are
- * kept across reconnections. Replies to `veltix_client_send_and_wait()` and
+ * Routes the messages of `type_code` that `client` receives to `fn`
+ * instead of `on_recv`, with `user_data`, which `free_user_data` (may be
+ * NULL) releases once the route can never run again (see
+ * `veltix_free_fn`). Routes are kept across reconnections. Replies to `veltix_client_send_and_wait()` and
  * pings never reach routes.
  *
  * Returns `VELTIX_ERR_NULL_POINTER` if `fn` is NULL,
@@ -1179,8 +1188,8 @@ veltix_status_t veltix_client_send(struct veltix_client_t *client,
                                    size_t len);
 
 /**
- * Sends a request and blocks until the message carrying its request id
- * arrives (whatever its type), then writes it to `*out_response`; you own
+ * Sends a request (a message of `type_code`) and blocks until the
+ * message carrying its request id arrives (whatever its type), then writes it to `*out_response`; you own
  * it: release it with `veltix_message_free()`. Replies may arrive in any
  * order; each is matched by id as it is read, never delayed by
  * callbacks. May be called from callbacks and from many threads at once.
@@ -1520,9 +1529,10 @@ veltix_status_t veltix_server_new(const struct veltix_server_config_t *config,
                                   struct veltix_server_t **out);
 
 /**
- * Sets the callback run when a client completes its handshake (NULL
- * clears it). Replacing or clearing it waits as
- * `veltix_server_on_recv()` does.
+ * Sets `fn`, the callback run when a client of `server` completes its
+ * handshake (NULL clears it), with `user_data`, which `free_user_data`
+ * (may be NULL) releases once `fn` can never run again. Replacing or
+ * clearing it waits as `veltix_server_on_recv()` does.
  *
  * # Safety
  * As `veltix_server_on_recv()`.
@@ -1533,8 +1543,10 @@ veltix_status_t veltix_server_on_connect(struct veltix_server_t *server,
                                          veltix_free_fn free_user_data);
 
 /**
- * Sets the callback run when a connected client leaves (NULL clears it).
- * Replacing or clearing it waits as `veltix_server_on_recv()` does.
+ * Sets `fn`, the callback run when a connected client of `server`
+ * leaves (NULL clears it), with `user_data`, which `free_user_data` (may
+ * be NULL) releases once `fn` can never run again. Replacing or clearing
+ * it waits as `veltix_server_on_recv()` does.
  *
  * # Safety
  * As `veltix_server_on_recv()`.
@@ -1618,9 +1630,10 @@ veltix_status_t veltix_server_peers(const struct veltix_server_t *server,
                                     size_t *out_count);
 
 /**
- * Lists the connected clients having tag `name`, set to `value` (NULL:
- * any value), as the reference's `get_clients_by_tag`. Output as
- * `veltix_server_peers()`.
+ * Lists the clients of `server` having tag `name`, set to `value` (NULL:
+ * any value), as the reference's `get_clients_by_tag`: copies up to
+ * `capacity` ids to `out_peers` and writes how many there are to
+ * `*out_count`, as `veltix_server_peers()` does.
  *
  * # Safety
  * As `veltix_server_peers()`; `name` (and a non-NULL `value`)
@@ -1636,7 +1649,7 @@ veltix_status_t veltix_server_peers_with_tag(const struct veltix_server_t *serve
 /**
  * Pings `peer` (PING, answered by PONG) and writes the round trip in
  * milliseconds to `*out_rtt_ms` if it is not NULL. Completes as
- * `veltix_server_send_and_wait()` does.
+ * `veltix_server_send_and_wait()` does, waiting at most `timeout_ms`.
  *
  * # Safety
  * `server` must be a live server; `out_rtt_ms` NULL or writable.
@@ -1681,8 +1694,10 @@ veltix_status_t veltix_server_reply(struct veltix_server_t *server,
                                     size_t len);
 
 /**
- * Sends a request to `peer` and returns without waiting: `on_reply`
- * receives the outcome later, exactly once (see `veltix_server_reply_fn`),
+ * Sends a request (a message of `type_code`) to `peer` and returns
+ * without waiting: `on_reply` receives the outcome later, exactly once
+ * (the reply, or `VELTIX_ERR_TIMEOUT` after `timeout_ms`, or
+ * `VELTIX_ERR_CLOSED`; see `veltix_server_reply_fn`),
  * except that a `veltix_server_free()` from inside a callback drops the
  * outcomes not yet delivered. Returns at once with the error, and
  * `on_reply` is never called, when the request cannot be sent (as
@@ -1702,8 +1717,11 @@ veltix_status_t veltix_server_request(struct veltix_server_t *server,
                                       void *user_data);
 
 /**
- * Routes messages of `type_code` to `fn` instead of `on_recv`. Replies to
- * `veltix_server_send_and_wait()` and pings never reach routes.
+ * Routes the messages of `type_code` that `server` receives to `fn`
+ * instead of `on_recv`, with `user_data`, which `free_user_data` (may be
+ * NULL) releases once the route can never run again (see
+ * `veltix_free_fn`). Replies to `veltix_server_send_and_wait()` and pings
+ * never reach routes.
  *
  * Returns `VELTIX_ERR_NULL_POINTER` if `fn` is NULL,
  * `VELTIX_ERR_ALREADY_EXISTS` if the type is already routed.
@@ -1757,9 +1775,9 @@ veltix_status_t veltix_server_send(struct veltix_server_t *server,
                                    size_t len);
 
 /**
- * Sends a request to `peer` and blocks until the message from that peer
- * carrying its request id arrives (whatever its type), then writes it to
- * `*out_response`; you own it: release it with `veltix_message_free()`.
+ * Sends a request (a message of `type_code`) to `peer` and blocks until
+ * the message from that peer carrying its request id arrives (whatever
+ * its type), then writes it to `*out_response`; you own it: release it with `veltix_message_free()`.
  * The reply is matched on the I/O thread, never delayed by callbacks, so
  * this may be called from callbacks (the peer's own included) and from
  * many threads at once.
@@ -1801,8 +1819,8 @@ veltix_status_t veltix_server_send_text(struct veltix_server_t *server,
                                         const char *text);
 
 /**
- * Sets tag `name` of `peer` to `value` (NULL means `""`), creating or
- * replacing it, as the reference's `set_tag`.
+ * Sets tag `name` of `peer` of `server` to `value` (NULL means `""`),
+ * creating or replacing it, as the reference's `set_tag`.
  *
  * # Safety
  * As `veltix_server_add_tag()`.

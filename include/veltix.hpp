@@ -163,6 +163,7 @@ inline std::string_view version() noexcept { return veltix_version(); }
  */
 class error : public std::system_error {
    public:
+    /** An error of `code` (a `veltix::status`) with the library's `detail`. */
     error(std::error_code code, const std::string &detail) : std::system_error(code, detail) {}
     /** The C status value. */
     veltix_status_t status_value() const noexcept { return code().value(); }
@@ -347,6 +348,7 @@ inline void set_callback_exception_handler(std::function<void(std::exception_ptr
  * `clone()` keeps it. */
 class message_view {
    public:
+    /** A view of the C message `raw`, borrowed: valid as long as it is. */
     explicit message_view(const veltix_message_t *raw) noexcept : raw_(raw) {}
     /** The message type code. */
     std::uint16_t type() const noexcept { return veltix_message_type(raw_); }
@@ -383,7 +385,9 @@ class message {
     message() noexcept = default;
     /** Takes ownership of a C message. */
     explicit message(veltix_message_t *raw) noexcept : raw_(raw) {}
+    /** Takes `other`'s message, leaving it empty. */
     message(message &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
+    /** Frees this message and takes `other`'s, leaving it empty. */
     message &operator=(message &&other) noexcept {
         if (this != &other) {
             veltix_message_free(raw_);
@@ -426,6 +430,7 @@ inline message message_view::clone() const { return message(veltix_message_clone
  */
 class reply_result {
    public:
+    /** The outcome `result` of a request, with its `reply` (NULL unless OK) and `detail`. */
     reply_result(veltix_status_t result, const veltix_message_t *reply, const char *detail) noexcept
         : code_(detail::code_of(result)), reply_(reply), detail_(detail != nullptr ? detail : "") {}
     /** True when the reply arrived. */
@@ -703,6 +708,7 @@ class handle {
 class client_ref
     : public detail::handle<veltix_client_t, veltix_client_dispatch, veltix_client_event_fd> {
    public:
+    /** A view of the C client `raw` (not owned; e.g. inside a callback). */
     explicit client_ref(veltix_client_t *raw) noexcept : handle(raw) {}
 
     /** Connects and waits for the handshake (see `veltix_client_connect`). */
@@ -945,8 +951,10 @@ class client_ref
     }
 
    protected:
+    /** Throws `veltix::error` (with the detail) unless `result` is `VELTIX_OK`. */
     static void throw_on(veltix_status_t result) { detail::throw_if(detail::code_of(result)); }
 
+    /** Registers `f` as a message callback through `register_fn(fn, user_data, free_user_data)`. */
     template <typename F, typename Register>
     static std::error_code set_message_callback(F &&f, Register &&register_fn) noexcept {
         using signature = void(client_ref, message_view);
@@ -1050,6 +1058,7 @@ struct endpoint {
 class server_ref
     : public detail::handle<veltix_server_t, veltix_server_dispatch, veltix_server_event_fd> {
    public:
+    /** A view of the C server `raw` (not owned; e.g. inside a callback). */
     explicit server_ref(veltix_server_t *raw) noexcept : handle(raw) {}
 
     /** Starts listening. */
@@ -1380,8 +1389,10 @@ class server_ref
     }
 
    protected:
+    /** Throws `veltix::error` (with the detail) unless `result` is `VELTIX_OK`. */
     static void throw_on(veltix_status_t result) { detail::throw_if(detail::code_of(result)); }
 
+    /** Registers `f` as a message callback through `register_fn(fn, user_data, free_user_data)`. */
     template <typename F, typename Register>
     static std::error_code set_message_callback(F &&f, Register &&register_fn) noexcept {
         using signature = void(server_ref, peer_id, message_view);

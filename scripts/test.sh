@@ -33,6 +33,9 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
     fi
 fi
 
+step "documentation: every C parameter documented, every link alive, the Doxygen reference without a warning"
+bash scripts/docs.sh
+
 step "Rust tests (unit, property, C ABI end to end against the reference server, faults)"
 cargo test --release
 

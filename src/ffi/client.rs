@@ -257,8 +257,10 @@ pub unsafe extern "C" fn veltix_client_on_recv(
     })
 }
 
-/// Sets the callback run after each successful connection (NULL clears).
-/// Replacing or clearing it waits as `veltix_client_on_recv()` does.
+/// Sets `fn`, the callback run after each successful connection of
+/// `client` (NULL clears it), with `user_data`, which `free_user_data`
+/// (may be NULL) releases once `fn` can never run again. Replacing or
+/// clearing it waits as `veltix_client_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_client_on_recv()`.
@@ -283,8 +285,10 @@ pub unsafe extern "C" fn veltix_client_on_connect(
     })
 }
 
-/// Sets the callback run at each disconnection step (NULL clears).
-/// Replacing or clearing it waits as `veltix_client_on_recv()` does.
+/// Sets `fn`, the callback run at each disconnection step of `client`
+/// (NULL clears it), with `user_data`, which `free_user_data` (may be
+/// NULL) releases once `fn` can never run again. Replacing or clearing it
+/// waits as `veltix_client_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_client_on_recv()`.
@@ -319,8 +323,10 @@ pub unsafe extern "C" fn veltix_client_on_disconnect(
     })
 }
 
-/// Routes messages of `type_code` to `fn` instead of `on_recv`. Routes are
-/// kept across reconnections. Replies to `veltix_client_send_and_wait()` and
+/// Routes the messages of `type_code` that `client` receives to `fn`
+/// instead of `on_recv`, with `user_data`, which `free_user_data` (may be
+/// NULL) releases once the route can never run again (see
+/// `veltix_free_fn`). Routes are kept across reconnections. Replies to `veltix_client_send_and_wait()` and
 /// pings never reach routes.
 ///
 /// Returns `VELTIX_ERR_NULL_POINTER` if `fn` is NULL,
@@ -528,8 +534,8 @@ pub unsafe extern "C" fn veltix_client_reply(
     })
 }
 
-/// Sends a request and blocks until the message carrying its request id
-/// arrives (whatever its type), then writes it to `*out_response`; you own
+/// Sends a request (a message of `type_code`) and blocks until the
+/// message carrying its request id arrives (whatever its type), then writes it to `*out_response`; you own
 /// it: release it with `veltix_message_free()`. Replies may arrive in any
 /// order; each is matched by id as it is read, never delayed by
 /// callbacks. May be called from callbacks and from many threads at once.
@@ -573,7 +579,7 @@ pub unsafe extern "C" fn veltix_client_send_and_wait(
 
 /// Pings the server (PING, answered by PONG) and writes the round trip in
 /// milliseconds to `*out_rtt_ms` if it is not NULL. Completes as
-/// `veltix_client_send_and_wait()` does.
+/// `veltix_client_send_and_wait()` does, waiting at most `timeout_ms`.
 ///
 /// # Safety
 /// `client` must be a live client; `out_rtt_ms` NULL or writable.
@@ -755,8 +761,8 @@ pub type veltix_reply_fn = Option<
     ),
 >;
 
-/// Sends a request and returns without waiting for the reply: `on_reply`
-/// receives the outcome later, exactly once (see `veltix_reply_fn`): the
+/// Sends a request (a message of `type_code`) and returns without waiting
+/// for the reply: `on_reply` receives the outcome later, exactly once (see `veltix_reply_fn`): the
 /// reply, `VELTIX_ERR_TIMEOUT` after `timeout_ms`, or `VELTIX_ERR_CLOSED`.
 /// The one exception: a `veltix_client_free()` from inside a callback drops
 /// the outcomes not yet delivered. For a host's own thread, use it in

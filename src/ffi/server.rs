@@ -338,9 +338,10 @@ pub unsafe extern "C" fn veltix_server_on_recv(
     })
 }
 
-/// Sets the callback run when a client completes its handshake (NULL
-/// clears it). Replacing or clearing it waits as
-/// `veltix_server_on_recv()` does.
+/// Sets `fn`, the callback run when a client of `server` completes its
+/// handshake (NULL clears it), with `user_data`, which `free_user_data`
+/// (may be NULL) releases once `fn` can never run again. Replacing or
+/// clearing it waits as `veltix_server_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_server_on_recv()`.
@@ -365,8 +366,10 @@ pub unsafe extern "C" fn veltix_server_on_connect(
     })
 }
 
-/// Sets the callback run when a connected client leaves (NULL clears it).
-/// Replacing or clearing it waits as `veltix_server_on_recv()` does.
+/// Sets `fn`, the callback run when a connected client of `server`
+/// leaves (NULL clears it), with `user_data`, which `free_user_data` (may
+/// be NULL) releases once `fn` can never run again. Replacing or clearing
+/// it waits as `veltix_server_on_recv()` does.
 ///
 /// # Safety
 /// As `veltix_server_on_recv()`.
@@ -393,8 +396,11 @@ pub unsafe extern "C" fn veltix_server_on_disconnect(
     })
 }
 
-/// Routes messages of `type_code` to `fn` instead of `on_recv`. Replies to
-/// `veltix_server_send_and_wait()` and pings never reach routes.
+/// Routes the messages of `type_code` that `server` receives to `fn`
+/// instead of `on_recv`, with `user_data`, which `free_user_data` (may be
+/// NULL) releases once the route can never run again (see
+/// `veltix_free_fn`). Replies to `veltix_server_send_and_wait()` and pings
+/// never reach routes.
 ///
 /// Returns `VELTIX_ERR_NULL_POINTER` if `fn` is NULL,
 /// `VELTIX_ERR_ALREADY_EXISTS` if the type is already routed.
@@ -528,9 +534,9 @@ pub unsafe extern "C" fn veltix_server_reply(
     })
 }
 
-/// Sends a request to `peer` and blocks until the message from that peer
-/// carrying its request id arrives (whatever its type), then writes it to
-/// `*out_response`; you own it: release it with `veltix_message_free()`.
+/// Sends a request (a message of `type_code`) to `peer` and blocks until
+/// the message from that peer carrying its request id arrives (whatever
+/// its type), then writes it to `*out_response`; you own it: release it with `veltix_message_free()`.
 /// The reply is matched on the I/O thread, never delayed by callbacks, so
 /// this may be called from callbacks (the peer's own included) and from
 /// many threads at once.
@@ -574,7 +580,7 @@ pub unsafe extern "C" fn veltix_server_send_and_wait(
 
 /// Pings `peer` (PING, answered by PONG) and writes the round trip in
 /// milliseconds to `*out_rtt_ms` if it is not NULL. Completes as
-/// `veltix_server_send_and_wait()` does.
+/// `veltix_server_send_and_wait()` does, waiting at most `timeout_ms`.
 ///
 /// # Safety
 /// `server` must be a live server; `out_rtt_ms` NULL or writable.
@@ -772,8 +778,8 @@ pub unsafe extern "C" fn veltix_server_add_tag(
     })
 }
 
-/// Sets tag `name` of `peer` to `value` (NULL means `""`), creating or
-/// replacing it, as the reference's `set_tag`.
+/// Sets tag `name` of `peer` of `server` to `value` (NULL means `""`),
+/// creating or replacing it, as the reference's `set_tag`.
 ///
 /// # Safety
 /// As `veltix_server_add_tag()`.
@@ -847,9 +853,10 @@ pub unsafe extern "C" fn veltix_server_get_tag(
     })
 }
 
-/// Lists the connected clients having tag `name`, set to `value` (NULL:
-/// any value), as the reference's `get_clients_by_tag`. Output as
-/// `veltix_server_peers()`.
+/// Lists the clients of `server` having tag `name`, set to `value` (NULL:
+/// any value), as the reference's `get_clients_by_tag`: copies up to
+/// `capacity` ids to `out_peers` and writes how many there are to
+/// `*out_count`, as `veltix_server_peers()` does.
 ///
 /// # Safety
 /// As `veltix_server_peers()`; `name` (and a non-NULL `value`)
@@ -957,8 +964,10 @@ pub type veltix_server_reply_fn = Option<
     ),
 >;
 
-/// Sends a request to `peer` and returns without waiting: `on_reply`
-/// receives the outcome later, exactly once (see `veltix_server_reply_fn`),
+/// Sends a request (a message of `type_code`) to `peer` and returns
+/// without waiting: `on_reply` receives the outcome later, exactly once
+/// (the reply, or `VELTIX_ERR_TIMEOUT` after `timeout_ms`, or
+/// `VELTIX_ERR_CLOSED`; see `veltix_server_reply_fn`),
 /// except that a `veltix_server_free()` from inside a callback drops the
 /// outcomes not yet delivered. Returns at once with the error, and
 /// `on_reply` is never called, when the request cannot be sent (as
