@@ -65,7 +65,8 @@ python3 bindings/lua/gen_cdef.py --check
 python3 bindings/check_layouts.py -- luajit bindings/lua/tests/layouts.lua
 lua_tree="$(mktemp -d)"
 (cd bindings/lua && luarocks --lua-version 5.1 --tree "$lua_tree" make veltix-0.1.0-1.rockspec >/dev/null)
-cp bindings/lua/example.lua "$lua_tree/"
+# The README's example, as written there.
+awk '/^```lua$/{n++; if (n == 1) {on=1; next}} /^```$/{on=0} on' bindings/lua/README.md >"$lua_tree/example.lua"
 lua_path="$lua_tree/share/lua/5.1/?.lua;$lua_tree/share/lua/5.1/?/init.lua"
 cs_out="$(mktemp -d)"
 bash bindings/csharp/build.sh "$cs_out" target/release/libveltix.so

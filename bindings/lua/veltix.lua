@@ -327,6 +327,47 @@ function Client:is_connected()
   return library().veltix_client_is_connected(live(self))
 end
 
+-- The counters `fill(stats)` writes, as a table.
+local function stats_of(fill)
+  local stats = ffi.new("veltix_stats_t")
+  stats.struct_size = ffi.sizeof(stats)
+  check(fill(stats))
+  return {
+    bytes_in = tonumber(stats.bytes_in),
+    bytes_out = tonumber(stats.bytes_out),
+    frames_in = tonumber(stats.frames_in),
+    frames_out = tonumber(stats.frames_out),
+    last_rtt_ms = stats.last_rtt_ms,
+    ms_since_last_frame = tonumber(stats.ms_since_last_frame),
+  }
+end
+
+--- The connection's counters: bytes_in, bytes_out, frames_in, frames_out,
+-- last_rtt_ms (negative before the first ping) and ms_since_last_frame.
+function Client:stats()
+  return stats_of(function(stats) return library().veltix_client_stats(live(self), stats) end)
+end
+
+--- Starts a reconnection loop of at most `max_attempts` attempts (nil:
+-- the config's `retry`).
+function Client:retry(max_attempts)
+  check(library().veltix_client_retry(live(self), max_attempts or -1))
+end
+
+--- Stops a reconnection loop; a permanent on_disconnect follows.
+function Client:stop_retry()
+  check(library().veltix_client_stop_retry(live(self)))
+end
+
+--- Waits until the client is neither connected nor reconnecting, at most
+-- `timeout_ms` (nil or -1: without end). Returns false on timeout.
+function Client:wait_until_closed(timeout_ms)
+  local status = library().veltix_client_wait_until_closed(live(self), timeout_ms or -1)
+  if status == C.VELTIX_ERR_TIMEOUT then return false end
+  check(status)
+  return true
+end
+
 --- Disconnects (on_disconnect follows, inside `dispatch`).
 function Client:disconnect()
   check(library().veltix_client_disconnect(live(self)))
@@ -493,6 +534,81 @@ end
 --- Sets tag `name` of `peer` to `value`.
 function Server:set_tag(peer, name, value)
   check(library().veltix_server_set_tag(live(self), peer, name, value))
+end
+
+--- Sets tag `name` of `peer` to `value` unless it has that tag; false if
+-- it had (its value unchanged).
+function Server:add_tag(peer, name, value)
+  local status = library().veltix_server_add_tag(live(self), peer, name, value)
+  if status == C.VELTIX_ERR_ALREADY_EXISTS then return false end
+  check(status)
+  return true
+end
+
+--- The value of tag `name` of `peer`, or nil if it is not set.
+function Server:get_tag(peer, name)
+  local L = library()
+  local length = ffi.new("size_t[1]")
+  while true do
+    local status = L.veltix_server_get_tag(live(self), peer, name, nil, 0, length)
+    if status == C.VELTIX_ERR_NOT_FOUND then return nil end
+    check(status)
+    local size = tonumber(length[0]) + 1
+    local buffer = ffi.new("char[?]", size)
+    status = L.veltix_server_get_tag(live(self), peer, name, buffer, size, length)
+    if status == C.VELTIX_ERR_NOT_FOUND then return nil end
+    -- BUFFER_TOO_SMALL: set to a longer value meanwhile; ask again.
+    if status ~= C.VELTIX_ERR_BUFFER_TOO_SMALL then
+      check(status)
+      return ffi.string(buffer, length[0])
+    end
+  end
+end
+
+--- Removes tag `name` of `peer`; false if it was not set.
+function Server:remove_tag(peer, name)
+  local status = library().veltix_server_remove_tag(live(self), peer, name)
+  if status == C.VELTIX_ERR_NOT_FOUND then return false end
+  check(status)
+  return true
+end
+
+--- Where `peer` connected from: its IP address (a string) and port.
+function Server:peer_address(peer)
+  local buffer = ffi.new("char[64]")
+  local port = ffi.new("uint16_t[1]")
+  check(library().veltix_server_peer_address(live(self), peer, buffer, 64, port))
+  return ffi.string(buffer), port[0]
+end
+
+--- The counters of `peer`'s connection, as `Client:stats()`.
+function Server:peer_stats(peer)
+  return stats_of(function(stats) return library().veltix_server_peer_stats(live(self), peer, stats) end)
+end
+
+--- Pings `peer` and waits for the answer; the round trip in milliseconds.
+-- A client's library thread answers, so this works even for a client
+-- that the same thread dispatches.
+function Server:ping_client(peer, timeout_ms)
+  local rtt = ffi.new("double[1]")
+  check(library().veltix_server_ping_client(live(self), peer, timeout_ms, rtt))
+  return rtt[0]
+end
+
+--- How many clients are connected.
+function Server:client_count()
+  return tonumber(library().veltix_server_client_count(live(self)))
+end
+
+--- The port it listens on (the one picked, for port 0).
+function Server:port()
+  return library().veltix_server_port(live(self))
+end
+
+--- Stops listening and closes every connection (on_disconnect follows for
+-- each, inside `dispatch`); `start()` listens again. `close()` frees it.
+function Server:shutdown()
+  check(library().veltix_server_close(live(self)))
 end
 
 --- Disconnects `peer`.

@@ -67,6 +67,16 @@ test("a server's request, broadcast, tags and close_client reach the binding's c
   server:set_tag(peer, "room", "lobby")
   assert(#server:peers_with_tag("room", "lobby") == 1 and server:peers_with_tag("room", "lobby")[1] == peer)
   assert(#server:peers_with_tag("room", "hall") == 0 and #server:peers_with_tag("room") == 1)
+  assert(server:get_tag(peer, "room") == "lobby")
+  assert(server:add_tag(peer, "room", "hall") == false and server:get_tag(peer, "room") == "lobby")
+  assert(server:add_tag(peer, "role", "player") == true)
+  assert(server:remove_tag(peer, "room") == true and server:remove_tag(peer, "room") == false)
+  assert(server:get_tag(peer, "room") == nil)
+  local address, from_port = server:peer_address(peer)
+  assert(address == "127.0.0.1" and from_port > 0, address)
+  assert(server:client_count() == 1 and server:port() == port)
+  assert(server:ping_client(peer, 5000) > 0)
+  assert(server:peer_stats(peer).frames_in >= 1)
   server:close_client(peer)
   dispatch_until({ server, client }, function() return ended ~= nil end)
   assert(ended.reason == C.VELTIX_DISCONNECT_SERVER_CLOSED, ended.reason)
@@ -104,6 +114,29 @@ test("the reference client gets answers, requests and broadcasts from a binding'
   assert(log():find('"op": "request", "reply": {"type": 200', 1, true), log())
   server:close()
   os.remove(out)
+end)
+
+test("shutdown closes every connection with MANUAL, and start listens again", function()
+  local server, port = echo_server()
+  local left
+  server:on_disconnect(function(peer, reason) left = reason end)
+  local client = veltix.client { host = "127.0.0.1", port = port }
+  client:connect()
+  dispatch_until({ server, client }, function() return server:client_count() == 1 end)
+  server:shutdown()
+  dispatch_until({ server, client }, function() return left ~= nil and not client:is_connected() end)
+  assert(left == C.VELTIX_DISCONNECT_MANUAL, left)
+  client:close()
+  -- Port 0 picks a port again.
+  local again = veltix.client { host = "127.0.0.1", port = server:start() }
+  again:connect()
+  -- The server's route runs in this thread's dispatch: ask without blocking.
+  local reply
+  again:request(ECHO, "again", 5000, function(err, r) assert(not err, err); reply = r end)
+  dispatch_until({ server, again }, function() return reply ~= nil end)
+  assert(reply.payload == "again")
+  again:close()
+  server:close()
 end)
 
 harness.report()
