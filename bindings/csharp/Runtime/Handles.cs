@@ -3,13 +3,17 @@ using System.Runtime.InteropServices;
 
 namespace Veltix.Interop
 {
-    /// <summary>A <c>veltix_client_t *</c>, freed by <c>veltix_client_free</c>.</summary>
-    internal sealed class ClientHandle : SafeHandle
+    /// <summary>A pointer the library gave this program, released once by <see cref="SafeHandle.ReleaseHandle"/>.</summary>
+    internal abstract class NativeHandle : SafeHandle
     {
-        private ClientHandle() : base(IntPtr.Zero, true) { }
+        protected NativeHandle() : base(IntPtr.Zero, true) { }
 
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+    }
 
+    /// <summary>A <c>veltix_client_t *</c>, freed by <c>veltix_client_free</c>.</summary>
+    internal sealed class ClientHandle : NativeHandle
+    {
         protected override bool ReleaseHandle()
         {
             Native.veltix_client_free(handle);
@@ -18,12 +22,8 @@ namespace Veltix.Interop
     }
 
     /// <summary>A <c>veltix_server_t *</c>, freed by <c>veltix_server_free</c>.</summary>
-    internal sealed class ServerHandle : SafeHandle
+    internal sealed class ServerHandle : NativeHandle
     {
-        private ServerHandle() : base(IntPtr.Zero, true) { }
-
-        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
-
         protected override bool ReleaseHandle()
         {
             Native.veltix_server_free(handle);
@@ -32,12 +32,8 @@ namespace Veltix.Interop
     }
 
     /// <summary>A <c>veltix_message_t *</c> this program owns, freed by <c>veltix_message_free</c>.</summary>
-    internal sealed class MessageHandle : SafeHandle
+    internal sealed class MessageHandle : NativeHandle
     {
-        private MessageHandle() : base(IntPtr.Zero, true) { }
-
-        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
-
         protected override bool ReleaseHandle()
         {
             Native.veltix_message_free(handle);
