@@ -31,6 +31,15 @@ seeds = {
    "bad_crc_and_garbage": b"\x09" + b"zzzz" + frame(200, 1, b"bad", crc=5) + frame(200, 2, b"ok"),
    "frame_before_hello": b"\x00" + frame(200, 1, b"too early"),
  },
+ "proxy_header": {
+   "v1_tcp4": b"PROXY TCP4 192.0.2.7 10.0.0.1 51234 8080\r\n" + hs({"pv": "1.0"}),
+   "v1_tcp6": b"PROXY TCP6 2001:db8::7 2001:db8::1 51234 8080\r\n",
+   "v1_unknown": b"PROXY UNKNOWN\r\n",
+   "v2_ipv4": b"\r\n\r\n\0\r\nQUIT\n" + bytes([0x21, 0x11, 0, 12, 192, 0, 2, 7, 10, 0, 0, 1]) + struct.pack(">HH", 51234, 8080),
+   "v2_local": b"\r\n\r\n\0\r\nQUIT\n" + bytes([0x20, 0x00, 0, 0]),
+   "v2_ipv6_tlv": b"\r\n\r\n\0\r\nQUIT\n" + bytes([0x21, 0x21, 0, 40]) + bytes(range(32)) + struct.pack(">HH", 1, 2) + bytes([1, 0, 1, 5]),
+   "handshake": hs({"v": "3.3.0", "pv": "1.0", "meta": {}}),
+ },
 }
 for target, files in seeds.items():
     os.makedirs(f"corpus/{target}", exist_ok=True)
