@@ -595,6 +595,26 @@ typedef struct veltix_server_config_t {
      * machine. Default 50.
      */
     uint32_t reply_spin_us;
+    /**
+     * Keeps the fields after it out of the tail padding of the struct as
+     * it was before them (on 32-bit systems). Never read.
+     */
+    uint32_t reserved1;
+    /**
+     * The PROXY protocol: the load balancers whose connections start with
+     * a PROXY header (version 1 or 2, as HAProxy's `send-proxy` and
+     * `send-proxy-v2` write it) naming the real client, as a
+     * NUL-terminated, comma-separated list of IP addresses and networks
+     * (`"10.0.0.5, 192.168.0.0/16, ::1"`); copied. With it,
+     * `veltix_server_peer_address()` reports the client, and
+     * `on_connect` runs once the header and the handshake are read. A
+     * connection from a listed address without a valid header, and one
+     * from any other address that sends a header, are closed (logged)
+     * before their handshake: nothing else is affected. NULL (the
+     * default): no header is looked for; the server never guesses, since
+     * a client could otherwise claim any address.
+     */
+    const char *proxy_protocol_from;
 } veltix_server_config_t;
 
 /**

@@ -1032,17 +1032,28 @@ class server_config : public detail::shared_settings<server_config> {
         raw_.reply_spin_us = detail::to_us(spin);
         return *this;
     }
-    /** Every field of the C struct (except `host`: use `listen`). */
+    /** The PROXY protocol: the load balancers (addresses and networks,
+     *  comma-separated, e.g. "10.0.0.5, 192.168.0.0/16") whose connections
+     *  start with a PROXY header naming the real client (see
+     *  `veltix_server_config_t::proxy_protocol_from`). */
+    server_config &proxy_protocol_from(std::string trusted) {
+        proxy_protocol_from_ = std::move(trusted);
+        return *this;
+    }
+    /** Every field of the C struct (except `host` and
+     *  `proxy_protocol_from`: use `listen` and `proxy_protocol_from`). */
     veltix_server_config_t &raw() noexcept { return raw_; }
     /** The C struct to pass to `veltix_server_new`; valid while this lives. */
     const veltix_server_config_t *c_config() noexcept {
         raw_.host = host_.c_str();
+        raw_.proxy_protocol_from = proxy_protocol_from_ ? proxy_protocol_from_->c_str() : nullptr;
         return &raw_;
     }
 
    private:
     veltix_server_config_t raw_{};
     std::string host_;
+    std::optional<std::string> proxy_protocol_from_;
 };
 
 /** A peer's address. */

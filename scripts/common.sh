@@ -53,6 +53,12 @@ ensure_mono() {
     ensure_debian_package nuget nuget
 }
 
+# Debian's HAProxy (the PROXY protocol tests run one in front of the
+# server; they start their own, so the packaged service is not needed).
+ensure_haproxy() {
+    ensure_debian_package haproxy haproxy
+}
+
 # Debian's clang (the C++ API is compiled by Clang as well as GCC).
 ensure_clang() { ensure_debian_package clang++ clang; }
 

@@ -36,7 +36,8 @@ fi
 step "documentation: every C parameter documented, every link alive, the Doxygen reference without a warning"
 bash scripts/docs.sh
 
-step "Rust tests (unit, property, C ABI end to end against the reference server, faults)"
+step "Rust tests (unit, property, C ABI end to end against the reference server, faults, HAProxy)"
+ensure_haproxy
 cargo test --release
 
 step "CMake build of the examples and C/C++ tests; CTest against the reference server"

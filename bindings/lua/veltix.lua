@@ -191,6 +191,9 @@ local function new_handle(kind, class, fields, host_field, options)
   -- Kept alive until the library has copied it.
   local host = options.host and ffi.new("char[?]", #options.host + 1, options.host)
   if host then config[host_field] = host end
+  local trusted = options.proxy_protocol_from
+  trusted = trusted and ffi.new("char[?]", #trusted + 1, trusted)
+  if trusted then config.proxy_protocol_from = trusted end
   for _, field in ipairs(fields) do
     if options[field] ~= nil then config[field] = options[field] end
   end
@@ -423,7 +426,9 @@ add_shared_methods(Client, "veltix_client", "client")
 -- (default 8080; 0 picks a free one). Other options: buffer_size,
 -- max_connection, max_message_size, handshake_timeout_ms,
 -- max_outbound_bytes, max_queued_messages, max_queued_bytes,
--- max_memory_bytes, idle_timeout_ms, reply_spin_us, and liveness as for a
+-- max_memory_bytes, idle_timeout_ms, reply_spin_us, proxy_protocol_from
+-- (the load balancers whose connections start with a PROXY header, e.g.
+-- "10.0.0.5, 192.168.0.0/16"), and liveness as for a
 -- client. Callbacks run inside `dispatch`, as a client's do. It is freed
 -- by `close()`, or when collected.
 function veltix.server(options)

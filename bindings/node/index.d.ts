@@ -70,6 +70,8 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   replySpinUs?: number;
   liveness?: Liveness;
+  /** The load balancers ('10.0.0.5, 192.168.0.0/16') whose connections start with a PROXY header naming the real client. */
+  proxyProtocolFrom?: string;
 }
 
 /** A connection's counters. */

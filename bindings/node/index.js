@@ -378,6 +378,7 @@ const SERVER_FIELDS = {
   maxMemoryBytes: 'max_memory_bytes',
   idleTimeoutMs: 'idle_timeout_ms',
   replySpinUs: 'reply_spin_us',
+  proxyProtocolFrom: 'proxy_protocol_from',
 };
 
 function statsOf(get) {

@@ -10,7 +10,7 @@ use super::liveness::veltix_liveness_t;
 use super::status::veltix_status_t;
 use crate::error::Result;
 use crate::liveness::optional_ms;
-use crate::server::ServerConfig;
+use crate::server::{ServerConfig, TrustedProxies};
 
 /// How a server listens. Fill it with
 /// `veltix_server_config_init(&config, sizeof config)`, then change the
@@ -122,6 +122,22 @@ pub struct veltix_server_config_t {
     /// 1000) when round trips to a remote server run on an otherwise idle
     /// machine. Default 50.
     pub reply_spin_us: u32,
+    /// Keeps the fields after it out of the tail padding of the struct as
+    /// it was before them (on 32-bit systems). Never read.
+    pub reserved1: u32,
+    /// The PROXY protocol: the load balancers whose connections start with
+    /// a PROXY header (version 1 or 2, as HAProxy's `send-proxy` and
+    /// `send-proxy-v2` write it) naming the real client, as a
+    /// NUL-terminated, comma-separated list of IP addresses and networks
+    /// (`"10.0.0.5, 192.168.0.0/16, ::1"`); copied. With it,
+    /// `veltix_server_peer_address()` reports the client, and
+    /// `on_connect` runs once the header and the handshake are read. A
+    /// connection from a listed address without a valid header, and one
+    /// from any other address that sends a header, are closed (logged)
+    /// before their handshake: nothing else is affected. NULL (the
+    /// default): no header is looked for; the server never guesses, since
+    /// a client could otherwise claim any address.
+    pub proxy_protocol_from: *const c_char,
 }
 
 /// Fills `config` with the defaults and sets `config->struct_size`; pass
@@ -167,6 +183,8 @@ unsafe impl Extensible for veltix_server_config_t {
             callbacks_on_io_thread: defaults.callbacks_on_io_thread,
             reserved0: [0; 7],
             reply_spin_us: micros(defaults.reply_spin),
+            reserved1: 0,
+            proxy_protocol_from: std::ptr::null(),
         }
     }
 
@@ -192,6 +210,8 @@ unsafe impl Extensible for veltix_server_config_t {
                 callbacks_on_io_thread,
                 reserved0,
                 reply_spin_us,
+                reserved1,
+                proxy_protocol_from,
             ]
         )
     }
@@ -201,7 +221,8 @@ impl veltix_server_config_t {
     /// The Rust configuration, validated.
     ///
     /// # Safety
-    /// A non-NULL `host` must be a NUL-terminated string.
+    /// A non-NULL `host` or `proxy_protocol_from` must be a NUL-terminated
+    /// string.
     pub(crate) unsafe fn to_config(&self) -> Result<ServerConfig> {
         let host = if self.host.is_null() {
             ServerConfig::default().host
@@ -227,6 +248,13 @@ impl veltix_server_config_t {
             idle_timeout: optional_ms(self.idle_timeout_ms),
             callbacks_on_io_thread: self.callbacks_on_io_thread,
             reply_spin: Duration::from_micros(self.reply_spin_us.into()),
+            proxy_protocol: match self.proxy_protocol_from.is_null() {
+                true => None,
+                false => Some(TrustedProxies::parse(utf8(
+                    self.proxy_protocol_from,
+                    "config.proxy_protocol_from",
+                )?)?),
+            },
         };
         config.validate()?;
         Ok(config)

@@ -12,6 +12,8 @@ use crate::liveness::{Liveness, MIN_HEARTBEAT};
 use crate::protocol::frame::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::reply_spin::DEFAULT_REPLY_SPIN;
 
+use super::proxy::TrustedProxies;
+
 /// Default bound of a peer's queued outbound bytes (32 MiB).
 pub const DEFAULT_MAX_OUTBOUND_BYTES: u32 = 32 * 1024 * 1024;
 /// Default bound of the memory held on behalf of all peers (512 MiB).
@@ -63,6 +65,13 @@ pub struct ServerConfig {
     /// peer, for up to 100 ms); zero never spins. Only while a core is
     /// idle (on Linux).
     pub reply_spin: Duration,
+    /// The load balancers whose connections start with a PROXY protocol
+    /// header (v1 or v2) naming the real client, which `peer_address`
+    /// then reports. A connection from one of them without a valid
+    /// header, or a header from any other address, is closed. `None` (the
+    /// default): the server never looks for one (never guessed: a
+    /// header then fails the handshake as any other bytes would).
+    pub proxy_protocol: Option<TrustedProxies>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +92,7 @@ impl Default for ServerConfig {
             idle_timeout: None,
             callbacks_on_io_thread: false,
             reply_spin: DEFAULT_REPLY_SPIN,
+            proxy_protocol: None,
         }
     }
 }

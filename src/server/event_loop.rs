@@ -22,7 +22,7 @@ use slab::Slab;
 
 use super::lead::{LEAD_LIMIT, READ_SLICE};
 use super::peer::{Peer, PeerId};
-use super::read_side::{Liveness, ReadSide, ReadUntil, Turn, TurnTime};
+use super::read_side::{Liveness, ProxyStage, ReadSide, ReadUntil, Turn, TurnTime};
 use super::timers::LivenessTimers;
 use super::{Server, ServerConfig};
 use crate::backlog::Backlog;
@@ -296,6 +296,11 @@ impl EventLoop {
             Some(Box::new(move || control.send(Command::Read { key, id }))),
         );
         let decoder = FrameDecoder::new(config.max_message_size, config.buffer_size as usize);
+        let proxy_stage = match &config.proxy_protocol {
+            None => ProxyStage::Done,
+            Some(trusted) if trusted.trusts(addr.ip()) => ProxyStage::Required,
+            Some(_) => ProxyStage::Forbidden,
+        };
         let peer = Peer::new(
             id,
             addr,
@@ -303,7 +308,7 @@ impl EventLoop {
             stream,
             max_outbound,
             backlog,
-            ReadSide::new(decoder, Some(budget)),
+            ReadSide::new(decoder, Some(budget)).with_proxy(proxy_stage),
         )
         .watched_by(watch);
         let peer = Arc::new(peer);

@@ -15,6 +15,7 @@ mod handlers;
 mod lead;
 mod outbound;
 mod peer;
+mod proxy;
 mod read_side;
 #[cfg(test)]
 mod test_peer;
@@ -33,6 +34,7 @@ pub use handlers::{
     PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler, PeerReplyHandler,
 };
 pub use peer::PeerId;
+pub use proxy::TrustedProxies;
 
 use crate::backlog::BacklogLimits;
 use crate::budget::MemoryBudget;
@@ -490,7 +492,7 @@ impl Server {
 
     /// The remote address of `peer`.
     pub fn peer_addr(&self, peer: PeerId) -> Result<SocketAddr> {
-        Ok(self.peer(peer)?.addr)
+        Ok(self.peer(peer)?.client_address())
     }
 
     /// Sets tag `name` of `peer` to `value`, replacing a previous value

@@ -15,7 +15,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use mio::net::TcpStream;
 use scoped_tls::scoped_thread_local;
@@ -133,7 +133,11 @@ pub type PeerId = u64;
 /// The shared state of one connection.
 pub(crate) struct Peer {
     pub id: PeerId,
+    /// The address the connection came from (a load balancer's, behind
+    /// one).
     pub addr: SocketAddr,
+    /// The client's address from a trusted PROXY header, once read.
+    client_addr: OnceLock<SocketAddr>,
     /// The connection's key in the I/O thread's table (its poll token).
     pub key: usize,
     pub stream: TcpStream,
@@ -257,6 +261,7 @@ impl Peer {
         Peer {
             id,
             addr,
+            client_addr: OnceLock::new(),
             key,
             stream,
             lane: Lane::default(),
@@ -280,6 +285,17 @@ impl Peer {
             #[cfg(test)]
             reads_found_taken: AtomicU64::new(0),
         }
+    }
+
+    /// The client's address: from a trusted PROXY header if the connection
+    /// carried one, else the connection's own.
+    pub fn client_address(&self) -> SocketAddr {
+        self.client_addr.get().copied().unwrap_or(self.addr)
+    }
+
+    /// Records the client's address read from a trusted PROXY header.
+    pub fn set_client_address(&self, address: SocketAddr) {
+        let _ = self.client_addr.set(address);
     }
 
     /// This peer, its socket registered with the I/O thread's poll

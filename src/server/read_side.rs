@@ -22,6 +22,7 @@ use crate::liveness::{HeartbeatClock, HeartbeatDue};
 use crate::log::log_at;
 use crate::protocol::frame::{PING, PONG};
 use crate::protocol::handshake::{self, HandshakeItem};
+use crate::protocol::proxy::{self, ProxyHeader};
 use crate::protocol::{Borrowed, FrameDecoder};
 use crate::stats::StatsTime;
 use crate::sys::ReadWait;
@@ -109,11 +110,26 @@ pub(super) enum Liveness {
     Dead(String),
 }
 
+/// What a connection's first bytes must be, for the PROXY protocol
+/// (`ServerConfig::proxy_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProxyStage {
+    /// Nothing to look for: the feature is off, or the header was read.
+    Done,
+    /// From a trusted load balancer: a PROXY header must come first.
+    Required,
+    /// From any other address, with the feature on: a PROXY header is
+    /// someone claiming to be a load balancer.
+    Forbidden,
+}
+
 /// The read side of one connection.
 pub(super) struct ReadSide {
     decoder: FrameDecoder,
     /// The decoder's buffer, kept in the server's memory budget.
     inbound: Account,
+    /// The PROXY header still to read, or to refuse.
+    proxy: ProxyStage,
     /// The handshake is complete (the ack was sent).
     pub connected: bool,
     /// When something last arrived, and the last heartbeat PING.
@@ -135,6 +151,7 @@ impl ReadSide {
         ReadSide {
             decoder,
             inbound: Account::new(budget),
+            proxy: ProxyStage::Done,
             connected: false,
             clock: HeartbeatClock::new(Instant::now()),
             last_message: Instant::now(),
@@ -142,6 +159,12 @@ impl ReadSide {
             #[cfg(test)]
             replies_read_by_waiters: 0,
         }
+    }
+
+    /// Expects (or refuses) a PROXY header first, as `stage` says.
+    pub fn with_proxy(mut self, stage: ProxyStage) -> Self {
+        self.proxy = stage;
+        self
     }
 
     /// An empty account in the budget the decoder's buffer is kept in,
@@ -313,6 +336,42 @@ impl ReadSide {
         self.inbound.set(held);
     }
 
+    /// Reads the PROXY header a connection from a trusted load balancer
+    /// starts with (recording the client's address), or passes a
+    /// connection from elsewhere that has none. False while too few bytes
+    /// have come to tell; an error closes the connection (a missing,
+    /// malformed or untrusted header), before its handshake, so no
+    /// callback hears of it.
+    fn read_proxy_header(&mut self, peer: &Peer) -> Result<bool, DisconnectReason> {
+        let refused = |why: &str| {
+            log_at!(Warn, "closed {}: {why}", peer.addr);
+            Err(DisconnectReason::Error)
+        };
+        match (proxy::parse(self.decoder.buffered()), self.proxy) {
+            (ProxyHeader::Incomplete, _) => Ok(false),
+            (ProxyHeader::Absent, ProxyStage::Forbidden) => {
+                self.proxy = ProxyStage::Done;
+                Ok(true)
+            }
+            (ProxyHeader::Absent, _) => {
+                refused("a trusted load balancer's connection has no PROXY header. Fix: make it send one (HAProxy: send-proxy or send-proxy-v2), or take its address out of config.proxy_protocol_from")
+            }
+            (ProxyHeader::Parsed { .. }, ProxyStage::Forbidden) => refused(
+                "a PROXY header from an address config.proxy_protocol_from does not trust",
+            ),
+            (ProxyHeader::Parsed { source, len }, _) => {
+                self.decoder.consume(len);
+                if let Some(client) = source {
+                    log_at!(Debug, "{} is a load balancer's connection for {client}", peer.addr);
+                    peer.set_client_address(client);
+                }
+                self.proxy = ProxyStage::Done;
+                Ok(true)
+            }
+            (ProxyHeader::Invalid(why), _) => refused(&why),
+        }
+    }
+
     /// Completes the handshake if it is pending, then dispatches every
     /// complete frame, read at `now`. An error is the reason to close the
     /// connection.
@@ -322,6 +381,9 @@ impl ReadSide {
         server: &Server,
         now: TurnTime,
     ) -> Result<(), DisconnectReason> {
+        if self.proxy != ProxyStage::Done && !self.read_proxy_header(peer)? {
+            return Ok(());
+        }
         if !self.connected {
             let failure = match handshake::next_item(&mut self.decoder) {
                 None => return Ok(()),

@@ -451,6 +451,26 @@ void test_logger() {
     CHECK(!lines.empty());
 }
 
+void test_proxy_protocol_setting() {
+    // From a trusted balancer a PROXY header is required: a plain client
+    // from that address is closed during its handshake.
+    veltix::server server(
+        veltix::server_config().listen("127.0.0.1", 0).proxy_protocol_from("10.0.0.0/8, 127.0.0.1"));
+    server.start();
+    veltix::client client(veltix::client_config().server("127.0.0.1", server.port()));
+    std::error_code ec;
+    client.connect(ec);
+    CHECK(ec == veltix::status::handshake_failed);
+    bool refused = false;
+    try {
+        veltix::server bad(veltix::server_config().proxy_protocol_from("not an address"));
+    } catch (const veltix::error &e) {
+        refused = e.code() == veltix::status::invalid_argument &&
+                  std::string(e.what()).find("proxy_protocol_from") != std::string::npos;
+    }
+    CHECK(refused);
+}
+
 }  // namespace
 
 int main() {
@@ -464,6 +484,7 @@ int main() {
     test_dispatch_mode_on_this_thread();
     test_liveness_settings_and_statistics();
     test_logger();
+    test_proxy_protocol_setting();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

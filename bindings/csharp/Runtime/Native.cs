@@ -79,6 +79,8 @@ namespace Veltix.Interop
         public byte callbacks_on_io_thread;
         public Reserved7 reserved0;
         public uint reply_spin_us;
+        public uint reserved1;
+        public IntPtr proxy_protocol_from;
     }
 
     /// <summary>veltix_disconnect_state_t.</summary>

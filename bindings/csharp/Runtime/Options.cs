@@ -175,16 +175,26 @@ namespace Veltix
         /// <summary>Heartbeats and TCP keepalive; off by default.</summary>
         public Liveness Liveness { get; set; }
 
-        internal veltix_server_config_t ToNative(out IntPtr host)
+        /// <summary>
+        /// The PROXY protocol: the load balancers ("10.0.0.5, 192.168.0.0/16")
+        /// whose connections start with a PROXY header naming the real client,
+        /// which <c>Server.PeerAddress</c> then reports. Null (the default): none.
+        /// </summary>
+        public string ProxyProtocolFrom { get; set; }
+
+        /// <summary>The native config; its strings in <paramref name="strings"/> (free them after <c>veltix_server_new</c>).</summary>
+        internal veltix_server_config_t ToNative(out IntPtr[] strings)
         {
             var config = new veltix_server_config_t();
             VeltixException.Check(Native.veltix_server_config_init(
                 ref config, (UIntPtr)Marshal.SizeOf(typeof(veltix_server_config_t))));
-            host = NativeString.Allocate(Host);
+            var host = NativeString.Allocate(Host);
             if (host != IntPtr.Zero)
             {
                 config.host = host;
             }
+            config.proxy_protocol_from = NativeString.Allocate(ProxyProtocolFrom);
+            strings = new[] { host, config.proxy_protocol_from };
             config.port = Port ?? config.port;
             config.max_workers = Mode == CallbackMode.Dispatch ? 0 : Workers ?? config.max_workers;
             config.buffer_size = BufferSize ?? config.buffer_size;

@@ -21,8 +21,8 @@ namespace Veltix
         public Server(ServerOptions options = null)
         {
             options = options ?? new ServerOptions();
-            IntPtr host;
-            var config = options.ToNative(out host);
+            IntPtr[] strings;
+            var config = options.ToNative(out strings);
             try
             {
                 ServerHandle made;
@@ -31,7 +31,7 @@ namespace Veltix
             }
             finally
             {
-                NativeString.Free(host);
+                Array.ForEach(strings, NativeString.Free);
             }
             sink = new Sink(options.Mode == CallbackMode.Dispatch);
             Calls.Register(new Action<ulong>(lifecycle.OnConnected), sink, userData =>

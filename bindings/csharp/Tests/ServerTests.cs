@@ -120,6 +120,17 @@ namespace Veltix.Tests
                 }
             });
 
+            Test("the PROXY protocol's trust list reaches the config, which checks it", () =>
+            {
+                var bad = Throws<VeltixException>(() => new Server(new ServerOptions { ProxyProtocolFrom = "not an address" }));
+                Equal(Status.InvalidArgument, bad.Status, "status");
+                Check(bad.Detail.Contains("proxy_protocol_from"), bad.Detail);
+                using (var server = new Server(new ServerOptions { Host = "127.0.0.1", Port = 0, ProxyProtocolFrom = "10.0.0.0/8" }))
+                {
+                    Check(server.Start() > 0, "it listens");
+                }
+            });
+
             Test("a server with workers runs handlers on library threads", () =>
             {
                 var me = Thread.CurrentThread.ManagedThreadId;

@@ -139,4 +139,12 @@ test("shutdown closes every connection with MANUAL, and start listens again", fu
   server:close()
 end)
 
+test("the PROXY protocol's trust list reaches the config, which checks it", function()
+  local ok, err = pcall(veltix.server, { port = 0, proxy_protocol_from = "not an address" })
+  assert(not ok and tostring(err):match("VELTIX_ERR_INVALID_ARGUMENT: .*proxy_protocol_from"), err)
+  local server = veltix.server { host = "127.0.0.1", port = 0, proxy_protocol_from = "10.0.0.0/8" }
+  assert(server:start() > 0)
+  server:close()
+end)
+
 harness.report()

@@ -82,6 +82,8 @@ typedef struct veltix_server_config_t {
     bool callbacks_on_io_thread;
     uint8_t reserved0[7];
     uint32_t reply_spin_us;
+    uint32_t reserved1;
+    const char *proxy_protocol_from;
 } veltix_server_config_t;
 typedef void (*veltix_server_connect_fn)(void *user_data,
                                          struct veltix_server_t *server,

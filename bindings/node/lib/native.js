@@ -88,6 +88,8 @@ types.serverConfig = koffi.struct('veltix_server_config_t', {
   callbacks_on_io_thread: 'bool',
   reserved0: koffi.array('uint8_t', 7),
   reply_spin_us: 'uint32_t',
+  reserved1: 'uint32_t',
+  proxy_protocol_from: 'const char *',
 });
 types.disconnectState = koffi.struct('veltix_disconnect_state_t', {
   permanent: 'bool',

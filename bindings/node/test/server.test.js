@@ -114,6 +114,17 @@ test('a client dropped without close() is freed by the collector: the server see
   server.close();
 });
 
+test('the PROXY protocol\'s trust list reaches the config, which checks it', () => {
+  assert.throws(() => new veltix.Server({ port: 0, proxyProtocolFrom: 'not an address' }), (error) => {
+    assert.equal(error.code, 'VELTIX_ERR_INVALID_ARGUMENT');
+    assert.match(error.detail, /proxy_protocol_from/);
+    return true;
+  });
+  const server = new veltix.Server({ host: '127.0.0.1', port: 0, proxyProtocolFrom: '10.0.0.0/8' });
+  assert.ok(server.listen() > 0);
+  server.close();
+});
+
 test('the reference client gets answers, requests and broadcasts from the binding\'s server', async () => {
   const python = process.env.VELTIX_TEST_PYTHON;
   assert.ok(python, 'set VELTIX_TEST_PYTHON to a Python with veltix 3.3.0');
