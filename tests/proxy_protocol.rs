@@ -4,6 +4,10 @@
 //! scripted peers bound to chosen loopback addresses (Linux routes all of
 //! 127.0.0.0/8 to the loopback), and against a real HAProxy with the
 //! reference veltix 3.3.0 client behind it.
+//!
+//! Linux only: other systems route only 127.0.0.1 to the loopback (macOS,
+//! the BSDs, and Wine's Windows), and the HAProxy is Debian's.
+#![cfg(target_os = "linux")]
 
 mod support;
 
