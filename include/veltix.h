@@ -1484,6 +1484,26 @@ veltix_status_t veltix_server_dispatch(struct veltix_server_t *server,
                                        size_t *out_count);
 
 /**
+ * Drains `server` for a rolling deploy: it stops listening at once, so a
+ * load balancer in front sends new clients to the other nodes, then
+ * closes its connections `peers_per_second` at a time (0: all at once),
+ * each as `veltix_server_close_client()` does (`on_disconnect` with
+ * `VELTIX_DISCONNECT_MANUAL`, after the callbacks already queued for the
+ * peer), so that clients with `retry` reconnect through the balancer a
+ * few at a time instead of all at once. Returns at once; calling it again
+ * changes the rate. `veltix_server_close()` and `veltix_server_free()` end
+ * it, and a drained server can be started again after
+ * `veltix_server_close()`.
+ *
+ * Returns `VELTIX_ERR_CLOSED` if the server is not running.
+ *
+ * # Safety
+ * `server` must be a live server.
+ */
+veltix_status_t veltix_server_drain(struct veltix_server_t *server,
+                                    uint32_t peers_per_second);
+
+/**
  * Dispatch mode: writes to `*out_fd` a handle that is readable while
  * callbacks are due (see `veltix_client_event_fd()`); valid until
  * `veltix_server_free()`.

@@ -1079,6 +1079,14 @@ class server_ref
 
     /** Stops: closes every connection (`on_disconnect` manual). */
     void close(std::error_code &ec) noexcept { ec = detail::code_of(veltix_server_close(raw_)); }
+    /** Drains the server for a rolling deploy: stops listening, then closes
+     *  its connections `peers_per_second` at a time (0: all at once); see
+     *  `veltix_server_drain`. */
+    void drain(std::uint32_t peers_per_second, std::error_code &ec) noexcept {
+        ec = detail::code_of(veltix_server_drain(raw_, peers_per_second));
+    }
+    /** Throwing form. */
+    void drain(std::uint32_t peers_per_second) { throw_on(veltix_server_drain(raw_, peers_per_second)); }
     /** Throwing form. */
     void close() { throw_on(veltix_server_close(raw_)); }
 

@@ -219,9 +219,8 @@ fn a_bad_trust_list_is_refused_with_the_entry_named() {
     );
 }
 
-/// Debian's HAProxy in the foreground, in TCP mode, forwarding
-/// `front_v1` with `send-proxy` and `front_v2` with `send-proxy-v2` to
-/// `backend`, from the source address BALANCER; killed on drop.
+/// Debian's HAProxy in the foreground with the configuration `proxies`
+/// (after global settings and TCP-mode defaults); killed on drop.
 struct Haproxy {
     child: Child,
     _folder: tempdir::Folder,
@@ -239,20 +238,17 @@ mod tempdir {
 }
 
 impl Haproxy {
-    fn start(front_v1: u16, front_v2: u16, backend: u16) -> Haproxy {
+    /// Starts it, and waits until it has taken `listening`.
+    fn start(proxies: &str, listening: u16) -> Haproxy {
         let folder =
-            std::env::temp_dir().join(format!("veltix-haproxy-{}-{front_v1}", std::process::id()));
+            std::env::temp_dir().join(format!("veltix-haproxy-{}-{listening}", std::process::id()));
         std::fs::create_dir_all(&folder).unwrap();
         let config = folder.join("haproxy.cfg");
         std::fs::write(
             &config,
             format!(
                 "global\n    maxconn 200\n\
-                 defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\
-                 frontend v1\n    bind 127.0.0.1:{front_v1}\n    default_backend v1\n\
-                 frontend v2\n    bind 127.0.0.1:{front_v2}\n    default_backend v2\n\
-                 backend v1\n    server node 127.0.0.1:{backend} send-proxy source {BALANCER}\n\
-                 backend v2\n    server node 127.0.0.1:{backend} send-proxy-v2 source {BALANCER}\n"
+                 defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n{proxies}"
             ),
         )
         .unwrap();
@@ -268,10 +264,10 @@ impl Haproxy {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        // Listening once its ports are taken (a test connection would
-        // reach the server through it).
+        // Listening once its port is taken (a test connection would reach
+        // a server through it).
         let started = Instant::now();
-        while std::net::TcpListener::bind(("127.0.0.1", front_v2)).is_ok() {
+        while std::net::TcpListener::bind(("127.0.0.1", listening)).is_ok() {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "haproxy did not listen"
@@ -282,6 +278,20 @@ impl Haproxy {
             child,
             _folder: tempdir::Folder(folder),
         }
+    }
+
+    /// One HAProxy forwarding `front_v1` with `send-proxy` and `front_v2`
+    /// with `send-proxy-v2` to `backend`, from BALANCER.
+    fn both_versions(front_v1: u16, front_v2: u16, backend: u16) -> Haproxy {
+        Haproxy::start(
+            &format!(
+                "frontend v1\n    bind 127.0.0.1:{front_v1}\n    default_backend v1\n\
+                 frontend v2\n    bind 127.0.0.1:{front_v2}\n    default_backend v2\n\
+                 backend v1\n    server node 127.0.0.1:{backend} send-proxy source {BALANCER}\n\
+                 backend v2\n    server node 127.0.0.1:{backend} send-proxy-v2 source {BALANCER}\n"
+            ),
+            front_v2,
+        )
     }
 }
 
@@ -297,7 +307,7 @@ fn reference_clients_behind_a_real_haproxy_are_served_under_their_own_address() 
     let trusted = CString::new(BALANCER).unwrap();
     let server = server_trusting(&trusted);
     let (front_v1, front_v2) = (free_port(), free_port());
-    let _haproxy = Haproxy::start(front_v1, front_v2, server.port);
+    let _haproxy = Haproxy::both_versions(front_v1, front_v2, server.port);
 
     for front in [front_v1, front_v2] {
         let python = RefClient::connected(front);
@@ -321,4 +331,80 @@ fn reference_clients_behind_a_real_haproxy_are_served_under_their_own_address() 
         &mut connect_from("127.0.0.1", server.port),
         header.as_bytes()
     ));
+}
+
+#[test]
+fn draining_a_node_moves_its_clients_through_haproxy_to_the_other_a_few_at_a_time() {
+    let trusted = CString::new(BALANCER).unwrap();
+    let (node_a, node_b) = (server_trusting(&trusted), server_trusting(&trusted));
+    let front = free_port();
+    let _haproxy = Haproxy::start(
+        &format!(
+            "frontend veltix\n    bind 127.0.0.1:{front}\n    default_backend nodes\n\
+             backend nodes\n    balance roundrobin\n    option redispatch\n    retries 3\n\
+             \x20   server a 127.0.0.1:{} send-proxy-v2 source {BALANCER}\n\
+             \x20   server b 127.0.0.1:{} send-proxy-v2 source {BALANCER}\n",
+            node_a.port, node_b.port
+        ),
+        front,
+    );
+    // Reference clients that reconnect on their own (every 100 ms).
+    let clients: Vec<RefClient> = (0..6)
+        .map(|_| {
+            let client = RefClient::start(front, &["--retry", "50", "--retry-delay", "0.1"]);
+            assert_eq!(client.command(json!({"op": "connect"}))["ok"], true);
+            client
+        })
+        .collect();
+    let started = Instant::now();
+    while node_a.client_count() + node_b.client_count() < 6 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the clients did not all connect"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let on_a = node_a.client_count();
+    assert!(on_a >= 2, "round robin put {on_a} of 6 on node a");
+    while node_a
+        .next_event_within(Duration::from_millis(100))
+        .is_some()
+    {}
+
+    // Drain node a at 10 clients a second.
+    assert_eq!(unsafe { veltix_server_drain(node_a.ptr, 10) }, VELTIX_OK);
+    let mut left_at = Vec::new();
+    while left_at.len() < on_a {
+        match node_a.next_event_within(Duration::from_secs(5)) {
+            Some(ServerEvent::Disconnect(_, reason)) => {
+                assert_eq!(reason, VELTIX_DISCONNECT_MANUAL);
+                left_at.push(Instant::now());
+            }
+            other => panic!("expected node a's clients to leave, got {other:?}"),
+        }
+    }
+    let spread = *left_at.last().unwrap() - left_at[0];
+    let expected = Duration::from_millis(100) * (on_a as u32 - 1);
+    assert!(
+        spread >= expected * 8 / 10,
+        "{on_a} closes over {spread:?}: not one per 100 ms"
+    );
+    // It no longer accepts: the balancer sends everyone to node b.
+    assert!(TcpStream::connect(("127.0.0.1", node_a.port)).is_err());
+    let started = Instant::now();
+    while node_b.client_count() < 6 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "node b has {} of 6",
+            node_b.client_count()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(node_a.client_count(), 0);
+    // Every client's requests are answered again, by node b.
+    for client in &clients {
+        let answer =
+            client.command(json!({"op": "request", "type": ECHO, "text": "after the drain"}));
+        assert_eq!(answer["reply"]["text"], "after the drain", "{answer}");
+    }
 }

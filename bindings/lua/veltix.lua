@@ -616,6 +616,14 @@ function Server:shutdown()
   check(library().veltix_server_close(live(self)))
 end
 
+--- Drains it for a rolling deploy: stops listening, then closes its
+-- connections `peers_per_second` at a time (0 or nil: all at once), so
+-- that clients with `retry` come back through the load balancer to
+-- other nodes.
+function Server:drain(peers_per_second)
+  check(library().veltix_server_drain(live(self), peers_per_second or 0))
+end
+
 --- Disconnects `peer`.
 function Server:close_client(peer)
   check(library().veltix_server_close_client(live(self), peer))

@@ -153,6 +153,8 @@ export class Server extends EventEmitter {
   listen(): number;
   readonly port: number;
   readonly clientCount: number;
+  /** Stops listening, then closes its connections `peersPerSecond` at a time (0: all at once). */
+  drain(peersPerSecond?: number): void;
   route(type: number, handler: (peer: number, message: Message) => void): void;
   unroute(type: number): void;
   send(peer: number, type: number, payload?: Payload): void;

@@ -548,6 +548,15 @@ class Server extends Endpoint {
     return this.port;
   }
 
+  /**
+   * Drains it for a rolling deploy: it stops listening, then closes its
+   * connections `peersPerSecond` at a time (0: all at once), so that
+   * clients that retry come back through the load balancer to other nodes.
+   */
+  drain(peersPerSecond = 0) {
+    check(native.native().veltix_server_drain(this._handle, peersPerSecond));
+  }
+
   /** The port it listens on; 0 before listen(). */
   get port() {
     return native.native().veltix_server_port(this._handle);

@@ -270,6 +270,29 @@ pub unsafe extern "C" fn veltix_server_port(server: *const veltix_server_t) -> u
     })
 }
 
+/// Drains `server` for a rolling deploy: it stops listening at once, so a
+/// load balancer in front sends new clients to the other nodes, then
+/// closes its connections `peers_per_second` at a time (0: all at once),
+/// each as `veltix_server_close_client()` does (`on_disconnect` with
+/// `VELTIX_DISCONNECT_MANUAL`, after the callbacks already queued for the
+/// peer), so that clients with `retry` reconnect through the balancer a
+/// few at a time instead of all at once. Returns at once; calling it again
+/// changes the rate. `veltix_server_close()` and `veltix_server_free()` end
+/// it, and a drained server can be started again after
+/// `veltix_server_close()`.
+///
+/// Returns `VELTIX_ERR_CLOSED` if the server is not running.
+///
+/// # Safety
+/// `server` must be a live server.
+#[no_mangle]
+pub unsafe extern "C" fn veltix_server_drain(
+    server: *mut veltix_server_t,
+    peers_per_second: u32,
+) -> veltix_status_t {
+    with_status(|| with_server(server, |server| server.drain(peers_per_second)))
+}
+
 /// Stops listening and closes every connection: `on_disconnect` runs for
 /// each connected peer (`VELTIX_DISCONNECT_MANUAL`), pending
 /// `send_and_wait` calls fail with `VELTIX_ERR_CLOSED`. Message callbacks

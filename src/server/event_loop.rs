@@ -59,8 +59,17 @@ pub(super) enum Command {
     /// Read peer `id`, at `key`, again: its callback backlog drained, or
     /// a thread that read it while waiting for a reply left the rest.
     Read { key: usize, id: PeerId },
+    /// Stop accepting, then close every connection, one per `interval`
+    /// (all at once for zero), as `close_client` does.
+    Drain { interval: Duration },
     /// Close every connection and the listener, and exit.
     Stop,
+}
+
+/// A node being drained: connections close one at a time.
+struct Draining {
+    interval: Duration,
+    next_close: Instant,
 }
 
 /// How other threads reach the I/O thread.
@@ -94,7 +103,10 @@ pub(super) struct EventLoop {
     poll: Poll,
     /// The poll's registry, shared with the connections' watches.
     registry: Arc<Registry>,
-    listener: TcpListener,
+    /// `None` once draining: no connection is accepted any more.
+    listener: Option<TcpListener>,
+    /// Set by [`Command::Drain`].
+    draining: Option<Draining>,
     connections: Slab<Connection>,
     /// Handshake deadlines in accept order; all share one timeout, so the
     /// queue is sorted.
@@ -136,7 +148,8 @@ pub(super) fn listen(
     let event_loop = EventLoop {
         poll,
         registry,
-        listener,
+        listener: Some(listener),
+        draining: None,
         connections: Slab::new(),
         handshake_deadlines: VecDeque::new(),
         timers: LivenessTimers::default(),
@@ -196,6 +209,7 @@ impl EventLoop {
             let end = Instant::now();
             self.expire_handshakes(end);
             self.check_liveness(end);
+            self.drain_due(end);
             if self
                 .accept_paused_until
                 .is_some_and(|until| until <= Instant::now())
@@ -218,11 +232,20 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         let deadline = self.handshake_deadlines.front().map(|(at, _, _)| *at);
-        [deadline, self.accept_paused_until, self.timers.next()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|at| at.saturating_duration_since(Instant::now()))
+        let drain = match (&self.draining, self.connections.is_empty()) {
+            (Some(draining), false) => Some(draining.next_close),
+            _ => None,
+        };
+        [
+            deadline,
+            self.accept_paused_until,
+            self.timers.next(),
+            drain,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     fn accept_all(&mut self) {
@@ -230,7 +253,10 @@ impl EventLoop {
             return;
         }
         loop {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((stream, addr)) => self.admit(stream, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
@@ -453,10 +479,59 @@ impl EventLoop {
                         self.on_readable(key, now, ReadUntil::WouldBlock);
                     }
                 }
+                Command::Drain { interval } => self.start_draining(interval),
                 Command::Stop => return true,
             }
         }
         false
+    }
+
+    /// Closes the listener, so that a load balancer sends new clients
+    /// elsewhere, and starts closing the connections (see `drain_due`).
+    fn start_draining(&mut self, interval: Duration) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.registry.deregister(&mut listener);
+            log_at!(
+                Info,
+                "draining: no longer accepting; closing {} connections, one every {} ms",
+                self.connections.len(),
+                interval.as_millis()
+            );
+        }
+        self.accept_paused_until = None;
+        let next_close = match &self.draining {
+            // A new rate takes over from the next close on.
+            Some(draining) => draining.next_close.min(Instant::now() + interval),
+            None => Instant::now(),
+        };
+        self.draining = Some(Draining {
+            interval,
+            next_close,
+        });
+    }
+
+    /// While draining, closes the connections whose turn has come, oldest
+    /// key first, with reason `Manual` (their queued callbacks still run,
+    /// so the replies they send go out first).
+    fn drain_due(&mut self, now: Instant) {
+        let Some(draining) = &mut self.draining else {
+            return;
+        };
+        let interval = draining.interval;
+        let mut next_close = draining.next_close;
+        while next_close <= now {
+            let Some(key) = self.connections.iter().map(|(key, _)| key).next() else {
+                break;
+            };
+            self.close(key, DisconnectReason::Manual, false);
+            next_close = match interval.is_zero() {
+                true => now,
+                false => next_close + interval,
+            };
+        }
+        if let Some(draining) = &mut self.draining {
+            draining.next_close = next_close;
+        }
     }
 
     /// Runs `look` on the read side of the connection at `key`; `None`

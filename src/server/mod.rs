@@ -238,6 +238,27 @@ impl Server {
         self.running().as_ref().map(|running| running.addr)
     }
 
+    /// Drains the server for a rolling deploy: it stops listening at once,
+    /// so a load balancer sends new clients to other nodes, then closes
+    /// its connections `peers_per_second` at a time (0: all at once), each
+    /// as `close_client` does (`on_disconnect` with reason `Manual`), so
+    /// that clients with `retry` come back through the balancer a few at
+    /// a time. Calling it again changes the rate. `close` ends it.
+    pub fn drain(&self, peers_per_second: u32) -> Result<()> {
+        let running = self.running();
+        let Some(running) = running.as_ref() else {
+            return Err(Error::Closed(
+                "the server is not running, so there is nothing to drain".into(),
+            ));
+        };
+        let interval = match peers_per_second {
+            0 => Duration::ZERO,
+            rate => Duration::from_secs(1) / rate,
+        };
+        running.control.send(Command::Drain { interval });
+        Ok(())
+    }
+
     /// Stops listening and closes every connection (`on_disconnect` runs for
     /// each connected peer, reason `Manual`); pending requests fail. Message
     /// callbacks not yet started are dropped. Waits for the I/O thread and,

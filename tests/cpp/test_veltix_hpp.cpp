@@ -469,6 +469,19 @@ void test_proxy_protocol_setting() {
                   std::string(e.what()).find("proxy_protocol_from") != std::string::npos;
     }
     CHECK(refused);
+
+    // Draining: a connected client is closed, and nobody else gets in.
+    veltix::server open(veltix::server_config().listen("127.0.0.1", 0));
+    open.start();
+    veltix::client drained(veltix::client_config().server("127.0.0.1", open.port()));
+    drained.connect();
+    open.drain(0);
+    drained.wait_until_closed(std::chrono::seconds(5));
+    CHECK(!drained.is_connected());
+    veltix::client late(veltix::client_config().server("127.0.0.1", open.port()));
+    std::error_code late_ec;
+    late.connect(late_ec);
+    CHECK(late_ec == veltix::status::connect_failed);
 }
 
 }  // namespace

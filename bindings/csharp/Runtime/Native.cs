@@ -318,6 +318,9 @@ namespace Veltix.Interop
         internal static extern int veltix_server_close(ServerHandle server);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int veltix_server_drain(ServerHandle server, uint peersPerSecond);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern UIntPtr veltix_server_client_count(ServerHandle server);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]

@@ -95,6 +95,16 @@ namespace Veltix
             VeltixException.Check(Native.veltix_server_close(handle));
         }
 
+        /// <summary>
+        /// Drains the server for a rolling deploy: it stops listening, then closes its
+        /// connections <paramref name="peersPerSecond"/> at a time (0: all at once),
+        /// so that clients that retry come back through the load balancer to other nodes.
+        /// </summary>
+        public void Drain(uint peersPerSecond)
+        {
+            VeltixException.Check(Native.veltix_server_drain(handle, peersPerSecond));
+        }
+
         /// <summary>Sends messages of <paramref name="type"/> to <paramref name="handler"/> instead of MessageReceived.</summary>
         public void Route(ushort type, Action<ulong, Message> handler)
         {

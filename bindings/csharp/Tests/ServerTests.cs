@@ -131,6 +131,25 @@ namespace Veltix.Tests
                 }
             });
 
+            Test("Drain closes the connections and stops listening", () =>
+            {
+                using (var server = EchoServer())
+                using (var client = ClientOf(server))
+                {
+                    DisconnectReason? reason = null;
+                    server.ClientDisconnected += (peer, why) => reason = why;
+                    client.Connect();
+                    DispatchUntil(() => server.ClientCount == 1, server.Dispatch, client.Dispatch);
+                    server.Drain(0);
+                    DispatchUntil(() => reason.HasValue && !client.IsConnected, server.Dispatch, client.Dispatch);
+                    Equal(DisconnectReason.Manual, reason.Value, "reason");
+                    using (var late = ClientOf(server))
+                    {
+                        Equal(Status.ConnectFailed, Throws<VeltixException>(late.Connect).Status, "a late client");
+                    }
+                }
+            });
+
             Test("a server with workers runs handlers on library threads", () =>
             {
                 var me = Thread.CurrentThread.ManagedThreadId;

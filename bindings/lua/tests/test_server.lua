@@ -139,6 +139,24 @@ test("shutdown closes every connection with MANUAL, and start listens again", fu
   server:close()
 end)
 
+test("drain closes the connections with MANUAL and stops listening", function()
+  local server, port = echo_server()
+  local left
+  server:on_disconnect(function(_, reason) left = reason end)
+  local client = veltix.client { host = "127.0.0.1", port = port }
+  client:connect()
+  dispatch_until({ server, client }, function() return server:client_count() == 1 end)
+  server:drain(0)
+  dispatch_until({ server, client }, function() return left ~= nil and not client:is_connected() end)
+  assert(left == C.VELTIX_DISCONNECT_MANUAL, left)
+  local late = veltix.client { host = "127.0.0.1", port = port }
+  local ok, err = pcall(late.connect, late)
+  assert(not ok and tostring(err):match("VELTIX_ERR_CONNECT_FAILED"), err)
+  late:close()
+  client:close()
+  server:close()
+end)
+
 test("the PROXY protocol's trust list reaches the config, which checks it", function()
   local ok, err = pcall(veltix.server, { port = 0, proxy_protocol_from = "not an address" })
   assert(not ok and tostring(err):match("VELTIX_ERR_INVALID_ARGUMENT: .*proxy_protocol_from"), err)

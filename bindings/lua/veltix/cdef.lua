@@ -201,6 +201,8 @@ veltix_status_t veltix_server_config_init(struct veltix_server_config_t *config,
 veltix_status_t veltix_server_dispatch(struct veltix_server_t *server,
                                        int32_t timeout_ms,
                                        size_t *out_count);
+veltix_status_t veltix_server_drain(struct veltix_server_t *server,
+                                    uint32_t peers_per_second);
 veltix_status_t veltix_server_event_fd(struct veltix_server_t *server,
                                        veltix_socket_t *out_fd);
 void veltix_server_free(struct veltix_server_t *server);

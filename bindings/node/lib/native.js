@@ -167,6 +167,7 @@ const functions = [
   'int32_t veltix_server_start(veltix_server_t *server)',
   'uint16_t veltix_server_port(const veltix_server_t *server)',
   'int32_t veltix_server_close(veltix_server_t *server)',
+  'int32_t veltix_server_drain(veltix_server_t *server, uint32_t peers_per_second)',
   'size_t veltix_server_client_count(const veltix_server_t *server)',
   'int32_t veltix_server_send(veltix_server_t *server, uint64_t peer, uint16_t type_code, const uint8_t *data, size_t len)',
   'int32_t veltix_server_reply(veltix_server_t *server, uint64_t peer, const veltix_message_t *to, uint16_t type_code, const uint8_t *data, size_t len)',

@@ -125,6 +125,21 @@ test('the PROXY protocol\'s trust list reaches the config, which checks it', () 
   server.close();
 });
 
+test('drain() closes the connections and stops listening', async () => {
+  const server = echoServer();
+  const { client, peer } = await joined(server);
+  const left = next(server, 'disconnect');
+  const ended = next(client, 'disconnect');
+  server.drain(0);
+  assert.deepEqual(await left, [peer, 'manual']);
+  await ended;
+  const late = new veltix.Client({ host: '127.0.0.1', port: server.port });
+  await assert.rejects(late.connect(), { code: 'VELTIX_ERR_CONNECT_FAILED' });
+  late.close();
+  client.close();
+  server.close();
+});
+
 test('the reference client gets answers, requests and broadcasts from the binding\'s server', async () => {
   const python = process.env.VELTIX_TEST_PYTHON;
   assert.ok(python, 'set VELTIX_TEST_PYTHON to a Python with veltix 3.3.0');
