@@ -116,16 +116,24 @@ test("the reference client gets answers, requests and broadcasts from a binding'
   os.remove(out)
 end)
 
-test("shutdown closes every connection with MANUAL, and start listens again", function()
+-- Runs `ending(server)` on an echo server with one connected client, and
+-- checks that the client was disconnected with reason MANUAL. Returns the
+-- server, its port and the client.
+local function ended_by(ending)
   local server, port = echo_server()
   local left
-  server:on_disconnect(function(peer, reason) left = reason end)
+  server:on_disconnect(function(_, reason) left = reason end)
   local client = veltix.client { host = "127.0.0.1", port = port }
   client:connect()
   dispatch_until({ server, client }, function() return server:client_count() == 1 end)
-  server:shutdown()
+  ending(server)
   dispatch_until({ server, client }, function() return left ~= nil and not client:is_connected() end)
   assert(left == C.VELTIX_DISCONNECT_MANUAL, left)
+  return server, port, client
+end
+
+test("shutdown closes every connection with MANUAL, and start listens again", function()
+  local server, _, client = ended_by(function(server) server:shutdown() end)
   client:close()
   -- Port 0 picks a port again.
   local again = veltix.client { host = "127.0.0.1", port = server:start() }
@@ -140,15 +148,7 @@ test("shutdown closes every connection with MANUAL, and start listens again", fu
 end)
 
 test("drain closes the connections with MANUAL and stops listening", function()
-  local server, port = echo_server()
-  local left
-  server:on_disconnect(function(_, reason) left = reason end)
-  local client = veltix.client { host = "127.0.0.1", port = port }
-  client:connect()
-  dispatch_until({ server, client }, function() return server:client_count() == 1 end)
-  server:drain(0)
-  dispatch_until({ server, client }, function() return left ~= nil and not client:is_connected() end)
-  assert(left == C.VELTIX_DISCONNECT_MANUAL, left)
+  local server, port, client = ended_by(function(server) server:drain(0) end)
   local late = veltix.client { host = "127.0.0.1", port = port }
   local ok, err = pcall(late.connect, late)
   assert(not ok and tostring(err):match("VELTIX_ERR_CONNECT_FAILED"), err)
