@@ -466,6 +466,8 @@ struct disconnect_state {
     std::uint32_t retry_max;
     /** Why. */
     disconnect_reason reason;
+    /** The wait before the next attempt, when one follows. */
+    std::chrono::milliseconds next_delay;
     /** What ended the connection or failed the attempt ("" after
      * `disconnect`); borrowed for the callback. */
     std::string_view cause;
@@ -935,6 +937,7 @@ class client_ref
                 [](void *user_data, veltix_client_t *client, const veltix_disconnect_state_t *s) {
                     disconnect_state state{s->permanent, s->attempt, s->retry_max,
                                            static_cast<disconnect_reason>(s->reason),
+                                           std::chrono::milliseconds(s->next_delay_ms),
                                            veltix_last_error()};
                     detail::guarded(
                         [&] { detail::slot_of<signature>(user_data)(client_ref(client), state); });

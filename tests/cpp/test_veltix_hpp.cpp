@@ -425,6 +425,19 @@ void test_liveness_settings_and_statistics() {
     veltix::client quiet(to(server).reply_spin(0us));
     quiet.connect();
     CHECK(quiet.send_and_wait(ECHO, "no spin", 5s).text() == "no spin");
+    // Each failed attempt says when the next comes.
+    std::mutex lock;
+    std::vector<veltix::disconnect_state> states;
+    veltix::client refused(veltix::client_config().server("127.0.0.1", 1).retry(2, 100ms));
+    refused.on_disconnect([&](veltix::client_ref, const veltix::disconnect_state &state) {
+        std::lock_guard<std::mutex> hold(lock);
+        states.push_back(state);
+    });
+    refused.connect(ec);
+    std::lock_guard<std::mutex> hold(lock);
+    CHECK(states.size() >= 3 && states.back().permanent);
+    CHECK(states.size() >= 3 && states[1].attempt == 1 && !states[1].permanent &&
+          states[1].next_delay == 100ms);
 }
 
 void test_logger() {
