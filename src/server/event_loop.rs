@@ -510,7 +510,7 @@ impl EventLoop {
         });
     }
 
-    /// While draining, closes the connections whose turn has come, oldest
+    /// While draining, closes the connections whose turn has come, lowest
     /// key first, with reason `Manual` (their queued callbacks still run,
     /// so the replies they send go out first).
     fn drain_due(&mut self, now: Instant) {

@@ -511,7 +511,9 @@ impl Server {
         ids
     }
 
-    /// The remote address of `peer`.
+    /// The address of `peer`: the client's, from a trusted PROXY header
+    /// when its connection came through a load balancer
+    /// (`ServerConfig::proxy_protocol`), else the connection's own.
     pub fn peer_addr(&self, peer: PeerId) -> Result<SocketAddr> {
         Ok(self.peer(peer)?.client_address())
     }

@@ -65,20 +65,16 @@ impl TrustedProxies {
     }
 }
 
+/// Whether `address` has the first `prefix` bits of `network`.
 fn within(address: IpAddr, network: IpAddr, prefix: u8) -> bool {
-    let mask = |bits: u32, width: u32| match bits {
-        0 => 0u128,
-        _ => (!0u128 >> (128 - width)) & !((1u128 << (width - bits)) - 1),
+    // The bits past the prefix shifted out (all of them for /0).
+    let same_prefix = |a: u128, n: u128, width: u32| {
+        let shift = width - u32::from(prefix);
+        a.checked_shr(shift).unwrap_or(0) == n.checked_shr(shift).unwrap_or(0)
     };
     match (address, network) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = mask(prefix.into(), 32);
-            (u128::from(u32::from(a)) & mask) == (u128::from(u32::from(n)) & mask)
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = mask(prefix.into(), 128);
-            (u128::from(a) & mask) == (u128::from(n) & mask)
-        }
+        (IpAddr::V4(a), IpAddr::V4(n)) => same_prefix(u32::from(a).into(), u32::from(n).into(), 32),
+        (IpAddr::V6(a), IpAddr::V6(n)) => same_prefix(a.into(), n.into(), 128),
         _ => false,
     }
 }

@@ -23,17 +23,12 @@ namespace Veltix
         public Client(ClientOptions options = null)
         {
             options = options ?? new ClientOptions();
-            IntPtr host;
-            var config = options.ToNative(out host);
-            try
+            using (var strings = new NativeStrings())
             {
+                var config = options.ToNative(strings);
                 ClientHandle made;
                 VeltixException.Check(Native.veltix_client_new(ref config, out made));
                 handle = made;
-            }
-            finally
-            {
-                NativeString.Free(host);
             }
             sink = new Sink(options.Mode == CallbackMode.Dispatch);
             Calls.Register(new Action(lifecycle.OnConnected), sink, userData =>

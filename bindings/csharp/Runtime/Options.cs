@@ -97,16 +97,15 @@ namespace Veltix
         /// <summary>Heartbeats and TCP keepalive; off by default.</summary>
         public Liveness Liveness { get; set; }
 
-        /// <summary>The native config, its host in <paramref name="host"/> (free it after <c>veltix_client_new</c>).</summary>
-        internal veltix_client_config_t ToNative(out IntPtr host)
+        /// <summary>The native config; its strings live in <paramref name="strings"/>.</summary>
+        internal veltix_client_config_t ToNative(NativeStrings strings)
         {
             var config = new veltix_client_config_t();
             VeltixException.Check(Native.veltix_client_config_init(
                 ref config, (UIntPtr)Marshal.SizeOf(typeof(veltix_client_config_t))));
-            host = NativeString.Allocate(Host);
-            if (host != IntPtr.Zero)
+            if (Host != null)
             {
-                config.server_addr = host;
+                config.server_addr = strings.Add(Host);
             }
             config.port = Port ?? config.port;
             config.max_workers = Mode == CallbackMode.Dispatch ? 0 : Workers ?? config.max_workers;
@@ -182,19 +181,17 @@ namespace Veltix
         /// </summary>
         public string ProxyProtocolFrom { get; set; }
 
-        /// <summary>The native config; its strings in <paramref name="strings"/> (free them after <c>veltix_server_new</c>).</summary>
-        internal veltix_server_config_t ToNative(out IntPtr[] strings)
+        /// <summary>The native config; its strings live in <paramref name="strings"/>.</summary>
+        internal veltix_server_config_t ToNative(NativeStrings strings)
         {
             var config = new veltix_server_config_t();
             VeltixException.Check(Native.veltix_server_config_init(
                 ref config, (UIntPtr)Marshal.SizeOf(typeof(veltix_server_config_t))));
-            var host = NativeString.Allocate(Host);
-            if (host != IntPtr.Zero)
+            if (Host != null)
             {
-                config.host = host;
+                config.host = strings.Add(Host);
             }
-            config.proxy_protocol_from = NativeString.Allocate(ProxyProtocolFrom);
-            strings = new[] { host, config.proxy_protocol_from };
+            config.proxy_protocol_from = strings.Add(ProxyProtocolFrom);
             config.port = Port ?? config.port;
             config.max_workers = Mode == CallbackMode.Dispatch ? 0 : Workers ?? config.max_workers;
             config.buffer_size = BufferSize ?? config.buffer_size;
@@ -215,11 +212,17 @@ namespace Veltix
         }
     }
 
-    /// <summary>A NUL-terminated UTF-8 copy in unmanaged memory, for a config's string.</summary>
-    internal static class NativeString
+    /// <summary>
+    /// NUL-terminated UTF-8 copies in unmanaged memory, for a config's
+    /// strings, kept until <c>veltix_*_new</c> has copied them, then freed
+    /// together by <see cref="Dispose"/>.
+    /// </summary>
+    internal sealed class NativeStrings : IDisposable
     {
-        /// <summary>The copy, or IntPtr.Zero for null; release it with <see cref="Free"/>.</summary>
-        internal static IntPtr Allocate(string text)
+        private readonly System.Collections.Generic.List<IntPtr> copies = new System.Collections.Generic.List<IntPtr>();
+
+        /// <summary>A copy of <paramref name="text"/>, or IntPtr.Zero for null.</summary>
+        internal IntPtr Add(string text)
         {
             var bytes = Utf8.Encode(text);
             if (bytes == null)
@@ -227,16 +230,15 @@ namespace Veltix
                 return IntPtr.Zero;
             }
             var copy = Marshal.AllocHGlobal(bytes.Length);
+            copies.Add(copy);
             Marshal.Copy(bytes, 0, copy, bytes.Length);
             return copy;
         }
 
-        internal static void Free(IntPtr copy)
+        public void Dispose()
         {
-            if (copy != IntPtr.Zero)
-            {
-                Marshal.FreeHGlobal(copy);
-            }
+            copies.ForEach(Marshal.FreeHGlobal);
+            copies.Clear();
         }
     }
 }

@@ -21,17 +21,12 @@ namespace Veltix
         public Server(ServerOptions options = null)
         {
             options = options ?? new ServerOptions();
-            IntPtr[] strings;
-            var config = options.ToNative(out strings);
-            try
+            using (var strings = new NativeStrings())
             {
+                var config = options.ToNative(strings);
                 ServerHandle made;
                 VeltixException.Check(Native.veltix_server_new(ref config, out made));
                 handle = made;
-            }
-            finally
-            {
-                Array.ForEach(strings, NativeString.Free);
             }
             sink = new Sink(options.Mode == CallbackMode.Dispatch);
             Calls.Register(new Action<ulong>(lifecycle.OnConnected), sink, userData =>
