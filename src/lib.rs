@@ -10,6 +10,7 @@
 //!   codes.
 
 mod backlog;
+mod backoff;
 mod budget;
 mod callbacks;
 pub mod client;

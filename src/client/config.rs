@@ -82,6 +82,15 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
+    /// How the waits between reconnection attempts grow.
+    pub(crate) fn retry_policy(&self) -> crate::backoff::RetryPolicy {
+        crate::backoff::RetryPolicy {
+            base: self.retry_delay,
+            max: self.retry_delay_max,
+            jitter: self.retry_jitter,
+        }
+    }
+
     /// Checks every field, naming the first bad one and the fix.
     pub fn validate(&self) -> Result<()> {
         let invalid = |message: String| Err(Error::InvalidArgument(message));

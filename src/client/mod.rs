@@ -7,7 +7,6 @@
 //! including from inside a callback; none holds a lock while user code runs.
 
 mod attempt;
-mod backoff;
 mod config;
 mod connection;
 mod disconnect;
@@ -62,7 +61,7 @@ pub struct ClientInner {
     /// Reader and retry threads, joined by `free`.
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Random numbers for the reconnection jitter.
-    jitter: backoff::Jitter,
+    jitter: crate::backoff::Jitter,
 }
 
 #[derive(Default)]
@@ -108,7 +107,7 @@ impl Client {
                 state: Mutex::default(),
                 state_changed: Condvar::new(),
                 threads: Mutex::default(),
-                jitter: backoff::Jitter::new(salt),
+                jitter: crate::backoff::Jitter::new(salt),
             }),
         })
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::backoff::retry_delay;
+use crate::backoff::retry_delay;
 
 use super::{Attempt, Client, DisconnectReason, DisconnectState};
 use crate::error::{Error, Result};
@@ -81,7 +81,11 @@ impl Client {
 
     /// The wait before reconnection attempt `n` (see [`retry_delay`]).
     pub(super) fn delay_before_attempt(&self, n: u32) -> Duration {
-        retry_delay(&self.inner.config, n, self.inner.jitter.next())
+        retry_delay(
+            &self.inner.config.retry_policy(),
+            n,
+            self.inner.jitter.next(),
+        )
     }
 
     /// Waits `delay`; true if the attempt was cancelled meanwhile.

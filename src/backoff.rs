@@ -1,42 +1,52 @@
-//! Delays between reconnection attempts: the reference's fixed
-//! `retry_delay`, or exponential backoff up to `retry_delay_max`, with
-//! optional full jitter (each delay drawn uniformly from zero to its
-//! value), so clients cut off together do not return together.
+//! Delays between reconnection attempts, for the client and for a cluster
+//! node's bus connections: the reference's fixed `retry_delay`, or
+//! exponential backoff up to a maximum, with optional full jitter (each
+//! delay drawn uniformly from zero to its value), so those cut off
+//! together do not return together.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::ClientConfig;
+/// How the waits between attempts grow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryPolicy {
+    /// The wait (the first one, with backoff).
+    pub base: Duration,
+    /// With backoff, the longest wait; `None` keeps every wait at `base`.
+    pub max: Option<Duration>,
+    /// Whether each wait is drawn from zero to its value.
+    pub jitter: bool,
+}
 
 /// The wait before reconnection attempt `attempt` (1 or more) of a loop;
 /// `random` is a uniformly random 64-bit number (used only with jitter).
 ///
-/// The reference's fixed delay (no `retry_delay_max`, no jitter) makes the
-/// first attempt at once and the next ones `retry_delay` apart. Backoff
-/// waits `retry_delay` before the first and doubles the wait each time up
-/// to `retry_delay_max`; jitter draws each wait, the first included, from
-/// zero to that value.
-pub(crate) fn retry_delay(config: &ClientConfig, attempt: u32, random: u64) -> Duration {
-    let base = config.retry_delay;
-    if config.retry_delay_max.is_none() && !config.retry_jitter {
+/// The reference's fixed delay (no `max`, no jitter) makes the first
+/// attempt at once and the next ones `base` apart. Backoff waits `base`
+/// before the first and doubles the wait each time up to `max`; jitter
+/// draws each wait, the first included, from zero to that value.
+pub(crate) fn retry_delay(policy: &RetryPolicy, attempt: u32, random: u64) -> Duration {
+    let base = policy.base;
+    if policy.max.is_none() && !policy.jitter {
         return if attempt <= 1 { Duration::ZERO } else { base };
     }
-    let ceiling = match config.retry_delay_max {
+    let ceiling = match policy.max {
         Some(max) => {
             let doublings = attempt.saturating_sub(1).min(32);
             base.saturating_mul(1u32 << doublings.min(31)).min(max)
         }
         None => base,
     };
-    if !config.retry_jitter {
+    if !policy.jitter {
         return ceiling;
     }
     let micros = ceiling.as_micros().min(u128::from(u64::MAX)) as u64;
     Duration::from_micros(random % micros.saturating_add(1))
 }
 
-/// A small per-client random source for jitter (xorshift64*), seeded from
-/// the clock and the client's address so clients in one process differ.
+/// A small random source for jitter (xorshift64*), seeded from the clock
+/// and a salt (such as the owner's address) so sources in one process
+/// differ.
 pub(crate) struct Jitter(AtomicU64);
 
 impl Jitter {
@@ -68,12 +78,11 @@ impl Jitter {
 mod tests {
     use super::*;
 
-    fn config(base: u64, max: Option<u64>, jitter: bool) -> ClientConfig {
-        ClientConfig {
-            retry_delay: Duration::from_millis(base),
-            retry_delay_max: max.map(Duration::from_millis),
-            retry_jitter: jitter,
-            ..ClientConfig::default()
+    fn config(base: u64, max: Option<u64>, jitter: bool) -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(base),
+            max: max.map(Duration::from_millis),
+            jitter,
         }
     }
 
