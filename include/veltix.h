@@ -447,9 +447,71 @@ typedef struct veltix_stats_t {
  * A connected client of a server, as given to `on_connect`. Ids start at 1
  * and are never reused during the server's life (restarts included), so a
  * stale id fails with `VELTIX_ERR_NOT_CONNECTED` instead of reaching
- * another client.
+ * another client. In cluster mode an id is `cluster_node_id << 37 | n`
+ * (`n` from 1): unique across the cluster, and below 2^53, so a
+ * JavaScript number or a Lua double holds it exactly.
  */
 typedef uint64_t veltix_peer_id_t;
+
+/**
+ * One node of a cluster and its count of connected clients, from
+ * `veltix_server_cluster_nodes()`.
+ */
+typedef struct veltix_cluster_node_t {
+    /**
+     * The node's id.
+     */
+    uint16_t node_id;
+    /**
+     * Its connected clients (handshake complete).
+     */
+    uint64_t clients;
+} veltix_cluster_node_t;
+
+/**
+ * The counters of a cluster node's bus, from `veltix_server_cluster_stats()`,
+ * counted since the server was created. Set `struct_size` to
+ * `sizeof(veltix_cluster_stats_t)` before the call; the library writes
+ * the fields within it.
+ */
+typedef struct veltix_cluster_stats_t {
+    /**
+     * `sizeof(veltix_cluster_stats_t)` as the program was compiled; set by
+     * the caller.
+     */
+    uint32_t struct_size;
+    /**
+     * Whether the bus is connected now (both connections up).
+     */
+    bool connected;
+    /**
+     * This node's id (the configured one, or the one drawn for 0).
+     */
+    uint16_t node_id;
+    /**
+     * Messages handed to Redis for the other nodes.
+     */
+    uint64_t published;
+    /**
+     * Messages received from other nodes (its own echoes not counted).
+     */
+    uint64_t received;
+    /**
+     * Messages that would have crossed nodes but were dropped: the bus
+     * was down, or its queue (bounded by `max_outbound_bytes`, counted in
+     * `max_memory_bytes`) was full. This node's own peers got them.
+     */
+    uint64_t dropped;
+    /**
+     * Messages received that were not in this library's bus format
+     * (another program or version on the same channels); ignored.
+     */
+    uint64_t malformed;
+    /**
+     * Times a bus connection was lost.
+     */
+    uint64_t disconnects;
+} veltix_cluster_stats_t;
 
 /**
  * How a server listens. Fill it with
@@ -615,7 +677,55 @@ typedef struct veltix_server_config_t {
      * a client could otherwise claim any address.
      */
     const char *proxy_protocol_from;
+    /**
+     * Keeps the fields after it out of the tail padding of the struct as
+     * it was before them (on 32-bit ARM). Never read.
+     */
+    uint32_t reserved2;
+    /**
+     * Cluster mode: the Redis (or Valkey) server that links this
+     * server's process with the other nodes of its cluster, as a
+     * NUL-terminated `"redis://[user:password@]host[:port][/db]"`;
+     * copied. Broadcasts, sends to a tag (`veltix_server_send_to_tag()`)
+     * and sends and replies to another node's peer then reach every node,
+     * and peer ids are cluster-wide. Each node delivers to its own peers
+     * first and never waits for the bus; what crosses nodes is delivered
+     * at most once and is dropped (and counted) while the bus is down.
+     * `rediss://` is refused: this build has no TLS for the bus. See the
+     * cluster guide. NULL (the default): a server alone.
+     */
+    const char *cluster_bus;
+    /**
+     * The cluster's name, NUL-terminated (1 to 100 bytes, no spaces);
+     * copied. Nodes with the same bus and name are one service; the name
+     * prefixes every Redis channel and key the cluster uses. NULL is
+     * `"veltix"`.
+     */
+    const char *cluster_name;
+    /**
+     * This node's id in its cluster, 1 to 65,535, unique among the
+     * cluster's running processes: it is the top bits of every peer id
+     * this node hands out (`id >> 37`), which is how a send finds the
+     * node that holds a peer. 0 (the default) draws one at random,
+     * which two of a few nodes may draw alike (a clash is logged as an
+     * error); set it for any real deployment.
+     */
+    uint16_t cluster_node_id;
 } veltix_server_config_t;
+
+/**
+ * Called when a cluster node's bus (`config.cluster_bus`) is reached
+ * (`connected` true: both its connections are up and subscribed) or lost
+ * (false: what crosses nodes is dropped until it is back; the node
+ * reconnects with backoff). Also called once with false when the first
+ * attempt fails. On a worker thread (in dispatch mode, inside
+ * `veltix_server_dispatch()`), in the order the changes happened, with no
+ * library lock held; calls allowed as in `veltix_server_message_fn`.
+ * A C++ exception must not escape it (see `veltix_server_message_fn`).
+ */
+typedef void (*veltix_cluster_state_fn)(void *user_data,
+                                        struct veltix_server_t *server,
+                                        bool connected);
 
 /**
  * Called when `peer` completes its handshake, before any of its messages,
@@ -1445,6 +1555,43 @@ veltix_status_t veltix_server_close_client(struct veltix_server_t *server,
                                            veltix_peer_id_t peer);
 
 /**
+ * Lists every live node of `server`'s cluster with its count of
+ * connected clients, in node order: this node's count now, the others'
+ * as each recorded it within the last second or so (a node's record
+ * expires 3 s after its last refresh, so a stopped node leaves the list
+ * then; while the bus is down only this node is listed). Copies up to
+ * `capacity` entries to `out_nodes` and writes how many there are to
+ * `*out_count`, and their total of clients to `*out_total` if it is not
+ * NULL. `out_nodes` may be NULL when `capacity` is 0. Any thread; never
+ * blocks: it reads what the bus thread last fetched.
+ *
+ * Returns `VELTIX_ERR_INVALID_ARGUMENT` outside cluster mode.
+ *
+ * # Safety
+ * `server` must be a live server; `out_nodes` must hold `capacity`
+ * entries; `out_count` writable; `out_total` NULL or writable.
+ */
+veltix_status_t veltix_server_cluster_nodes(const struct veltix_server_t *server,
+                                            struct veltix_cluster_node_t *out_nodes,
+                                            size_t capacity,
+                                            size_t *out_count,
+                                            uint64_t *out_total);
+
+/**
+ * Writes the counters of `server`'s cluster bus to `*out` (set
+ * `out->struct_size = sizeof *out` first). Any thread; never blocks.
+ *
+ * Returns `VELTIX_ERR_INVALID_ARGUMENT` outside cluster mode or for a
+ * `struct_size` this library does not know (nothing written).
+ *
+ * # Safety
+ * `server` must be a live server; `out` writable for `out->struct_size`
+ * bytes.
+ */
+veltix_status_t veltix_server_cluster_stats(const struct veltix_server_t *server,
+                                            struct veltix_cluster_stats_t *out);
+
+/**
  * Fills `config` with the defaults and sets `config->struct_size`; pass
  * `sizeof *config`. Call it before changing any field. Statuses as
  * `veltix_client_config_init()`.
@@ -1567,6 +1714,23 @@ veltix_status_t veltix_server_get_tag(const struct veltix_server_t *server,
  */
 veltix_status_t veltix_server_new(const struct veltix_server_config_t *config,
                                   struct veltix_server_t **out);
+
+/**
+ * Sets `fn`, the callback told when `server`'s cluster bus is reached or
+ * lost (NULL clears it; see `veltix_cluster_state_fn`), with
+ * `user_data`, which `free_user_data` (may be NULL) releases once `fn`
+ * can never run again. Replacing or clearing it waits as
+ * `veltix_server_on_recv()` does. Allowed on a server without a cluster
+ * (it never runs then).
+ *
+ * # Safety
+ * `server` must be a live server; `fn` must be callable from any thread
+ * with `user_data`.
+ */
+veltix_status_t veltix_server_on_cluster_state(struct veltix_server_t *server,
+                                               veltix_cluster_state_fn fn,
+                                               void *user_data,
+                                               veltix_free_fn free_user_data);
 
 /**
  * Sets `fn`, the callback run when a client of `server` completes its
@@ -1857,6 +2021,31 @@ veltix_status_t veltix_server_send_text(struct veltix_server_t *server,
                                         veltix_peer_id_t peer,
                                         uint16_t type_code,
                                         const char *text);
+
+/**
+ * Sends one message of `type_code` (`len` bytes at `data`, one request
+ * id) to every client having tag `name`, set to `value` (NULL: any
+ * value): at once to this server's, and in cluster mode to every other
+ * node's through the bus (at most once; a node subscribes to a tag's
+ * channel while one of its clients holds the tag, so a tag set a moment
+ * before may miss a send from another node). Writes how many of this
+ * server's clients it was sent to to `*out_sent` if it is not NULL.
+ * A client whose send fails is skipped as in `veltix_server_broadcast()`.
+ *
+ * Returns `VELTIX_ERR_MESSAGE_TOO_LARGE` (nothing sent).
+ *
+ * # Safety
+ * `server` must be a live server; `name` (and a non-NULL `value`)
+ * NUL-terminated strings; `data` `len` bytes; `out_sent` NULL or
+ * writable.
+ */
+veltix_status_t veltix_server_send_to_tag(struct veltix_server_t *server,
+                                          const char *name,
+                                          const char *value,
+                                          uint16_t type_code,
+                                          const uint8_t *data,
+                                          size_t len,
+                                          size_t *out_sent);
 
 /**
  * Sets tag `name` of `peer` of `server` to `value` (NULL means `""`),

@@ -1043,13 +1043,24 @@ class server_config : public detail::shared_settings<server_config> {
         proxy_protocol_from_ = std::move(trusted);
         return *this;
     }
-    /** Every field of the C struct (except `host` and
-     *  `proxy_protocol_from`: use `listen` and `proxy_protocol_from`). */
+    /** Cluster mode: the bus (`"redis://host:port"`), the cluster's name
+     *  and this node's id (1 to 65,535; 0 draws one). See
+     *  `veltix_server_config_t::cluster_bus` and docs/cluster.md. */
+    server_config &cluster(std::string bus, std::string name, std::uint16_t node_id) {
+        cluster_bus_ = std::move(bus);
+        cluster_name_ = std::move(name);
+        raw_.cluster_node_id = node_id;
+        return *this;
+    }
+    /** Every field of the C struct (except the strings: use `listen`,
+     *  `proxy_protocol_from` and `cluster`). */
     veltix_server_config_t &raw() noexcept { return raw_; }
     /** The C struct to pass to `veltix_server_new`; valid while this lives. */
     const veltix_server_config_t *c_config() noexcept {
         raw_.host = host_.c_str();
         raw_.proxy_protocol_from = proxy_protocol_from_ ? proxy_protocol_from_->c_str() : nullptr;
+        raw_.cluster_bus = cluster_bus_ ? cluster_bus_->c_str() : nullptr;
+        raw_.cluster_name = cluster_name_ ? cluster_name_->c_str() : nullptr;
         return &raw_;
     }
 
@@ -1057,7 +1068,14 @@ class server_config : public detail::shared_settings<server_config> {
     veltix_server_config_t raw_{};
     std::string host_;
     std::optional<std::string> proxy_protocol_from_;
+    std::optional<std::string> cluster_bus_;
+    std::optional<std::string> cluster_name_;
 };
+
+/** A cluster node's bus counters (see `veltix_cluster_stats_t`). */
+using cluster_stats = veltix_cluster_stats_t;
+/** One node of a cluster and its clients (see `veltix_cluster_node_t`). */
+using cluster_node = veltix_cluster_node_t;
 
 /** A peer's address. */
 struct endpoint {
@@ -1155,6 +1173,49 @@ class server_ref
         std::size_t sent = broadcast(type, payload, except, ec);
         detail::throw_if(ec);
         return sent;
+    }
+
+    /** Sends to every client with tag `name` (and that `value`, if
+     *  given), on every node in cluster mode; how many of this node's
+     *  were sent to. */
+    std::size_t send_to_tag(const std::string &name, const std::optional<std::string> &value,
+                            std::uint16_t type, bytes payload, std::error_code &ec) noexcept {
+        std::size_t sent = 0;
+        ec = detail::code_of(veltix_server_send_to_tag(raw_, name.c_str(),
+                                                       value ? value->c_str() : nullptr, type,
+                                                       payload.data(), payload.size(), &sent));
+        return sent;
+    }
+    /** Throwing form. */
+    std::size_t send_to_tag(const std::string &name, const std::optional<std::string> &value,
+                            std::uint16_t type, bytes payload) {
+        std::error_code ec;
+        std::size_t sent = send_to_tag(name, value, type, payload, ec);
+        detail::throw_if(ec);
+        return sent;
+    }
+
+    /** Cluster mode: the bus counters (`veltix_server_cluster_stats`). */
+    cluster_stats cluster_statistics() const {
+        cluster_stats stats{};
+        stats.struct_size = sizeof stats;
+        throw_on(veltix_server_cluster_stats(raw_, &stats));
+        return stats;
+    }
+    /** Cluster mode: every live node and its clients, in node order
+     *  (`veltix_server_cluster_nodes`). */
+    std::vector<cluster_node> cluster_nodes() const {
+        std::vector<cluster_node> nodes;
+        for (;;) {
+            std::size_t count = 0;
+            throw_on(veltix_server_cluster_nodes(raw_, nodes.empty() ? nullptr : nodes.data(),
+                                                 nodes.size(), &count, nullptr));
+            if (count <= nodes.size()) {
+                nodes.resize(count);
+                return nodes;
+            }
+            nodes.resize(count + 4);
+        }
     }
 
     /** Sends a request to `peer` and blocks for its reply. */
@@ -1407,6 +1468,31 @@ class server_ref
     void on_disconnect(F &&f) {
         std::error_code ec;
         on_disconnect(std::forward<F>(f), ec);
+        detail::throw_if(ec);
+    }
+
+    /** `f(server_ref, bool connected)` when the cluster's bus is reached
+     *  or lost (see `veltix_cluster_state_fn`). */
+    template <typename F>
+    void on_cluster_state(F &&f, std::error_code &ec) noexcept {
+        using signature = void(server_ref, bool);
+        ec = detail::attach<signature>(
+            std::forward<F>(f), [&](void *data, veltix_free_fn release) {
+                return veltix_server_on_cluster_state(
+                    raw_,
+                    [](void *user_data, veltix_server_t *server, bool connected) {
+                        detail::guarded([&] {
+                            detail::slot_of<signature>(user_data)(server_ref(server), connected);
+                        });
+                    },
+                    data, release);
+            });
+    }
+    /** Throwing form. */
+    template <typename F>
+    void on_cluster_state(F &&f) {
+        std::error_code ec;
+        on_cluster_state(std::forward<F>(f), ec);
         detail::throw_if(ec);
     }
 

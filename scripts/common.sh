@@ -59,6 +59,10 @@ ensure_haproxy() {
     ensure_debian_package haproxy haproxy
 }
 
+# Debian's Redis (the cluster tests start their own servers on free ports
+# in temporary folders, so the packaged service is not needed).
+ensure_redis() { ensure_debian_package redis-server redis-server; }
+
 # Debian's clang (the C++ API is compiled by Clang as well as GCC).
 ensure_clang() { ensure_debian_package clang++ clang; }
 

@@ -36,8 +36,9 @@ fi
 step "documentation: every C parameter documented, every link alive, the Doxygen reference without a warning"
 bash scripts/docs.sh
 
-step "Rust tests (unit, property, C ABI end to end against the reference server, faults, HAProxy)"
+step "Rust tests (unit, property, C ABI end to end against the reference server, faults, HAProxy, Redis clusters)"
 ensure_haproxy
+ensure_redis
 cargo test --release
 
 step "CMake build of the examples and C/C++ tests; CTest against the reference server"

@@ -415,6 +415,34 @@ impl<M, C, D> CallbackTable<M, C, D> {
 /// Lets a handler taken out of the table finish its running calls, if
 /// asked to wait (the table's lock is already released); then this holds
 /// its last reference, and what the handler owns is released here.
+/// One handler outside a [`CallbackTable`] (such as a server's cluster
+/// state handler), with the table's rules: looked up when a call is about
+/// to run, and replaced or cleared only once no call of the old one runs.
+pub(crate) struct HandlerSlot<H>(RwLock<Retired<H>>);
+
+impl<H> Default for HandlerSlot<H> {
+    fn default() -> Self {
+        HandlerSlot(RwLock::new(None))
+    }
+}
+
+impl<H> HandlerSlot<H> {
+    /// Sets (or clears) the handler; `wait` as for
+    /// [`CallbackTable::set_on_recv`].
+    pub fn set(&self, handler: Option<H>, wait: bool) {
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::replace(&mut *slot, handler.map(Registered::new));
+        drop(slot);
+        retire(old, wait);
+    }
+
+    /// A call of the handler now, if one is set.
+    pub fn call(&self) -> Option<Call<H>> {
+        let slot = self.0.read().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().map(Registered::start_call)
+    }
+}
+
 fn retire<H>(old: Retired<H>, wait: bool) {
     if let (Some(old), true) = (&old, wait) {
         old.wait_idle();
@@ -622,5 +650,26 @@ mod tests {
         assert_eq!((handler(7), handler(8)), (Some(2), Some(1)));
         table.set_on_recv(None, true);
         assert_eq!((handler(7), handler(8)), (Some(2), None));
+    }
+
+    #[test]
+    fn a_slot_is_cleared_only_once_its_running_call_ends() {
+        let slot: Arc<HandlerSlot<Handler>> = Arc::default();
+        assert!(slot.call().is_none());
+        slot.set(Some(Arc::new(|| {})), true);
+        let running = slot.call().expect("set");
+        (running.handler())();
+        let clearer = {
+            let slot = slot.clone();
+            std::thread::spawn(move || slot.set(None, true))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !clearer.is_finished(),
+            "the running call was not waited for"
+        );
+        assert!(slot.call().is_none(), "no new call starts meanwhile");
+        drop(running);
+        clearer.join().unwrap();
     }
 }

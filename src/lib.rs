@@ -14,6 +14,7 @@ mod backoff;
 mod budget;
 mod callbacks;
 pub mod client;
+pub mod cluster;
 mod config_checks;
 pub mod disconnect;
 pub mod error;

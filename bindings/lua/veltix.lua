@@ -155,6 +155,10 @@ local function make_trampolines()
       local fn = handler_of(user_data)
       if fn then call(fn, tonumber(peer), reason) end
     end),
+    cluster_state = ffi.cast("veltix_cluster_state_fn", function(user_data, _, connected)
+      local fn = handler_of(user_data)
+      if fn then call(fn, connected) end
+    end),
     server_reply = ffi.cast("veltix_server_reply_fn", function(user_data, _, _, status, reply, detail)
       deliver_reply(user_data, status, reply, detail)
     end),
@@ -175,14 +179,16 @@ local CLIENT_FIELDS = {
 local SERVER_FIELDS = {
   "port", "buffer_size", "max_connection", "max_message_size", "handshake_timeout_ms",
   "max_outbound_bytes", "max_queued_messages", "max_queued_bytes", "max_memory_bytes",
-  "idle_timeout_ms", "reply_spin_us",
+  "idle_timeout_ms", "reply_spin_us", "cluster_node_id",
 }
+-- The string fields a server's options may set (copied by _new).
+local SERVER_STRINGS = { "proxy_protocol_from", "cluster_bus", "cluster_name" }
 
 -- A handle of `kind` ("client" or "server") made from `options`: its
 -- config (`veltix_<kind>_config_t`) holds the defaults, then the `fields`
 -- and `liveness` of `options`, `options.host` in `host_field`, and
 -- dispatch mode, which is forced (callbacks only on this thread).
-local function new_handle(kind, class, fields, host_field, options)
+local function new_handle(kind, class, fields, host_field, options, strings)
   options = options or {}
   local L = library()
   if not trampolines then make_trampolines() end
@@ -191,9 +197,15 @@ local function new_handle(kind, class, fields, host_field, options)
   -- Kept alive until the library has copied it.
   local host = options.host and ffi.new("char[?]", #options.host + 1, options.host)
   if host then config[host_field] = host end
-  local trusted = options.proxy_protocol_from
-  trusted = trusted and ffi.new("char[?]", #trusted + 1, trusted)
-  if trusted then config.proxy_protocol_from = trusted end
+  -- Each kept alive until the library has copied it.
+  local kept = {}
+  for _, field in ipairs(strings or {}) do
+    local text = options[field]
+    if text then
+      kept[field] = ffi.new("char[?]", #text + 1, text)
+      config[field] = kept[field]
+    end
+  end
   for _, field in ipairs(fields) do
     if options[field] ~= nil then config[field] = options[field] end
   end
@@ -428,11 +440,13 @@ add_shared_methods(Client, "veltix_client", "client")
 -- max_outbound_bytes, max_queued_messages, max_queued_bytes,
 -- max_memory_bytes, idle_timeout_ms, reply_spin_us, proxy_protocol_from
 -- (the load balancers whose connections start with a PROXY header, e.g.
--- "10.0.0.5, 192.168.0.0/16"), and liveness as for a
--- client. Callbacks run inside `dispatch`, as a client's do. It is freed
--- by `close()`, or when collected.
+-- "10.0.0.5, 192.168.0.0/16"), cluster_bus, cluster_name and
+-- cluster_node_id (cluster mode: "redis://host:port", the cluster's
+-- name, this node's id), and liveness as for a client. Callbacks run
+-- inside `dispatch`, as a client's do. It is freed by `close()`, or when
+-- collected.
 function veltix.server(options)
-  return new_handle("server", Server, SERVER_FIELDS, "host", options)
+  return new_handle("server", Server, SERVER_FIELDS, "host", options, SERVER_STRINGS)
 end
 
 add_shared_methods(Server, "veltix_server", "server")
@@ -508,6 +522,52 @@ function Server:broadcast(type_code, payload, except)
   check(library().veltix_server_broadcast(live(self), type_code, payload, #payload, ids, #except,
     sent))
   return tonumber(sent[0])
+end
+
+--- Sends `payload` to every client whose tag `name` is `value` (any value,
+-- if nil), on every node in cluster mode; returns how many of this
+-- server's clients it was sent to.
+function Server:send_to_tag(name, value, type_code, payload)
+  payload = payload or ""
+  local sent = ffi.new("size_t[1]")
+  check(library().veltix_server_send_to_tag(live(self), name, value, type_code, payload, #payload,
+    sent))
+  return tonumber(sent[0])
+end
+
+--- Cluster mode: calls `fn(connected)` when the bus is reached or lost.
+function Server:on_cluster_state(fn)
+  set_callback(self, "veltix_server_on_cluster_state", trampolines.cluster_state, fn)
+end
+
+--- Cluster mode: the bus counters, a table with `connected`, `node_id`,
+-- `published`, `received`, `dropped`, `malformed` and `disconnects`.
+function Server:cluster_stats()
+  local stats = ffi.new("veltix_cluster_stats_t")
+  stats.struct_size = ffi.sizeof(stats)
+  check(library().veltix_server_cluster_stats(live(self), stats))
+  return {
+    connected = stats.connected, node_id = stats.node_id,
+    published = tonumber(stats.published), received = tonumber(stats.received),
+    dropped = tonumber(stats.dropped), malformed = tonumber(stats.malformed),
+    disconnects = tonumber(stats.disconnects),
+  }
+end
+
+--- Cluster mode: every live node, in node order, as `{ node_id, clients }`
+-- tables, and their total of clients.
+function Server:cluster_nodes()
+  local L = library()
+  local count, total = ffi.new("size_t[1]"), ffi.new("uint64_t[1]")
+  check(L.veltix_server_cluster_nodes(live(self), nil, 0, count, nil))
+  local capacity = tonumber(count[0]) + 4
+  local nodes = ffi.new("veltix_cluster_node_t[?]", capacity)
+  check(L.veltix_server_cluster_nodes(live(self), nodes, capacity, count, total))
+  local found = {}
+  for i = 0, math.min(tonumber(count[0]), capacity) - 1 do
+    found[#found + 1] = { node_id = nodes[i].node_id, clients = tonumber(nodes[i].clients) }
+  end
+  return found, tonumber(total[0])
 end
 
 -- The ids `list(out, capacity, count)` writes, asking for the count first.

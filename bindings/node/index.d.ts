@@ -72,6 +72,23 @@ export interface ServerOptions {
   liveness?: Liveness;
   /** The load balancers ('10.0.0.5, 192.168.0.0/16') whose connections start with a PROXY header naming the real client. */
   proxyProtocolFrom?: string;
+  /** Cluster mode: the bus, 'redis://host:port' (see docs/cluster.md). */
+  clusterBus?: string;
+  /** The cluster's name (default 'veltix'). */
+  clusterName?: string;
+  /** This node's id, 1 to 65535, unique per process; 0 (the default) draws one. */
+  clusterNodeId?: number;
+}
+
+/** A cluster node's bus counters. */
+export interface ClusterStats {
+  connected: boolean;
+  nodeId: number;
+  published: number;
+  received: number;
+  dropped: number;
+  malformed: number;
+  disconnects: number;
 }
 
 /** A connection's counters. */
@@ -170,9 +187,17 @@ export class Server extends EventEmitter {
   removeTag(peer: number, name: string): boolean;
   peerAddress(peer: number): { address: string; port: number };
   closeClient(peer: number): void;
+  /** Sends to the clients whose tag `name` is `value` (any if null), on every node in cluster mode; returns how many of this server's. */
+  sendToTag(name: string, value: string | null, type: number, payload?: Payload): number;
+  /** Cluster mode: the bus counters. */
+  readonly clusterStats: ClusterStats;
+  /** Cluster mode: every live node and its clients, in node order, and their total. */
+  clusterNodes(): { nodes: { nodeId: number; clients: number }[]; total: number };
   /** Closes every connection and frees it. */
   close(): void;
 
+  on(event: 'clusterState', listener: (connected: boolean) => void): this;
+  once(event: 'clusterState', listener: (connected: boolean) => void): this;
   on(event: 'connect', listener: (peer: number) => void): this;
   on(event: 'disconnect', listener: (peer: number, reason: DisconnectReason) => void): this;
   on(event: 'message', listener: (peer: number, message: Message) => void): this;

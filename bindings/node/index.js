@@ -191,6 +191,7 @@ function callbacks() {
       (id, _server, peer, message) => runWithMessage(id, message, Number(peer)), prototypes.serverMessage),
     serverReply: made(
       (id, _server, _peer, status, reply, detail) => settle(id, status, reply, detail), prototypes.serverReply),
+    clusterState: made((id, _server, connected) => run(id, connected), prototypes.clusterState),
   };
   return trampolines;
 }
@@ -379,6 +380,9 @@ const SERVER_FIELDS = {
   idleTimeoutMs: 'idle_timeout_ms',
   replySpinUs: 'reply_spin_us',
   proxyProtocolFrom: 'proxy_protocol_from',
+  clusterBus: 'cluster_bus',
+  clusterName: 'cluster_name',
+  clusterNodeId: 'cluster_node_id',
 };
 
 function statsOf(get) {
@@ -407,6 +411,7 @@ const SERVER_HANDLERS = {
   connected(peer) { this.emit('connect', peer); },
   disconnected(peer, reason) { this.emit('disconnect', peer, reason); },
   received(peer, message) { this.emit('message', peer, message); },
+  clusterState(connected) { this.emit('clusterState', connected); },
 };
 
 /**
@@ -526,7 +531,8 @@ class Client extends Endpoint {
 
 /**
  * A Veltix server. Events: 'connect' (peer), 'disconnect' (peer, reason),
- * 'message' (peer, message), 'error'. Peers are numeric ids, never reused.
+ * 'message' (peer, message), 'clusterState' (connected: cluster mode's
+ * bus reached or lost), 'error'. Peers are numeric ids, never reused.
  */
 class Server extends Endpoint {
   /** @param {object} [options] host, port (0 picks one), maxConnection, ... (see index.d.ts) */
@@ -540,6 +546,8 @@ class Server extends Endpoint {
       (id) => api.veltix_server_on_disconnect(this._handle, t.serverDisconnect, id, t.free));
     this._registerWith(SERVER_HANDLERS.received,
       (id) => api.veltix_server_on_recv(this._handle, t.serverMessage, id, t.free));
+    this._registerWith(SERVER_HANDLERS.clusterState,
+      (id) => api.veltix_server_on_cluster_state(this._handle, t.clusterState, id, t.free));
   }
 
   /** Starts listening; returns the port (the one picked, for port 0). */
@@ -663,6 +671,50 @@ class Server extends Endpoint {
   /** Disconnects `peer`. */
   closeClient(peer) {
     check(native.native().veltix_server_close_client(this._handle, peer));
+  }
+
+  /**
+   * Sends to every client whose tag `name` is `value` (any value if null),
+   * on every node in cluster mode; returns how many of this server's
+   * clients it was sent to.
+   */
+  sendToTag(name, value, type, payload) {
+    const data = bytes(payload);
+    const sent = [0];
+    check(native.native().veltix_server_send_to_tag(this._handle, name, value, type, data, data.length, sent));
+    return Number(sent[0]);
+  }
+
+  /** Cluster mode: the bus counters. */
+  get clusterStats() {
+    const stats = { struct_size: koffi.sizeof(types.clusterStats) };
+    check(native.native().veltix_server_cluster_stats(this._handle, stats));
+    return {
+      connected: stats.connected,
+      nodeId: stats.node_id,
+      published: Number(stats.published),
+      received: Number(stats.received),
+      dropped: Number(stats.dropped),
+      malformed: Number(stats.malformed),
+      disconnects: Number(stats.disconnects),
+    };
+  }
+
+  /** Cluster mode: every live node ({ nodeId, clients }, in node order) and their total of clients. */
+  clusterNodes() {
+    const api = native.native();
+    for (;;) {
+      const count = [0];
+      check(api.veltix_server_cluster_nodes(this._handle, null, 0, count, null));
+      const capacity = Number(count[0]) + 4;
+      const out = Array.from({ length: capacity }, () => ({ node_id: 0, clients: 0 }));
+      const total = [0];
+      check(api.veltix_server_cluster_nodes(this._handle, out, capacity, count, total));
+      if (Number(count[0]) <= capacity) {
+        const nodes = out.slice(0, Number(count[0])).map((n) => ({ nodeId: n.node_id, clients: Number(n.clients) }));
+        return { nodes, total: Number(total[0]) };
+      }
+    }
   }
 }
 

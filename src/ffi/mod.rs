@@ -7,6 +7,7 @@
 
 mod boundary;
 pub mod client;
+pub mod cluster;
 pub mod config;
 mod extensible;
 pub mod liveness;
@@ -26,6 +27,7 @@ use std::ffi::c_char;
 pub type veltix_socket_t = crate::sys::PollHandle;
 
 pub use client::*;
+pub use cluster::*;
 pub use config::*;
 pub use liveness::*;
 pub use log::*;

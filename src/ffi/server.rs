@@ -32,7 +32,9 @@ pub struct veltix_server_t {
 /// A connected client of a server, as given to `on_connect`. Ids start at 1
 /// and are never reused during the server's life (restarts included), so a
 /// stale id fails with `VELTIX_ERR_NOT_CONNECTED` instead of reaching
-/// another client.
+/// another client. In cluster mode an id is `cluster_node_id << 37 | n`
+/// (`n` from 1): unique across the cluster, and below 2^53, so a
+/// JavaScript number or a Lua double holds it exactly.
 #[allow(non_camel_case_types)]
 pub type veltix_peer_id_t = u64;
 
@@ -127,7 +129,7 @@ unsafe fn peer_list<'a>(ids: *const veltix_peer_id_t, count: usize) -> Result<&'
 }
 
 /// Runs `body` with the server behind `server` (not consuming the handle).
-fn with_server<T>(
+pub(super) fn with_server<T>(
     server: *const veltix_server_t,
     body: impl FnOnce(&Server) -> Result<T>,
 ) -> Result<T> {
@@ -141,7 +143,7 @@ fn with_server<T>(
     body(&server)
 }
 
-fn handle(server: &Server) -> *mut veltix_server_t {
+pub(super) fn handle(server: &Server) -> *mut veltix_server_t {
     server.as_ptr().cast_mut().cast()
 }
 
@@ -157,15 +159,36 @@ unsafe fn write_ids(
     capacity: usize,
     out_count: *mut usize,
 ) -> Result<()> {
+    write_list(
+        ids,
+        out,
+        "out_peers (with capacity > 0)",
+        capacity,
+        out_count,
+    )
+}
+
+/// Copies up to `capacity` of `items` to `out` (named `out_name`) and
+/// writes how many there are to `out_count`.
+///
+/// # Safety
+/// `out` must hold `capacity` writable items (may be NULL if 0).
+pub(super) unsafe fn write_list<T: Copy>(
+    items: &[T],
+    out: *mut T,
+    out_name: &'static str,
+    capacity: usize,
+    out_count: *mut usize,
+) -> Result<()> {
     let out_count = non_null_mut(out_count, "out_count")?;
-    let n = ids.len().min(capacity);
+    let n = items.len().min(capacity);
     if n > 0 {
         if out.is_null() {
-            return Err(Error::NullPointer("out_peers (with capacity > 0)"));
+            return Err(Error::NullPointer(out_name));
         }
-        std::ptr::copy_nonoverlapping(ids.as_ptr(), out, n);
+        std::ptr::copy_nonoverlapping(items.as_ptr(), out, n);
     }
-    *out_count = ids.len();
+    *out_count = items.len();
     Ok(())
 }
 
@@ -905,7 +928,10 @@ pub unsafe extern "C" fn veltix_server_peers_with_tag(
 ///
 /// # Safety
 /// A non-NULL `ptr` must be a NUL-terminated string outliving `'a`.
-unsafe fn optional_utf8<'a>(ptr: *const c_char, name: &'static str) -> Result<Option<&'a str>> {
+pub(super) unsafe fn optional_utf8<'a>(
+    ptr: *const c_char,
+    name: &'static str,
+) -> Result<Option<&'a str>> {
     if ptr.is_null() {
         return Ok(None);
     }

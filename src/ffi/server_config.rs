@@ -8,6 +8,7 @@ use super::config::micros;
 use super::extensible::{self, field_ends, Extensible};
 use super::liveness::veltix_liveness_t;
 use super::status::veltix_status_t;
+use crate::cluster::{ClusterConfig, DEFAULT_CLUSTER_NAME};
 use crate::error::Result;
 use crate::liveness::optional_ms;
 use crate::server::{ServerConfig, TrustedProxies};
@@ -138,6 +139,32 @@ pub struct veltix_server_config_t {
     /// default): no header is looked for; the server never guesses, since
     /// a client could otherwise claim any address.
     pub proxy_protocol_from: *const c_char,
+    /// Keeps the fields after it out of the tail padding of the struct as
+    /// it was before them (on 32-bit ARM). Never read.
+    pub reserved2: u32,
+    /// Cluster mode: the Redis (or Valkey) server that links this
+    /// server's process with the other nodes of its cluster, as a
+    /// NUL-terminated `"redis://[user:password@]host[:port][/db]"`;
+    /// copied. Broadcasts, sends to a tag (`veltix_server_send_to_tag()`)
+    /// and sends and replies to another node's peer then reach every node,
+    /// and peer ids are cluster-wide. Each node delivers to its own peers
+    /// first and never waits for the bus; what crosses nodes is delivered
+    /// at most once and is dropped (and counted) while the bus is down.
+    /// `rediss://` is refused: this build has no TLS for the bus. See the
+    /// cluster guide. NULL (the default): a server alone.
+    pub cluster_bus: *const c_char,
+    /// The cluster's name, NUL-terminated (1 to 100 bytes, no spaces);
+    /// copied. Nodes with the same bus and name are one service; the name
+    /// prefixes every Redis channel and key the cluster uses. NULL is
+    /// `"veltix"`.
+    pub cluster_name: *const c_char,
+    /// This node's id in its cluster, 1 to 65,535, unique among the
+    /// cluster's running processes: it is the top bits of every peer id
+    /// this node hands out (`id >> 37`), which is how a send finds the
+    /// node that holds a peer. 0 (the default) draws one at random,
+    /// which two of a few nodes may draw alike (a clash is logged as an
+    /// error); set it for any real deployment.
+    pub cluster_node_id: u16,
 }
 
 /// Fills `config` with the defaults and sets `config->struct_size`; pass
@@ -185,6 +212,10 @@ unsafe impl Extensible for veltix_server_config_t {
             reply_spin_us: micros(defaults.reply_spin),
             reserved1: 0,
             proxy_protocol_from: std::ptr::null(),
+            reserved2: 0,
+            cluster_bus: std::ptr::null(),
+            cluster_name: std::ptr::null(),
+            cluster_node_id: 0,
         }
     }
 
@@ -212,6 +243,10 @@ unsafe impl Extensible for veltix_server_config_t {
                 reply_spin_us,
                 reserved1,
                 proxy_protocol_from,
+                reserved2,
+                cluster_bus,
+                cluster_name,
+                cluster_node_id,
             ]
         )
     }
@@ -221,8 +256,8 @@ impl veltix_server_config_t {
     /// The Rust configuration, validated.
     ///
     /// # Safety
-    /// A non-NULL `host` or `proxy_protocol_from` must be a NUL-terminated
-    /// string.
+    /// A non-NULL `host`, `proxy_protocol_from`, `cluster_bus` or
+    /// `cluster_name` must be a NUL-terminated string.
     pub(crate) unsafe fn to_config(&self) -> Result<ServerConfig> {
         let host = if self.host.is_null() {
             ServerConfig::default().host
@@ -254,6 +289,17 @@ impl veltix_server_config_t {
                     self.proxy_protocol_from,
                     "config.proxy_protocol_from",
                 )?)?),
+            },
+            cluster: match self.cluster_bus.is_null() {
+                true => None,
+                false => Some(ClusterConfig {
+                    bus: utf8(self.cluster_bus, "config.cluster_bus")?.to_owned(),
+                    name: match self.cluster_name.is_null() {
+                        true => DEFAULT_CLUSTER_NAME.to_owned(),
+                        false => utf8(self.cluster_name, "config.cluster_name")?.to_owned(),
+                    },
+                    node_id: self.cluster_node_id,
+                }),
             },
         };
         config.validate()?;

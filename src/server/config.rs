@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::backlog::BacklogLimits;
+use crate::cluster::ClusterConfig;
 use crate::config_checks::{
     backlog_limits, check_reply_spin, check_shared_fields, DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_QUEUED_MESSAGES,
@@ -72,6 +73,9 @@ pub struct ServerConfig {
     /// default): the server never looks for one (never guessed: a
     /// header then fails the handshake as any other bytes would).
     pub proxy_protocol: Option<TrustedProxies>,
+    /// Cluster mode: the bus, the cluster's name and this node's id (see
+    /// [`crate::cluster`]). `None` (the default): a server alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
             callbacks_on_io_thread: false,
             reply_spin: DEFAULT_REPLY_SPIN,
             proxy_protocol: None,
+            cluster: None,
         }
     }
 }
@@ -138,6 +143,9 @@ impl ServerConfig {
         }
         self.liveness.validate()?;
         check_reply_spin(self.reply_spin)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         self.backlog_limits().map(|_| ())
     }
 

@@ -43,6 +43,9 @@ impl Server {
     /// requests fail, and `on_disconnect` is queued after its messages.
     pub(super) fn peer_disconnected(&self, peer: &Arc<Peer>, reason: DisconnectReason) {
         self.peers_mut().remove(&peer.id);
+        if let Some(cluster) = self.cluster() {
+            peer.tags.release(cluster.tags());
+        }
         self.inner.pending.fail_owner(
             peer.id,
             &Error::Closed(format!(

@@ -298,6 +298,13 @@ impl EventLoop {
                 return;
             }
         }
+        let Some(id) = self.server.next_peer_id() else {
+            log_at!(
+                Error,
+                "refused {addr}: this cluster node has used all its peer ids (never reused); restart it"
+            );
+            return;
+        };
         let entry = self.connections.vacant_entry();
         let key = entry.key();
         // Registered for good: the socket leaves the poll when it closes
@@ -312,7 +319,6 @@ impl EventLoop {
                 return;
             }
         };
-        let id = self.server.next_peer_id();
         let max_outbound = config.max_outbound_bytes as usize;
         let control = self.control.clone();
         let budget = self.server.budget().clone();

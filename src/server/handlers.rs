@@ -15,6 +15,9 @@ pub type PeerReplyHandler = Box<dyn FnOnce(&Server, PeerId, crate::Result<Messag
 /// Called when a connected peer's connection ends.
 pub type PeerDisconnectHandler = Arc<dyn Fn(&Server, PeerId, DisconnectReason) + Send + Sync>;
 
+/// Called when the cluster's bus is reached (`true`) or lost (`false`).
+pub type ClusterStateHandler = Arc<dyn Fn(&Server, bool) + Send + Sync>;
+
 /// A server's registered callbacks; kept across restarts.
 pub(crate) type Callbacks =
     crate::callbacks::CallbackTable<PeerMessageHandler, PeerConnectHandler, PeerDisconnectHandler>;

@@ -8,6 +8,7 @@
 //! thread, including from inside a callback; none holds a lock while user
 //! code runs.
 
+mod cluster;
 mod config;
 mod dispatch;
 mod event_loop;
@@ -15,6 +16,7 @@ mod handlers;
 mod lead;
 mod outbound;
 mod peer;
+mod peer_tags;
 mod proxy;
 mod read_side;
 #[cfg(test)]
@@ -31,17 +33,21 @@ use std::time::{Duration, Instant};
 
 pub use config::{ServerConfig, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTBOUND_BYTES};
 pub use handlers::{
-    PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler, PeerReplyHandler,
+    ClusterStateHandler, PeerConnectHandler, PeerDisconnectHandler, PeerMessageHandler,
+    PeerReplyHandler,
 };
 pub use peer::PeerId;
 pub use proxy::TrustedProxies;
 
 use crate::backlog::BacklogLimits;
 use crate::budget::MemoryBudget;
+use crate::callbacks::HandlerSlot;
+use crate::cluster::{BusThreads, Cluster, ClusterHost};
 use crate::disconnect::DisconnectReason;
 use crate::error::{Error, Result};
 use crate::log::log_at;
 use crate::pending::PendingRequests;
+use crate::protocol::bus::BusTarget;
 use crate::protocol::frame::{check_frame_size, FrameHeader, PING};
 use crate::protocol::ids::{IdAllocator, SERVER_IDS};
 use crate::protocol::Message;
@@ -76,6 +82,9 @@ pub struct ServerInner {
     /// What is held on behalf of all peers, and its bound.
     budget: Arc<MemoryBudget>,
     running: Mutex<Option<Running>>,
+    /// Cluster mode: this node's side of the bus.
+    cluster: Option<Arc<Cluster>>,
+    on_cluster_state: HandlerSlot<ClusterStateHandler>,
 }
 
 /// A started server: its I/O thread and how to reach it.
@@ -83,6 +92,8 @@ struct Running {
     control: Arc<Control>,
     thread: JoinHandle<()>,
     addr: SocketAddr,
+    /// Cluster mode: the threads that talk to the bus.
+    bus: Option<BusThreads>,
 }
 
 impl Server {
@@ -92,6 +103,16 @@ impl Server {
         let backlog_limits = config.backlog_limits()?;
         let workers = WorkerPool::new("veltix-server-worker", config.max_workers as usize)
             .map_err(|e| Error::io("cannot start the worker threads", &e))?;
+        let budget =
+            MemoryBudget::new(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX));
+        // The bus's queue is bounded as one peer's is.
+        let cluster = config.cluster.clone().map(|cluster| {
+            Arc::new(Cluster::new(
+                cluster,
+                budget.clone(),
+                config.max_outbound_bytes as usize,
+            ))
+        });
         Ok(Server {
             inner: Arc::new(ServerInner {
                 callbacks: Callbacks::default(),
@@ -100,12 +121,12 @@ impl Server {
                 workers,
                 last_peer_id: AtomicU64::new(0),
                 backlog_limits,
-                budget: MemoryBudget::new(
-                    usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX),
-                ),
+                budget,
                 config,
                 running: Mutex::default(),
                 peers_version: AtomicU64::new(0),
+                cluster,
+                on_cluster_state: HandlerSlot::default(),
             }),
         })
     }
@@ -224,11 +245,26 @@ impl Server {
                 }
             })
             .map_err(|e| Error::io("cannot start the I/O thread", &e))?;
+        let bus = match self.cluster() {
+            None => None,
+            Some(cluster) => {
+                let host: Arc<dyn ClusterHost> = Arc::new(self.clone());
+                match BusThreads::start(cluster.clone(), host) {
+                    Ok(bus) => Some(bus),
+                    Err(e) => {
+                        control.send(Command::Stop);
+                        let _ = thread.join();
+                        return Err(Error::io("cannot start the cluster's bus threads", &e));
+                    }
+                }
+            }
+        };
         log_at!(Info, "server listening on {bound}");
         *running = Some(Running {
             control,
             thread,
             addr: bound,
+            bus,
         });
         Ok(bound.port())
     }
@@ -269,6 +305,9 @@ impl Server {
         let Some(running) = self.running().take() else {
             return;
         };
+        if let Some(bus) = running.bus {
+            bus.stop();
+        }
         running.control.send(Command::Stop);
         if running.thread.thread().id() != std::thread::current().id() {
             let _ = running.thread.join();
@@ -302,18 +341,30 @@ impl Server {
 
     // ----- messaging ----------------------------------------------------
 
-    /// Sends a message to `peer` with a fresh request id.
+    /// Sends a message to `peer` with a fresh request id. In cluster mode
+    /// a peer of another node is sent to through the bus (at most once:
+    /// `Ok` then means queued for the bus).
     pub fn send(&self, peer: PeerId, type_code: u16, payload: &[u8]) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
+        if let Some(cluster) = self.remote_node_of(peer) {
+            let request_id = self.inner.pending.allocate_id()?;
+            let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
+            return Self::send_to_remote(cluster, peer, &header, payload);
+        }
         self.with_peer_to_send(peer, |peer| {
             let request_id = self.inner.pending.allocate_id()?;
             self.send_frame(peer, type_code, request_id, payload, Cork::Allowed)
         })
     }
 
-    /// Replies to `to`, received from `peer`: a message carrying its id.
+    /// Replies to `to`, received from `peer`: a message carrying its id
+    /// (in cluster mode, through the bus to another node's peer).
     pub fn reply(&self, peer: PeerId, to: &Message, type_code: u16, payload: &[u8]) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
+        if let Some(cluster) = self.remote_node_of(peer) {
+            let header = FrameHeader::for_payload(type_code, to.request_id(), payload).encode();
+            return Self::send_to_remote(cluster, peer, &header, payload);
+        }
         self.with_peer_to_send(peer, |peer| {
             self.send_frame(peer, type_code, to.request_id(), payload, Cork::Allowed)
         })
@@ -328,6 +379,7 @@ impl Server {
         timeout: Duration,
     ) -> Result<Message> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
+        self.local_only(peer, "a request waiting for its reply")?;
         if self.on_io_thread() {
             return Err(Error::InvalidArgument(
                 "send_and_wait or ping inside a callback running on the I/O thread (callbacks_on_io_thread) would wait for the thread that reads the reply. Fix: use veltix_server_request(), or run callbacks on workers".into(),
@@ -374,6 +426,7 @@ impl Server {
         on_reply: PeerReplyHandler,
     ) -> Result<()> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
+        self.local_only(peer, "a request")?;
         let server = self.clone();
         let on_outcome: crate::pending::OnOutcome = Box::new(move |result| {
             let workers = &server.inner.workers;
@@ -439,21 +492,34 @@ impl Server {
     }
 
     /// Sends one message, with one request id, to every connected peer but
-    /// those in `except`; returns how many peers it was sent to. A peer
-    /// whose send fails is left out (and closed if its connection failed).
+    /// those in `except`; returns how many of this node's peers it was
+    /// sent to. A peer whose send fails is left out (and closed if its
+    /// connection failed). In cluster mode it then goes to every other
+    /// node's peers (but `except`) through the bus.
     pub fn broadcast(&self, type_code: u16, payload: &[u8], except: &[PeerId]) -> Result<usize> {
         check_frame_size(payload.len(), self.inner.config.max_message_size)?;
         let request_id = self.inner.pending.allocate_id()?;
         let header = FrameHeader::for_payload(type_code, request_id, payload).encode();
+        let sent = self.broadcast_local(&header, payload, except);
+        if let Some(cluster) = self.cluster() {
+            let except = except.to_vec();
+            cluster.publish(&BusTarget::Everyone { except }, &[&header, payload]);
+        }
+        Ok(sent)
+    }
+
+    /// Writes an encoded broadcast to this node's peers but `except`; how
+    /// many it was sent to.
+    fn broadcast_local(&self, header: &[u8], payload: &[u8], except: &[PeerId]) -> usize {
         let to_everyone = except.is_empty();
         if to_everyone {
             // Inside a callback, after a broadcast to the same peers: one
             // copy, whatever their number (see `peer::BroadcastRun`).
             let version = self.inner.peers_version.load(Ordering::Acquire);
             if let Some(receivers) =
-                Peer::add_to_broadcast_run(self.key(), version, [&header, payload])
+                Peer::add_to_broadcast_run(self.key(), version, [header, payload])
             {
-                return Ok(receivers);
+                return receivers;
             }
         }
         // Under the table's read lock: a send never blocks, and a failed
@@ -467,7 +533,7 @@ impl Server {
         let mut receivers = Vec::new();
         for peer in peers.values().filter(|peer| !except.contains(&peer.id)) {
             if self
-                .send_encoded(peer, &header, payload, Cork::Allowed)
+                .send_encoded(peer, header, payload, Cork::Allowed)
                 .is_ok()
             {
                 sent += 1;
@@ -484,7 +550,7 @@ impl Server {
             });
             Peer::start_broadcast_run(BroadcastRun::new(version, receivers, on_failure));
         }
-        Ok(sent)
+        sent
     }
 
     // ----- peers --------------------------------------------------------
@@ -493,6 +559,7 @@ impl Server {
     /// socket takes them, then it closes and `on_disconnect` runs (reason
     /// `Manual`). Sends to it fail from now on.
     pub fn close_client(&self, peer: PeerId) -> Result<()> {
+        self.local_only(peer, "closing")?;
         let peer = self.peer(peer)?;
         peer.refuse_sends(DisconnectReason::Manual);
         self.request_close(&peer, DisconnectReason::Manual);
@@ -521,17 +588,19 @@ impl Server {
     /// Sets tag `name` of `peer` to `value`, replacing a previous value
     /// unless `overwrite` is false; whether the tag was set.
     pub fn set_tag(&self, peer: PeerId, name: &str, value: &str, overwrite: bool) -> Result<bool> {
-        Ok(self.peer(peer)?.set_tag(name, value, overwrite))
+        let index = self.cluster().map(|cluster| cluster.tags());
+        Ok(self.peer(peer)?.tags.set(name, value, overwrite, index))
     }
 
     /// Removes tag `name` of `peer`; whether it was set.
     pub fn remove_tag(&self, peer: PeerId, name: &str) -> Result<bool> {
-        Ok(self.peer(peer)?.remove_tag(name))
+        let index = self.cluster().map(|cluster| cluster.tags());
+        Ok(self.peer(peer)?.tags.remove(name, index))
     }
 
     /// The value of tag `name` of `peer`, if set.
     pub fn tag(&self, peer: PeerId, name: &str) -> Result<Option<String>> {
-        Ok(self.peer(peer)?.tag(name))
+        Ok(self.peer(peer)?.tags.get(name))
     }
 
     /// The connected peers having tag `name` (set to `value`, if given), in
@@ -540,7 +609,7 @@ impl Server {
         let mut ids: Vec<PeerId> = self
             .peers()
             .values()
-            .filter(|peer| peer.has_tag(name, value))
+            .filter(|peer| peer.tags.has(name, value))
             .map(|peer| peer.id)
             .collect();
         ids.sort_unstable();
@@ -559,9 +628,10 @@ impl Server {
         &self.inner.budget
     }
 
-    /// The next peer id (the I/O thread, on accept).
-    fn next_peer_id(&self) -> PeerId {
-        self.inner.last_peer_id.fetch_add(1, Ordering::Relaxed) + 1
+    /// The next peer id (the I/O thread, on accept); `None` when a
+    /// cluster node has used all its ids.
+    fn next_peer_id(&self) -> Option<PeerId> {
+        self.peer_id_for(self.inner.last_peer_id.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Runs `send` with the peer `id`: found without a look-up (or a

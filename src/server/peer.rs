@@ -10,7 +10,6 @@
 //! it, so it can never stall the server or other peers.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
@@ -28,6 +27,7 @@ use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
 
 use super::outbound::ChunkQueue;
+use super::peer_tags::PeerTags;
 use super::read_side::ReadSide;
 use crate::sys::PollWatch;
 
@@ -162,7 +162,8 @@ pub(crate) struct Peer {
     /// the lock.
     has_failed: AtomicBool,
     max_outbound: usize,
-    tags: Mutex<BTreeMap<String, String>>,
+    /// Its tags (see `veltix_server_set_tag`).
+    pub tags: PeerTags,
     /// Bytes and frames since the handshake, the last round trip.
     pub stats: ConnectionStats,
     /// Its read side: the I/O thread's for a read turn, or a thread's
@@ -274,7 +275,7 @@ impl Peer {
                 watched: Watched::default(),
             }),
             max_outbound,
-            tags: Mutex::default(),
+            tags: PeerTags::default(),
             stats: ConnectionStats::new(),
             corked: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
@@ -734,42 +735,8 @@ impl Peer {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    /// Sets tag `name` to `value`; with `overwrite` false an existing tag is
-    /// kept and `false` returned.
-    pub fn set_tag(&self, name: &str, value: &str, overwrite: bool) -> bool {
-        let mut tags = self.tags();
-        if !overwrite && tags.contains_key(name) {
-            return false;
-        }
-        tags.insert(name.to_owned(), value.to_owned());
-        true
-    }
-
-    /// Removes tag `name`; whether it was there.
-    pub fn remove_tag(&self, name: &str) -> bool {
-        self.tags().remove(name).is_some()
-    }
-
-    /// The value of tag `name`.
-    pub fn tag(&self, name: &str) -> Option<String> {
-        self.tags().get(name).cloned()
-    }
-
-    /// Whether tag `name` is set (to `value`, if given).
-    pub fn has_tag(&self, name: &str, value: Option<&str>) -> bool {
-        match (self.tags().get(name), value) {
-            (Some(_), None) => true,
-            (Some(have), Some(want)) => have == want,
-            (None, _) => false,
-        }
-    }
-
     fn outbound(&self) -> MutexGuard<'_, Outbound> {
         self.outbound.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn tags(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
-        self.tags.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -497,6 +497,62 @@ void test_proxy_protocol_setting() {
     CHECK(late_ec == veltix::status::connect_failed);
 }
 
+void test_cluster_settings_without_a_bus() {
+    // A bus nobody answers on (port 1): the node reports it lost, and
+    // everything local works, tag sends included.
+    std::mutex lock;
+    std::condition_variable changed;
+    std::vector<bool> states;
+    veltix::server server(veltix::server_config().listen("127.0.0.1", 0).cluster(
+        "redis://127.0.0.1:1", "cpp-test", 77));
+    server.on_cluster_state([&](veltix::server_ref, bool connected) {
+        std::lock_guard<std::mutex> hold(lock);
+        states.push_back(connected);
+        changed.notify_all();
+    });
+    server.start();
+    {
+        std::unique_lock<std::mutex> hold(lock);
+        changed.wait_for(hold, std::chrono::seconds(5), [&] { return !states.empty(); });
+        CHECK(states == std::vector<bool>{false});
+    }
+    veltix::cluster_stats stats = server.cluster_statistics();
+    CHECK(!stats.connected && stats.node_id == 77);
+    veltix::client client(veltix::client_config().server("127.0.0.1", server.port()));
+    std::mutex got_lock;
+    std::condition_variable got_changed;
+    std::string got;
+    client.on_recv([&](veltix::client_ref, veltix::message_view m) {
+        std::lock_guard<std::mutex> hold(got_lock);
+        got = std::string(m.text());
+        got_changed.notify_all();
+    });
+    client.connect();
+    for (int i = 0; i < 100 && server.peers().empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    veltix::peer_id peer = server.peers().at(0);
+    CHECK((peer >> 37) == 77);  // the node id in the peer id
+    server.set_tag(peer, "room", "red");
+    CHECK(server.send_to_tag("room", std::string("red"), 220, veltix::bytes("hello")) == 1);
+    CHECK(server.send_to_tag("room", std::string("blue"), 220, veltix::bytes("no")) == 0);
+    {
+        std::unique_lock<std::mutex> hold(got_lock);
+        got_changed.wait_for(hold, std::chrono::seconds(5), [&] { return !got.empty(); });
+        CHECK(got == "hello");
+    }
+    std::vector<veltix::cluster_node> nodes = server.cluster_nodes();
+    CHECK(nodes.size() == 1 && nodes[0].node_id == 77 && nodes[0].clients == 1);
+    bool refused = false;
+    try {
+        veltix::server tls(veltix::server_config().cluster("rediss://127.0.0.1:1", "x", 1));
+    } catch (const veltix::error &e) {
+        refused = e.code() == veltix::status::invalid_argument &&
+                  std::string(e.what()).find("cluster_bus") != std::string::npos;
+    }
+    CHECK(refused);
+}
+
 }  // namespace
 
 int main() {
@@ -511,6 +567,7 @@ int main() {
     test_liveness_settings_and_statistics();
     test_logger();
     test_proxy_protocol_setting();
+    test_cluster_settings_without_a_bus();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

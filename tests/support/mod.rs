@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod capi;
+#[cfg(target_os = "linux")]
+pub mod cluster;
 pub mod fake_server;
 pub mod hostile;
 #[cfg(target_os = "linux")]

@@ -1,6 +1,6 @@
 """The reference veltix 3.3.0 client, driven line by line by libveltix's tests.
 
-Usage: python ref_client.py --port N [--retry N] [--retry-delay S]
+Usage: python ref_client.py --port N [--retry N] [--retry-delay S] [--max-workers N]
 
 Reads one JSON command per line on stdin and answers each with one JSON line
 on stdout; callbacks print event lines as they happen (both kinds share
@@ -50,10 +50,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--retry", type=int, default=0)
     parser.add_argument("--retry-delay", type=float, default=1.0)
+    # The reference runs callbacks on a pool, so their order is not the
+    # arrival order unless it has one worker.
+    parser.add_argument("--max-workers", type=int, default=4)
     args = parser.parse_args()
 
     client = Client(ClientConfig(server_addr="127.0.0.1", port=args.port,
-                                 retry=args.retry, retry_delay=args.retry_delay))
+                                 retry=args.retry, retry_delay=args.retry_delay,
+                                 max_workers=args.max_workers))
 
     def on_routed(response):
         emit(event="recv", route=True, **describe(response))

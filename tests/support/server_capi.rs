@@ -111,6 +111,19 @@ impl TestServer {
 
     /// As `start`; `None` if the server could not listen.
     pub fn try_start(tweak: impl FnOnce(&mut veltix_server_config_t)) -> Option<TestServer> {
+        let mut server =
+            Self::new(tweak).unwrap_or_else(|error| panic!("veltix_server_new: {error}"));
+        match server.restart() {
+            VELTIX_OK => Some(server),
+            VELTIX_ERR_BIND_FAILED => None,
+            other => panic!("start: {other}: {}", last_error()),
+        }
+    }
+
+    /// A server on 127.0.0.1 with `tweak` applied to the default config,
+    /// callbacks registered and ECHO routed, not started (`restart`
+    /// starts it); `veltix_server_new`'s error text if it failed.
+    pub fn new(tweak: impl FnOnce(&mut veltix_server_config_t)) -> Result<TestServer, String> {
         let host = CString::new("127.0.0.1").unwrap();
         let mut config = unsafe { std::mem::zeroed::<veltix_server_config_t>() };
         unsafe { veltix_server_config_init(&mut config, std::mem::size_of_val(&config)) };
@@ -118,8 +131,9 @@ impl TestServer {
         config.port = 0;
         tweak(&mut config);
         let mut ptr = ptr::null_mut();
-        let status = unsafe { veltix_server_new(&config, &mut ptr) };
-        assert_eq!(status, VELTIX_OK, "veltix_server_new: {}", last_error());
+        if unsafe { veltix_server_new(&config, &mut ptr) } != VELTIX_OK {
+            return Err(last_error());
+        }
         let (tx, events) = channel();
         let sink = Box::new(Sink {
             events: Mutex::new(tx),
@@ -143,17 +157,12 @@ impl TestServer {
                 VELTIX_OK
             );
         }
-        let mut server = TestServer {
+        Ok(TestServer {
             ptr,
             port: 0,
             sink,
             events,
-        };
-        match server.restart() {
-            VELTIX_OK => Some(server),
-            VELTIX_ERR_BIND_FAILED => None,
-            other => panic!("start: {other}: {}", last_error()),
-        }
+        })
     }
 
     /// `veltix_server_start` (again); records the port.

@@ -125,6 +125,7 @@ namespace Veltix.Interop
         internal static readonly veltix_server_disconnect_fn ServerDisconnectFn = OnServerDisconnect;
         internal static readonly veltix_server_message_fn ServerMessageFn = OnServerMessage;
         internal static readonly veltix_server_reply_fn ServerReplyFn = OnServerReply;
+        internal static readonly veltix_cluster_state_fn ClusterStateFn = OnClusterState;
         internal static readonly veltix_log_fn LogFn = OnLog;
 
         [MonoPInvokeCallback(typeof(veltix_free_fn))]
@@ -165,6 +166,12 @@ namespace Veltix.Interop
         private static void OnServerConnect(IntPtr userData, IntPtr server, ulong peer)
         {
             Registration.Of(userData).Run<Action<ulong>>(handler => handler(peer));
+        }
+
+        [MonoPInvokeCallback(typeof(veltix_cluster_state_fn))]
+        private static void OnClusterState(IntPtr userData, IntPtr server, bool connected)
+        {
+            Registration.Of(userData).Run<Action<bool>>(handler => handler(connected));
         }
 
         [MonoPInvokeCallback(typeof(veltix_server_disconnect_fn))]

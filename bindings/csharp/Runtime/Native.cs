@@ -81,6 +81,32 @@ namespace Veltix.Interop
         public uint reply_spin_us;
         public uint reserved1;
         public IntPtr proxy_protocol_from;
+        public uint reserved2;
+        public IntPtr cluster_bus;
+        public IntPtr cluster_name;
+        public ushort cluster_node_id;
+    }
+
+    /// <summary>veltix_cluster_stats_t.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct veltix_cluster_stats_t
+    {
+        public uint struct_size;
+        public byte connected;
+        public ushort node_id;
+        public ulong published;
+        public ulong received;
+        public ulong dropped;
+        public ulong malformed;
+        public ulong disconnects;
+    }
+
+    /// <summary>veltix_cluster_node_t.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct veltix_cluster_node_t
+    {
+        public ushort node_id;
+        public ulong clients;
     }
 
     /// <summary>veltix_disconnect_state_t.</summary>
@@ -133,6 +159,9 @@ namespace Veltix.Interop
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     internal delegate void veltix_server_reply_fn(IntPtr userData, IntPtr server, ulong peer, int status, IntPtr reply, IntPtr error);
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    internal delegate void veltix_cluster_state_fn(IntPtr userData, IntPtr server, [MarshalAs(UnmanagedType.U1)] bool connected);
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     internal delegate void veltix_log_fn(IntPtr userData, int level, IntPtr message);
@@ -370,5 +399,17 @@ namespace Veltix.Interop
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int veltix_server_close_client(ServerHandle server, ulong peer);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int veltix_server_send_to_tag(ServerHandle server, byte[] name, byte[] value, ushort typeCode, ref byte data, UIntPtr length, out UIntPtr sent);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int veltix_server_on_cluster_state(ServerHandle server, veltix_cluster_state_fn fn, IntPtr userData, veltix_free_fn freeUserData);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int veltix_server_cluster_stats(ServerHandle server, ref veltix_cluster_stats_t stats);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int veltix_server_cluster_nodes(ServerHandle server, [Out] veltix_cluster_node_t[] nodes, UIntPtr capacity, out UIntPtr count, out ulong total);
     }
 }

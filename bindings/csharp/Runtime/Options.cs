@@ -181,6 +181,19 @@ namespace Veltix
         /// </summary>
         public string ProxyProtocolFrom { get; set; }
 
+        /// <summary>
+        /// Cluster mode: the bus, "redis://host:port"; broadcasts, tag sends and
+        /// sends by peer id then reach every node (see docs/cluster.md). Null (the
+        /// default): a server alone.
+        /// </summary>
+        public string ClusterBus { get; set; }
+
+        /// <summary>The cluster's name; default "veltix".</summary>
+        public string ClusterName { get; set; }
+
+        /// <summary>This node's id, 1 to 65535, unique per process; 0 (the default) draws one.</summary>
+        public ushort? ClusterNodeId { get; set; }
+
         /// <summary>The native config; its strings live in <paramref name="strings"/>.</summary>
         internal veltix_server_config_t ToNative(NativeStrings strings)
         {
@@ -192,6 +205,9 @@ namespace Veltix
                 config.host = strings.Add(Host);
             }
             config.proxy_protocol_from = strings.Add(ProxyProtocolFrom);
+            config.cluster_bus = strings.Add(ClusterBus);
+            config.cluster_name = strings.Add(ClusterName);
+            config.cluster_node_id = ClusterNodeId ?? config.cluster_node_id;
             config.port = Port ?? config.port;
             config.max_workers = Mode == CallbackMode.Dispatch ? 0 : Workers ?? config.max_workers;
             config.buffer_size = BufferSize ?? config.buffer_size;

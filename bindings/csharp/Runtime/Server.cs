@@ -35,6 +35,15 @@ namespace Veltix
                 Native.veltix_server_on_disconnect(handle, Callbacks.ServerDisconnectFn, userData, Callbacks.FreeFn));
             Calls.Register(new Action<ulong, Message>(lifecycle.OnMessage), sink, userData =>
                 Native.veltix_server_on_recv(handle, Callbacks.ServerMessageFn, userData, Callbacks.FreeFn));
+            Calls.Register(new Action<bool>(lifecycle.OnClusterState), sink, userData =>
+                Native.veltix_server_on_cluster_state(handle, Callbacks.ClusterStateFn, userData, Callbacks.FreeFn));
+        }
+
+        /// <summary>Cluster mode: the bus was reached (true) or lost (false).</summary>
+        public event Action<bool> ClusterStateChanged
+        {
+            add { lifecycle.ClusterStateChanged += value; }
+            remove { lifecycle.ClusterStateChanged -= value; }
         }
 
         /// <summary>A client completed its handshake: its peer id.</summary>
@@ -334,6 +343,56 @@ namespace Veltix
             VeltixException.Check(Native.veltix_server_close_client(handle, peer));
         }
 
+        /// <summary>
+        /// Sends to every client whose tag <paramref name="name"/> is <paramref name="value"/>
+        /// (null: any value), on every node in cluster mode; returns how many of this
+        /// server's clients it was sent to.
+        /// </summary>
+        public int SendToTag(string name, string value, ushort type, byte[] payload)
+        {
+            int start;
+            var bytes = Payloads.Whole(payload, out start);
+            UIntPtr sent;
+            VeltixException.Check(Native.veltix_server_send_to_tag(handle, NotNull(name, "name"), Utf8.Encode(value),
+                type, ref bytes[start], (UIntPtr)payload.Length, out sent));
+            return checked((int)sent.ToUInt64());
+        }
+
+        /// <summary>As SendToTag with a byte payload, with UTF-8 text.</summary>
+        public int SendToTag(string name, string value, ushort type, string text)
+        {
+            return SendToTag(name, value, type, Utf8.Payload(text));
+        }
+
+        /// <summary>Cluster mode: the bus counters.</summary>
+        public ClusterStats GetClusterStats()
+        {
+            var stats = Veltix.ClusterStats.Empty();
+            VeltixException.Check(Native.veltix_server_cluster_stats(handle, ref stats));
+            return new ClusterStats(stats);
+        }
+
+        /// <summary>Cluster mode: every live node and its clients, in node order; <paramref name="total"/> is their sum.</summary>
+        public ClusterNode[] ClusterNodes(out ulong total)
+        {
+            for (;;)
+            {
+                UIntPtr count;
+                VeltixException.Check(Native.veltix_server_cluster_nodes(handle, null, UIntPtr.Zero, out count, out total));
+                var nodes = new veltix_cluster_node_t[(int)count.ToUInt64() + 4];
+                VeltixException.Check(Native.veltix_server_cluster_nodes(handle, nodes, (UIntPtr)nodes.Length, out count, out total));
+                if ((int)count.ToUInt64() <= nodes.Length)
+                {
+                    var found = new ClusterNode[(int)count.ToUInt64()];
+                    for (var i = 0; i < found.Length; i++)
+                    {
+                        found[i] = new ClusterNode(nodes[i]);
+                    }
+                    return found;
+                }
+            }
+        }
+
         /// <summary>Closes every connection and frees the server; inside a handler, after Dispatch returns.</summary>
         public void Dispose()
         {
@@ -377,6 +436,16 @@ namespace Veltix
             internal event Action<ulong> ClientConnected;
             internal event Action<ulong, DisconnectReason> ClientDisconnected;
             internal event Action<ulong, Message> MessageReceived;
+            internal event Action<bool> ClusterStateChanged;
+
+            internal void OnClusterState(bool connected)
+            {
+                var handler = ClusterStateChanged;
+                if (handler != null)
+                {
+                    handler(connected);
+                }
+            }
 
             internal void OnConnected(ulong peer)
             {

@@ -131,6 +131,50 @@ namespace Veltix.Tests
                 }
             });
 
+            Test("cluster settings reach the config; an unreachable bus is reported and local sends go on", () =>
+            {
+                var bad = Throws<VeltixException>(() => new Server(new ServerOptions { ClusterBus = "rediss://127.0.0.1:1" }));
+                Equal(Status.InvalidArgument, bad.Status, "status");
+                Check(bad.Detail.Contains("cluster_bus"), bad.Detail);
+                // Nothing listens on port 1: the first attempt fails.
+                var options = new ServerOptions
+                {
+                    Host = "127.0.0.1", Port = 0, ClusterBus = "redis://127.0.0.1:1", ClusterName = "cs", ClusterNodeId = 42,
+                };
+                using (var server = new Server(options))
+                {
+                    var states = new List<bool>();
+                    ulong? joined = null;
+                    server.ClusterStateChanged += connected => states.Add(connected);
+                    server.ClientConnected += peer => joined = peer;
+                    server.Start();
+                    using (var client = ClientOf(server))
+                    {
+                        var got = new List<string>();
+                        client.MessageReceived += message => got.Add(message.Text);
+                        client.Connect();
+                        DispatchUntil(() => joined.HasValue && states.Count > 0, server.Dispatch, client.Dispatch);
+                        Equal(false, states.Single(), "reported lost once");
+                        Equal(42UL, joined.Value >> 37, "the node id in the peer id");
+                        var stats = server.GetClusterStats();
+                        Equal((ushort)42, stats.NodeId, "node id");
+                        Equal(false, stats.Connected, "connected");
+                        server.SetTag(joined.Value, "room", "red");
+                        Equal(1, server.SendToTag("room", "red", 220, "to the room"), "sent");
+                        Equal(0, server.SendToTag("room", "blue", 220, "nobody"), "sent to blue");
+                        DispatchUntil(() => got.Count == 1, server.Dispatch, client.Dispatch);
+                        Equal("to the room", got[0], "received");
+                        ulong total;
+                        var nodes = server.ClusterNodes(out total);
+                        Equal(1, nodes.Length, "nodes");
+                        Equal((ushort)42, nodes[0].NodeId, "node");
+                        Equal(1UL, nodes[0].Clients, "its clients");
+                        Equal(1UL, total, "total");
+                        Equal(stats.Dropped + 2, server.GetClusterStats().Dropped, "tag sends that could not cross");
+                    }
+                }
+            });
+
             Test("Drain closes the connections and stops listening", () =>
             {
                 using (var server = EchoServer())

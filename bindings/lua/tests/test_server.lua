@@ -165,4 +165,37 @@ test("the PROXY protocol's trust list reaches the config, which checks it", func
   server:close()
 end)
 
+test("cluster settings reach the config; an unreachable bus is reported and local sends go on", function()
+  local ok, err = pcall(veltix.server, { port = 0, cluster_bus = "rediss://127.0.0.1:1" })
+  assert(not ok and tostring(err):match("VELTIX_ERR_INVALID_ARGUMENT: .*cluster_bus"), err)
+  -- Nothing listens on port 1: the first attempt fails.
+  local server = veltix.server {
+    host = "127.0.0.1", port = 0, cluster_bus = "redis://127.0.0.1:1", cluster_name = "lua",
+    cluster_node_id = 42,
+  }
+  local states, peer = {}, nil
+  server:on_cluster_state(function(connected) states[#states + 1] = connected end)
+  server:on_connect(function(p) peer = p end)
+  local port = server:start()
+  local client = veltix.client { host = "127.0.0.1", port = port }
+  local got
+  client:on_message(function(message) got = message.payload end)
+  client:connect()
+  dispatch_until({ server, client }, function() return peer ~= nil and #states > 0 end)
+  assert(states[1] == false and #states == 1)
+  assert(math.floor(peer / 2 ^ 37) == 42, peer)
+  local stats = server:cluster_stats()
+  assert(stats.node_id == 42 and not stats.connected)
+  server:set_tag(peer, "room", "red")
+  assert(server:send_to_tag("room", "red", 220, "to the room") == 1)
+  assert(server:send_to_tag("room", "blue", 220, "nobody") == 0)
+  dispatch_until({ server, client }, function() return got ~= nil end)
+  assert(got == "to the room")
+  local nodes, total = server:cluster_nodes()
+  assert(#nodes == 1 and nodes[1].node_id == 42 and nodes[1].clients == 1 and total == 1)
+  assert(server:cluster_stats().dropped == stats.dropped + 2, "the tag sends could not cross")
+  client:close()
+  server:close()
+end)
+
 harness.report()

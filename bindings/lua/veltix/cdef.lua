@@ -64,6 +64,20 @@ typedef struct veltix_stats_t {
     uint64_t ms_since_last_frame;
 } veltix_stats_t;
 typedef uint64_t veltix_peer_id_t;
+typedef struct veltix_cluster_node_t {
+    uint16_t node_id;
+    uint64_t clients;
+} veltix_cluster_node_t;
+typedef struct veltix_cluster_stats_t {
+    uint32_t struct_size;
+    bool connected;
+    uint16_t node_id;
+    uint64_t published;
+    uint64_t received;
+    uint64_t dropped;
+    uint64_t malformed;
+    uint64_t disconnects;
+} veltix_cluster_stats_t;
 typedef struct veltix_server_config_t {
     uint32_t struct_size;
     const char *host;
@@ -84,7 +98,14 @@ typedef struct veltix_server_config_t {
     uint32_t reply_spin_us;
     uint32_t reserved1;
     const char *proxy_protocol_from;
+    uint32_t reserved2;
+    const char *cluster_bus;
+    const char *cluster_name;
+    uint16_t cluster_node_id;
 } veltix_server_config_t;
+typedef void (*veltix_cluster_state_fn)(void *user_data,
+                                        struct veltix_server_t *server,
+                                        bool connected);
 typedef void (*veltix_server_connect_fn)(void *user_data,
                                          struct veltix_server_t *server,
                                          veltix_peer_id_t peer);
@@ -196,6 +217,13 @@ size_t veltix_server_client_count(const struct veltix_server_t *server);
 veltix_status_t veltix_server_close(struct veltix_server_t *server);
 veltix_status_t veltix_server_close_client(struct veltix_server_t *server,
                                            veltix_peer_id_t peer);
+veltix_status_t veltix_server_cluster_nodes(const struct veltix_server_t *server,
+                                            struct veltix_cluster_node_t *out_nodes,
+                                            size_t capacity,
+                                            size_t *out_count,
+                                            uint64_t *out_total);
+veltix_status_t veltix_server_cluster_stats(const struct veltix_server_t *server,
+                                            struct veltix_cluster_stats_t *out);
 veltix_status_t veltix_server_config_init(struct veltix_server_config_t *config,
                                           size_t struct_size);
 veltix_status_t veltix_server_dispatch(struct veltix_server_t *server,
@@ -214,6 +242,10 @@ veltix_status_t veltix_server_get_tag(const struct veltix_server_t *server,
                                       size_t *out_len);
 veltix_status_t veltix_server_new(const struct veltix_server_config_t *config,
                                   struct veltix_server_t **out);
+veltix_status_t veltix_server_on_cluster_state(struct veltix_server_t *server,
+                                               veltix_cluster_state_fn fn,
+                                               void *user_data,
+                                               veltix_free_fn free_user_data);
 veltix_status_t veltix_server_on_connect(struct veltix_server_t *server,
                                          veltix_server_connect_fn fn,
                                          void *user_data,
@@ -287,6 +319,13 @@ veltix_status_t veltix_server_send_text(struct veltix_server_t *server,
                                         veltix_peer_id_t peer,
                                         uint16_t type_code,
                                         const char *text);
+veltix_status_t veltix_server_send_to_tag(struct veltix_server_t *server,
+                                          const char *name,
+                                          const char *value,
+                                          uint16_t type_code,
+                                          const uint8_t *data,
+                                          size_t len,
+                                          size_t *out_sent);
 veltix_status_t veltix_server_set_tag(struct veltix_server_t *server,
                                       veltix_peer_id_t peer,
                                       const char *name,

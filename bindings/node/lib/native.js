@@ -90,6 +90,24 @@ types.serverConfig = koffi.struct('veltix_server_config_t', {
   reply_spin_us: 'uint32_t',
   reserved1: 'uint32_t',
   proxy_protocol_from: 'const char *',
+  reserved2: 'uint32_t',
+  cluster_bus: 'const char *',
+  cluster_name: 'const char *',
+  cluster_node_id: 'uint16_t',
+});
+types.clusterStats = koffi.struct('veltix_cluster_stats_t', {
+  struct_size: 'uint32_t',
+  connected: 'bool',
+  node_id: 'uint16_t',
+  published: 'uint64_t',
+  received: 'uint64_t',
+  dropped: 'uint64_t',
+  malformed: 'uint64_t',
+  disconnects: 'uint64_t',
+});
+types.clusterNode = koffi.struct('veltix_cluster_node_t', {
+  node_id: 'uint16_t',
+  clients: 'uint64_t',
 });
 types.disconnectState = koffi.struct('veltix_disconnect_state_t', {
   permanent: 'bool',
@@ -122,6 +140,7 @@ const callbackDeclarations = {
   serverDisconnect: 'void veltix_server_disconnect_fn(intptr_t user_data, veltix_server_t *server, uint64_t peer, int32_t reason)',
   serverMessage: 'void veltix_server_message_fn(intptr_t user_data, veltix_server_t *server, uint64_t peer, const veltix_message_t *message)',
   serverReply: 'void veltix_server_reply_fn(intptr_t user_data, veltix_server_t *server, uint64_t peer, int32_t status, const veltix_message_t *reply, const char *error)',
+  clusterState: 'void veltix_cluster_state_fn(intptr_t user_data, veltix_server_t *server, bool connected)',
 };
 const prototypes = Object.fromEntries(
   Object.entries(callbackDeclarations).map(([name, declaration]) => [name, koffi.proto(declaration)]));
@@ -183,6 +202,10 @@ const functions = [
   'int32_t veltix_server_remove_tag(veltix_server_t *server, uint64_t peer, const char *name)',
   'int32_t veltix_server_peer_address(const veltix_server_t *server, uint64_t peer, _Out_ uint8_t *buf, size_t buf_size, _Out_ uint16_t *out_port)',
   'int32_t veltix_server_close_client(veltix_server_t *server, uint64_t peer)',
+  'int32_t veltix_server_send_to_tag(veltix_server_t *server, const char *name, const char *value, uint16_t type_code, const uint8_t *data, size_t len, _Out_ size_t *out_sent)',
+  'int32_t veltix_server_on_cluster_state(veltix_server_t *server, veltix_cluster_state_fn *fn, intptr_t user_data, veltix_free_fn *free_user_data)',
+  'int32_t veltix_server_cluster_stats(const veltix_server_t *server, _Inout_ veltix_cluster_stats_t *out)',
+  'int32_t veltix_server_cluster_nodes(const veltix_server_t *server, _Out_ veltix_cluster_node_t *out_nodes, size_t capacity, _Out_ size_t *out_count, _Out_ uint64_t *out_total)',
 ];
 
 // veltix_socket_t: a SOCKET (uintptr_t) on Windows, an int elsewhere.

@@ -125,6 +125,36 @@ test('the PROXY protocol\'s trust list reaches the config, which checks it', () 
   server.close();
 });
 
+test('cluster settings reach the config; an unreachable bus is reported and local sends go on', async () => {
+  assert.throws(() => new veltix.Server({ port: 0, clusterBus: 'rediss://127.0.0.1:1' }), (error) => {
+    assert.equal(error.code, 'VELTIX_ERR_INVALID_ARGUMENT');
+    assert.match(error.detail, /cluster_bus/);
+    return true;
+  });
+  // Nothing listens on port 1: the first attempt fails.
+  const server = new veltix.Server({
+    host: '127.0.0.1', port: 0, clusterBus: 'redis://127.0.0.1:1', clusterName: 'node', clusterNodeId: 42,
+  });
+  const state = next(server, 'clusterState');
+  server.listen();
+  const { client, peer } = await joined(server);
+  assert.deepEqual(await state, [false]);
+  assert.equal(Math.floor(peer / 2 ** 37), 42);
+  const stats = server.clusterStats;
+  assert.equal(stats.nodeId, 42);
+  assert.equal(stats.connected, false);
+  server.setTag(peer, 'room', 'red');
+  const got = next(client, 'message');
+  assert.equal(server.sendToTag('room', 'red', 220, 'to the room'), 1);
+  assert.equal(server.sendToTag('room', null, 221, 'any value'), 1);
+  assert.equal(server.sendToTag('room', 'blue', 222, 'nobody'), 0);
+  assert.equal((await got)[0].text, 'to the room');
+  assert.deepEqual(server.clusterNodes(), { nodes: [{ nodeId: 42, clients: 1 }], total: 1 });
+  assert.equal(server.clusterStats.dropped, stats.dropped + 3);
+  client.close();
+  server.close();
+});
+
 test('drain() closes the connections and stops listening', async () => {
   const server = echoServer();
   const { client, peer } = await joined(server);
