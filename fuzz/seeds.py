@@ -31,6 +31,13 @@ seeds = {
    "bad_crc_and_garbage": b"\x09" + b"zzzz" + frame(200, 1, b"bad", crc=5) + frame(200, 2, b"ok"),
    "frame_before_hello": b"\x00" + frame(200, 1, b"too early"),
  },
+ "bus_message": {
+   "everyone": bytes([1, 1, 0, 3]) + struct.pack(">I", 2) + struct.pack(">QQ", 1, (5 << 37) | 9) + frame(220, 7, b"news"),
+   "peer": bytes([1, 2, 0, 1]) + struct.pack(">Q", (2 << 37) | 4) + frame(220, 8, b"to you"),
+   "tag_value": bytes([1, 3, 0, 2]) + struct.pack(">H", 4) + b"room" + b"\x01" + struct.pack(">H", 3) + b"red" + frame(221, 9, b""),
+   "tag_any": bytes([1, 3, 0, 2]) + struct.pack(">H", 4) + b"room" + b"\x00" + frame(221, 9, b"x" * 100),
+   "huge_count": bytes([1, 1, 0, 3]) + struct.pack(">I", 0xFFFFFFFF) + frame(220, 7, b""),
+ },
  "proxy_header": {
    "v1_tcp4": b"PROXY TCP4 192.0.2.7 10.0.0.1 51234 8080\r\n" + hs({"pv": "1.0"}),
    "v1_tcp6": b"PROXY TCP6 2001:db8::7 2001:db8::1 51234 8080\r\n",

@@ -17,7 +17,7 @@ if ! command -v cargo-fuzz >/dev/null; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-for target in decoder handshake server_connection proxy_header; do
+for target in decoder handshake server_connection proxy_header bus_message; do
     corpus="$ROOT/target/fuzz-corpus/$target"
     mkdir -p "$corpus"
     echo "==> fuzzing $target for ${SECONDS_PER_TARGET} s"
