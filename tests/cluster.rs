@@ -719,3 +719,18 @@ fn a_stalled_redis_never_blocks_a_send_and_the_bus_queue_stays_bounded() {
         cluster_stats(&server).unwrap().connected
     });
 }
+
+#[test]
+fn closing_the_server_is_not_counted_as_losing_the_bus() {
+    let redis = RedisServer::start();
+    let bus = CString::new(redis.url()).unwrap();
+    let mut server = TestServer::new(|config| config.cluster_bus = bus.as_ptr()).unwrap();
+    assert_eq!(server.restart(), VELTIX_OK);
+    eventually(Duration::from_secs(5), "the bus connects", || {
+        cluster_stats(&server).unwrap().connected
+    });
+    assert_eq!(server.close(), VELTIX_OK);
+    let stats = cluster_stats(&server).unwrap();
+    assert!(!stats.connected);
+    assert_eq!(stats.disconnects, 0, "a close is not a loss");
+}

@@ -137,7 +137,8 @@ impl Bus {
                 }
                 Err(error) => Ended::Failed(error),
             };
-            self.cluster.set_up(flag, false, &*self.host);
+            let closed = matches!(ended, Ended::Stopped);
+            self.cluster.set_up(flag, false, closed, &*self.host);
             if role == Role::Publisher {
                 self.drop_queued();
             }
@@ -186,7 +187,7 @@ impl Bus {
         }
         // What was queued before the bus came up is stale: dropped.
         self.drop_queued();
-        self.cluster.set_up(flag, true, &*self.host);
+        self.cluster.set_up(flag, true, false, &*self.host);
         let queue = &self.cluster.queue.1;
         let mut next_refresh = Instant::now() + COUNT_REFRESH;
         loop {
@@ -263,7 +264,7 @@ impl Bus {
         }
         let mut tags = BTreeSet::new();
         let mut tags_version = None;
-        self.cluster.set_up(flag, true, &*self.host);
+        self.cluster.set_up(flag, true, false, &*self.host);
         loop {
             if self.wait(Duration::ZERO) {
                 return Ended::Stopped;

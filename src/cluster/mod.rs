@@ -90,6 +90,14 @@ struct Outgoing {
     bytes: Vec<u8>,
 }
 
+impl Outgoing {
+    /// What it holds, as the queue's bound counts it: its bytes and its
+    /// own size, so a flood of small messages is bounded too.
+    fn cost(&self) -> usize {
+        self.bytes.len() + std::mem::size_of::<Outgoing>()
+    }
+}
+
 /// A node's side of the bus, shared by the server and its bus threads.
 pub(crate) struct Cluster {
     config: ClusterConfig,
@@ -204,10 +212,12 @@ impl Cluster {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let outgoing = Outgoing { channel, bytes };
+        let cost = outgoing.cost();
         {
             let mut queued = self.queued();
             let held = queued.held();
-            if held + bytes.len() > self.max_queued || !queued.may_grow(bytes.len()) {
+            if held + cost > self.max_queued || !queued.may_grow(cost) {
                 drop(queued);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 log_at!(
@@ -216,9 +226,9 @@ impl Cluster {
                 );
                 return;
             }
-            queued.set(held + bytes.len());
+            queued.set(held + cost);
         }
-        let _ = self.queue.0.send(Outgoing { channel, bytes });
+        let _ = self.queue.0.send(outgoing);
     }
 
     /// The counters, and whether the bus is connected.
@@ -253,10 +263,11 @@ impl Cluster {
         self.publisher_up.load(Ordering::Acquire) && self.subscriber_up.load(Ordering::Acquire)
     }
 
-    /// Records that one of the bus connections came up or went down, and
-    /// tells `host` when that changes the node's state.
-    fn set_up(&self, flag: &AtomicBool, up: bool, host: &dyn ClusterHost) {
-        if !up && flag.swap(false, Ordering::AcqRel) {
+    /// Records that one of the bus connections came up or went down (a
+    /// loss counted unless the server closed it), and tells `host` when
+    /// that changes the node's state.
+    fn set_up(&self, flag: &AtomicBool, up: bool, closed: bool, host: &dyn ClusterHost) {
+        if !up && flag.swap(false, Ordering::AcqRel) && !closed {
             self.disconnects.fetch_add(1, Ordering::Relaxed);
         } else {
             flag.store(up, Ordering::Release);
@@ -311,6 +322,6 @@ impl Cluster {
     fn dequeued(&self, outgoing: &Outgoing) {
         let mut queued = self.queued();
         let held = queued.held();
-        queued.set(held.saturating_sub(outgoing.bytes.len()));
+        queued.set(held.saturating_sub(outgoing.cost()));
     }
 }
