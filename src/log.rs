@@ -64,7 +64,11 @@ pub(crate) fn log(level: LogLevel, args: fmt::Arguments<'_>) {
         Some(_) => {}
         None => {
             if env_level().is_some_and(|max| level <= max) {
-                eprintln!("[veltix {}] {}", level.name(), args);
+                // One write for the whole line: eprintln! writes it in
+                // pieces, which a program's own output (or Wine's
+                // console) can split.
+                let line = format!("[veltix {}] {}\n", level.name(), args);
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             }
         }
     }
