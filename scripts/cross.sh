@@ -186,7 +186,9 @@ arm() {
         export "CARGO_TARGET_${env_target}_LINKER=$gcc"
         export "CARGO_TARGET_${env_target}_RUNNER=$qemu -L $sysroot"
         step "$target under qemu-user: unit and integration tests"
-        cargo test --release --target "$target"
+        # VELTIX_TEST_RUNNER: for the tests that run their own binary again
+        # as another process (tests/cluster.rs).
+        VELTIX_TEST_RUNNER="$qemu -L $sysroot" cargo test --release --target "$target"
 
         step "$target: the C examples against the reference server"
         cargo build --release --lib --target "$target"

@@ -109,8 +109,15 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Runs `test_name` of this test binary as a node of cluster `name`
     /// on `bus`, with node id `node_id`; waits until it listens.
+    /// Under an emulator, `VELTIX_TEST_RUNNER` (such as `qemu-aarch64 -L
+    /// /usr/aarch64-linux-gnu`, set by `scripts/cross.sh`) runs it, as
+    /// cargo's runner runs the tests themselves.
     pub fn start(test_name: &str, bus: &str, name: &str, node_id: u16) -> NodeProcess {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let runner = std::env::var("VELTIX_TEST_RUNNER").unwrap_or_default();
+        let mut command: Vec<String> = runner.split_whitespace().map(str::to_owned).collect();
+        command.push(std::env::current_exe().unwrap().display().to_string());
+        let mut child = Command::new(&command[0])
+            .args(&command[1..])
             .args([test_name, "--exact", "--nocapture", "--test-threads", "1"])
             .env("VELTIX_TEST_NODE", format!("{bus} {name} {node_id}"))
             .stdin(Stdio::piped())
