@@ -204,7 +204,7 @@ impl Server {
         });
         if let Err(e) = written {
             log_at!(Debug, "write to peer {} failed: {e}", peer.id);
-            self.request_close(peer, DisconnectReason::Error);
+            peer.ask_to_close(DisconnectReason::Error);
         }
         block
     }

@@ -342,7 +342,7 @@ impl EventLoop {
             backlog,
             ReadSide::new(decoder, Some(budget)).with_proxy(proxy_stage),
         )
-        .watched_by(watch);
+        .watched_by(watch, self.control.clone());
         let peer = Arc::new(peer);
         if peer.send([&self.hello, &[]]).is_err() {
             return;

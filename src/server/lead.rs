@@ -34,7 +34,6 @@ use std::cell::Cell;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::event_loop::Command;
 use super::peer::Peer;
 use super::read_side::{ReadAmount, ReadSide, Turn};
 use super::Server;
@@ -113,7 +112,9 @@ impl Drop for Lead<'_> {
             };
             end = server.lead(peer, &mut side, None, &|| false);
         }
-        server.read_on_io_thread(peer);
+        // What this waiter met is for the I/O thread to act on: a pause,
+        // the budget, the connection's end.
+        peer.ask_to_read();
     }
 }
 
@@ -193,18 +194,6 @@ impl Server {
         side.give_back_buffer(&mut spare);
         SPARE.set(spare);
         end
-    }
-
-    /// Asks the I/O thread to read `peer`: what a waiter met is for it to
-    /// act on (a pause, the budget, the connection's end).
-    fn read_on_io_thread(&self, peer: &Peer) {
-        let control = self.running().as_ref().map(|r| r.control.clone());
-        if let Some(control) = control {
-            control.send(Command::Read {
-                key: peer.key,
-                id: peer.id,
-            });
-        }
     }
 }
 

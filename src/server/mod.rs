@@ -562,7 +562,7 @@ impl Server {
         self.local_only(peer, "closing")?;
         let peer = self.peer(peer)?;
         peer.refuse_sends(DisconnectReason::Manual);
-        self.request_close(&peer, DisconnectReason::Manual);
+        peer.ask_to_close(DisconnectReason::Manual);
         Ok(())
     }
 
@@ -696,7 +696,7 @@ impl Server {
                     budget.held(),
                     budget.limit()
                 );
-                self.request_close(peer, DisconnectReason::Error);
+                peer.ask_to_close(DisconnectReason::Error);
                 Err(Error::Closed(format!(
                     "peer {} was disconnected: it stopped reading and the server's memory budget (max_memory_bytes {}) is used up. Fix: raise max_memory_bytes, or send less to slow peers",
                     peer.id,
@@ -711,27 +711,16 @@ impl Server {
                     peer.id,
                     peer.addr
                 );
-                self.request_close(peer, DisconnectReason::Error);
+                peer.ask_to_close(DisconnectReason::Error);
                 Err(Error::Closed(format!(
                     "peer {} was disconnected: it stopped reading and its queue reached max_outbound_bytes ({max}). Fix: raise max_outbound_bytes, or send less to slow peers",
                     peer.id
                 )))
             }
             SendError::Io(e) => {
-                self.request_close(peer, DisconnectReason::Error);
+                peer.ask_to_close(DisconnectReason::Error);
                 Err(Error::io(&format!("sending to peer {}", peer.id), &e))
             }
-        }
-    }
-
-    fn request_close(&self, peer: &Peer, reason: DisconnectReason) {
-        let control = self.running().as_ref().map(|r| r.control.clone());
-        if let Some(control) = control {
-            control.send(Command::Close {
-                key: peer.key,
-                id: peer.id,
-                reason,
-            });
         }
     }
 

@@ -26,6 +26,7 @@ use crate::stats::ConnectionStats;
 use crate::workers::Lane;
 use crate::writer::{write_parts, Parts};
 
+use super::event_loop::{Command, Control};
 use super::outbound::ChunkQueue;
 use super::peer_tags::PeerTags;
 use super::read_side::ReadSide;
@@ -176,6 +177,9 @@ pub(crate) struct Peer {
     /// the system lets other threads do so (Linux); elsewhere it is
     /// watched for bytes and writability, always.
     watch: Option<PollWatch>,
+    /// How to reach the I/O thread that holds this connection (`None`
+    /// only in unit tests).
+    io_thread: Option<Arc<Control>>,
     /// Times a thread with bytes to read found the read side taken.
     #[cfg(test)]
     pub reads_found_taken: AtomicU64,
@@ -283,6 +287,7 @@ impl Peer {
             read: Mutex::new(read),
             read_missed: AtomicBool::new(false),
             watch: None,
+            io_thread: None,
             #[cfg(test)]
             reads_found_taken: AtomicU64::new(0),
         }
@@ -300,9 +305,38 @@ impl Peer {
     }
 
     /// This peer, its socket registered with the I/O thread's poll
-    /// through `watch`.
-    pub(super) fn watched_by(self, watch: Option<PollWatch>) -> Self {
-        Peer { watch, ..self }
+    /// through `watch`, that I/O thread reached through `control`.
+    pub(super) fn watched_by(self, watch: Option<PollWatch>, control: Arc<Control>) -> Self {
+        Peer {
+            watch,
+            io_thread: Some(control),
+            ..self
+        }
+    }
+
+    /// Asks the I/O thread that holds this connection to close it.
+    pub(super) fn ask_to_close(&self, reason: DisconnectReason) {
+        self.ask_io_thread(Command::Close {
+            key: self.key,
+            id: self.id,
+            reason,
+        });
+    }
+
+    /// Asks the I/O thread that holds this connection to read it.
+    pub(super) fn ask_to_read(&self) {
+        self.ask_io_thread(Command::Read {
+            key: self.key,
+            id: self.id,
+        });
+    }
+
+    /// Sends `command` to this connection's I/O thread (ignored once that
+    /// thread has ended: the server was closed).
+    fn ask_io_thread(&self, command: Command) {
+        if let Some(control) = &self.io_thread {
+            control.send(command);
+        }
     }
 
     /// Stops the I/O thread's poll from reporting this socket: a thread
