@@ -1559,7 +1559,7 @@ veltix_status_t veltix_server_close_client(struct veltix_server_t *server,
  * connected clients, in node order: this node's count now, the others'
  * as each recorded it within the last second or so (a node's record
  * expires 3 s after its last refresh, so a stopped node leaves the list
- * then; while the bus is down only this node is listed). Copies up to
+ * then; the bus down, the others leave it within 3 s). Copies up to
  * `capacity` entries to `out_nodes` and writes how many there are to
  * `*out_count`, and their total of clients to `*out_total` if it is not
  * NULL. `out_nodes` may be NULL when `capacity` is 0. Any thread; never

@@ -466,6 +466,11 @@ fn losing_redis_degrades_only_what_crosses_nodes_and_delivery_resumes() {
             "state 0"
         );
     }
+    // The other node's count leaves the list once its last reading is
+    // older than a record's expiry (3 s).
+    eventually(Duration::from_secs(5), "only this node is counted", || {
+        counts(&one) == (2, "1:2".into())
+    });
     // Local echo and broadcast go on, as fast as before.
     let during = echo_median(echo);
     assert!(
