@@ -8,7 +8,7 @@ use veltix::protocol::bus::{decode, encode};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(message) = decode(data) {
-        let again = encode(message.origin, &message.target, message.frame).expect("it was encoded once");
+        let again = encode(message.origin, &message.target, &[message.frame]).expect("it was encoded once");
         assert_eq!(again, data, "decode and encode are inverse");
     }
 });

@@ -207,7 +207,7 @@ impl Cluster {
             BusTarget::Peer(id) => self.names.node(node_of(*id)),
             BusTarget::Tag { name, .. } => self.names.tag(name).into(),
         };
-        let Some(bytes) = wire::encode(self.node, target, &frame.concat()) else {
+        let Some(bytes) = wire::encode(self.node, target, frame) else {
             log_at!(Warn, "a tag name or value over 65,535 bytes cannot cross nodes; sent to local peers only");
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;

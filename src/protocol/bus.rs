@@ -51,10 +51,12 @@ const PEER: u8 = 2;
 const TAG: u8 = 3;
 
 /// Encodes a message from node `origin` for `target`: `frame` is a whole
-/// encoded frame. `None` when a tag's name or value is
+/// encoded frame, in parts (a header and a payload, copied once, here).
+/// `None` when a tag's name or value is
 /// longer than 65,535 bytes, or `except` has more than 2^32 - 1 ids.
-pub fn encode(origin: u16, target: &BusTarget<'_>, frame: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(4 + target_len(target) + frame.len());
+pub fn encode(origin: u16, target: &BusTarget<'_>, frame: &[&[u8]]) -> Option<Vec<u8>> {
+    let frame_len: usize = frame.iter().map(|part| part.len()).sum();
+    let mut out = Vec::with_capacity(4 + target_len(target) + frame_len);
     out.push(VERSION);
     match target {
         BusTarget::Everyone { .. } => out.push(EVERYONE),
@@ -81,7 +83,9 @@ pub fn encode(origin: u16, target: &BusTarget<'_>, frame: &[u8]) -> Option<Vec<u
             }
         }
     }
-    out.extend_from_slice(frame);
+    for part in frame {
+        out.extend_from_slice(part);
+    }
     Some(out)
 }
 
@@ -208,7 +212,7 @@ mod tests {
             },
         ];
         for target in targets {
-            let bytes = encode(513, &target, &frame).unwrap();
+            let bytes = encode(513, &target, &[&frame[..15], &frame[15..]]).unwrap();
             assert_eq!(bytes.len(), 4 + target_len(&target) + frame.len());
             let message = decode(&bytes).unwrap();
             assert_eq!(message.origin, 513);
@@ -220,7 +224,7 @@ mod tests {
     #[test]
     fn malformed_messages_are_refused() {
         let frame = encode_frame(200, 7, b"hello");
-        let good = encode(1, &BusTarget::Peer(3), &frame).unwrap();
+        let good = encode(1, &BusTarget::Peer(3), &[&frame]).unwrap();
         // Every truncation, another version, an unknown kind.
         for len in 0..good.len() {
             assert_eq!(decode(&good[..len]), None, "{len} bytes");

@@ -90,15 +90,20 @@ impl Server {
         header: &[u8],
         payload: &[u8],
     ) -> usize {
-        let peers = self.peers();
-        peers
+        let mut sent = 0;
+        for peer in self
+            .peers()
             .values()
             .filter(|peer| peer.tags.has(name, value))
-            .filter(|peer| {
-                self.send_encoded(peer, header, payload, Cork::Allowed)
-                    .is_ok()
-            })
-            .count()
+        {
+            if self
+                .send_encoded(peer, header, payload, Cork::Allowed)
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        sent
     }
 
     /// Sets (or with `None` clears) the handler told when the cluster's
