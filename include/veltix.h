@@ -711,6 +711,24 @@ typedef struct veltix_server_config_t {
      * error); set it for any real deployment.
      */
     uint16_t cluster_node_id;
+    /**
+     * Keeps the fields after it out of the tail padding of the struct as
+     * it was before them (on 64-bit systems). Never read.
+     */
+    uint8_t reserved3[6];
+    /**
+     * I/O threads: event loops that each read, write and time their
+     * share of the connections (0 to 256). The first also accepts, and
+     * hands each new connection to the loop holding the fewest, where it
+     * stays for its life. Default 1: one loop, which is enough until it
+     * keeps a core busy (see the performance guide's "Several I/O
+     * threads"). 0 is one per core. Everything else behaves the same
+     * with any number: per-peer order, back-pressure, one memory budget
+     * and one `max_connection` for the whole server, peer ids. With
+     * `callbacks_on_io_thread`, a peer's callbacks run on its own loop,
+     * so several of them run at once.
+     */
+    uint32_t io_threads;
 } veltix_server_config_t;
 
 /**

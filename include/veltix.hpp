@@ -1052,6 +1052,12 @@ class server_config : public detail::shared_settings<server_config> {
         raw_.cluster_node_id = node_id;
         return *this;
     }
+    /** I/O threads: event loops sharing the connections (0: one per
+     *  core; see `veltix_server_config_t::io_threads`). */
+    server_config &io_threads(std::uint32_t count) noexcept {
+        raw_.io_threads = count;
+        return *this;
+    }
     /** Every field of the C struct (except the strings: use `listen`,
      *  `proxy_protocol_from` and `cluster`). */
     veltix_server_config_t &raw() noexcept { return raw_; }

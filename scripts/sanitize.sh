@@ -86,4 +86,9 @@ fi
 RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR="$SANITIZED_TARGET_DIR/tsan" \
     VELTIX_TEST_RSS_SLACK_MIB=512 TSAN_OPTIONS="halt_on_error=1" \
     cargo test -Zbuild-std --release --target "$TARGET" --lib --tests
+echo "==> the server's suites on four I/O threads, under ThreadSanitizer"
+RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR="$SANITIZED_TARGET_DIR/tsan" \
+    VELTIX_TEST_RSS_SLACK_MIB=512 TSAN_OPTIONS="halt_on_error=1" VELTIX_TEST_IO_THREADS=4 \
+    cargo test -Zbuild-std --release --target "$TARGET" --lib --test server_capi \
+    --test server_broadcast --test server_inline --test dispatch --test hostile_client
 echo "==> ThreadSanitizer pass clean"

@@ -41,6 +41,12 @@ ensure_haproxy
 ensure_redis
 cargo test --release
 
+step "the server's suites again with four I/O threads (io_threads = 4, more loops than cores)"
+VELTIX_TEST_IO_THREADS=4 cargo test --release --lib --test cluster --test dispatch \
+    --test hostile_client --test hostile_server --test liveness --test proxy_protocol \
+    --test reconnect_storm --test server_broadcast --test server_capi --test server_idle \
+    --test server_inline --test server_reference
+
 step "CMake build of the examples and C/C++ tests; CTest against the reference server"
 ensure_clang
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVELTIX_BUILD_TESTS=ON -DVELTIX_BUILD_EXAMPLES=ON \

@@ -17,6 +17,7 @@ use veltix::server::{Server, ServerConfig};
 fn local_server() -> (Server, u16) {
     let server = Server::new(ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port: 0,
         ..ServerConfig::default()
     })

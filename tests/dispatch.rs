@@ -75,6 +75,7 @@ fn readable(handle: veltix_socket_t, timeout: Duration) -> bool {
 fn greeting_server() -> (Server, u16) {
     let server = Server::new(ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port: 0,
         ..ServerConfig::default()
     })
@@ -203,6 +204,7 @@ fn a_dispatch_mode_server_runs_routes_on_the_host_thread() {
     let seen = Arc::new(Seen::default());
     let server = Server::new(ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port: 0,
         max_workers: 0,
         ..ServerConfig::default()

@@ -172,6 +172,7 @@ fn sends_racing_a_disconnect_are_not_io_errors() {
     let _serial = serial();
     let server = veltix::server::Server::new(veltix::server::ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port: 0,
         ..Default::default()
     })

@@ -32,6 +32,7 @@ impl Running {
     fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Running {
         let mut config = ServerConfig {
             host: "127.0.0.1".into(),
+            io_threads: support::io_threads(),
             port: 0,
             ..ServerConfig::default()
         };

@@ -26,6 +26,7 @@ fn storm(tweak: impl Fn(&mut ClientConfig)) -> Storm {
     let port = support::restartable_port();
     let server = Server::new(ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port,
         max_workers: 1,
         ..ServerConfig::default()

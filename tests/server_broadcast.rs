@@ -3,6 +3,8 @@
 //! a peer that connects between two broadcasts of one callback gets the
 //! second.
 
+mod support;
+
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +21,7 @@ const ROUNDS: usize = 50;
 fn server(on_io_thread: bool) -> Server {
     Server::new(ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port: 0,
         max_workers: 2,
         callbacks_on_io_thread: on_io_thread,

@@ -296,6 +296,7 @@ fn free_from_inside_a_callback_returns_and_closes_everything() {
     let host = c"127.0.0.1";
     config.host = host.as_ptr();
     config.port = 0;
+    config.io_threads = support::io_threads();
     let mut server = std::ptr::null_mut();
     unsafe {
         assert_eq!(veltix_server_new(&config, &mut server), VELTIX_OK);
@@ -552,6 +553,7 @@ fn a_panicking_callback_costs_only_its_own_message() {
     use veltix::server::{Server, ServerConfig};
     let server = Server::new(ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port: 0,
         max_workers: 1,
         ..ServerConfig::default()

@@ -2,6 +2,8 @@
 //! in order, and what would wait for that thread is refused or does not
 //! wait for it.
 
+mod support;
+
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ const UNROUTE_ITSELF: u16 = 205;
 fn inline_server() -> Server {
     Server::new(ServerConfig {
         host: "127.0.0.1".into(),
+        io_threads: support::io_threads(),
         port: 0,
         callbacks_on_io_thread: true,
         ..ServerConfig::default()

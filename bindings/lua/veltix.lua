@@ -179,7 +179,7 @@ local CLIENT_FIELDS = {
 local SERVER_FIELDS = {
   "port", "buffer_size", "max_connection", "max_message_size", "handshake_timeout_ms",
   "max_outbound_bytes", "max_queued_messages", "max_queued_bytes", "max_memory_bytes",
-  "idle_timeout_ms", "reply_spin_us", "cluster_node_id",
+  "idle_timeout_ms", "reply_spin_us", "cluster_node_id", "io_threads",
 }
 -- The string fields a server's options may set (copied by _new).
 local SERVER_STRINGS = { "proxy_protocol_from", "cluster_bus", "cluster_name" }
@@ -442,7 +442,8 @@ add_shared_methods(Client, "veltix_client", "client")
 -- (the load balancers whose connections start with a PROXY header, e.g.
 -- "10.0.0.5, 192.168.0.0/16"), cluster_bus, cluster_name and
 -- cluster_node_id (cluster mode: "redis://host:port", the cluster's
--- name, this node's id), and liveness as for a client. Callbacks run
+-- name, this node's id), io_threads (event loops sharing the
+-- connections; 0 is one per core), and liveness as for a client. Callbacks run
 -- inside `dispatch`, as a client's do. It is freed by `close()`, or when
 -- collected.
 function veltix.server(options)

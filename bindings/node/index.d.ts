@@ -78,6 +78,8 @@ export interface ServerOptions {
   clusterName?: string;
   /** This node's id, 1 to 65535, unique per process; 0 (the default) draws one. */
   clusterNodeId?: number;
+  /** I/O threads: event loops that share the connections; default 1, 0 is one per core. */
+  ioThreads?: number;
 }
 
 /** A cluster node's bus counters. */

@@ -383,6 +383,7 @@ const SERVER_FIELDS = {
   clusterBus: 'cluster_bus',
   clusterName: 'cluster_name',
   clusterNodeId: 'cluster_node_id',
+  ioThreads: 'io_threads',
 };
 
 function statsOf(get) {

@@ -227,6 +227,23 @@ mod tests {
     }
 
     #[test]
+    fn io_threads_starts_past_the_struct_that_ended_with_cluster_node_id() {
+        use crate::ffi::server_config::veltix_server_config_t as Server;
+        // That release's struct had this one's alignment (its widest
+        // fields are still there) and ended in `cluster_node_id`.
+        let old_end = offset_of!(Server, cluster_node_id) + size_of::<u16>();
+        let old_size = old_end.next_multiple_of(std::mem::align_of::<Server>());
+        assert!(offset_of!(Server, io_threads) >= old_size);
+        let mut bytes = vec![0u8; size_of::<Server>()];
+        unsafe { init(bytes.as_mut_ptr().cast::<Server>(), old_size) }.unwrap();
+        let read = unsafe { read(bytes.as_ptr().cast::<Server>()) }.unwrap();
+        assert_eq!(
+            read.io_threads, 1,
+            "a program of that release gets one loop"
+        );
+    }
+
+    #[test]
     fn sizes_outside_the_known_range_are_refused() {
         for size in [0, 3, size_of::<Config>() + 1] {
             let error = whole_fields::<Config>(size).unwrap_err();

@@ -165,6 +165,20 @@ pub struct veltix_server_config_t {
     /// which two of a few nodes may draw alike (a clash is logged as an
     /// error); set it for any real deployment.
     pub cluster_node_id: u16,
+    /// Keeps the fields after it out of the tail padding of the struct as
+    /// it was before them (on 64-bit systems). Never read.
+    pub reserved3: [u8; 6],
+    /// I/O threads: event loops that each read, write and time their
+    /// share of the connections (0 to 256). The first also accepts, and
+    /// hands each new connection to the loop holding the fewest, where it
+    /// stays for its life. Default 1: one loop, which is enough until it
+    /// keeps a core busy (see the performance guide's "Several I/O
+    /// threads"). 0 is one per core. Everything else behaves the same
+    /// with any number: per-peer order, back-pressure, one memory budget
+    /// and one `max_connection` for the whole server, peer ids. With
+    /// `callbacks_on_io_thread`, a peer's callbacks run on its own loop,
+    /// so several of them run at once.
+    pub io_threads: u32,
 }
 
 /// Fills `config` with the defaults and sets `config->struct_size`; pass
@@ -216,6 +230,8 @@ unsafe impl Extensible for veltix_server_config_t {
             cluster_bus: std::ptr::null(),
             cluster_name: std::ptr::null(),
             cluster_node_id: 0,
+            reserved3: [0; 6],
+            io_threads: defaults.io_threads,
         }
     }
 
@@ -247,6 +263,8 @@ unsafe impl Extensible for veltix_server_config_t {
                 cluster_bus,
                 cluster_name,
                 cluster_node_id,
+                reserved3,
+                io_threads,
             ]
         )
     }
@@ -301,6 +319,7 @@ impl veltix_server_config_t {
                     node_id: self.cluster_node_id,
                 }),
             },
+            io_threads: self.io_threads,
         };
         config.validate()?;
         Ok(config)

@@ -17,6 +17,8 @@ use super::proxy::TrustedProxies;
 
 /// Default bound of a peer's queued outbound bytes (32 MiB).
 pub const DEFAULT_MAX_OUTBOUND_BYTES: u32 = 32 * 1024 * 1024;
+/// Most I/O threads one server may run.
+pub const MAX_IO_THREADS: u32 = 256;
 /// Default bound of the memory held on behalf of all peers (512 MiB).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -76,6 +78,10 @@ pub struct ServerConfig {
     /// Cluster mode: the bus, the cluster's name and this node's id (see
     /// [`crate::cluster`]). `None` (the default): a server alone.
     pub cluster: Option<ClusterConfig>,
+    /// I/O threads, each an event loop over its share of the connections
+    /// (the first also accepts and shares them out); 0 is one per core.
+    /// Default 1.
+    pub io_threads: u32,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +104,7 @@ impl Default for ServerConfig {
             reply_spin: DEFAULT_REPLY_SPIN,
             proxy_protocol: None,
             cluster: None,
+            io_threads: 1,
         }
     }
 }
@@ -146,7 +153,21 @@ impl ServerConfig {
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
         }
+        if self.io_threads > MAX_IO_THREADS {
+            return invalid(format!(
+                "config.io_threads ({}) is over {MAX_IO_THREADS}. Fix: use 1 (the default) to the number of cores, or 0 for one per core",
+                self.io_threads
+            ));
+        }
         self.backlog_limits().map(|_| ())
+    }
+
+    /// How many event loops to run: `io_threads`, or one per core for 0.
+    pub(crate) fn loop_count(&self) -> usize {
+        match self.io_threads {
+            0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            n => n as usize,
+        }
     }
 
     /// The bounds of each peer's callback backlog (checked).
@@ -163,7 +184,8 @@ mod tests {
     fn defaults_are_valid_and_bad_fields_are_named() {
         assert_eq!(ServerConfig::default().validate(), Ok(()));
         type Breaker = fn(&mut ServerConfig);
-        let cases: [(&str, Breaker); 10] = [
+        let cases: [(&str, Breaker); 11] = [
+            ("config.io_threads", |c| c.io_threads = MAX_IO_THREADS + 1),
             ("config.max_memory_bytes", |c| c.max_memory_bytes = 1000),
             ("config.max_queued_messages", |c| c.max_queued_messages = 0),
             ("config.max_queued_bytes", |c| c.max_queued_bytes = 0),

@@ -1,7 +1,9 @@
-//! The server's I/O thread: one mio event loop over the listener and every
-//! connection.
+//! The server's I/O threads: mio event loops, the first over the listener
+//! too, each over the connections it was handed (`io_threads`).
 //!
-//! It accepts (or refuses with `server_full`), greets, runs each handshake
+//! The first accepts (or refuses with `server_full`) and hands each new
+//! connection to the loop holding the fewest, itself included, where it
+//! stays for its whole life. Each loop greets, runs each handshake
 //! under its deadline, reads and decodes frames, hands them to
 //! [`Server::route_message`], writes queued bytes when a socket becomes writable,
 //! and closes connections. It never runs user code and never blocks: a
@@ -12,6 +14,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,11 +42,11 @@ const WAKER: Token = Token(usize::MAX - 1);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 thread_local! {
-    /// The server whose I/O thread this is (its address), or 0.
+    /// The server one of whose I/O threads this is (its address), or 0.
     static IO_THREAD_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether the calling thread is `server`'s I/O thread.
+/// Whether the calling thread is one of `server`'s I/O threads.
 pub(super) fn is_io_thread_of(server: &Server) -> bool {
     IO_THREAD_OF.with(|of| of.get() == server.as_ptr() as usize)
 }
@@ -59,9 +62,15 @@ pub(super) enum Command {
     /// Read peer `id`, at `key`, again: its callback backlog drained, or
     /// a thread that read it while waiting for a reply left the rest.
     Read { key: usize, id: PeerId },
+    /// Take over a connection the accepting loop counted for this one.
+    Adopt { stream: TcpStream, addr: SocketAddr },
     /// Stop accepting, then close every connection, one per `interval`
-    /// (all at once for zero), as `close_client` does.
-    Drain { interval: Duration },
+    /// (all at once for zero) from `first_after` on, as `close_client`
+    /// does.
+    Drain {
+        interval: Duration,
+        first_after: Duration,
+    },
     /// Close every connection and the listener, and exit.
     Stop,
 }
@@ -81,10 +90,74 @@ pub(super) struct Control {
 impl Control {
     /// Queues `command` and wakes the I/O thread.
     pub fn send(&self, command: Command) {
-        if self.commands.send(command).is_ok() {
-            let _ = self.waker.wake();
+        if self.queue(command) {
+            self.wake();
         }
     }
+
+    /// Queues `command` without waking the I/O thread; whether it is
+    /// still there to take it.
+    fn queue(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+}
+
+/// The I/O threads of one running server, as each of them sees the others.
+pub(super) struct Loops {
+    controls: Vec<Arc<Control>>,
+    /// The connections each loop holds, handshakes included. The accepting
+    /// loop counts one for its loop as it hands it over, so that a burst
+    /// of new connections spreads before they are adopted.
+    connections: Vec<AtomicUsize>,
+}
+
+impl Loops {
+    /// Sends each loop the command `make` gives for its index.
+    pub fn send_to_each(&self, make: impl Fn(usize) -> Command) {
+        for (index, control) in self.controls.iter().enumerate() {
+            control.send(make(index));
+        }
+    }
+
+    /// How many loops there are.
+    pub fn len(&self) -> usize {
+        self.controls.len()
+    }
+
+    /// The connections of every loop.
+    fn total(&self) -> usize {
+        self.connections
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The loop holding the fewest connections (the first of those tied).
+    fn least_loaded(&self) -> usize {
+        (0..self.connections.len())
+            .min_by_key(|&index| self.connections[index].load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    fn counted(&self, index: usize) {
+        self.connections[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn left(&self, index: usize) {
+        self.connections[index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The peer [`EventLoop::enforce_budget`] cuts.
+enum Holder {
+    /// This loop's connection at this key.
+    Here(usize),
+    /// A connected peer of another loop, at this index of those looked at.
+    Elsewhere(usize),
 }
 
 /// One connection as the I/O thread holds it.
@@ -117,7 +190,11 @@ pub(super) struct EventLoop {
     unfinished_reads: Vec<usize>,
     accept_paused_until: Option<Instant>,
     commands: Receiver<Command>,
-    /// Handed to each peer's backlog, to ask for [`Command::Read`].
+    /// This loop's place in `loops`.
+    index: usize,
+    loops: Arc<Loops>,
+    /// This loop's control: handed to each peer's backlog, to ask for
+    /// [`Command::Read`].
     control: Arc<Control>,
     /// The receive buffer lent to the connection being read.
     spare: Vec<u8>,
@@ -125,43 +202,63 @@ pub(super) struct EventLoop {
     server: Server,
 }
 
-/// Listens on `addr` and prepares the loop: the loop, how to reach it, and
-/// the address actually bound (its port, when 0 was asked).
+/// Listens on `addr` and prepares `count` loops, the first of which
+/// accepts: the loops, how to reach them, and the address actually bound
+/// (its port, when 0 was asked).
 pub(super) fn listen(
     server: Server,
     addr: SocketAddr,
-) -> io::Result<(EventLoop, Arc<Control>, SocketAddr)> {
+    count: usize,
+) -> io::Result<(Vec<EventLoop>, Arc<Loops>, SocketAddr)> {
     // Not mio's bind: its backlog of 1024 overflows in a burst of
     // connecting clients.
     let mut listener = TcpListener::from_std(crate::sys::listen(addr)?);
     let bound = listener.local_addr()?;
-    let poll = Poll::new()?;
-    poll.registry()
+    let mut polls = Vec::with_capacity(count);
+    let mut controls = Vec::with_capacity(count);
+    let mut receivers = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (commands_in, commands) = crossbeam_channel::unbounded();
+        controls.push(Arc::new(Control {
+            commands: commands_in,
+            waker,
+        }));
+        receivers.push(commands);
+        polls.push(poll);
+    }
+    polls[0]
+        .registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    let waker = Waker::new(poll.registry(), WAKER)?;
-    let (commands_in, commands) = crossbeam_channel::unbounded();
-    let control = Arc::new(Control {
-        commands: commands_in,
-        waker,
+    let loops = Arc::new(Loops {
+        connections: controls.iter().map(|_| AtomicUsize::new(0)).collect(),
+        controls,
     });
-    let registry = Arc::new(poll.registry().try_clone()?);
-    let event_loop = EventLoop {
-        poll,
-        registry,
-        listener: Some(listener),
-        draining: None,
-        connections: Slab::new(),
-        handshake_deadlines: VecDeque::new(),
-        timers: LivenessTimers::default(),
-        unfinished_reads: Vec::new(),
-        accept_paused_until: None,
-        commands,
-        control: control.clone(),
-        spare: Vec::new(),
-        hello: handshake::hello(crate::VERSION),
-        server,
-    };
-    Ok((event_loop, control, bound))
+    let mut listener = Some(listener);
+    let mut event_loops = Vec::with_capacity(count);
+    for (index, (poll, commands)) in polls.into_iter().zip(receivers).enumerate() {
+        let registry = Arc::new(poll.registry().try_clone()?);
+        event_loops.push(EventLoop {
+            poll,
+            registry,
+            listener: listener.take(),
+            draining: None,
+            connections: Slab::new(),
+            handshake_deadlines: VecDeque::new(),
+            timers: LivenessTimers::default(),
+            unfinished_reads: Vec::new(),
+            accept_paused_until: None,
+            commands,
+            index,
+            control: loops.controls[index].clone(),
+            loops: loops.clone(),
+            spare: Vec::new(),
+            hello: handshake::hello(crate::VERSION),
+            server: server.clone(),
+        });
+    }
+    Ok((event_loops, loops, bound))
 }
 
 impl EventLoop {
@@ -252,13 +349,16 @@ impl EventLoop {
         if self.accept_paused_until.is_some() {
             return;
         }
-        loop {
-            let Some(listener) = &self.listener else {
-                return;
-            };
+        // Each loop handed a connection is woken once per accepting turn.
+        let mut handed = vec![false; self.loops.len()];
+        while let Some(listener) = &self.listener {
             match listener.accept() {
-                Ok((stream, addr)) => self.admit(stream, addr),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok((stream, addr)) => {
+                    if let Some(index) = self.accept(stream, addr) {
+                        handed[index] = true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -271,39 +371,70 @@ impl EventLoop {
                         ACCEPT_BACKOFF.as_millis()
                     );
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return;
+                    break;
                 }
             }
         }
+        for (index, _) in handed.iter().enumerate().filter(|(_, handed)| **handed) {
+            self.loops.controls[index].wake();
+        }
     }
 
-    /// Greets a new connection and starts its handshake clock, or refuses
-    /// it with `server_full`.
-    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+    /// Sets a new connection up, then refuses it with `server_full`,
+    /// adopts it, or hands it to the loop holding the fewest connections:
+    /// that loop's index, to be woken.
+    fn accept(&mut self, stream: TcpStream, addr: SocketAddr) -> Option<usize> {
         let _ = stream.set_nodelay(true);
         let prepared = crate::sys::prepare_stream(&stream)
             .and_then(|()| crate::sys::prepare_server_stream(&stream, READ_SLICE));
         if let Err(e) = prepared {
             log_at!(Error, "cannot set the connection from {addr} up: {e}");
-            return;
+            return None;
         }
         let config = self.server.config();
         if let Err(e) = config.liveness.apply_keepalive(&stream) {
             log_at!(Warn, "cannot set TCP keepalive on {addr}: {e}");
         }
         if let Some(max) = config.max_connection {
-            if self.connections.len() >= max as usize {
+            if self.loops.total() >= max as usize {
                 log_at!(Info, "refused {addr}: max_connection ({max}) reached");
                 let _ = write_parts(&stream, &mut [&handshake::rejection("server_full"), &[]]);
-                return;
+                return None;
             }
         }
+        let index = self.loops.least_loaded();
+        self.loops.counted(index);
+        if index == self.index {
+            self.adopt(stream, addr);
+            return None;
+        }
+        match self.loops.controls[index].queue(Command::Adopt { stream, addr }) {
+            true => Some(index),
+            false => {
+                self.loops.left(index);
+                None
+            }
+        }
+    }
+
+    /// Takes over a connection counted for this loop: greets it and starts
+    /// its handshake clock.
+    fn adopt(&mut self, stream: TcpStream, addr: SocketAddr) {
+        if !self.greet(stream, addr) {
+            self.loops.left(self.index);
+        }
+    }
+
+    /// Registers a new connection, greets it and starts its handshake
+    /// clock; whether it is now held.
+    fn greet(&mut self, mut stream: TcpStream, addr: SocketAddr) -> bool {
+        let config = self.server.config();
         let Some(id) = self.server.next_peer_id() else {
             log_at!(
                 Error,
                 "refused {addr}: this cluster node has used all its peer ids (never reused); restart it"
             );
-            return;
+            return false;
         };
         let entry = self.connections.vacant_entry();
         let key = entry.key();
@@ -316,7 +447,7 @@ impl EventLoop {
             Ok(watch) => watch,
             Err(e) => {
                 log_at!(Error, "cannot watch the connection from {addr}: {e}");
-                return;
+                return false;
             }
         };
         let max_outbound = config.max_outbound_bytes as usize;
@@ -345,7 +476,7 @@ impl EventLoop {
         .watched_by(watch, self.control.clone());
         let peer = Arc::new(peer);
         if peer.send([&self.hello, &[]]).is_err() {
-            return;
+            return false;
         }
         entry.insert(Connection {
             peer,
@@ -354,6 +485,7 @@ impl EventLoop {
         });
         let deadline = Instant::now() + config.handshake_timeout;
         self.handshake_deadlines.push_back((deadline, key, id));
+        true
     }
 
     fn on_writable(&mut self, key: usize) {
@@ -434,22 +566,27 @@ impl EventLoop {
     }
 
     /// While the server holds more than its memory budget, disconnects the
-    /// peer holding the most (its message callbacks not yet started are
-    /// dropped, so their memory goes at once). Peers holding nothing are
-    /// never cut: what they would free is nothing.
+    /// peer holding the most, whichever loop holds it (its message
+    /// callbacks not yet started are dropped, so their memory goes at
+    /// once). Peers holding nothing are never cut: what they would free is
+    /// nothing.
     fn enforce_budget(&mut self) {
         let budget = self.server.budget().clone();
-        while budget.exceeded() {
-            let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
-            let largest = keys
-                .into_iter()
-                .map(|key| (self.held(key), key))
-                .filter(|(held, _)| *held > 0)
-                .max();
-            let Some((held, key)) = largest else {
+        // Peers of other loops: those whose sends failed already (cut
+        // here or by another loop) hold what their loop is about to free.
+        let (leaving, mut others): (Vec<_>, Vec<_>) = self
+            .peers_of_other_loops()
+            .into_iter()
+            .partition(|peer| peer.failure().is_some());
+        let mut freeing: usize = leaving.iter().map(Self::held_elsewhere).sum();
+        while budget.held().saturating_sub(freeing) > budget.limit() {
+            let Some((held, holder)) = self.largest_holder(&others) else {
                 return;
             };
-            let peer = &self.connections[key].peer;
+            let peer = match &holder {
+                Holder::Here(key) => &self.connections[*key].peer,
+                Holder::Elsewhere(index) => &others[*index],
+            };
             log_at!(
                 Warn,
                 "the server holds {} bytes for its peers, over max_memory_bytes ({}); disconnecting peer {} ({}), which holds the most ({held} bytes)",
@@ -458,8 +595,62 @@ impl EventLoop {
                 peer.id,
                 peer.addr
             );
-            self.close(key, DisconnectReason::Error, true);
+            match holder {
+                Holder::Here(key) => self.close(key, DisconnectReason::Error, true),
+                Holder::Elsewhere(index) => {
+                    let peer = others.swap_remove(index);
+                    peer.cut();
+                    freeing += Self::held_elsewhere(&peer);
+                }
+            }
         }
+    }
+
+    /// The connected peers other loops hold (none with one loop).
+    fn peers_of_other_loops(&self) -> Vec<Arc<Peer>> {
+        if self.loops.len() == 1 {
+            return Vec::new();
+        }
+        let mut peers = self.server.connected_peers();
+        peers.retain(|peer| !peer.is_held_by(&self.control));
+        peers
+    }
+
+    /// The peer holding the most of the memory budget, and how much, among
+    /// this loop's connections and `others`; `None` if none holds anything.
+    fn largest_holder(&mut self, others: &[Arc<Peer>]) -> Option<(usize, Holder)> {
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        let here = keys
+            .into_iter()
+            .map(|key| (self.held(key), key))
+            .filter(|(held, _)| *held > 0)
+            .max()
+            .map(|(held, key)| (held, Holder::Here(key)));
+        let elsewhere = others
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| (Self::held_elsewhere(peer), index))
+            .filter(|(held, _)| *held > 0)
+            .max()
+            .map(|(held, index)| (held, Holder::Elsewhere(index)));
+        match (here, elsewhere) {
+            (Some(here), Some(elsewhere)) if elsewhere.0 > here.0 => Some(elsewhere),
+            (None, elsewhere) => elsewhere,
+            (here, _) => here,
+        }
+    }
+
+    /// Bytes held for `peer`, a connection of another loop (as
+    /// [`EventLoop::held`]); a read handed on while this looked goes to
+    /// that loop.
+    fn held_elsewhere(peer: &Arc<Peer>) -> usize {
+        let inbound = peer.look_at_read_side(|side| side.held()).map(|looked| {
+            if looked.must_read {
+                peer.ask_to_read();
+            }
+            looked.seen
+        });
+        inbound.unwrap_or(0) + peer.backlog.bytes() + peer.outbound_held()
     }
 
     /// Bytes held for the peer at `key`: its partial inbound frame, its
@@ -485,7 +676,11 @@ impl EventLoop {
                         self.on_readable(key, now, ReadUntil::WouldBlock);
                     }
                 }
-                Command::Drain { interval } => self.start_draining(interval),
+                Command::Adopt { stream, addr } => self.adopt(stream, addr),
+                Command::Drain {
+                    interval,
+                    first_after,
+                } => self.start_draining(interval, first_after),
                 Command::Stop => return true,
             }
         }
@@ -493,22 +688,25 @@ impl EventLoop {
     }
 
     /// Closes the listener, so that a load balancer sends new clients
-    /// elsewhere, and starts closing the connections (see `drain_due`).
-    fn start_draining(&mut self, interval: Duration) {
+    /// elsewhere, and starts closing the connections (see `drain_due`),
+    /// the first after `first_after`.
+    fn start_draining(&mut self, interval: Duration, first_after: Duration) {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.registry.deregister(&mut listener);
             log_at!(
                 Info,
-                "draining: no longer accepting; closing {} connections, one every {} ms",
-                self.connections.len(),
-                interval.as_millis()
+                "draining: no longer accepting; closing {} connections, one every {} ms on each of {} I/O threads",
+                self.loops.total(),
+                interval.as_millis(),
+                self.loops.len()
             );
         }
         self.accept_paused_until = None;
+        let first = Instant::now() + first_after;
         let next_close = match &self.draining {
             // A new rate takes over from the next close on.
-            Some(draining) => draining.next_close.min(Instant::now() + interval),
-            None => Instant::now(),
+            Some(draining) => draining.next_close.min(first + interval),
+            None => first,
         };
         self.draining = Some(Draining {
             interval,
@@ -625,6 +823,7 @@ impl EventLoop {
         let Some(connection) = self.connections.try_remove(key) else {
             return;
         };
+        self.loops.left(self.index);
         let flush_first = matches!(
             reason,
             DisconnectReason::Manual | DisconnectReason::PeerClosed

@@ -313,6 +313,7 @@ mod tests {
             max_workers: 1,
             max_queued_messages: 4,
             buffer_size: 64,
+            io_threads: crate::server::test_peer::io_threads_or(1),
             ..ServerConfig::default()
         })
         .unwrap();

@@ -54,7 +54,7 @@ use crate::protocol::Message;
 use crate::stats::StatsSnapshot;
 use crate::sys::PollHandle;
 use crate::workers::{panic_message, WorkerPool};
-use event_loop::{Command, Control};
+use event_loop::{Command, Loops};
 use handlers::Callbacks;
 use lead::Lead;
 use peer::{BroadcastRun, Cork, Peer, SendError, ServerKey};
@@ -87,10 +87,10 @@ pub struct ServerInner {
     on_cluster_state: HandlerSlot<ClusterStateHandler>,
 }
 
-/// A started server: its I/O thread and how to reach it.
+/// A started server: its I/O threads and how to reach them.
 struct Running {
-    control: Arc<Control>,
-    thread: JoinHandle<()>,
+    loops: Arc<Loops>,
+    threads: Vec<JoinHandle<()>>,
     addr: SocketAddr,
     /// Cluster mode: the threads that talk to the bus.
     bus: Option<BusThreads>,
@@ -227,24 +227,39 @@ impl Server {
                     "config.host \"{host}\" does not resolve to an address. Fix: use an IP literal such as \"0.0.0.0\", \"::\" or \"127.0.0.1\""
                 ))
             })?;
-        let (event_loop, control, bound) =
-            event_loop::listen(self.clone(), addr).map_err(|e| {
+        let (event_loops, loops, bound) =
+            event_loop::listen(self.clone(), addr, self.inner.config.loop_count()).map_err(|e| {
                 Error::BindFailed(format!(
                     "cannot listen on {addr}: {e}. Fix: choose a free port (0 picks one), stop the process using it, or use a local address"
                 ))
             })?;
-        let thread = std::thread::Builder::new()
-            .name("veltix-server-io".into())
-            .spawn(move || {
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| event_loop.run())) {
-                    log_at!(
-                        Error,
-                        "the server's I/O thread panicked: {}; close and start the server again",
-                        panic_message(&*panic)
-                    );
+        let mut threads = Vec::with_capacity(event_loops.len());
+        let stop = |threads: Vec<JoinHandle<()>>| {
+            loops.send_to_each(|_| Command::Stop);
+            for thread in threads {
+                let _ = thread.join();
+            }
+        };
+        for event_loop in event_loops {
+            let spawned = std::thread::Builder::new()
+                .name("veltix-server-io".into())
+                .spawn(move || {
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| event_loop.run())) {
+                        log_at!(
+                            Error,
+                            "an I/O thread of the server panicked: {}; close and start the server again",
+                            panic_message(&*panic)
+                        );
+                    }
+                });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    stop(threads);
+                    return Err(Error::io("cannot start the I/O threads", &e));
                 }
-            })
-            .map_err(|e| Error::io("cannot start the I/O thread", &e))?;
+            }
+        }
         let bus = match self.cluster() {
             None => None,
             Some(cluster) => {
@@ -252,8 +267,7 @@ impl Server {
                 match BusThreads::start(cluster.clone(), host) {
                     Ok(bus) => Some(bus),
                     Err(e) => {
-                        control.send(Command::Stop);
-                        let _ = thread.join();
+                        stop(threads);
                         return Err(Error::io("cannot start the cluster's bus threads", &e));
                     }
                 }
@@ -261,8 +275,8 @@ impl Server {
         };
         log_at!(Info, "server listening on {bound}");
         *running = Some(Running {
-            control,
-            thread,
+            loops,
+            threads,
             addr: bound,
             bus,
         });
@@ -287,11 +301,17 @@ impl Server {
                 "the server is not running, so there is nothing to drain".into(),
             ));
         };
-        let interval = match peers_per_second {
+        // Each loop closes its share, their turns interleaved: together,
+        // one close per 1 / peers_per_second at most.
+        let step = match peers_per_second {
             0 => Duration::ZERO,
             rate => Duration::from_secs(1) / rate,
         };
-        running.control.send(Command::Drain { interval });
+        let loops = running.loops.len() as u32;
+        running.loops.send_to_each(|index| Command::Drain {
+            interval: step * loops,
+            first_after: step * index as u32,
+        });
         Ok(())
     }
 
@@ -308,9 +328,14 @@ impl Server {
         if let Some(bus) = running.bus {
             bus.stop();
         }
-        running.control.send(Command::Stop);
-        if running.thread.thread().id() != std::thread::current().id() {
-            let _ = running.thread.join();
+        running.loops.send_to_each(|_| Command::Stop);
+        // A callback on an I/O thread closing the server never waits for
+        // its own thread.
+        let current = std::thread::current().id();
+        for thread in running.threads {
+            if thread.thread().id() != current {
+                let _ = thread.join();
+            }
         }
         if !self.in_callback() {
             self.inner.workers.wait_idle();
@@ -646,6 +671,11 @@ impl Server {
             Some(peer) => send(peer),
             None => send(&self.peer(id)?),
         })
+    }
+
+    /// Every connected peer, at this moment.
+    fn connected_peers(&self) -> Vec<Arc<Peer>> {
+        self.peers().values().cloned().collect()
     }
 
     fn peer(&self, id: PeerId) -> Result<Arc<Peer>> {

@@ -323,6 +323,28 @@ impl Peer {
         });
     }
 
+    /// Whether the I/O thread reached through `control` holds this
+    /// connection.
+    pub(super) fn is_held_by(&self, control: &Arc<Control>) -> bool {
+        self.io_thread
+            .as_ref()
+            .is_some_and(|own| Arc::ptr_eq(own, control))
+    }
+
+    /// Cuts this peer to bring the server back under its memory budget,
+    /// from a thread other than its I/O thread: sends are refused, its
+    /// queued bytes and its message callbacks not yet started are dropped
+    /// now, and its I/O thread is asked to close it.
+    pub(super) fn cut(&self) {
+        {
+            let mut out = self.outbound();
+            self.fail(&mut out, DisconnectReason::Error);
+            out.clear();
+        }
+        self.lane.drop_queued();
+        self.ask_to_close(DisconnectReason::Error);
+    }
+
     /// Asks the I/O thread that holds this connection to read it.
     pub(super) fn ask_to_read(&self) {
         self.ask_io_thread(Command::Read {

@@ -12,6 +12,15 @@ use crate::disconnect::DisconnectReason;
 use crate::protocol::{handshake, FrameDecoder};
 use crate::server::{PeerId, Server, ServerConfig};
 
+/// The I/O threads of the servers unit tests start:
+/// `$VELTIX_TEST_IO_THREADS`, else what the test's config says.
+pub fn io_threads_or(configured: u32) -> u32 {
+    std::env::var("VELTIX_TEST_IO_THREADS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(configured)
+}
+
 /// A started server on 127.0.0.1 whose `on_recv` payloads and
 /// disconnect reasons arrive on the channels.
 pub fn server_with(
@@ -20,6 +29,7 @@ pub fn server_with(
     let server = Server::new(ServerConfig {
         host: "127.0.0.1".into(),
         port: 0,
+        io_threads: io_threads_or(config.io_threads),
         ..config
     })
     .unwrap();

@@ -497,6 +497,36 @@ void test_proxy_protocol_setting() {
     CHECK(late_ec == veltix::status::connect_failed);
 }
 
+void test_io_threads_setting() {
+    CHECK(veltix::server_config().io_threads(3).raw().io_threads == 3);
+    // Two loops: two clients, one on each, are echoed and both get a
+    // broadcast.
+    veltix::server server(veltix::server_config().listen("127.0.0.1", 0).io_threads(2));
+    server.route(ECHO, [](veltix::server_ref self, veltix::peer_id peer, veltix::message_view m) {
+        self.reply(peer, m, ECHO, m.text());
+    });
+    server.start();
+    veltix::client first(to(server));
+    veltix::client second(to(server));
+    std::atomic<int> broadcasts{0};
+    for (veltix::client *client : {&first, &second}) {
+        client->route(NEWS, [&](veltix::client_ref, veltix::message_view) { broadcasts++; });
+        client->connect();
+    }
+    CHECK(first.send_and_wait(ECHO, "one", 5s).text() == "one");
+    CHECK(second.send_and_wait(ECHO, "two", 5s).text() == "two");
+    CHECK(server.broadcast(NEWS, "to both") == 2);
+    CHECK(eventually([&] { return broadcasts == 2; }));
+    bool refused = false;
+    try {
+        veltix::server bad(veltix::server_config().io_threads(257));
+    } catch (const veltix::error &e) {
+        refused = e.code() == veltix::status::invalid_argument &&
+                  std::string(e.what()).find("io_threads") != std::string::npos;
+    }
+    CHECK(refused);
+}
+
 void test_cluster_settings_without_a_bus() {
     // A bus nobody answers on (port 1): the node reports it lost, and
     // everything local works, tag sends included.
@@ -568,6 +598,7 @@ int main() {
     test_logger();
     test_proxy_protocol_setting();
     test_cluster_settings_without_a_bus();
+    test_io_threads_setting();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

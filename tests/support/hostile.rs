@@ -2,7 +2,7 @@
 //! counts, and a lock that runs the measuring tests of one binary one at a
 //! time (what they measure is in `measure`).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -49,6 +49,16 @@ impl RawPeer {
 
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)
+    }
+
+    /// Reads one whole frame: its header and its payload.
+    pub fn read_frame(&mut self) -> std::io::Result<(FrameHeader, Vec<u8>)> {
+        let mut header = [0u8; 15];
+        self.stream.read_exact(&mut header)?;
+        let header = FrameHeader::decode(&header).expect("a frame starts with the magic bytes");
+        let mut payload = vec![0u8; header.payload_len as usize];
+        self.stream.read_exact(&mut payload)?;
+        Ok((header, payload))
     }
 }
 

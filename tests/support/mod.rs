@@ -17,6 +17,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The I/O threads of the servers the tests start: `$VELTIX_TEST_IO_THREADS`
+/// (`scripts/test.sh` runs the server suites again with 4), else 1.
+pub fn io_threads() -> u32 {
+    match std::env::var("VELTIX_TEST_IO_THREADS") {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("VELTIX_TEST_IO_THREADS={value:?} is not a number")),
+        Err(_) => 1,
+    }
+}
+
 /// The Python interpreter of the test venv holding `veltix==3.3.0`:
 /// `$VELTIX_TEST_PYTHON`, else `.venv/bin/python` (created by
 /// `scripts/test.sh`). Missing is a test failure, never a skip.

@@ -129,6 +129,7 @@ impl TestServer {
         unsafe { veltix_server_config_init(&mut config, std::mem::size_of_val(&config)) };
         config.host = host.as_ptr();
         config.port = 0;
+        config.io_threads = super::io_threads();
         tweak(&mut config);
         let mut ptr = ptr::null_mut();
         if unsafe { veltix_server_new(&config, &mut ptr) } != VELTIX_OK {

@@ -35,6 +35,13 @@ namespace Veltix.Interop
         public byte b0, b1, b2, b3, b4, b5, b6;
     }
 
+    /// <summary>The `uint8_t reserved3[6]` of the server config, kept blittable.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Reserved6
+    {
+        public byte b0, b1, b2, b3, b4, b5;
+    }
+
     /// <summary>veltix_client_config_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct veltix_client_config_t
@@ -85,6 +92,8 @@ namespace Veltix.Interop
         public IntPtr cluster_bus;
         public IntPtr cluster_name;
         public ushort cluster_node_id;
+        public Reserved6 reserved3;
+        public uint io_threads;
     }
 
     /// <summary>veltix_cluster_stats_t.</summary>

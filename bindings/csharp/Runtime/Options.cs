@@ -194,6 +194,12 @@ namespace Veltix
         /// <summary>This node's id, 1 to 65535, unique per process; 0 (the default) draws one.</summary>
         public ushort? ClusterNodeId { get; set; }
 
+        /// <summary>
+        /// I/O threads: event loops that share the connections; default 1, 0 is one
+        /// per core. Raise it when one loop keeps a core busy (see the performance guide).
+        /// </summary>
+        public uint? IoThreads { get; set; }
+
         /// <summary>The native config; its strings live in <paramref name="strings"/>.</summary>
         internal veltix_server_config_t ToNative(NativeStrings strings)
         {
@@ -208,6 +214,7 @@ namespace Veltix
             config.cluster_bus = strings.Add(ClusterBus);
             config.cluster_name = strings.Add(ClusterName);
             config.cluster_node_id = ClusterNodeId ?? config.cluster_node_id;
+            config.io_threads = IoThreads ?? config.io_threads;
             config.port = Port ?? config.port;
             config.max_workers = Mode == CallbackMode.Dispatch ? 0 : Workers ?? config.max_workers;
             config.buffer_size = BufferSize ?? config.buffer_size;

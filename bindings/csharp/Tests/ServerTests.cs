@@ -131,6 +131,34 @@ namespace Veltix.Tests
                 }
             });
 
+            Test("IoThreads reaches the config: two loops serve two clients and broadcast to both", () =>
+            {
+                var bad = Throws<VeltixException>(() => new Server(new ServerOptions { IoThreads = 257 }));
+                Equal(Status.InvalidArgument, bad.Status, "status");
+                Check(bad.Detail.Contains("io_threads"), bad.Detail);
+                using (var server = new Server(new ServerOptions { Host = "127.0.0.1", Port = 0, IoThreads = 2 }))
+                {
+                    server.Route(Echo, (peer, message) => server.Reply(peer, message, Echo, message.Payload));
+                    server.Start();
+                    using (var first = ClientOf(server))
+                    using (var second = ClientOf(server))
+                    {
+                        var got = new List<string>();
+                        first.Route(Broadcasts, message => got.Add(message.Text));
+                        second.Route(Broadcasts, message => got.Add(message.Text));
+                        first.Connect();
+                        second.Connect();
+                        DispatchUntil(() => server.ClientCount == 2, server.Dispatch, first.Dispatch, second.Dispatch);
+                        var echoes = new[] { first.RequestAsync(Echo, "one"), second.RequestAsync(Echo, "two") };
+                        Equal(2, server.Broadcast(Broadcasts, "to both"), "sent to");
+                        DispatchUntil(() => got.Count == 2 && echoes.All(e => e.IsCompleted), server.Dispatch, first.Dispatch, second.Dispatch);
+                        Check(got.All(text => text == "to both"), "both got the broadcast");
+                        Equal("one", echoes[0].Result.Text, "first echo");
+                        Equal("two", echoes[1].Result.Text, "second echo");
+                    }
+                }
+            });
+
             Test("cluster settings reach the config; an unreachable bus is reported and local sends go on", () =>
             {
                 var bad = Throws<VeltixException>(() => new Server(new ServerOptions { ClusterBus = "rediss://127.0.0.1:1" }));

@@ -165,6 +165,32 @@ test("the PROXY protocol's trust list reaches the config, which checks it", func
   server:close()
 end)
 
+test("io_threads reaches the config: two loops serve two clients and broadcast to both", function()
+  local ok, err = pcall(veltix.server, { port = 0, io_threads = 257 })
+  assert(not ok and tostring(err):match("VELTIX_ERR_INVALID_ARGUMENT: .*io_threads"), err)
+  local server = veltix.server { host = "127.0.0.1", port = 0, io_threads = 2 }
+  server:route(ECHO, function(peer, message) server:reply(peer, message, ECHO, message.payload) end)
+  local port = server:start()
+  local handles, clients, got, replies = { server }, {}, {}, 0
+  for i = 1, 2 do
+    clients[i] = veltix.client { host = "127.0.0.1", port = port }
+    clients[i]:route(BROADCAST_OUT, function(message) got[#got + 1] = message.payload end)
+    clients[i]:connect_async()
+    handles[#handles + 1] = clients[i]
+  end
+  dispatch_until(handles, function()
+    return #server:peers() == 2 and clients[1]:is_connected() and clients[2]:is_connected()
+  end)
+  for _, client in ipairs(clients) do
+    client:request(ECHO, "hi", 5000, function(e, reply) assert(not e and reply.payload == "hi", e); replies = replies + 1 end)
+  end
+  assert(server:broadcast(BROADCAST_OUT, "to both") == 2)
+  dispatch_until(handles, function() return #got == 2 and replies == 2 end)
+  assert(got[1] == "to both" and got[2] == "to both")
+  for _, client in ipairs(clients) do client:close() end
+  server:close()
+end)
+
 test("cluster settings reach the config; an unreachable bus is reported and local sends go on", function()
   local ok, err = pcall(veltix.server, { port = 0, cluster_bus = "rediss://127.0.0.1:1" })
   assert(not ok and tostring(err):match("VELTIX_ERR_INVALID_ARGUMENT: .*cluster_bus"), err)

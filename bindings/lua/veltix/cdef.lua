@@ -102,6 +102,8 @@ typedef struct veltix_server_config_t {
     const char *cluster_bus;
     const char *cluster_name;
     uint16_t cluster_node_id;
+    uint8_t reserved3[6];
+    uint32_t io_threads;
 } veltix_server_config_t;
 typedef void (*veltix_cluster_state_fn)(void *user_data,
                                         struct veltix_server_t *server,

@@ -94,6 +94,8 @@ types.serverConfig = koffi.struct('veltix_server_config_t', {
   cluster_bus: 'const char *',
   cluster_name: 'const char *',
   cluster_node_id: 'uint16_t',
+  reserved3: koffi.array('uint8_t', 6),
+  io_threads: 'uint32_t',
 });
 types.clusterStats = koffi.struct('veltix_cluster_stats_t', {
   struct_size: 'uint32_t',

@@ -82,6 +82,25 @@ test('requests, broadcasts, tags and closeClient reach the binding\'s client', a
   server.close();
 });
 
+test('ioThreads reaches the config: two loops serve two clients and broadcast to both', async () => {
+  assert.throws(() => new veltix.Server({ port: 0, ioThreads: 257 }), /io_threads/);
+  const server = new veltix.Server({ host: '127.0.0.1', port: 0, ioThreads: 2 });
+  server.route(ECHO, (peer, message) => server.reply(peer, message, ECHO, message.payload));
+  server.listen();
+  const joinedBoth = [await joined(server), await joined(server)];
+  const got = [];
+  for (const { client } of joinedBoth) {
+    client.route(BROADCAST, (message) => got.push(message.text));
+  }
+  const echoes = await Promise.all(joinedBoth.map(({ client }, index) => client.request(ECHO, `echo ${index}`)));
+  assert.deepEqual(echoes.map((reply) => reply.text), ['echo 0', 'echo 1']);
+  assert.equal(server.broadcast(BROADCAST, 'to both'), 2);
+  await until(() => got.length === 2, 'the broadcasts');
+  assert.deepEqual(got, ['to both', 'to both']);
+  for (const { client } of joinedBoth) client.close();
+  server.close();
+});
+
 test('a message kept with clone() can be answered after its handler', async () => {
   const server = echoServer();
   const { client, peer } = await joined(server);
