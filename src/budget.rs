@@ -44,6 +44,10 @@ impl MemoryBudget {
     }
 }
 
+/// What an [`Account`] holds, for other threads to read (see
+/// [`Account::gauge`]).
+pub(crate) type Gauge = Arc<AtomicUsize>;
+
 /// What one holder (a decoder, a backlog, an outbound queue) holds now,
 /// kept in its budget; without a budget (the client) it only counts. What
 /// it still holds leaves the budget when it is dropped.
@@ -51,12 +55,26 @@ impl MemoryBudget {
 pub(crate) struct Account {
     budget: Option<Arc<MemoryBudget>>,
     held: usize,
+    /// Mirrors `held`, once [`Account::gauge`] asked for it.
+    gauge: Option<Gauge>,
 }
 
 impl Account {
     /// An empty account in `budget`, if any.
     pub fn new(budget: Option<Arc<MemoryBudget>>) -> Account {
-        Account { budget, held: 0 }
+        Account {
+            budget,
+            held: 0,
+            gauge: None,
+        }
+    }
+
+    /// What this account holds from now on, readable without it: by the
+    /// threads that look for the largest holder while its owner works.
+    pub fn gauge(&mut self) -> Gauge {
+        self.gauge
+            .get_or_insert_with(|| Arc::new(AtomicUsize::new(self.held)))
+            .clone()
     }
 
     /// An empty account in this one's budget, for another holder.
@@ -83,6 +101,9 @@ impl Account {
             }
         }
         self.held = now;
+        if let Some(gauge) = &self.gauge {
+            gauge.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Whether the holder may grow by `more` bytes within the budget.
@@ -121,6 +142,12 @@ mod tests {
         assert_eq!(budget.held(), 50);
         drop(b);
         assert_eq!(budget.held(), 0);
+        let mut watched = Account::new(Some(budget.clone()));
+        let gauge = watched.gauge();
+        watched.set(40);
+        assert_eq!(gauge.load(Ordering::Relaxed), 40);
+        drop(watched);
+        assert_eq!((gauge.load(Ordering::Relaxed), budget.held()), (0, 0));
         let mut alone = Account::new(None);
         alone.set(usize::MAX / 2);
         assert!(alone.may_grow(usize::MAX));

@@ -261,46 +261,50 @@ fn close_restart_and_free_with_traffic_on_every_loop() {
     }
 }
 
-/// Two peers hold partial frames on two loops; the second pushes the
-/// server over its budget on its own loop, and the first, which holds the
-/// most, is the one cut.
+/// Two peers hold partial frames, on two loops (and, for comparison, on
+/// one); the second pushes the server over its budget with its last
+/// bytes, and the first, which holds the most, is the one cut.
 #[test]
 fn the_memory_budget_cuts_the_largest_holder_whichever_loop_holds_it() {
     const MIB: usize = 1 << 20;
-    let running = LoopServer::start(2, |config| {
-        config.max_workers = 1;
-        config.max_message_size = (12 * MIB) as u32;
-        config.max_outbound_bytes = (12 * MIB) as u32;
-        config.max_memory_bytes = 16 * MIB as u64;
-    });
-    let (mut largest, largest_id, largest_loop) = running.connect();
-    let (mut smaller, smaller_id, smaller_loop) = running.connect();
-    assert_ne!(largest_loop, smaller_loop, "the two peers share a loop");
-    // 10 MiB of an 11 MiB frame: held until the frame completes.
-    largest
-        .write(&declaring_header(ECHO, (11 * MIB) as u32))
-        .unwrap();
-    largest.write(&vec![1u8; 10 * MIB]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    // 7 MiB of a 7 MiB + 1 frame, on the other loop: 17 MiB in all.
-    let payload = vec![2u8; 7 * MIB + 1];
-    let whole = frame(ECHO, 9, &payload);
-    smaller.write(&whole[..whole.len() - 1]).unwrap();
-    let (cut, reason) = running
-        .disconnects
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a peer is cut");
-    assert_eq!(
-        (cut, reason),
-        (largest_id, DisconnectReason::Error),
-        "peer {largest_id} holds the most, peer {smaller_id} less"
-    );
-    // The other is served on: its frame completes and comes back.
-    smaller.write(&whole[whole.len() - 1..]).unwrap();
-    let (header, echoed) = smaller.read_frame().unwrap();
-    assert_eq!((header.request_id, echoed.len()), (9, payload.len()));
-    assert!(running
-        .disconnects
-        .recv_timeout(Duration::from_millis(200))
-        .is_err());
+    for loops in [2, 1] {
+        let running = LoopServer::start(loops, |config| {
+            config.max_workers = 1;
+            config.max_message_size = (12 * MIB) as u32;
+            config.max_outbound_bytes = (12 * MIB) as u32;
+            config.max_memory_bytes = 16 * MIB as u64;
+        });
+        let (mut largest, largest_id, largest_loop) = running.connect();
+        let (mut smaller, smaller_id, smaller_loop) = running.connect();
+        if loops == 2 {
+            assert_ne!(largest_loop, smaller_loop, "the two peers share a loop");
+        }
+        // 10 MiB of an 11 MiB frame: held until the frame completes.
+        largest
+            .write(&declaring_header(ECHO, (11 * MIB) as u32))
+            .unwrap();
+        largest.write(&vec![1u8; 10 * MIB]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // 7 MiB of a 7 MiB + 1 frame, then nothing: 17 MiB in all.
+        let payload = vec![2u8; 7 * MIB + 1];
+        let whole = frame(ECHO, 9, &payload);
+        smaller.write(&whole[..whole.len() - 1]).unwrap();
+        let (cut, reason) = running
+            .disconnects
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a peer is cut");
+        assert_eq!(
+            (cut, reason),
+            (largest_id, DisconnectReason::Error),
+            "peer {largest_id} holds the most, peer {smaller_id} less ({loops} loops)"
+        );
+        // The other is served on: its frame completes and comes back.
+        smaller.write(&whole[whole.len() - 1..]).unwrap();
+        let (header, echoed) = smaller.read_frame().unwrap();
+        assert_eq!((header.request_id, echoed.len()), (9, payload.len()));
+        assert!(running
+            .disconnects
+            .recv_timeout(Duration::from_millis(200))
+            .is_err());
+    }
 }

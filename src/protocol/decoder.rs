@@ -177,6 +177,14 @@ impl FrameDecoder {
         std::mem::take(&mut self.buf)
     }
 
+    /// Drops the bytes buffered and the buffer: the connection closed, and
+    /// what it held must not wait for the decoder's last owner to go.
+    pub fn discard(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.buf = Vec::new();
+    }
+
     /// Bytes of memory the decoder's buffer holds (for memory accounting).
     pub fn held_bytes(&self) -> usize {
         self.buf.len()

@@ -30,7 +30,7 @@ impl Server {
     /// A peer completed its handshake: it becomes visible to the API, and
     /// `on_connect` is queued.
     pub(super) fn peer_connected(&self, peer: &Arc<Peer>) {
-        self.peers_mut().insert(peer.id, peer.clone());
+        self.peer_table().insert(peer.clone());
         log_at!(Debug, "peer {} ({}) connected", peer.id, peer.addr);
         self.run_in_lane(peer, move |server, id| {
             if let Some(call) = server.callbacks().on_connect() {
@@ -42,7 +42,7 @@ impl Server {
     /// A connected peer's connection ended: it leaves the API, its pending
     /// requests fail, and `on_disconnect` is queued after its messages.
     pub(super) fn peer_disconnected(&self, peer: &Arc<Peer>, reason: DisconnectReason) {
-        self.peers_mut().remove(&peer.id);
+        self.peer_table().remove(peer.id);
         if let Some(cluster) = self.cluster() {
             peer.tags.release(cluster.tags());
         }

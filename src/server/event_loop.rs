@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -113,6 +113,9 @@ pub(super) struct Loops {
     /// loop counts one for its loop as it hands it over, so that a burst
     /// of new connections spreads before they are adopted.
     connections: Vec<AtomicUsize>,
+    /// Held by the loop enforcing the memory budget: two loops cutting at
+    /// once would each cut for the same excess.
+    enforcing: Mutex<()>,
 }
 
 impl Loops {
@@ -234,6 +237,7 @@ pub(super) fn listen(
     let loops = Arc::new(Loops {
         connections: controls.iter().map(|_| AtomicUsize::new(0)).collect(),
         controls,
+        enforcing: Mutex::default(),
     });
     let mut listener = Some(listener);
     let mut event_loops = Vec::with_capacity(count);
@@ -528,6 +532,11 @@ impl EventLoop {
             }
         }
         match turn {
+            // The turn's last read may have passed the budget: no read
+            // may come to find it.
+            Turn::Drained | Turn::Paused if self.server.budget().exceeded() => {
+                self.enforce_budget()
+            }
             Turn::Drained | Turn::Paused => {}
             Turn::Unfinished => self.unfinished_reads.push(key),
             Turn::OverBudget => {
@@ -572,13 +581,15 @@ impl EventLoop {
     /// nothing.
     fn enforce_budget(&mut self) {
         let budget = self.server.budget().clone();
+        let loops = self.loops.clone();
+        let _one_loop_at_a_time = loops.enforcing.lock().unwrap_or_else(|e| e.into_inner());
         // Peers of other loops: those whose sends failed already (cut
         // here or by another loop) hold what their loop is about to free.
         let (leaving, mut others): (Vec<_>, Vec<_>) = self
             .peers_of_other_loops()
             .into_iter()
             .partition(|peer| peer.failure().is_some());
-        let mut freeing: usize = leaving.iter().map(Self::held_elsewhere).sum();
+        let mut freeing: usize = leaving.iter().map(|peer| peer.held_in_budget()).sum();
         while budget.held().saturating_sub(freeing) > budget.limit() {
             let Some((held, holder)) = self.largest_holder(&others) else {
                 return;
@@ -598,9 +609,11 @@ impl EventLoop {
             match holder {
                 Holder::Here(key) => self.close(key, DisconnectReason::Error, true),
                 Holder::Elsewhere(index) => {
+                    // Its queues go at once; its read side when its loop
+                    // closes it.
                     let peer = others.swap_remove(index);
                     peer.cut();
-                    freeing += Self::held_elsewhere(&peer);
+                    freeing += peer.held_in_budget();
                 }
             }
         }
@@ -618,18 +631,18 @@ impl EventLoop {
 
     /// The peer holding the most of the memory budget, and how much, among
     /// this loop's connections and `others`; `None` if none holds anything.
-    fn largest_holder(&mut self, others: &[Arc<Peer>]) -> Option<(usize, Holder)> {
-        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
-        let here = keys
-            .into_iter()
-            .map(|key| (self.held(key), key))
+    fn largest_holder(&self, others: &[Arc<Peer>]) -> Option<(usize, Holder)> {
+        let here = self
+            .connections
+            .iter()
+            .map(|(key, connection)| (connection.peer.held_in_budget(), key))
             .filter(|(held, _)| *held > 0)
             .max()
             .map(|(held, key)| (held, Holder::Here(key)));
         let elsewhere = others
             .iter()
             .enumerate()
-            .map(|(index, peer)| (Self::held_elsewhere(peer), index))
+            .map(|(index, peer)| (peer.held_in_budget(), index))
             .filter(|(held, _)| *held > 0)
             .max()
             .map(|(held, index)| (held, Holder::Elsewhere(index)));
@@ -638,28 +651,6 @@ impl EventLoop {
             (None, elsewhere) => elsewhere,
             (here, _) => here,
         }
-    }
-
-    /// Bytes held for `peer`, a connection of another loop (as
-    /// [`EventLoop::held`]); a read handed on while this looked goes to
-    /// that loop.
-    fn held_elsewhere(peer: &Arc<Peer>) -> usize {
-        let inbound = peer.look_at_read_side(|side| side.held()).map(|looked| {
-            if looked.must_read {
-                peer.ask_to_read();
-            }
-            looked.seen
-        });
-        inbound.unwrap_or(0) + peer.backlog.bytes() + peer.outbound_held()
-    }
-
-    /// Bytes held for the peer at `key`: its partial inbound frame, its
-    /// messages queued for callbacks and its queued outbound bytes.
-    fn held(&mut self, key: usize) -> usize {
-        // A waiter reading it holds a frame's worth at most: left out.
-        let inbound = self.look_at_read_side(key, |side, _, _| side.held());
-        let peer = &self.connections[key].peer;
-        inbound.unwrap_or(0) + peer.backlog.bytes() + peer.outbound_held()
     }
 
     /// Runs queued commands; `true` on [`Command::Stop`].

@@ -1,8 +1,9 @@
 //! The Veltix server: an event-driven server built on [`crate::protocol`],
 //! wire-compatible with the reference's clients.
 //!
-//! Threads: one I/O thread ([`event_loop`]) runs a mio event loop over the
-//! listener and every connection, and a pool of `max_workers` threads runs
+//! Threads: one I/O thread per `io_threads` ([`event_loop`]) runs a mio
+//! event loop over its share of the connections (the first over the
+//! listener too), and a pool of `max_workers` threads runs
 //! the callbacks, each peer's in its own lane (in arrival order). Sends write
 //! from the calling thread ([`peer`]). Every method may be called from any
 //! thread, including from inside a callback; none holds a lock while user
@@ -16,6 +17,7 @@ mod handlers;
 mod lead;
 mod outbound;
 mod peer;
+mod peer_table;
 mod peer_tags;
 mod proxy;
 mod read_side;
@@ -23,11 +25,10 @@ mod read_side;
 mod test_peer;
 mod timers;
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,7 @@ use event_loop::{Command, Loops};
 use handlers::Callbacks;
 use lead::Lead;
 use peer::{BroadcastRun, Cork, Peer, SendError, ServerKey};
+use peer_table::{AllPeers, PeerTable};
 
 /// A Veltix server. Cloning gives another handle to the same server.
 #[derive(Clone)]
@@ -70,10 +72,7 @@ pub struct ServerInner {
     config: ServerConfig,
     callbacks: Callbacks,
     /// Peers that completed the handshake and are not yet disconnected.
-    peers: RwLock<HashMap<PeerId, Arc<Peer>>>,
-    /// Counts changes to `peers` (under its write lock), so a broadcast
-    /// run knows its receivers are still everyone.
-    peers_version: AtomicU64,
+    peers: PeerTable,
     pending: PendingRequests,
     workers: WorkerPool,
     /// The last peer id handed out (ids start at 1, never reused).
@@ -116,7 +115,7 @@ impl Server {
         Ok(Server {
             inner: Arc::new(ServerInner {
                 callbacks: Callbacks::default(),
-                peers: RwLock::default(),
+                peers: PeerTable::new(config.loop_count()),
                 pending: PendingRequests::new(IdAllocator::new(SERVER_IDS), config.reply_spin),
                 workers,
                 last_peer_id: AtomicU64::new(0),
@@ -124,7 +123,6 @@ impl Server {
                 budget,
                 config,
                 running: Mutex::default(),
-                peers_version: AtomicU64::new(0),
                 cluster,
                 on_cluster_state: HandlerSlot::default(),
             }),
@@ -540,18 +538,18 @@ impl Server {
         if to_everyone {
             // Inside a callback, after a broadcast to the same peers: one
             // copy, whatever their number (see `peer::BroadcastRun`).
-            let version = self.inner.peers_version.load(Ordering::Acquire);
+            let version = self.inner.peers.version();
             if let Some(receivers) =
                 Peer::add_to_broadcast_run(self.key(), version, [header, payload])
             {
                 return receivers;
             }
         }
-        // Under the table's read lock: a send never blocks, and a failed
-        // peer is closed through the I/O thread, which takes no lock here.
+        // With the table held: a send never blocks, and a failed peer is
+        // closed through its I/O thread, which takes no lock here.
         let peers = self.peers();
-        // Read under the lock: the table cannot change meanwhile.
-        let version = self.inner.peers_version.load(Ordering::Acquire);
+        // Read while it is held: the table cannot change meanwhile.
+        let version = self.inner.peers.version();
         // Inside a callback, the next broadcasts may join a run to these.
         let opens_run = to_everyone && Peer::in_cork_session_of(self.key());
         let mut sent = 0;
@@ -679,10 +677,7 @@ impl Server {
     }
 
     fn peer(&self, id: PeerId) -> Result<Arc<Peer>> {
-        self.peers()
-            .get(&id)
-            .cloned()
-            .ok_or(Error::PeerNotConnected(id))
+        self.inner.peers.get(id).ok_or(Error::PeerNotConnected(id))
     }
 
     fn send_frame(
@@ -770,15 +765,13 @@ impl Server {
         self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn peers(&self) -> RwLockReadGuard<'_, HashMap<PeerId, Arc<Peer>>> {
-        self.inner.peers.read().unwrap_or_else(|e| e.into_inner())
+    /// Every connected peer, the table held unchanged meanwhile.
+    fn peers(&self) -> AllPeers<'_> {
+        self.inner.peers.all()
     }
 
-    /// The peer table, to change: its version counts the change.
-    fn peers_mut(&self) -> RwLockWriteGuard<'_, HashMap<PeerId, Arc<Peer>>> {
-        let peers = self.inner.peers.write().unwrap_or_else(|e| e.into_inner());
-        self.inner.peers_version.fetch_add(1, Ordering::AcqRel);
-        peers
+    fn peer_table(&self) -> &PeerTable {
+        &self.inner.peers
     }
 
     fn callbacks(&self) -> &Callbacks {

@@ -20,7 +20,7 @@ use mio::net::TcpStream;
 use scoped_tls::scoped_thread_local;
 
 use crate::backlog::Backlog;
-use crate::budget::Account;
+use crate::budget::{Account, Gauge};
 use crate::disconnect::DisconnectReason;
 use crate::stats::ConnectionStats;
 use crate::workers::Lane;
@@ -180,6 +180,8 @@ pub(crate) struct Peer {
     /// How to reach the I/O thread that holds this connection (`None`
     /// only in unit tests).
     io_thread: Option<Arc<Control>>,
+    /// The bytes its read side holds in the memory budget.
+    inbound_held: Gauge,
     /// Times a thread with bytes to read found the read side taken.
     #[cfg(test)]
     pub reads_found_taken: AtomicU64,
@@ -261,8 +263,9 @@ impl Peer {
         stream: TcpStream,
         max_outbound: usize,
         backlog: Arc<Backlog>,
-        read: ReadSide,
+        mut read: ReadSide,
     ) -> Self {
+        let inbound_held = read.held_gauge();
         Peer {
             id,
             addr,
@@ -288,6 +291,7 @@ impl Peer {
             read_missed: AtomicBool::new(false),
             watch: None,
             io_thread: None,
+            inbound_held,
             #[cfg(test)]
             reads_found_taken: AtomicU64::new(0),
         }
@@ -334,7 +338,8 @@ impl Peer {
     /// Cuts this peer to bring the server back under its memory budget,
     /// from a thread other than its I/O thread: sends are refused, its
     /// queued bytes and its message callbacks not yet started are dropped
-    /// now, and its I/O thread is asked to close it.
+    /// now, and its I/O thread is asked to close it, which frees what its
+    /// read side holds.
     pub(super) fn cut(&self) {
         {
             let mut out = self.outbound();
@@ -343,6 +348,14 @@ impl Peer {
         }
         self.lane.drop_queued();
         self.ask_to_close(DisconnectReason::Error);
+    }
+
+    /// The bytes held for this peer in the server's memory budget: its
+    /// partial inbound frame, its messages queued for callbacks and its
+    /// queued outbound bytes. Read from any thread, without waiting for
+    /// the one that reads it.
+    pub(super) fn held_in_budget(&self) -> usize {
+        self.inbound_held.load(Ordering::Relaxed) + self.backlog.bytes() + self.outbound_held()
     }
 
     /// Asks the I/O thread that holds this connection to read it.
@@ -778,7 +791,9 @@ impl Peer {
     /// Ends the connection (the I/O thread, after taking it out of its
     /// table): queued bytes are written if the socket takes them at once,
     /// then both directions are shut, so other holders of the peer fail
-    /// fast.
+    /// fast. What it held in the memory budget is freed now (but a partial
+    /// frame a waiter reads, until it lets go), not when its last holder
+    /// lets go of it.
     pub fn shut(&self, flush_first: bool) {
         if flush_first {
             let _ = self.flush();
@@ -787,6 +802,9 @@ impl Peer {
             let mut out = self.outbound();
             self.fail(&mut out, DisconnectReason::Manual);
             out.clear();
+        }
+        if let Some(mut side) = self.try_read_side() {
+            side.discard_inbound();
         }
         let _ = self.stream.shutdown(Shutdown::Both);
     }

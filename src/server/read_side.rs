@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::peer::Peer;
 use super::{Server, ServerConfig};
-use crate::budget::{Account, MemoryBudget};
+use crate::budget::{Account, Gauge, MemoryBudget};
 use crate::callbacks::HandledTypes;
 use crate::disconnect::DisconnectReason;
 use crate::liveness::{HeartbeatClock, HeartbeatDue};
@@ -173,9 +173,10 @@ impl ReadSide {
         self.inbound.in_same_budget()
     }
 
-    /// Bytes of a partial inbound frame held in the memory budget.
-    pub fn held(&self) -> usize {
-        self.inbound.held()
+    /// Bytes of a partial inbound frame held in the memory budget, as
+    /// other threads may read them while this side is in use.
+    pub fn held_gauge(&mut self) -> Gauge {
+        self.inbound.gauge()
     }
 
     /// When the connection must be looked at again for its heartbeat or
@@ -322,6 +323,12 @@ impl ReadSide {
         if reclaimed.len() > spare.len() {
             *spare = reclaimed;
         }
+        self.account_inbound();
+    }
+
+    /// Frees what the decoder holds (its connection closed).
+    pub fn discard_inbound(&mut self) {
+        self.decoder.discard();
         self.account_inbound();
     }
 
