@@ -271,6 +271,7 @@ impl EventLoop {
     pub fn run(mut self) {
         IO_THREAD_OF.with(|of| of.set(self.server.as_ptr() as usize));
         let mut events = Events::with_capacity(1024);
+        let callbacks_here = self.server.config().callbacks_on_io_thread;
         loop {
             if let Err(e) = self.poll.poll(&mut events, self.poll_timeout()) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -282,41 +283,14 @@ impl EventLoop {
                 );
                 break;
             }
-            // One clock read per turn: its reads happen at about this moment.
-            let now = TurnTime::now();
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_all(),
-                    WAKER => {}
-                    Token(key) => {
-                        if event.is_writable() {
-                            self.on_writable(key);
-                        }
-                        if event.is_read_closed() || event.is_error() {
-                            self.on_readable(key, now, ReadUntil::WouldBlock);
-                        } else if event.is_readable() {
-                            self.on_readable(key, now, ReadUntil::after_readable_event());
-                        }
-                    }
-                }
-            }
-            for key in std::mem::take(&mut self.unfinished_reads) {
-                self.on_readable(key, now, ReadUntil::WouldBlock);
-            }
-            if self.run_commands(now) {
+            let stop = match callbacks_here {
+                // What the turn's callbacks send to other peers leaves in
+                // one write per peer when it ends.
+                true => Peer::write_after_turn(|| self.turn(&events)),
+                false => self.turn(&events),
+            };
+            if stop {
                 break;
-            }
-            // Read again: the turn's callbacks may have taken a while.
-            let end = Instant::now();
-            self.expire_handshakes(end);
-            self.check_liveness(end);
-            self.drain_due(end);
-            if self
-                .accept_paused_until
-                .is_some_and(|until| until <= Instant::now())
-            {
-                self.accept_paused_until = None;
-                self.accept_all();
             }
         }
         // The server closes: message callbacks not yet started are dropped.
@@ -324,6 +298,48 @@ impl EventLoop {
         for key in keys {
             self.close(key, DisconnectReason::Manual, true);
         }
+    }
+
+    /// Handles what one poll reported, then commands and timers; `true`
+    /// on [`Command::Stop`].
+    fn turn(&mut self, events: &Events) -> bool {
+        // One clock read per turn: its reads happen at about this moment.
+        let now = TurnTime::now();
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept_all(),
+                WAKER => {}
+                Token(key) => {
+                    if event.is_writable() {
+                        self.on_writable(key);
+                    }
+                    if event.is_read_closed() || event.is_error() {
+                        self.on_readable(key, now, ReadUntil::WouldBlock);
+                    } else if event.is_readable() {
+                        self.on_readable(key, now, ReadUntil::after_readable_event());
+                    }
+                }
+            }
+        }
+        for key in std::mem::take(&mut self.unfinished_reads) {
+            self.on_readable(key, now, ReadUntil::WouldBlock);
+        }
+        if self.run_commands(now) {
+            return true;
+        }
+        // Read again: the turn's callbacks may have taken a while.
+        let end = Instant::now();
+        self.expire_handshakes(end);
+        self.check_liveness(end);
+        self.drain_due(end);
+        if self
+            .accept_paused_until
+            .is_some_and(|until| until <= Instant::now())
+        {
+            self.accept_paused_until = None;
+            self.accept_all();
+        }
+        false
     }
 
     /// How long the next poll may sleep: until the next handshake deadline

@@ -50,6 +50,18 @@ scoped_thread_local! {
     static CORK: CorkSession
 }
 
+thread_local! {
+    /// An I/O thread's turn with callbacks on it: the peers whose corked
+    /// bytes wait for the turn's end (see [`Peer::write_after_turn`]).
+    static TURN: RefCell<Option<Turn>> = const { RefCell::new(None) };
+}
+
+/// The writes an I/O thread's turn holds back.
+struct Turn {
+    id: u64,
+    peers: Vec<Arc<Peer>>,
+}
+
 /// Runs `f` on this thread's cork session, if it has one.
 fn with_session<R>(f: impl FnOnce(&CorkSession) -> R) -> Option<R> {
     CORK.is_set().then(|| CORK.with(f))
@@ -182,6 +194,8 @@ pub(crate) struct Peer {
     io_thread: Option<Arc<Control>>,
     /// The bytes its read side holds in the memory budget.
     inbound_held: Gauge,
+    /// The last I/O thread turn that holds back this peer's corked bytes.
+    held_for_turn: AtomicU64,
     /// Times a thread with bytes to read found the read side taken.
     #[cfg(test)]
     pub reads_found_taken: AtomicU64,
@@ -292,6 +306,7 @@ impl Peer {
             watch: None,
             io_thread: None,
             inbound_held,
+            held_for_turn: AtomicU64::new(0),
             #[cfg(test)]
             reads_found_taken: AtomicU64::new(0),
         }
@@ -610,8 +625,10 @@ impl Peer {
             outcome
         });
         for other in session.others.into_inner() {
-            // Its failure is its own: the I/O thread closes it.
-            let _ = other.write_corked();
+            if !other.hold_for_turn() {
+                // Its failure is its own: the I/O thread closes it.
+                let _ = other.write_corked();
+            }
         }
         let written = match more_follow() {
             true => Ok(()),
@@ -621,6 +638,51 @@ impl Peer {
             panic::resume_unwind(panicked);
         }
         written
+    }
+
+    /// Runs `turn` (an I/O thread's turn, whose callbacks run on it) with
+    /// the bytes its callbacks send to peers other than the one whose
+    /// message they handle held back until it ends: then each such peer
+    /// gets one write for the whole turn, however many peers' callbacks
+    /// sent to it (game state fan-out: many senders, each broadcasting).
+    /// A peer's own replies are not held (see [`Peer::run_corked`]).
+    pub fn write_after_turn<T>(turn: impl FnOnce() -> T) -> T {
+        TURN.with(|current| {
+            *current.borrow_mut() = Some(Turn {
+                id: next_session_id(),
+                peers: Vec::new(),
+            })
+        });
+        // Taken before the writes: a write never starts a turn, but a
+        // panic in `turn` must not leave one open.
+        struct EndTurn;
+        impl Drop for EndTurn {
+            fn drop(&mut self) {
+                let held = TURN.with(|current| current.borrow_mut().take());
+                for peer in held.map(|turn| turn.peers).unwrap_or_default() {
+                    // Its failure is its own: its I/O thread closes it.
+                    let _ = peer.write_corked();
+                }
+            }
+        }
+        let _end = EndTurn;
+        turn()
+    }
+
+    /// Leaves this peer's corked bytes to the end of the calling I/O
+    /// thread's turn, if it is in one (listed once per turn); whether it
+    /// did.
+    fn hold_for_turn(self: &Arc<Self>) -> bool {
+        TURN.with(|current| {
+            let mut current = current.borrow_mut();
+            let Some(turn) = current.as_mut() else {
+                return false;
+            };
+            if self.held_for_turn.swap(turn.id, Ordering::Relaxed) != turn.id {
+                turn.peers.push(self.clone());
+            }
+            true
+        })
     }
 
     /// Writes what this thread's cork session holds so far, if it has one
