@@ -258,3 +258,76 @@ fn with_callbacks_on_workers_a_send_through_another_server_reaches_that_servers_
 fn with_callbacks_on_the_io_thread_a_send_through_another_server_reaches_that_servers_peer() {
     a_send_through_another_server_reaches_that_servers_peer(true);
 }
+
+/// With callbacks on the I/O thread, the broadcasts of many senders read in
+/// one turn of the loop reach a receiver in one write for the turn, not one
+/// per sender.
+#[test]
+fn with_callbacks_on_the_io_thread_a_turn_of_broadcasts_reaches_a_receiver_in_one_write() {
+    use support::hostile::{frame, socket_between, RawPeer, SegmentCount};
+    const SENDERS: usize = 20;
+    const SLOW: u16 = 304;
+    let server = Server::new(ServerConfig {
+        host: "127.0.0.1".into(),
+        io_threads: 1,
+        port: 0,
+        callbacks_on_io_thread: true,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let (connected, connects) = channel();
+    let connected = Mutex::new(connected);
+    server.on_connect(Some(Arc::new(move |_, peer| {
+        let _ = connected.lock().unwrap().send(peer);
+    })));
+    server
+        .route(
+            TRIGGER,
+            Arc::new(|server, _, message| {
+                server.broadcast(TO_ALL, message.payload(), &[]).unwrap();
+            }),
+        )
+        .unwrap();
+    // Holds the loop while the senders' messages arrive: the next poll
+    // reports them all, in one turn.
+    server
+        .route(
+            SLOW,
+            Arc::new(|_, _, _| std::thread::sleep(Duration::from_millis(200))),
+        )
+        .unwrap();
+    let port = server.start().unwrap();
+    let mut receiver = RawPeer::handshaken(port);
+    let receiver_id = connects.recv_timeout(Duration::from_secs(5)).unwrap();
+    let client_port = server.peer_addr(receiver_id).unwrap().port();
+    let mut senders: Vec<RawPeer> = (0..SENDERS).map(|_| RawPeer::handshaken(port)).collect();
+    for _ in 0..SENDERS {
+        connects.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+    let segments = SegmentCount::start(socket_between(port, client_port));
+    receiver.write(&frame(SLOW, 1, b"")).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    for (index, sender) in senders.iter_mut().enumerate() {
+        sender
+            .write(&frame(TRIGGER, 1, format!("from {index}").as_bytes()))
+            .unwrap();
+    }
+    let mut from: Vec<String> = (0..SENDERS)
+        .map(|_| {
+            let (header, payload) = receiver.read_frame().unwrap();
+            assert_eq!(header.type_code, TO_ALL);
+            String::from_utf8(payload).unwrap()
+        })
+        .collect();
+    from.sort();
+    let mut expected: Vec<String> = (0..SENDERS).map(|i| format!("from {i}")).collect();
+    expected.sort();
+    assert_eq!(from, expected, "every sender's broadcast arrived once");
+    if let Some(segments) = segments.map(|count| count.sent()) {
+        assert!(
+            segments <= 3,
+            "{SENDERS} senders' broadcasts in one turn took {segments} segments"
+        );
+    }
+    server.shut_down();
+}
