@@ -5,7 +5,8 @@
 //! - libveltix's server, echoing from a route callback and broadcasting
 //!   from one (the C API's behaviour, through its Rust core), with its
 //!   callbacks on worker threads (the default) and on its I/O thread
-//!   (`callbacks_on_io_thread`);
+//!   (`callbacks_on_io_thread`), each with one I/O thread (the default)
+//!   and with two (`io_threads`);
 //! - a minimal single-threaded server written for speed
 //!   (`support/minimal_server.rs`): the hand-written event loop to match;
 //! - the Python reference server (`tests/support/ref_server.py`, veltix
@@ -35,11 +36,16 @@ use loadgen::{Order, Workload, BROADCAST, BROADCAST_OUT, ECHO};
 use veltix::server::{Server, ServerConfig};
 
 /// The servers compared, by the name the child process is started with.
-const SERVERS: [(&str, &str); 4] = [
+const SERVERS: [(&str, &str); 6] = [
     ("libveltix", "libveltix server (callbacks on workers)"),
     (
         "libveltix-inline",
         "libveltix server (callbacks on I/O thread)",
+    ),
+    ("libveltix-2loops", "libveltix, 2 I/O threads, workers"),
+    (
+        "libveltix-inline-2loops",
+        "libveltix, 2 I/O threads, inline",
     ),
     ("minimal", "minimal single-thread server"),
     ("python", "Python server (veltix 3.3.0)"),
@@ -63,6 +69,18 @@ fn workloads() -> Vec<(String, Workload)> {
             Workload::Broadcast {
                 receivers,
                 batch: 32,
+            },
+        ));
+    }
+    // Few senders on several loops, and receivers that only count bytes:
+    // the generator's cost grows with reads, not with frames.
+    for receivers in [100, 1000] {
+        list.push((
+            format!("fan-out, 4 senders to {receivers} byte-counting receivers"),
+            Workload::FanOut {
+                senders: 4,
+                receivers,
+                batch: 16,
             },
         ));
     }
@@ -91,7 +109,7 @@ fn main() {
     if !python.exists() {
         println!("(no .venv: run scripts/test.sh once to compare with the Python server)");
     }
-    println!("64-byte payloads; medians of {runs} runs of {seconds} s; rates per second; CPU in cores (server / load generator)\n");
+    println!("64-byte payloads; medians of {runs} runs of {seconds} s; rates per second; CPU in cores (server / load generator); the server's CPU time per message\n");
     for (name, workload) in workloads() {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
@@ -114,7 +132,10 @@ fn main() {
         }
         let medians: Vec<(f64, f64, f64)> = results.into_iter().map(median).collect();
         for ((_, label), (rate, server_cpu, load_cpu)) in servers.iter().zip(&medians) {
-            println!("  {label:<40} {rate:>12.0}   CPU {server_cpu:.2} / {load_cpu:.2}");
+            let per_message = server_cpu / rate * 1e9;
+            println!(
+                "  {label:<40} {rate:>12.0}   CPU {server_cpu:.2} / {load_cpu:.2}   {per_message:>6.0} ns/msg"
+            );
         }
         let rate_of = |wanted: &str| {
             servers
@@ -123,7 +144,12 @@ fn main() {
                 .find(|((kind, _), _)| *kind == wanted)
                 .map(|(_, (rate, _, _))| *rate)
         };
-        for kind in ["libveltix", "libveltix-inline"] {
+        for kind in [
+            "libveltix",
+            "libveltix-inline",
+            "libveltix-2loops",
+            "libveltix-inline-2loops",
+        ] {
             let Some(rate) = rate_of(kind) else { continue };
             let ratios: Vec<String> = [("minimal", 2), ("python", 1)]
                 .into_iter()
@@ -249,13 +275,14 @@ fn serve(kind: &str) -> ! {
             announce(listener.local_addr().unwrap().port());
             minimal_server::serve(listener)
         }
-        "libveltix" | "libveltix-inline" => {
+        "libveltix" | "libveltix-inline" | "libveltix-2loops" | "libveltix-inline-2loops" => {
             let defaults = ServerConfig::default();
             let server = Server::new(ServerConfig {
                 host: "127.0.0.1".into(),
                 port: 0,
                 max_workers: env_or("VELTIX_BENCH_WORKERS", defaults.max_workers),
-                callbacks_on_io_thread: kind == "libveltix-inline",
+                callbacks_on_io_thread: kind.contains("inline"),
+                io_threads: if kind.ends_with("2loops") { 2 } else { 1 },
                 ..defaults
             })
             .unwrap();

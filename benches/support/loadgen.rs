@@ -1,7 +1,9 @@
 //! The server benchmark's load generator: one thread, one epoll loop over
 //! every connection (so it needs less CPU than the servers it loads),
 //! checking every reply's CRC (the decoder drops a bad one, which fails
-//! the run), type, request id and order.
+//! the run), type, request id and order; except in the fan-out workload,
+//! whose receivers only count bytes, so that the generator's cost does not
+//! grow with the server's output.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -37,7 +39,18 @@ pub enum Workload {
     /// `receivers` clients; the first broadcasts `batch` messages at a time,
     /// and the next batch goes once the one before it reached everyone.
     Broadcast { receivers: usize, batch: usize },
+    /// `receivers` clients, the first `senders` of which each broadcast
+    /// `batch` messages at a time; the next round goes once all but the
+    /// last reached everyone. Receivers count bytes, never decode.
+    FanOut {
+        senders: usize,
+        receivers: usize,
+        batch: usize,
+    },
 }
+
+/// Bytes of one frame on the wire.
+const FRAME_BYTES: usize = 15 + PAYLOAD;
 
 /// Whether the server must keep each connection's order.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -65,6 +78,19 @@ struct Connection {
     next_id: u32,
     /// Broadcasts received.
     received: u32,
+}
+
+/// Reads what `stream` has into `scratch`; how many bytes.
+fn count_bytes(mut stream: &TcpStream, scratch: &mut [u8]) -> usize {
+    let mut bytes = 0;
+    loop {
+        match stream.read(scratch) {
+            Ok(0) => panic!("the server closed a connection"),
+            Ok(n) => bytes += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return bytes,
+            Err(e) => panic!("read from the server failed: {e}"),
+        }
+    }
 }
 
 impl Connection {
@@ -141,6 +167,7 @@ impl Connection {
                         let expected = self.outstanding.remove(at).expect("a request in flight");
                         assert_eq!(message.request_id(), expected, "reply order");
                     }
+                    Workload::FanOut { .. } => unreachable!("fan-out receivers count bytes"),
                     Workload::Broadcast { batch, .. } => {
                         assert_eq!(message.type_code(), BROADCAST_OUT, "broadcast type");
                         let seq = u32::from_be_bytes(message.payload()[..4].try_into().unwrap());
@@ -172,7 +199,7 @@ impl Connection {
 pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome {
     let count = match workload {
         Workload::Echo { connections, .. } => connections,
-        Workload::Broadcast { receivers, .. } => receivers,
+        Workload::Broadcast { receivers, .. } | Workload::FanOut { receivers, .. } => receivers,
     };
     let mut connections: Vec<Connection> = (0..count).map(|_| Connection::open(port)).collect();
     let mut poll = Poll::new().unwrap();
@@ -190,8 +217,11 @@ pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let mut counted = 0usize;
-    // Broadcast: the sequence numbers sent so far.
+    // Broadcast: the sequence numbers sent so far (by each sender).
     let mut broadcasts_sent = 0u32;
+    // Fan-out: the bytes received, by every receiver together.
+    let mut bytes_received = 0usize;
+    let mut scratch = vec![0u8; 256 * 1024];
     match workload {
         Workload::Echo { in_flight, .. } => {
             for connection in &mut connections {
@@ -208,13 +238,24 @@ pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome
             }
             connections[0].flush();
         }
+        Workload::FanOut { senders, batch, .. } => {
+            for sender in &mut connections[..senders] {
+                for seq in 0..2 * batch {
+                    sender.queue_broadcast(seq as u32);
+                }
+                sender.flush();
+            }
+            broadcasts_sent = 2 * batch as u32;
+        }
     }
     while Instant::now() < deadline {
         poll.poll(&mut events, Some(Duration::from_millis(100)))
             .unwrap();
         for event in events.iter() {
             let connection = &mut connections[event.token().0];
-            if event.is_readable() {
+            if let (Workload::FanOut { .. }, true) = (workload, event.is_readable()) {
+                bytes_received += count_bytes(&connection.stream, &mut scratch);
+            } else if event.is_readable() {
                 let frames = connection.receive(workload, order);
                 counted += frames;
                 if let Workload::Echo { .. } = workload {
@@ -234,6 +275,24 @@ pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome
                     broadcasts_sent += 1;
                 }
                 connections[0].flush();
+            }
+        }
+        if let Workload::FanOut {
+            senders,
+            receivers,
+            batch,
+        } = workload
+        {
+            counted = bytes_received / FRAME_BYTES;
+            let in_flight = senders * batch;
+            if counted >= receivers * (senders * broadcasts_sent as usize - in_flight) {
+                for sender in &mut connections[..senders] {
+                    for seq in 0..batch {
+                        sender.queue_broadcast(broadcasts_sent + seq as u32);
+                    }
+                    sender.flush();
+                }
+                broadcasts_sent += batch as u32;
             }
         }
     }
