@@ -38,14 +38,7 @@ impl Running {
         };
         tweak(&mut config);
         let server = Server::new(config).unwrap();
-        server
-            .route(
-                ECHO,
-                Arc::new(|server, peer, message| {
-                    let _ = server.reply(peer, message, ECHO, message.payload());
-                }),
-            )
-            .unwrap();
+        support::route_echo(&server, ECHO);
         let port = server.start().unwrap();
         Running { server, port }
     }

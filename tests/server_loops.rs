@@ -58,14 +58,7 @@ impl LoopServer {
         server.on_disconnect(Some(Arc::new(move |_, peer, reason| {
             let _ = disconnected.lock().unwrap().send((peer, reason));
         })));
-        server
-            .route(
-                ECHO,
-                Arc::new(|server, peer, message| {
-                    let _ = server.reply(peer, message, ECHO, message.payload());
-                }),
-            )
-            .unwrap();
+        support::route_echo(&server, ECHO);
         server
             .route(
                 SHOUT,

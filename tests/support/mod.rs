@@ -28,6 +28,14 @@ pub fn io_threads() -> u32 {
     }
 }
 
+/// Routes `type_code` on `server` to a reply of the same type and payload.
+pub fn route_echo(server: &veltix::server::Server, type_code: u16) {
+    let echo = move |server: &veltix::server::Server, peer, message: &veltix::protocol::Message| {
+        let _ = server.reply(peer, message, type_code, message.payload());
+    };
+    server.route(type_code, std::sync::Arc::new(echo)).unwrap();
+}
+
 /// The Python interpreter of the test venv holding `veltix==3.3.0`:
 /// `$VELTIX_TEST_PYTHON`, else `.venv/bin/python` (created by
 /// `scripts/test.sh`). Missing is a test failure, never a skip.
