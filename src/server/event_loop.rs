@@ -90,15 +90,15 @@ pub(super) struct Control {
 impl Control {
     /// Queues `command` and wakes the I/O thread.
     pub fn send(&self, command: Command) {
-        if self.queue(command) {
+        if self.queue(command).is_ok() {
             self.wake();
         }
     }
 
-    /// Queues `command` without waking the I/O thread; whether it is
-    /// still there to take it.
-    fn queue(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
+    /// Queues `command` without waking the I/O thread; the command back
+    /// if that thread is gone (it panicked, or the server closed).
+    fn queue(&self, command: Command) -> Result<(), Command> {
+        self.commands.send(command).map_err(|refused| refused.0)
     }
 
     fn wake(&self) {
@@ -429,11 +429,16 @@ impl EventLoop {
             return None;
         }
         match self.loops.controls[index].queue(Command::Adopt { stream, addr }) {
-            true => Some(index),
-            false => {
+            Ok(()) => Some(index),
+            // That loop's thread is gone (it panicked, and logged why):
+            // this one keeps the connection.
+            Err(Command::Adopt { stream, addr }) => {
                 self.loops.left(index);
+                self.loops.counted(self.index);
+                self.adopt(stream, addr);
                 None
             }
+            Err(_) => unreachable!("the command sent was Adopt"),
         }
     }
 
