@@ -84,6 +84,11 @@ fn workloads() -> Vec<(String, Workload)> {
             },
         ));
     }
+    // New connections only: what the accepting loop can take.
+    list.push((
+        "connection churn, 4 clients (connect, handshake, close)".into(),
+        Workload::Churn { clients: 4 },
+    ));
     list
 }
 
@@ -125,8 +130,25 @@ fn main() {
                     "python" => Order::Any,
                     _ => Order::Kept,
                 };
+                let io_before = child.io_thread_cpus();
                 let outcome = loadgen::run(child.port, workload, order, seconds);
                 let server_cpu = (child.cpu() - server_cpu_before).as_secs_f64() / seconds;
+                if let Workload::Churn { .. } = workload {
+                    let spent: Vec<String> = child
+                        .io_thread_cpus()
+                        .iter()
+                        .zip(io_before.iter().chain(std::iter::repeat(&Duration::ZERO)))
+                        .map(|(after, before)| {
+                            format!("{:.2}", (*after - *before).as_secs_f64() / seconds)
+                        })
+                        .collect();
+                    if !spent.is_empty() {
+                        println!(
+                            "    {kind}: I/O threads' CPU, the accepting one first: {}",
+                            spent.join(", ")
+                        );
+                    }
+                }
                 results[i].push((outcome.rate, server_cpu, outcome.cpu));
             }
         }
@@ -248,15 +270,40 @@ impl ServerProcess {
 
     /// The process's CPU time so far.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // Fields after the command name (which may hold spaces): utime and
-        // stime are the 12th and 13th.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        // SAFETY: sysconf takes no pointers.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let total: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        Duration::from_secs_f64(total / ticks)
+        cpu_of_stat(&std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap())
     }
+
+    /// The CPU time so far of each of libveltix's I/O threads, in the
+    /// order they were started (the accepting one first).
+    fn io_thread_cpus(&self) -> Vec<Duration> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut threads: Vec<(u32, Duration)> = std::fs::read_dir(&tasks)
+            .unwrap()
+            .filter_map(|task| {
+                let task = task.ok()?;
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+                if !name.starts_with("veltix-server-i") {
+                    return None;
+                }
+                let tid: u32 = task.file_name().to_str()?.parse().ok()?;
+                Some((tid, cpu_of_stat(&stat)))
+            })
+            .collect();
+        threads.sort();
+        threads.into_iter().map(|(_, cpu)| cpu).collect()
+    }
+}
+
+/// The CPU time a `/proc/.../stat` line reports.
+fn cpu_of_stat(stat: &str) -> Duration {
+    // Fields after the command name (which may hold spaces): utime and
+    // stime are the 12th and 13th.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // SAFETY: sysconf takes no pointers.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let total: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    Duration::from_secs_f64(total / ticks)
 }
 
 impl Drop for ServerProcess {

@@ -47,6 +47,47 @@ pub enum Workload {
         receivers: usize,
         batch: usize,
     },
+    /// `clients` threads connecting, completing the handshake and
+    /// closing, again and again (see [`churn`]).
+    Churn { clients: usize },
+}
+
+/// Connection churn: `clients` threads each connect, complete the
+/// handshake, close, and start again (the only workload with more than one
+/// generator thread: a blocking connect per thread).
+pub fn churn(port: u16, clients: usize, seconds: f64) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let cpu_before = thread_cpu();
+                let mut handshakes = 0usize;
+                while Instant::now() < deadline {
+                    let mut stream = StdStream::connect(("127.0.0.1", port)).expect("connect");
+                    stream.set_nodelay(true).unwrap();
+                    let mut decoder = FrameDecoder::new(u32::MAX, 4096);
+                    handshake_as_client(&mut stream, &mut decoder);
+                    handshakes += 1;
+                    // Closed with a reset: tens of thousands of closes
+                    // would otherwise fill the ports with TIME_WAIT.
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                }
+                (handshakes, thread_cpu() - cpu_before)
+            })
+        })
+        .collect();
+    let (handshakes, cpu) = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .fold((0, Duration::ZERO), |(n, cpu), (more, spent)| {
+            (n + more, cpu + spent)
+        });
+    let elapsed = started.elapsed().as_secs_f64();
+    Outcome {
+        rate: handshakes as f64 / elapsed,
+        cpu: cpu.as_secs_f64() / elapsed,
+    }
 }
 
 /// Bytes of one frame on the wire.
@@ -168,6 +209,7 @@ impl Connection {
                         assert_eq!(message.request_id(), expected, "reply order");
                     }
                     Workload::FanOut { .. } => unreachable!("fan-out receivers count bytes"),
+                    Workload::Churn { .. } => unreachable!("churn reads only handshakes"),
                     Workload::Broadcast { batch, .. } => {
                         assert_eq!(message.type_code(), BROADCAST_OUT, "broadcast type");
                         let seq = u32::from_be_bytes(message.payload()[..4].try_into().unwrap());
@@ -200,6 +242,7 @@ pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome
     let count = match workload {
         Workload::Echo { connections, .. } => connections,
         Workload::Broadcast { receivers, .. } | Workload::FanOut { receivers, .. } => receivers,
+        Workload::Churn { clients } => return churn(port, clients, seconds),
     };
     let mut connections: Vec<Connection> = (0..count).map(|_| Connection::open(port)).collect();
     let mut poll = Poll::new().unwrap();
@@ -247,6 +290,7 @@ pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome
             }
             broadcasts_sent = 2 * batch as u32;
         }
+        Workload::Churn { .. } => unreachable!("churn returned above"),
     }
     while Instant::now() < deadline {
         poll.poll(&mut events, Some(Duration::from_millis(100)))
