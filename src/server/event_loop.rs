@@ -601,9 +601,24 @@ impl EventLoop {
     /// once). Peers holding nothing are never cut: what they would free is
     /// nothing.
     fn enforce_budget(&mut self) {
-        let budget = self.server.budget().clone();
         let loops = self.loops.clone();
-        let _one_loop_at_a_time = loops.enforcing.lock().unwrap_or_else(|e| e.into_inner());
+        let cut_here = {
+            let _one_loop_at_a_time = loops.enforcing.lock().unwrap_or_else(|e| e.into_inner());
+            self.choose_cuts()
+        };
+        // Closed once the lock is let go: their `on_disconnect` may run
+        // here (callbacks on the I/O thread), and no user code runs while
+        // a lock another loop may wait for is held.
+        for key in cut_here {
+            self.close(key, DisconnectReason::Error, true);
+        }
+    }
+
+    /// Picks the peers to cut, largest first, until what is left would fit
+    /// the budget: another loop's peers are cut now ([`Peer::cut`]); the
+    /// keys of this loop's are returned, to be closed.
+    fn choose_cuts(&self) -> Vec<usize> {
+        let budget = self.server.budget();
         // Peers of other loops: those whose sends failed already (cut
         // here or by another loop) hold what their loop is about to free.
         let (leaving, mut others): (Vec<_>, Vec<_>) = self
@@ -611,9 +626,10 @@ impl EventLoop {
             .into_iter()
             .partition(|peer| peer.failure().is_some());
         let mut freeing: usize = leaving.iter().map(|peer| peer.held_in_budget()).sum();
+        let mut cut_here = Vec::new();
         while budget.held().saturating_sub(freeing) > budget.limit() {
-            let Some((held, holder)) = self.largest_holder(&others) else {
-                return;
+            let Some((held, holder)) = self.largest_holder(&others, &cut_here) else {
+                break;
             };
             let peer = match &holder {
                 Holder::Here(key) => &self.connections[*key].peer,
@@ -622,13 +638,16 @@ impl EventLoop {
             log_at!(
                 Warn,
                 "the server holds {} bytes for its peers, over max_memory_bytes ({}); disconnecting peer {} ({}), which holds the most ({held} bytes)",
-                budget.held(),
+                budget.held().saturating_sub(freeing),
                 budget.limit(),
                 peer.id,
                 peer.addr
             );
             match holder {
-                Holder::Here(key) => self.close(key, DisconnectReason::Error, true),
+                Holder::Here(key) => {
+                    cut_here.push(key);
+                    freeing += held;
+                }
                 Holder::Elsewhere(index) => {
                     // Its queues go at once; its read side when its loop
                     // closes it.
@@ -638,6 +657,7 @@ impl EventLoop {
                 }
             }
         }
+        cut_here
     }
 
     /// The connected peers other loops hold (none with one loop).
@@ -651,11 +671,13 @@ impl EventLoop {
     }
 
     /// The peer holding the most of the memory budget, and how much, among
-    /// this loop's connections and `others`; `None` if none holds anything.
-    fn largest_holder(&self, others: &[Arc<Peer>]) -> Option<(usize, Holder)> {
+    /// this loop's connections but those `chosen` already, and `others`;
+    /// `None` if none holds anything.
+    fn largest_holder(&self, others: &[Arc<Peer>], chosen: &[usize]) -> Option<(usize, Holder)> {
         let here = self
             .connections
             .iter()
+            .filter(|(key, _)| !chosen.contains(key))
             .map(|(key, connection)| (connection.peer.held_in_budget(), key))
             .filter(|(held, _)| *held > 0)
             .max()
