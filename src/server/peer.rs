@@ -356,11 +356,7 @@ impl Peer {
     /// now, and its I/O thread is asked to close it, which frees what its
     /// read side holds.
     pub(super) fn cut(&self) {
-        {
-            let mut out = self.outbound();
-            self.fail(&mut out, DisconnectReason::Error);
-            out.clear();
-        }
+        self.drop_outbound(DisconnectReason::Error);
         self.lane.drop_queued();
         self.ask_to_close(DisconnectReason::Error);
     }
@@ -653,8 +649,8 @@ impl Peer {
                 peers: Vec::new(),
             })
         });
-        // Taken before the writes: a write never starts a turn, but a
-        // panic in `turn` must not leave one open.
+        // Ends the turn even if `turn` panics: its held bytes are written
+        // and no turn is left open on this thread.
         struct EndTurn;
         impl Drop for EndTurn {
             fn drop(&mut self) {
@@ -860,15 +856,19 @@ impl Peer {
         if flush_first {
             let _ = self.flush();
         }
-        {
-            let mut out = self.outbound();
-            self.fail(&mut out, DisconnectReason::Manual);
-            out.clear();
-        }
+        self.drop_outbound(DisconnectReason::Manual);
         if let Some(mut side) = self.try_read_side() {
             side.discard_inbound();
         }
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Refuses further sends (for `reason`, unless a failure came first)
+    /// and drops the queued bytes.
+    fn drop_outbound(&self, reason: DisconnectReason) {
+        let mut out = self.outbound();
+        self.fail(&mut out, reason);
+        out.clear();
     }
 
     fn outbound(&self) -> MutexGuard<'_, Outbound> {
