@@ -64,6 +64,9 @@ pub(super) enum Command {
     Read { key: usize, id: PeerId },
     /// Take over a connection the accepting loop counted for this one.
     Adopt { stream: TcpStream, addr: SocketAddr },
+    /// Write the corked bytes of these connections of this loop, which
+    /// another loop's turn held back (see [`Control::write_on_its_turn`]).
+    Write(Vec<Arc<Peer>>),
     /// Stop accepting, then close every connection, one per `interval`
     /// (all at once for zero) from `first_after` on, as `close_client`
     /// does.
@@ -103,6 +106,27 @@ impl Control {
 
     fn wake(&self) {
         let _ = self.waker.wake();
+    }
+
+    /// Has this loop write the corked bytes of `peers`, connections it
+    /// holds, in its next turn, woken once for all of them; they are
+    /// written here if its thread is gone.
+    pub fn write_on_its_turn(&self, peers: Vec<Arc<Peer>>) {
+        match self.queue(Command::Write(peers)) {
+            Ok(()) => self.wake(),
+            Err(Command::Write(peers)) => Peer::write_handed(peers),
+            Err(_) => unreachable!("the command sent was Write"),
+        }
+    }
+
+    /// A control of no running loop: its commands arrive on the receiver
+    /// (the poll is its waker's).
+    #[cfg(test)]
+    pub fn detached() -> (Arc<Control>, Receiver<Command>, Poll) {
+        let poll = Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), WAKER).unwrap();
+        let (commands, received) = crossbeam_channel::unbounded();
+        (Arc::new(Control { commands, waker }), received, poll)
     }
 }
 
@@ -272,6 +296,7 @@ impl EventLoop {
         IO_THREAD_OF.with(|of| of.set(self.server.as_ptr() as usize));
         let mut events = Events::with_capacity(1024);
         let callbacks_here = self.server.config().callbacks_on_io_thread;
+        let control = self.control.clone();
         loop {
             if let Err(e) = self.poll.poll(&mut events, self.poll_timeout()) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -286,7 +311,7 @@ impl EventLoop {
             let stop = match callbacks_here {
                 // What the turn's callbacks send to other peers leaves in
                 // one write per peer when it ends.
-                true => Peer::write_after_turn(|| self.turn(&events)),
+                true => Peer::write_after_turn(&control, || self.turn(&events)),
                 false => self.turn(&events),
             };
             if stop {
@@ -711,6 +736,7 @@ impl EventLoop {
                     }
                 }
                 Command::Adopt { stream, addr } => self.adopt(stream, addr),
+                Command::Write(peers) => Peer::write_handed(peers),
                 Command::Drain {
                     interval,
                     first_after,

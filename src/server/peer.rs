@@ -35,6 +35,11 @@ use crate::sys::PollWatch;
 /// Corked bytes of one peer written anyway once this many are queued.
 pub(crate) const CORK_LIMIT: usize = 64 * 1024;
 
+/// How many of another loop's peers an I/O thread's turn must hold back
+/// for that loop to write them (see [`Peer::write_after_turn`]); fewer
+/// are written by the turn's own thread.
+const HAND_OFF_AT: usize = 8;
+
 /// Whether a send may be held back by a cork (see [`Peer::run_corked`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cork {
@@ -60,6 +65,34 @@ thread_local! {
 struct Turn {
     id: u64,
     peers: Vec<Arc<Peer>>,
+}
+
+/// Writes the corked bytes of each of `peers`.
+fn write_each(peers: Vec<Arc<Peer>>) {
+    for peer in peers {
+        // Its failure is its own: its I/O thread closes it.
+        let _ = peer.write_corked();
+    }
+}
+
+/// Held peers of one other loop, and how to reach it.
+type OtherLoops = Vec<(Arc<Control>, Vec<Arc<Peer>>)>;
+
+/// Takes the peers of loops other than the one `own` reaches out of
+/// `peers`, by loop.
+fn take_other_loops(peers: &mut Vec<Arc<Peer>>, own: &Arc<Control>) -> OtherLoops {
+    let mut others: OtherLoops = Vec::new();
+    peers.retain(|peer| {
+        let Some(control) = peer.io_thread.as_ref().filter(|c| !Arc::ptr_eq(c, own)) else {
+            return true;
+        };
+        match others.iter_mut().find(|(c, _)| Arc::ptr_eq(c, control)) {
+            Some((_, theirs)) => theirs.push(peer.clone()),
+            None => others.push((control.clone(), vec![peer.clone()])),
+        }
+        false
+    });
+    others
 }
 
 /// Runs `f` on this thread's cork session, if it has one.
@@ -196,6 +229,9 @@ pub(crate) struct Peer {
     inbound_held: Gauge,
     /// The last I/O thread turn that holds back this peer's corked bytes.
     held_for_turn: AtomicU64,
+    /// Another loop's turn handed its corked bytes to this peer's loop,
+    /// which has not written them yet: not handed again meanwhile.
+    handed_over: AtomicBool,
     /// Times a thread with bytes to read found the read side taken.
     #[cfg(test)]
     pub reads_found_taken: AtomicU64,
@@ -307,6 +343,7 @@ impl Peer {
             io_thread: None,
             inbound_held,
             held_for_turn: AtomicU64::new(0),
+            handed_over: AtomicBool::new(false),
             #[cfg(test)]
             reads_found_taken: AtomicU64::new(0),
         }
@@ -621,10 +658,7 @@ impl Peer {
             outcome
         });
         for other in session.others.into_inner() {
-            if !other.hold_for_turn() {
-                // Its failure is its own: the I/O thread closes it.
-                let _ = other.write_corked();
-            }
+            other.write_after_this_turn();
         }
         let written = match more_follow() {
             true => Ok(()),
@@ -642,7 +676,13 @@ impl Peer {
     /// gets one write for the whole turn, however many peers' callbacks
     /// sent to it (game state fan-out: many senders, each broadcasting).
     /// A peer's own replies are not held (see [`Peer::run_corked`]).
-    pub fn write_after_turn<T>(turn: impl FnOnce() -> T) -> T {
+    ///
+    /// The held peers of another loop (`own` reaches this one) are handed
+    /// to it, one command and one wake-up per turn, so that each loop
+    /// writes its own receivers and a receiver gets one write per round
+    /// whichever loops its senders are on. Fewer than [`HAND_OFF_AT`] are
+    /// written here: the wake-up would cost more than the writes.
+    pub(super) fn write_after_turn<T>(own: &Arc<Control>, turn: impl FnOnce() -> T) -> T {
         TURN.with(|current| {
             *current.borrow_mut() = Some(Turn {
                 id: next_session_id(),
@@ -651,17 +691,28 @@ impl Peer {
         });
         // Ends the turn even if `turn` panics: its held bytes are written
         // and no turn is left open on this thread.
-        struct EndTurn;
-        impl Drop for EndTurn {
+        struct EndTurn<'a>(&'a Arc<Control>);
+        impl Drop for EndTurn<'_> {
             fn drop(&mut self) {
                 let held = TURN.with(|current| current.borrow_mut().take());
-                for peer in held.map(|turn| turn.peers).unwrap_or_default() {
-                    // Its failure is its own: its I/O thread closes it.
-                    let _ = peer.write_corked();
+                let mut here = held.map(|turn| turn.peers).unwrap_or_default();
+                for (control, mut peers) in take_other_loops(&mut here, self.0) {
+                    if peers.len() < HAND_OFF_AT {
+                        write_each(peers);
+                        continue;
+                    }
+                    // Those handed over before and not written yet will be
+                    // written with these bytes: pending hand-offs hold
+                    // each peer once, however long their loop is busy.
+                    peers.retain(|peer| !peer.handed_over.swap(true, Ordering::AcqRel));
+                    if !peers.is_empty() {
+                        control.write_on_its_turn(peers);
+                    }
                 }
+                write_each(here);
             }
         }
-        let _end = EndTurn;
+        let _end = EndTurn(own);
         turn()
     }
 
@@ -681,6 +732,26 @@ impl Peer {
         })
     }
 
+    /// Writes the corked bytes of `peers`, which another I/O thread's turn
+    /// handed to this one: at the end of this thread's turn if it is in
+    /// one.
+    pub(super) fn write_handed(peers: Vec<Arc<Peer>>) {
+        for peer in peers {
+            // Bytes corked from now on are handed over again.
+            peer.handed_over.store(false, Ordering::Release);
+            peer.write_after_this_turn();
+        }
+    }
+
+    /// Writes the corked bytes at the end of the calling I/O thread's
+    /// turn if it is in one, else now.
+    fn write_after_this_turn(self: &Arc<Self>) {
+        if !self.hold_for_turn() {
+            // Its failure is its own: its I/O thread closes it.
+            let _ = self.write_corked();
+        }
+    }
+
     /// Writes what this thread's cork session holds so far, if it has one
     /// (before its callback blocks); the session goes on.
     pub fn write_cork() {
@@ -692,10 +763,7 @@ impl Peer {
                 .collect()
         })
         .unwrap_or_default();
-        for peer in corked {
-            // A failure is the peer's own: the I/O thread closes it.
-            let _ = peer.write_corked();
-        }
+        write_each(corked);
     }
 
     /// Writes the queue if part of it was held back by a cork.
@@ -933,6 +1001,94 @@ mod tests {
         match remote.read(&mut buf) {
             Ok(n) => buf[..n].to_vec(),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// A peer held by the I/O thread reached through `control`, and its
+    /// client's end.
+    fn pair_on(control: &Arc<Control>) -> (Arc<Peer>, std::net::TcpStream) {
+        let (peer, remote) = pair(1 << 20);
+        let peer = Arc::into_inner(peer).unwrap();
+        (Arc::new(peer.watched_by(None, control.clone())), remote)
+    }
+
+    /// Runs a turn of the I/O thread reached through `own` in which a
+    /// callback of one of its peers sends `bytes` to each of `to`.
+    fn turn_sending(own: &Arc<Control>, to: &[(Arc<Peer>, std::net::TcpStream)], bytes: &[u8]) {
+        let (owner, _client) = pair_on(own);
+        Peer::write_after_turn(own, || {
+            let send_to_each = || {
+                for (peer, _) in to {
+                    peer.send([bytes, &[]]).unwrap();
+                }
+            };
+            owner.run_corked(0, || false, false, send_to_each).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_turn_writes_its_own_peers_at_its_end_and_hands_many_of_another_loop_to_it() {
+        let (here, _, _here_poll) = Control::detached();
+        let (there, there_commands, _there_poll) = Control::detached();
+        let (mine, mut mine_remote) = pair_on(&here);
+        let mut far: Vec<_> = (0..HAND_OFF_AT).map(|_| pair_on(&there)).collect();
+        let everyone: Vec<_> = far.iter().map(|(p, _)| p).chain([&mine]).cloned().collect();
+        let (owner, _client) = pair_on(&here);
+        Peer::write_after_turn(&here, || {
+            let send_to_everyone = || {
+                for peer in &everyone {
+                    peer.send([b"hi", &[]]).unwrap();
+                }
+            };
+            owner
+                .run_corked(0, || false, false, send_to_everyone)
+                .unwrap();
+            assert!(
+                available(&mut mine_remote).is_empty(),
+                "held to the turn's end"
+            );
+        });
+        assert_eq!(available(&mut mine_remote), b"hi");
+        for (_, remote) in far.iter_mut().step_by(HAND_OFF_AT - 1) {
+            assert!(available(remote).is_empty(), "written by the wrong loop");
+        }
+        let Ok(Command::Write(handed)) = there_commands.try_recv() else {
+            panic!("nothing handed to the other loop");
+        };
+        assert_eq!(handed.len(), far.len());
+        assert!(there_commands.try_recv().is_err(), "one hand-off per turn");
+        // Until that loop writes them, they are not handed again: a loop
+        // stuck in a long callback holds each of its peers once at most.
+        turn_sending(&here, &far, b"again");
+        assert!(there_commands.try_recv().is_err(), "handed twice");
+        // Nor after a turn wrote a few of them itself.
+        turn_sending(&here, &far[..1], b"few");
+        assert_eq!(available(&mut far[0].1), b"hiagainfew");
+        turn_sending(&here, &far, b"!");
+        assert!(there_commands.try_recv().is_err(), "handed twice");
+        Peer::write_handed(handed);
+        assert_eq!(available(&mut far[0].1), b"!");
+        assert_eq!(available(&mut far[HAND_OFF_AT - 1].1), b"hiagain!");
+        turn_sending(&here, &far, b"more");
+        assert!(
+            matches!(there_commands.try_recv(), Ok(Command::Write(again)) if again.len() == far.len()),
+            "written, then handed again"
+        );
+    }
+
+    #[test]
+    fn a_turn_writes_a_few_peers_of_another_loop_itself_and_all_once_that_loop_is_gone() {
+        let (here, _, _here_poll) = Control::detached();
+        let (there, there_commands, _there_poll) = Control::detached();
+        let mut few: Vec<_> = (0..HAND_OFF_AT - 1).map(|_| pair_on(&there)).collect();
+        turn_sending(&here, &few, b"few");
+        assert_eq!(available(&mut few[0].1), b"few", "a wake-up costs more");
+        assert!(there_commands.try_recv().is_err(), "nothing handed");
+        drop(there_commands);
+        let mut many: Vec<_> = (0..HAND_OFF_AT).map(|_| pair_on(&there)).collect();
+        turn_sending(&here, &many, b"many");
+        for (_, remote) in many.iter_mut().step_by(HAND_OFF_AT - 1) {
+            assert_eq!(available(remote), b"many", "its loop is gone");
         }
     }
 
