@@ -37,7 +37,8 @@ pub(crate) const CORK_LIMIT: usize = 64 * 1024;
 
 /// How many of another loop's peers an I/O thread's turn must hold back
 /// for that loop to write them (see [`Peer::write_after_turn`]); fewer
-/// are written by the turn's own thread.
+/// are written by the turn's own thread at once, so that a relay to one
+/// peer of another loop does not wait for that loop to wake.
 const HAND_OFF_AT: usize = 8;
 
 /// Whether a send may be held back by a cork (see [`Peer::run_corked`]).
@@ -73,6 +74,27 @@ fn write_each(peers: Vec<Arc<Peer>>) {
         // Its failure is its own: its I/O thread closes it.
         let _ = peer.write_corked();
     }
+}
+
+/// Writes the corked bytes of `peers`: those of the loop `own` reaches
+/// (the caller's) here, and those of each other loop that holds
+/// [`HAND_OFF_AT`] or more of them by that loop, handed over with one
+/// wake-up.
+fn write_or_hand_over(mut peers: Vec<Arc<Peer>>, own: &Arc<Control>) {
+    for (control, mut theirs) in take_other_loops(&mut peers, own) {
+        if theirs.len() < HAND_OFF_AT {
+            write_each(theirs);
+            continue;
+        }
+        // Those handed over before and not written yet will be written
+        // with these bytes: pending hand-offs hold each peer once, however
+        // long their loop is busy.
+        theirs.retain(|peer| !peer.handed_over.swap(true, Ordering::AcqRel));
+        if !theirs.is_empty() {
+            control.write_on_its_turn(theirs);
+        }
+    }
+    write_each(peers);
 }
 
 /// Held peers of one other loop, and how to reach it.
@@ -680,8 +702,7 @@ impl Peer {
     /// The held peers of another loop (`own` reaches this one) are handed
     /// to it, one command and one wake-up per turn, so that each loop
     /// writes its own receivers and a receiver gets one write per round
-    /// whichever loops its senders are on. Fewer than [`HAND_OFF_AT`] are
-    /// written here: the wake-up would cost more than the writes.
+    /// whichever loops its senders are on (see [`write_or_hand_over`]).
     pub(super) fn write_after_turn<T>(own: &Arc<Control>, turn: impl FnOnce() -> T) -> T {
         TURN.with(|current| {
             *current.borrow_mut() = Some(Turn {
@@ -695,21 +716,7 @@ impl Peer {
         impl Drop for EndTurn<'_> {
             fn drop(&mut self) {
                 let held = TURN.with(|current| current.borrow_mut().take());
-                let mut here = held.map(|turn| turn.peers).unwrap_or_default();
-                for (control, mut peers) in take_other_loops(&mut here, self.0) {
-                    if peers.len() < HAND_OFF_AT {
-                        write_each(peers);
-                        continue;
-                    }
-                    // Those handed over before and not written yet will be
-                    // written with these bytes: pending hand-offs hold
-                    // each peer once, however long their loop is busy.
-                    peers.retain(|peer| !peer.handed_over.swap(true, Ordering::AcqRel));
-                    if !peers.is_empty() {
-                        control.write_on_its_turn(peers);
-                    }
-                }
-                write_each(here);
+                write_or_hand_over(held.map(|turn| turn.peers).unwrap_or_default(), self.0);
             }
         }
         let _end = EndTurn(own);
@@ -1082,7 +1089,7 @@ mod tests {
         let (there, there_commands, _there_poll) = Control::detached();
         let mut few: Vec<_> = (0..HAND_OFF_AT - 1).map(|_| pair_on(&there)).collect();
         turn_sending(&here, &few, b"few");
-        assert_eq!(available(&mut few[0].1), b"few", "a wake-up costs more");
+        assert_eq!(available(&mut few[0].1), b"few", "written at once");
         assert!(there_commands.try_recv().is_err(), "nothing handed");
         drop(there_commands);
         let mut many: Vec<_> = (0..HAND_OFF_AT).map(|_| pair_on(&there)).collect();
