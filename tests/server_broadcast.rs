@@ -280,14 +280,7 @@ fn with_callbacks_on_the_io_thread_a_turn_of_broadcasts_reaches_a_receiver_in_on
     server.on_connect(Some(Arc::new(move |_, peer| {
         let _ = connected.lock().unwrap().send(peer);
     })));
-    server
-        .route(
-            TRIGGER,
-            Arc::new(|server, _, message| {
-                server.broadcast(TO_ALL, message.payload(), &[]).unwrap();
-            }),
-        )
-        .unwrap();
+    support::route_broadcast(&server, TRIGGER, TO_ALL);
     // Holds the loop while the senders' messages arrive: the next poll
     // reports them all, in one turn.
     server

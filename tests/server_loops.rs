@@ -59,14 +59,7 @@ impl LoopServer {
             let _ = disconnected.lock().unwrap().send((peer, reason));
         })));
         support::route_echo(&server, ECHO);
-        server
-            .route(
-                SHOUT,
-                Arc::new(|server, _, message| {
-                    server.broadcast(BROADCAST, message.payload(), &[]).unwrap();
-                }),
-            )
-            .unwrap();
+        support::route_broadcast(&server, SHOUT, BROADCAST);
         server
             .route(
                 RELAY,

@@ -90,6 +90,17 @@ pub fn churn(port: u16, clients: usize, seconds: f64) -> Outcome {
     }
 }
 
+/// Has each of `senders` broadcast the sequence numbers `seqs`, in one
+/// write each.
+fn broadcast_from_each(senders: &mut [Connection], seqs: std::ops::Range<u32>) {
+    for sender in senders {
+        for seq in seqs.clone() {
+            sender.queue_broadcast(seq);
+        }
+        sender.flush();
+    }
+}
+
 /// Bytes of one frame on the wire.
 const FRAME_BYTES: usize = 15 + PAYLOAD;
 
@@ -282,12 +293,7 @@ pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome
             connections[0].flush();
         }
         Workload::FanOut { senders, batch, .. } => {
-            for sender in &mut connections[..senders] {
-                for seq in 0..2 * batch {
-                    sender.queue_broadcast(seq as u32);
-                }
-                sender.flush();
-            }
+            broadcast_from_each(&mut connections[..senders], 0..2 * batch as u32);
             broadcasts_sent = 2 * batch as u32;
         }
         Workload::Churn { .. } => unreachable!("churn returned above"),
@@ -330,12 +336,8 @@ pub fn run(port: u16, workload: Workload, order: Order, seconds: f64) -> Outcome
             counted = bytes_received / FRAME_BYTES;
             let in_flight = senders * batch;
             if counted >= receivers * (senders * broadcasts_sent as usize - in_flight) {
-                for sender in &mut connections[..senders] {
-                    for seq in 0..batch {
-                        sender.queue_broadcast(broadcasts_sent + seq as u32);
-                    }
-                    sender.flush();
-                }
+                let next = broadcasts_sent..broadcasts_sent + batch as u32;
+                broadcast_from_each(&mut connections[..senders], next);
                 broadcasts_sent += batch as u32;
             }
         }

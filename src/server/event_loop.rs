@@ -5,8 +5,10 @@
 //! connection to the loop holding the fewest, itself included, where it
 //! stays for its whole life. Each loop greets, runs each handshake
 //! under its deadline, reads and decodes frames, hands them to
-//! [`Server::route_message`], writes queued bytes when a socket becomes writable,
-//! and closes connections. It never runs user code and never blocks: a
+//! [`Server::route_message`], writes queued bytes when a socket becomes writable
+//! or another loop hands it the writes of a turn ([`Command::Write`]), and
+//! closes connections. It runs user code only with `callbacks_on_io_thread`,
+//! and never waits for a peer: a
 //! connection that never completes its handshake costs only its table slot
 //! until its deadline, and a connection that floods is read a bounded
 //! amount per turn so others are served too.
@@ -626,9 +628,12 @@ impl EventLoop {
     /// once). Peers holding nothing are never cut: what they would free is
     /// nothing.
     fn enforce_budget(&mut self) {
-        let loops = self.loops.clone();
         let cut_here = {
-            let _one_loop_at_a_time = loops.enforcing.lock().unwrap_or_else(|e| e.into_inner());
+            let _one_loop_at_a_time = self
+                .loops
+                .enforcing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             self.choose_cuts()
         };
         // Closed once the lock is let go: their `on_disconnect` may run

@@ -1019,17 +1019,23 @@ mod tests {
         (Arc::new(peer.watched_by(None, control.clone())), remote)
     }
 
+    /// Runs a callback batch of another peer that sends `bytes` to each
+    /// of `to`.
+    fn batch_sending<'a>(to: impl IntoIterator<Item = &'a Arc<Peer>>, bytes: &[u8]) {
+        let (owner, _client) = pair(1 << 20);
+        let send_to_each = || {
+            for peer in to {
+                peer.send([bytes, &[]]).unwrap();
+            }
+        };
+        owner.run_corked(0, || false, false, send_to_each).unwrap();
+    }
+
     /// Runs a turn of the I/O thread reached through `own` in which a
-    /// callback of one of its peers sends `bytes` to each of `to`.
+    /// callback sends `bytes` to each of `to`.
     fn turn_sending(own: &Arc<Control>, to: &[(Arc<Peer>, std::net::TcpStream)], bytes: &[u8]) {
-        let (owner, _client) = pair_on(own);
         Peer::write_after_turn(own, || {
-            let send_to_each = || {
-                for (peer, _) in to {
-                    peer.send([bytes, &[]]).unwrap();
-                }
-            };
-            owner.run_corked(0, || false, false, send_to_each).unwrap();
+            batch_sending(to.iter().map(|(peer, _)| peer), bytes)
         });
     }
 
@@ -1039,17 +1045,8 @@ mod tests {
         let (there, there_commands, _there_poll) = Control::detached();
         let (mine, mut mine_remote) = pair_on(&here);
         let mut far: Vec<_> = (0..HAND_OFF_AT).map(|_| pair_on(&there)).collect();
-        let everyone: Vec<_> = far.iter().map(|(p, _)| p).chain([&mine]).cloned().collect();
-        let (owner, _client) = pair_on(&here);
         Peer::write_after_turn(&here, || {
-            let send_to_everyone = || {
-                for peer in &everyone {
-                    peer.send([b"hi", &[]]).unwrap();
-                }
-            };
-            owner
-                .run_corked(0, || false, false, send_to_everyone)
-                .unwrap();
+            batch_sending(far.iter().map(|(peer, _)| peer).chain([&mine]), b"hi");
             assert!(
                 available(&mut mine_remote).is_empty(),
                 "held to the turn's end"

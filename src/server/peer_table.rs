@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::peer::{Peer, PeerId};
 
@@ -41,18 +41,18 @@ impl PeerTable {
     }
 
     pub fn insert(&self, peer: Arc<Peer>) {
-        let mut shard = self
-            .shard(peer.id)
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        self.version.fetch_add(1, Ordering::AcqRel);
-        shard.insert(peer.id, peer);
+        self.change(peer.id).insert(peer.id, peer);
     }
 
     pub fn remove(&self, id: PeerId) {
-        let mut shard = self.shard(id).write().unwrap_or_else(|e| e.into_inner());
+        self.change(id).remove(&id);
+    }
+
+    /// The shard of peer `id`, to change: the version counts the change.
+    fn change(&self, id: PeerId) -> RwLockWriteGuard<'_, Shard> {
+        let shard = self.shard(id).write().unwrap_or_else(|e| e.into_inner());
         self.version.fetch_add(1, Ordering::AcqRel);
-        shard.remove(&id);
+        shard
     }
 
     /// How many times the table changed.

@@ -36,6 +36,18 @@ pub fn route_echo(server: &veltix::server::Server, type_code: u16) {
     server.route(type_code, std::sync::Arc::new(echo)).unwrap();
 }
 
+/// Routes `type_code` on `server` to a broadcast of the payload to every
+/// peer, as type `to`.
+pub fn route_broadcast(server: &veltix::server::Server, type_code: u16, to: u16) {
+    let broadcast =
+        move |server: &veltix::server::Server, _, message: &veltix::protocol::Message| {
+            server.broadcast(to, message.payload(), &[]).unwrap();
+        };
+    server
+        .route(type_code, std::sync::Arc::new(broadcast))
+        .unwrap();
+}
+
 /// The Python interpreter of the test venv holding `veltix==3.3.0`:
 /// `$VELTIX_TEST_PYTHON`, else `.venv/bin/python` (created by
 /// `scripts/test.sh`). Missing is a test failure, never a skip.
