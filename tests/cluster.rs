@@ -281,12 +281,12 @@ fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
 
 /// Three nodes on `redis`, each with its bus state reported.
 fn three_nodes(redis: &RedisServer, cluster: &str) -> [NodeProcess; 3] {
+    // A node starts in well under a second natively; under qemu-user, with
+    // the suite's tests starting theirs at once on 2 cores, once over 10 s.
+    const NODE_START: Duration = Duration::from_secs(30);
     [1, 2, 3].map(|id| {
         let node = NodeProcess::start("node_process", &redis.url(), cluster, id);
-        assert_eq!(
-            node.next_event_matching("state", Duration::from_secs(10)),
-            "state 1"
-        );
+        assert_eq!(node.next_event_matching("state", NODE_START), "state 1");
         node
     })
 }
